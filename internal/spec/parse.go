@@ -1,0 +1,386 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FieldError is one thing wrong with a manifest, located as precisely as
+// the YAML allows.
+type FieldError struct {
+	File  string // as given to Parse
+	Line  int    // 1-based; 0 when unknown
+	Field string // e.g. components[1].name; empty for the whole document
+	Msg   string
+}
+
+func (e FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Error lists every problem found in a manifest, in file order.
+type Error struct {
+	Problems []FieldError
+}
+
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// ReadFile parses and validates dir/aim.yaml, or the file itself when path
+// names a file.
+func ReadFile(p string) (*Manifest, error) {
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		p = filepath.Join(p, FileName)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	return Parse(p, data)
+}
+
+// maxManifest bounds what Parse reads; a manifest is a page, not a payload.
+const maxManifest = 1 << 20
+
+// Parse decodes a manifest strictly (unknown fields, wrong types and
+// missing required fields are errors that name the line and the field),
+// validates it and fills the defaults that depend on the manifest itself.
+// file names the manifest in error messages.
+func Parse(file string, data []byte) (*Manifest, error) {
+	if len(data) > maxManifest {
+		return nil, &Error{[]FieldError{{File: file, Msg: fmt.Sprintf("manifest is %d bytes; the limit is %d", len(data), maxManifest)}}}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{[]FieldError{yamlSyntaxError(file, err)}}
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{[]FieldError{{File: file, Msg: "manifest is empty"}}}
+	}
+	idx := indexNodes(root.Content[0])
+
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &Error{[]FieldError{yamlSyntaxError(file, err)}}
+		}
+		probs := make([]FieldError, 0, len(te.Errors))
+		for _, s := range te.Errors {
+			probs = append(probs, typeError(file, s, idx))
+		}
+		return nil, &Error{probs}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		return nil, &Error{[]FieldError{{File: file, Line: extra.Line, Msg: "only one YAML document is allowed"}}}
+	}
+	if probs := m.validate(file, idx); len(probs) > 0 {
+		return nil, &Error{probs}
+	}
+	m.fillDefaults()
+	return &m, nil
+}
+
+// nodeIndex maps field paths to the YAML nodes that hold them, and lines
+// back to the path of the first key on that line.
+type nodeIndex struct {
+	byPath map[string]*yaml.Node
+	byLine map[int]string
+}
+
+func indexNodes(doc *yaml.Node) *nodeIndex {
+	idx := &nodeIndex{byPath: map[string]*yaml.Node{}, byLine: map[int]string{}}
+	var walk func(n *yaml.Node, p string)
+	walk = func(n *yaml.Node, p string) {
+		idx.byPath[p] = n
+		if _, ok := idx.byLine[n.Line]; !ok && p != "" && n.Kind != yaml.MappingNode {
+			idx.byLine[n.Line] = p
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				cp := k
+				if p != "" {
+					cp = p + "." + k
+				}
+				if _, ok := idx.byLine[n.Content[i].Line]; !ok {
+					idx.byLine[n.Content[i].Line] = cp
+				}
+				walk(n.Content[i+1], cp)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", p, i))
+			}
+		}
+	}
+	walk(doc, "")
+	return idx
+}
+
+// line returns the line of the field at path p, or of its nearest parent
+// present in the file.
+func (idx *nodeIndex) line(p string) int {
+	for {
+		if n, ok := idx.byPath[p]; ok {
+			return n.Line
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			if n, ok := idx.byPath[""]; ok {
+				return n.Line
+			}
+			return 0
+		}
+		p = p[:i]
+	}
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func yamlSyntaxError(file string, err error) FieldError {
+	s := err.Error()
+	if m := yamlLine.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return FieldError{File: file, Line: n, Msg: "not valid YAML: " + m[2]}
+	}
+	return FieldError{File: file, Msg: "not valid YAML: " + strings.TrimPrefix(s, "yaml: ")}
+}
+
+var (
+	unknownField = regexp.MustCompile(`^field (\S+) not found in type spec\.(\w+)$`)
+	cannotDecode = regexp.MustCompile("^cannot unmarshal !!(\\w+) `?(.*?)`? into (\\S+)$")
+)
+
+// typeError turns one of yaml's "line N: ..." messages into a FieldError
+// that a provider can act on without knowing aim's Go types.
+func typeError(file, s string, idx *nodeIndex) FieldError {
+	fe := FieldError{File: file, Msg: s}
+	m := yamlLine.FindStringSubmatch(s)
+	if m == nil {
+		return fe
+	}
+	fe.Line, _ = strconv.Atoi(m[1])
+	fe.Msg = m[2]
+	field := idx.byLine[fe.Line]
+	if u := unknownField.FindStringSubmatch(fe.Msg); u != nil {
+		fe.Field = field
+		fe.Msg = fmt.Sprintf("unknown field %q in %s", u[1], strings.ToLower(u[2]))
+		return fe
+	}
+	if c := cannotDecode.FindStringSubmatch(fe.Msg); c != nil {
+		fe.Field = field
+		fe.Msg = fmt.Sprintf("expected %s, got %s", goTypeName(c[3]), yamlKind(c[1], c[2]))
+		return fe
+	}
+	fe.Field = field
+	return fe
+}
+
+func goTypeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "*"):
+		return goTypeName(t[1:])
+	}
+	return "a mapping"
+}
+
+func yamlKind(tag, val string) string {
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	}
+	if val != "" {
+		return fmt.Sprintf("%q", val)
+	}
+	return "a " + tag
+}
+
+var (
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// ValidName says why s is not a DNS label, or returns nil.
+func ValidName(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is required")
+	case len(s) > 63:
+		return fmt.Errorf("%q is %d characters; a DNS label has at most 63", s, len(s))
+	case !dnsLabel.MatchString(s):
+		return fmt.Errorf("%q is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit", s)
+	}
+	return nil
+}
+
+func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
+	var probs []FieldError
+	add := func(field, format string, args ...any) {
+		probs = append(probs, FieldError{File: file, Line: idx.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if err := ValidName(m.Name); err != nil {
+		add("name", "%v", err)
+	}
+	if len(m.Title) > 100 {
+		add("title", "is %d characters; at most 100", len(m.Title))
+	}
+	if len(m.Description) > 2000 {
+		add("description", "is %d characters; at most 2000", len(m.Description))
+	}
+	for i, t := range m.Tags {
+		if t == "" || len(t) > 32 {
+			add(fmt.Sprintf("tags[%d]", i), "a tag has 1 to 32 characters")
+		}
+	}
+	if len(m.Components) == 0 {
+		add("components", "is required: a solution has at least one component")
+	}
+	seen := map[string]bool{}
+	single := len(m.Components) == 1
+	publicCount := 0
+	for i, c := range m.Components {
+		f := fmt.Sprintf("components[%d]", i)
+		if err := ValidName(c.Name); err != nil {
+			add(f+".name", "%v", err)
+		} else if seen[c.Name] {
+			add(f+".name", "%q is used by another component", c.Name)
+		}
+		seen[c.Name] = true
+		switch {
+		case c.Image == "" && c.Build == "":
+			add(f, "needs either image (a reference) or build (a directory with a Dockerfile)")
+		case c.Image != "" && c.Build != "":
+			add(f, "has both image and build; keep one")
+		case c.Build != "":
+			if filepath.IsAbs(c.Build) || strings.HasPrefix(path.Clean(filepath.ToSlash(c.Build)), "../") || path.Clean(c.Build) == ".." {
+				add(f+".build", "%q must be a directory inside the solution's directory", c.Build)
+			}
+		case strings.ContainsAny(c.Image, " \t\n"):
+			add(f+".image", "%q is not an image reference", c.Image)
+		}
+		if c.Dockerfile != "" && c.Build == "" {
+			add(f+".dockerfile", "only goes with build")
+		}
+		if c.IsPublic() || (c.Public == nil && single) {
+			publicCount++
+		} else if len(c.Paths) > 0 {
+			add(f+".paths", "only a public component has paths; add public: true")
+		}
+		for j, p := range c.Paths {
+			pf := fmt.Sprintf("%s.paths[%d]", f, j)
+			if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# \t") || path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/" {
+				add(pf, "%q is not a clean path prefix like /api", p)
+			}
+		}
+		for k := range c.Env {
+			if !envName.MatchString(k) {
+				add(f+".env."+k, "%q is not a valid environment variable name", k)
+			}
+		}
+		if c.Resources.Pids < 0 {
+			add(f+".resources.pids", "must not be negative")
+		}
+	}
+	if len(m.Components) > 0 && publicCount == 0 {
+		add("components", "no component is public: mark the one that serves the web page with public: true")
+	}
+	if s := m.Scaling; s.Min < 0 || s.Max < 0 || s.Concurrency < 0 {
+		add("scaling", "min, max and concurrency must not be negative")
+	} else if s.Max > 0 && s.Min > s.Max {
+		add("scaling.min", "is %d, above max %d", s.Min, s.Max)
+	}
+	if l := m.Limits; l.RPS < 0 || l.Burst < 0 {
+		add("limits", "rps and burst must not be negative")
+	}
+	if len(probs) > 0 {
+		return probs
+	}
+	// Routes are checked once the defaults are known, on a copy, so that a
+	// manifest with errors is never half-filled.
+	c := *m
+	c.Components = append([]Component(nil), m.Components...)
+	if err := c.fillDefaults(); err != nil {
+		add(err.field, "%s", err.msg)
+	}
+	return probs
+}
+
+type defaultsError struct{ field, msg string }
+
+// fillDefaults makes the single component public, gives the first public
+// component "/" and checks that every path is routed once.
+func (m *Manifest) fillDefaults() *defaultsError {
+	yes := true
+	if len(m.Components) == 1 && m.Components[0].Public == nil {
+		m.Components[0].Public = &yes
+	}
+	owner := map[string]string{}
+	first := true
+	for i := range m.Components {
+		c := &m.Components[i]
+		if !c.IsPublic() {
+			continue
+		}
+		if len(c.Paths) == 0 {
+			if !first {
+				return &defaultsError{fmt.Sprintf("components[%d].paths", i), "a public component other than the first must name its path prefixes, e.g. [/api]"}
+			}
+			c.Paths = []string{"/"}
+		}
+		first = false
+		for _, p := range c.Paths {
+			if o, ok := owner[p]; ok {
+				return &defaultsError{fmt.Sprintf("components[%d].paths", i), fmt.Sprintf("%q is already routed to component %q", p, o)}
+			}
+			owner[p] = c.Name
+		}
+	}
+	if _, ok := owner["/"]; !ok {
+		return &defaultsError{"components", `no public component serves "/": the solution's web page must be at /`}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+// Package spec is aim's packaging standard: the aim.yaml manifest, its strict
+// parser and its validation. Everything else in aim takes a validated
+// *Manifest, so the rules live here and nowhere else.
+package spec
+
+import "time"
+
+// FileName is the manifest's name inside a solution directory.
+const FileName = "aim.yaml"
+
+// Port is the one port every component serves HTTP on.
+const Port = 8080
+
+// Manifest is a solution as its provider describes it in aim.yaml.
+type Manifest struct {
+	// Name is a DNS label; it becomes the solution's subdomain. Required.
+	Name string `yaml:"name" json:"name"`
+	// Title is the human name shown in the catalog. Empty means Name.
+	Title       string   `yaml:"title,omitempty" json:"title,omitempty"`
+	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
+	Provider    Provider `yaml:"provider,omitempty" json:"provider,omitempty"`
+	Tags        []string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	// Components are the containers of the solution. At least one.
+	Components []Component `yaml:"components" json:"components"`
+	Scaling    Scaling     `yaml:"scaling,omitempty" json:"scaling,omitempty"`
+	Limits     Limits      `yaml:"limits,omitempty" json:"limits,omitempty"`
+}
+
+// Provider says who offers the solution and how to reach them.
+type Provider struct {
+	Name    string `yaml:"name,omitempty" json:"name,omitempty"`
+	Contact string `yaml:"contact,omitempty" json:"contact,omitempty"`
+}
+
+// Component is one container image of a solution.
+type Component struct {
+	// Name is a DNS label, unique in the solution. Siblings reach the
+	// component at http://<name>:8080.
+	Name string `yaml:"name" json:"name"`
+	// Image is an image reference the engine has or can pull. Exactly one
+	// of Image and Build is set.
+	Image string `yaml:"image,omitempty" json:"image,omitempty"`
+	// Build is a directory, relative to aim.yaml, holding a Dockerfile.
+	Build string `yaml:"build,omitempty" json:"build,omitempty"`
+	// Dockerfile names the Dockerfile inside Build. Empty means "Dockerfile".
+	Dockerfile string `yaml:"dockerfile,omitempty" json:"dockerfile,omitempty"`
+	// Public components are reachable through the gateway. Nil means true
+	// for a solution's only component and false otherwise.
+	Public *bool `yaml:"public,omitempty" json:"public,omitempty"`
+	// Paths are the path prefixes routed to a public component. Empty
+	// means "/" for the first public component; later public components
+	// must name theirs. The prefix is not stripped.
+	Paths     []string          `yaml:"paths,omitempty" json:"paths,omitempty"`
+	Env       map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Resources Resources         `yaml:"resources,omitempty" json:"resources,omitempty"`
+	// RunAsRoot lets a component whose image needs root keep it. By
+	// default aim runs a root image as uid 65534.
+	RunAsRoot bool `yaml:"runAsRoot,omitempty" json:"runAsRoot,omitempty"`
+}
+
+// IsPublic reports whether the gateway routes to the component.
+func (c Component) IsPublic() bool { return c.Public != nil && *c.Public }
+
+// Resources bound one replica of a component. Zero values take the
+// platform's defaults.
+type Resources struct {
+	// CPU in cores, e.g. "0.5" or 2.
+	CPU CPU `yaml:"cpu,omitempty" json:"cpu,omitempty"`
+	// Memory, e.g. "256Mi".
+	Memory ByteSize `yaml:"memory,omitempty" json:"memory,omitempty"`
+	// Pids caps the number of processes and threads.
+	Pids int64 `yaml:"pids,omitempty" json:"pids,omitempty"`
+}
+
+// Scaling says when a solution sleeps and how far it grows.
+type Scaling struct {
+	// Idle is how long without requests before the solution sleeps. Zero
+	// means the platform's --idle-timeout.
+	Idle Duration `yaml:"idle,omitempty" json:"idle,omitempty"`
+	// Min replicas; above 0 the solution never sleeps.
+	Min int `yaml:"min,omitempty" json:"min,omitempty"`
+	// Max replicas of each public component. Zero means 1.
+	Max int `yaml:"max,omitempty" json:"max,omitempty"`
+	// Concurrency is the in-flight requests per replica above which the
+	// scaler adds one. Zero means the platform default.
+	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	// Hold asks the gateway to hold browsers too instead of showing them
+	// a "starting" page while the solution wakes.
+	Hold bool `yaml:"hold,omitempty" json:"hold,omitempty"`
+}
+
+// Limits protect a solution at the gateway. Zero values take the
+// platform's defaults; the platform's caps bound them.
+type Limits struct {
+	// RPS is requests per second per client IP.
+	RPS float64 `yaml:"rps,omitempty" json:"rps,omitempty"`
+	// Burst is how many requests above RPS a client may send at once.
+	Burst int `yaml:"burst,omitempty" json:"burst,omitempty"`
+	// Body caps a request body, e.g. "10MiB".
+	Body ByteSize `yaml:"body,omitempty" json:"body,omitempty"`
+}
+
+// Defaults are the platform-wide values a manifest's zero fields take.
+type Defaults struct {
+	CPU         CPU
+	Memory      ByteSize
+	Pids        int64
+	Idle        time.Duration
+	Concurrency int
+}
+
+// DefaultDefaults are used when the operator sets nothing.
+var DefaultDefaults = Defaults{
+	CPU:         1000,
+	Memory:      512 << 20,
+	Pids:        256,
+	Idle:        30 * time.Minute,
+	Concurrency: 50,
+}
+
+// PublicComponents returns the public components in manifest order.
+func (m *Manifest) PublicComponents() []Component {
+	var out []Component
+	for _, c := range m.Components {
+		if c.IsPublic() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Component returns the named component.
+func (m *Manifest) Component(name string) (Component, bool) {
+	for _, c := range m.Components {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Component{}, false
+}
+
+// DisplayTitle is the title, or the name when there is none.
+func (m *Manifest) DisplayTitle() string {
+	if m.Title != "" {
+		return m.Title
+	}
+	return m.Name
+}
+
+// IdleTimeout is the solution's idle timeout, or def when it names none.
+func (m *Manifest) IdleTimeout(def time.Duration) time.Duration {
+	if m.Scaling.Idle > 0 {
+		return time.Duration(m.Scaling.Idle)
+	}
+	return def
+}
