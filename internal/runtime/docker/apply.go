@@ -1,0 +1,232 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// nobody is the user a root image runs as unless its manifest says
+// runAsRoot.
+const nobody = "65534:65534"
+
+// Apply implements runtime.Runtime.
+func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error {
+	if err := d.ensureNetwork(ctx, s.Manifest.Name); err != nil {
+		return err
+	}
+	existing, err := d.containers(ctx, s.Manifest.Name)
+	if err != nil {
+		return err
+	}
+	have := map[string]container.Summary{}
+	for _, c := range existing {
+		if generationOf(c.Labels) == s.Generation {
+			have[c.Labels[LabelComponent]+"/"+c.Labels[LabelReplica]] = c
+		}
+	}
+	for _, comp := range s.Manifest.Components {
+		for r := 0; r < replicas; r++ {
+			key := comp.Name + "/" + strconv.Itoa(r)
+			c, ok := have[key]
+			id := c.ID
+			if !ok {
+				if id, err = d.create(ctx, s, comp, r); err != nil {
+					return err
+				}
+			} else if c.State == "running" {
+				continue
+			}
+			if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+				return fmt.Errorf("starting %s/%s: %w", s.Manifest.Name, comp.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Docker) ensureNetwork(ctx context.Context, solution string) error {
+	name := d.networkName(solution)
+	if _, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("inspecting network %s: %w", name, err)
+	}
+	_, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{LabelManaged: d.prefix, LabelSolution: solution},
+		Options: map[string]string{
+			// Containers of one solution talk among themselves; other
+			// solutions are kept out by the engine's isolation between
+			// bridge networks.
+			"com.docker.network.bridge.enable_icc": "true",
+		},
+	})
+	if err != nil && !errdefs.IsConflict(err) {
+		return fmt.Errorf("creating network %s: %w", name, err)
+	}
+	return nil
+}
+
+// createOptions is the whole container definition, kept pure so that it
+// can be pinned by golden tests.
+func createOptions(s runtime.Spec, comp spec.Component, replica int, imageUser, prefix, netName string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	res := comp.Resources
+	if res.CPU == 0 {
+		res.CPU = s.Defaults.CPU
+	}
+	if res.Memory == 0 {
+		res.Memory = s.Defaults.Memory
+	}
+	if res.Pids == 0 {
+		res.Pids = s.Defaults.Pids
+	}
+	env := []string{
+		"PORT=" + strconv.Itoa(spec.Port),
+		"AIM_SOLUTION=" + s.Manifest.Name,
+		"AIM_COMPONENT=" + comp.Name,
+	}
+	keys := make([]string, 0, len(comp.Env))
+	for k := range comp.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+comp.Env[k])
+	}
+	user := ""
+	if !comp.RunAsRoot && isRoot(imageUser) {
+		user = nobody
+	}
+	stop := 10
+	cfg := &container.Config{
+		Image:    s.Images[comp.Name],
+		Env:      env,
+		User:     user,
+		Hostname: comp.Name,
+		Labels: map[string]string{
+			LabelManaged:    prefix,
+			LabelSolution:   s.Manifest.Name,
+			LabelComponent:  comp.Name,
+			LabelGeneration: strconv.FormatInt(s.Generation, 10),
+			LabelReplica:    strconv.Itoa(replica),
+			LabelPublic:     strconv.FormatBool(comp.IsPublic()),
+		},
+		StopTimeout: &stop,
+	}
+	pids := res.Pids
+	host := &container.HostConfig{
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		// The engine restarts a crashed container with its own growing
+		// back-off, also while aim itself is down.
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		LogConfig:     container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
+		Resources: container.Resources{
+			Memory:    int64(res.Memory),
+			NanoCPUs:  int64(res.CPU) * 1e6,
+			PidsLimit: &pids,
+		},
+		NetworkMode: container.NetworkMode(netName),
+	}
+	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		netName: {Aliases: []string{comp.Name}},
+	}}
+	return cfg, host, netCfg
+}
+
+func isRoot(user string) bool {
+	u, _, _ := strings.Cut(user, ":")
+	return u == "" || u == "root" || u == "0"
+}
+
+func (d *Docker) create(ctx context.Context, s runtime.Spec, comp spec.Component, replica int) (string, error) {
+	img, err := d.cli.ImageInspect(ctx, s.Images[comp.Name])
+	if err != nil {
+		return "", fmt.Errorf("component %s: image %q: %w", comp.Name, s.Images[comp.Name], err)
+	}
+	imageUser := ""
+	if img.Config != nil {
+		imageUser = img.Config.User
+	}
+	cfg, host, netCfg := createOptions(s, comp, replica, imageUser, d.prefix, d.networkName(s.Manifest.Name))
+	name := d.containerName(s.Manifest.Name, comp.Name, s.Generation, replica)
+	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
+	if errdefs.IsConflict(err) {
+		// A container of that name is left from a crash between create
+		// and label lookup; it is ours by name, so replace it.
+		_ = d.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
+		resp, err = d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating %s/%s: %w", s.Manifest.Name, comp.Name, err)
+	}
+	return resp.ID, nil
+}
+
+// Scale implements runtime.Runtime.
+func (d *Docker) Scale(ctx context.Context, s runtime.Spec, replicas int) error {
+	if replicas > 0 {
+		return errors.Join(d.Apply(ctx, s, replicas), d.stopAbove(ctx, s, replicas))
+	}
+	return d.stopAbove(ctx, s, 0)
+}
+
+// stopAbove stops the replicas numbered n and up of generation s.Generation.
+func (d *Docker) stopAbove(ctx context.Context, s runtime.Spec, n int) error {
+	cs, err := d.containers(ctx, s.Manifest.Name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cs {
+		if generationOf(c.Labels) != s.Generation || replicaOf(c.Labels) < n || c.State != "running" {
+			continue
+		}
+		if err := d.cli.ContainerStop(ctx, c.ID, container.StopOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", strings.TrimPrefix(c.Names[0], "/"), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Prune implements runtime.Runtime.
+func (d *Docker) Prune(ctx context.Context, name string, keep int64) error {
+	cs, err := d.containers(ctx, name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cs {
+		if generationOf(c.Labels) == keep {
+			continue
+		}
+		if err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing %s: %w", c.ID[:12], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Remove implements runtime.Runtime.
+func (d *Docker) Remove(ctx context.Context, name string) error {
+	if err := d.Prune(ctx, name, -1); err != nil {
+		return err
+	}
+	if err := d.cli.NetworkRemove(ctx, d.networkName(name)); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("removing network of %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/errdefs"
+)
+
+// Build builds an image from a tar build context with the engine's
+// classic builder and tags it. progress receives the builder's output a
+// line at a time; it may be nil.
+func (d *Docker) Build(ctx context.Context, buildContext io.Reader, dockerfile, tag string, progress func(string)) error {
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
+	resp, err := d.cli.ImageBuild(ctx, buildContext, build.ImageBuildOptions{
+		Tags:        []string{tag},
+		Dockerfile:  dockerfile,
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+		Labels:      map[string]string{LabelManaged: d.prefix},
+	})
+	if err != nil {
+		return fmt.Errorf("building %s: %w", tag, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	var last string
+	for {
+		var msg struct {
+			Stream      string `json:"stream"`
+			Status      string `json:"status"`
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("reading build output of %s: %w", tag, err)
+		}
+		if msg.Error != "" {
+			e := msg.ErrorDetail.Message
+			if e == "" {
+				e = msg.Error
+			}
+			if last != "" {
+				return fmt.Errorf("building %s failed at %q: %s", tag, last, e)
+			}
+			return fmt.Errorf("building %s failed: %s", tag, e)
+		}
+		for _, line := range strings.Split(strings.TrimRight(msg.Stream+msg.Status, "\n"), "\n") {
+			if line == "" {
+				continue
+			}
+			if strings.HasPrefix(line, "Step ") {
+				last = line
+			}
+			if progress != nil {
+				progress(line)
+			}
+		}
+	}
+	if _, err := d.cli.ImageInspect(ctx, tag); err != nil {
+		return fmt.Errorf("build of %s ended but the image is missing: %w", tag, err)
+	}
+	return nil
+}
+
+// EnsureImage makes sure the engine has ref, pulling it when it doesn't.
+func (d *Docker) EnsureImage(ctx context.Context, ref string, progress func(string)) error {
+	if _, err := d.cli.ImageInspect(ctx, ref); err == nil {
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("inspecting image %q: %w", ref, err)
+	}
+	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return fmt.Errorf("image %q is not on the engine and could not be pulled: %w", ref, err)
+	}
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	for {
+		var msg struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("pulling %q: %w", ref, err)
+		}
+		if msg.Error != "" {
+			return fmt.Errorf("image %q is not on the engine and could not be pulled: %s", ref, msg.Error)
+		}
+		if progress != nil && msg.Status != "" {
+			progress(msg.Status)
+		}
+	}
+	if _, err := d.cli.ImageInspect(ctx, ref); err != nil {
+		return fmt.Errorf("image %q: pulled, but the engine does not have it: %w", ref, err)
+	}
+	return nil
+}
+
+// RemoveImage deletes an image aim built; a missing one is not an error.
+func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
+	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("removing image %s: %w", ref, err)
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+// Package runtime defines what aim needs from the thing that runs
+// containers. The docker package implements it for one host; a Kubernetes
+// implementation serves clusters. The controller, the gateway and the
+// scaler see only these types, never Docker's or Kubernetes'.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// ErrNotFound is returned when a solution has nothing in the runtime.
+var ErrNotFound = errors.New("not found")
+
+// Spec is one generation of a solution, ready to run: the validated
+// manifest and the image each component runs.
+type Spec struct {
+	Manifest *spec.Manifest
+	// Images maps component names to image references the runtime has.
+	Images map[string]string
+	// Generation increases with every deploy; containers of other
+	// generations are pruned once this one answers.
+	Generation int64
+	// Defaults fill the manifest's unset resources.
+	Defaults spec.Defaults
+}
+
+// Runtime runs solutions. Implementations are safe for concurrent use on
+// different solutions; the controller serialises calls for one solution.
+type Runtime interface {
+	// Apply creates and starts the containers of s.Generation, replicas of
+	// each component, and the solution's network. It does not wait for
+	// them to answer. Containers of that generation that exist are kept.
+	Apply(ctx context.Context, s Spec, replicas int) error
+	// Scale sets every component of generation gen to replicas; 0 stops
+	// them all (the solution sleeps) and keeps them for a fast wake.
+	Scale(ctx context.Context, s Spec, replicas int) error
+	// Prune removes the containers of every generation but keep.
+	Prune(ctx context.Context, name string, keep int64) error
+	// Remove deletes everything the solution has in the runtime.
+	Remove(ctx context.Context, name string) error
+	// Inspect reports the solution's containers, or ErrNotFound.
+	Inspect(ctx context.Context, name string) (*Status, error)
+	// List reports every solution the runtime has containers for,
+	// including ones aim no longer knows (so they can be adopted or
+	// removed).
+	List(ctx context.Context) ([]Status, error)
+	// Logs streams a component's output (all components when component is
+	// empty), interleaved by time.
+	Logs(ctx context.Context, name, component string, opts LogOptions) (io.ReadCloser, error)
+}
+
+// LogOptions select what Logs returns.
+type LogOptions struct {
+	Follow bool
+	// Tail is how many lines of the past to return; 0 means all.
+	Tail int
+}
+
+// Status is what the runtime has for one solution.
+type Status struct {
+	Name       string
+	Components []ComponentStatus
+}
+
+// ComponentStatus lists a component's replicas of every generation.
+type ComponentStatus struct {
+	Name     string
+	Replicas []Replica
+}
+
+// Replica is one running or stopped container (or pod).
+type Replica struct {
+	ID         string
+	Generation int64
+	// Addr is host:port the gateway dials; empty when not running.
+	Addr     string
+	Running  bool
+	ExitCode int
+	// OOMKilled says the memory limit ended it.
+	OOMKilled bool
+	// Restarts counts the runtime's restarts since creation.
+	Restarts   int
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// Pid is the main process's pid on the host, 0 when unknown. It lets
+	// aim tell which ports a process that ignores 8080 listens on.
+	Pid int
+}
+
+// Of returns the replicas of generation gen.
+func (c ComponentStatus) Of(gen int64) []Replica {
+	var out []Replica
+	for _, r := range c.Replicas {
+		if r.Generation == gen {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Component returns the named component's status.
+func (s *Status) Component(name string) (ComponentStatus, bool) {
+	for _, c := range s.Components {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return ComponentStatus{}, false
+}
