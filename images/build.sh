@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Build the local base images that aim example solutions build FROM.
+#
+#   images/build.sh python [--force]   -> aim-base/python:bookworm
+#   images/build.sh go     [--force]   -> aim-base/go:1.26
+#   images/build.sh all    [--force]   -> both
+#
+# Nothing is pulled from a registry: root filesystems are made with
+# debootstrap from the Debian mirror configured on this host, then
+# `docker import`ed. An image that already exists is not rebuilt (that is the
+# cache) unless --force is given. The root filesystem tarballs are kept under
+# ${AIM_CACHE:-$HOME/.cache/aim}/rootfs, so after `docker system prune` a
+# re-import takes seconds; --force also discards those tarballs.
+#
+# Environment:
+#   AIM_CACHE            cache directory (default $HOME/.cache/aim)
+#   AIM_DEBIAN_MIRROR    override the Debian mirror (default: from /etc/apt)
+#   AIM_DEBIAN_SECURITY  override the security mirror (default: from /etc/apt)
+#   AIM_GOROOT           Go installation copied into the Go image (default /usr/local/go)
+set -euo pipefail
+
+SUITE=bookworm
+PY_IMAGE=aim-base/python:bookworm
+GO_IMAGE=aim-base/go:1.26
+CACHE=${AIM_CACHE:-$HOME/.cache/aim}
+GOROOT_SRC=${AIM_GOROOT:-/usr/local/go}
+# Packages of the Python image beyond minbase. Nothing else.
+PY_PACKAGES="python3 python3-fastapi python3-uvicorn python3-numpy python3-multipart"
+# Debian package whose files include Swagger UI 3.x dist assets; only those
+# files are extracted (R itself is not installed), so /docs needs no CDN.
+SWAGGER_PKG=r-cran-swagger
+SWAGGER_SRC=usr/lib/R/site-library/swagger/dist3
+
+log() { printf '[images] %s\n' "$*" >&2; }
+die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required ($2)"; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "debootstrap and chroot need root"; }
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# First URI of the host's apt configuration (one-line or deb822 format) whose
+# path ends in the given suffix (/debian or /debian-security).
+apt_uri() {
+  local suffix=$1
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    awk -v sfx="$suffix" '
+      /^[[:space:]]*#/ { next }
+      /^deb[[:space:]]/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } ; next }
+      /^URIs:/ { for (i = 2; i <= NF; i++) print $i }
+    ' | sed 's:/*$::' | grep -E "${suffix}\$" | head -n1
+}
+
+mirror() {
+  local m=${AIM_DEBIAN_MIRROR:-$(apt_uri /debian)}
+  [ -n "$m" ] || die "no Debian mirror found in /etc/apt; set AIM_DEBIAN_MIRROR"
+  echo "$m"
+}
+
+security_mirror() {
+  echo "${AIM_DEBIAN_SECURITY:-$(apt_uri /debian-security)}"
+}
+
+WORK=""
+cleanup() {
+  if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+    umount "$WORK/root/proc" 2>/dev/null || true
+    umount "$WORK/root/dev" 2>/dev/null || true
+    # --one-file-system: never descend into a bind mount left behind.
+    rm -rf --one-file-system "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+new_work() {
+  cleanup
+  mkdir -p "$CACHE/tmp"
+  WORK=$(mktemp -d "$CACHE/tmp/rootfs.XXXXXX")
+  mkdir "$WORK/root"
+}
+
+# Pack $WORK/root into a tarball (without /dev, /proc, /sys contents).
+pack_rootfs() {
+  local out=$1
+  tar -C "$WORK/root" --numeric-owner \
+    --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+    -czf "$out.part" .
+  mv "$out.part" "$out"
+}
+
+# Remove what an image never needs at runtime: apt caches and lists, docs,
+# man pages, locales, logs.
+slim_rootfs() {
+  local r=$1
+  rm -rf "$r"/var/cache/apt/* "$r"/var/lib/apt/lists/* "$r"/var/cache/debconf/*-old \
+    "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* \
+    "$r"/usr/share/locale/* "$r"/usr/share/lintian "$r"/var/log/* "$r"/tmp/* "$r"/root/.cache
+  # Keep copyright files: licences of what we ship.
+}
+
+# Minimal Debian (variant minbase), cached as a tarball; sets MINBASE_TB.
+# (Functions set globals rather than echo, so they never run in a subshell:
+# the EXIT trap then always unmounts and removes the work directory.)
+ensure_minbase() {
+  local tb=$CACHE/rootfs/$SUITE-minbase.tar.gz
+  MINBASE_TB=$tb
+  if [ -f "$tb" ] && { [ "$FORCE" != 1 ] || [ "$MINBASE_FRESH" = 1 ]; }; then
+    return
+  fi
+  need_root
+  need debootstrap "apt-get install debootstrap"
+  local m; m=$(mirror)
+  log "debootstrap --variant=minbase $SUITE from $m (a few minutes)"
+  new_work
+  debootstrap --variant=minbase "$SUITE" "$WORK/root" "$m" >"$WORK/debootstrap.log" 2>&1 ||
+    { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
+  local sec; sec=$(security_mirror)
+  {
+    echo "deb $m $SUITE main"
+    echo "deb $m $SUITE-updates main"
+    [ -n "$sec" ] && echo "deb $sec $SUITE-security main"
+  } >"$WORK/root/etc/apt/sources.list"
+  slim_rootfs "$WORK/root"
+  mkdir -p "$CACHE/rootfs"
+  pack_rootfs "$tb"
+  cleanup
+  MINBASE_FRESH=1
+  log "cached $tb ($(du -h "$tb" | cut -f1))"
+}
+
+# Minbase + Python packages, cached as a tarball; sets PY_TB.
+ensure_python_tarball() {
+  local tb=$CACHE/rootfs/$SUITE-python.tar.gz
+  PY_TB=$tb
+  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
+    return
+  fi
+  need_root
+  ensure_minbase
+  new_work
+  tar -C "$WORK/root" -xzf "$MINBASE_TB"
+  local r=$WORK/root
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  mount -t proc proc "$r/proc"
+  mount --bind /dev "$r/dev"
+  log "installing into chroot: $PY_PACKAGES"
+  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
+    apt-get update -qq
+    apt-get upgrade -y -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends $PY_PACKAGES >/dev/null
+    cd /tmp && apt-get download -qq $SWAGGER_PKG
+    dpkg-deb -x /tmp/${SWAGGER_PKG}_*.deb /tmp/swg
+  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
+  mkdir -p "$r/usr/share/swagger-ui"
+  cp "$r/tmp/swg/$SWAGGER_SRC"/swagger-ui-bundle.js "$r/tmp/swg/$SWAGGER_SRC"/swagger-ui.css \
+    "$r/tmp/swg/$SWAGGER_SRC"/favicon-32x32.png "$r/usr/share/swagger-ui/"
+  cp "$r/tmp/swg/usr/share/doc/$SWAGGER_PKG/copyright" "$r/usr/share/swagger-ui/copyright"
+  echo "Swagger UI assets from the Debian package $SWAGGER_PKG ($SWAGGER_SRC)" >"$r/usr/share/swagger-ui/SOURCE"
+  umount "$r/proc" "$r/dev"
+  rm -f "$r/etc/resolv.conf"
+  # Byte-code is compiled now, since containers run with a read-only root.
+  chroot "$r" python3 -m compileall -q /usr/lib/python3/dist-packages >/dev/null 2>&1 || true
+  slim_rootfs "$r"
+  pack_rootfs "$tb"
+  cleanup
+  log "cached $tb ($(du -h "$tb" | cut -f1))"
+}
+
+build_python() {
+  if image_exists "$PY_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$PY_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  ensure_python_tarball
+  local tb=$PY_TB
+  log "docker import $PY_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PYTHONDONTWRITEBYTECODE=1' \
+    --change 'ENV PYTHONUNBUFFERED=1' \
+    --change 'ENV SWAGGER_UI_DIR=/usr/share/swagger-ui' \
+    --change 'CMD ["python3"]' \
+    -m "aim base: Debian $SUITE minbase + $PY_PACKAGES" \
+    "$tb" "$PY_IMAGE" >/dev/null
+  log "built $PY_IMAGE ($(docker image inspect -f '{{.Size}}' "$PY_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+build_go() {
+  if image_exists "$GO_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$GO_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  [ -x "$GOROOT_SRC/bin/go" ] || die "no Go at $GOROOT_SRC (set AIM_GOROOT)"
+  local ver; ver=$("$GOROOT_SRC/bin/go" env GOVERSION)
+  case "$ver" in go1.26*) ;; *) die "$GOROOT_SRC is $ver, $GO_IMAGE needs go1.26.x" ;; esac
+  local tb=$CACHE/rootfs/$SUITE-$ver.tar.gz
+  if [ ! -f "$tb" ] || [ "$FORCE" = 1 ]; then
+    need_root
+    ensure_minbase
+    new_work
+    tar -C "$WORK/root" -xzf "$MINBASE_TB"
+    log "adding $GOROOT_SRC ($ver) to the minbase root filesystem"
+    mkdir -p "$WORK/root/usr/local"
+    cp -a "$GOROOT_SRC" "$WORK/root/usr/local/go"
+    pack_rootfs "$tb"
+    cleanup
+    log "cached $tb ($(du -h "$tb" | cut -f1))"
+  fi
+  log "docker import $GO_IMAGE"
+  # GOTOOLCHAIN=local and GOPROXY=off: builds must not touch the network;
+  # example modules use only the standard library.
+  docker import \
+    --change 'ENV PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV GOTOOLCHAIN=local' \
+    --change 'ENV GOPROXY=off' \
+    --change 'ENV CGO_ENABLED=0' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["go","version"]' \
+    -m "aim base: Debian $SUITE minbase + $ver" \
+    "$tb" "$GO_IMAGE" >/dev/null
+  log "built $GO_IMAGE ($(docker image inspect -f '{{.Size}}' "$GO_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+FORCE=0
+MINBASE_FRESH=0
+target=""
+for a in "$@"; do
+  case "$a" in
+    --force|-f) FORCE=1 ;;
+    python|go|all) [ -z "$target" ] || usage; target=$a ;;
+    -h|--help) usage ;;
+    *) usage ;;
+  esac
+done
+[ -n "$target" ] || usage
+need docker "Docker Engine"
+docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon"
+
+case "$target" in
+  python) build_python ;;
+  go) build_go ;;
+  all) build_go; build_python ;;
+esac
+log "done"
