@@ -1,0 +1,373 @@
+// Package controller keeps solutions running as the store says they
+// should: it deploys them through a runtime, judges when they answer,
+// tells the gateway where they are, adopts what a previous aim left
+// running, and wakes sleeping solutions. It is the same for Docker and
+// Kubernetes; only the runtime differs.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
+)
+
+// State is a solution's state as users see it.
+type State string
+
+// The states of a solution.
+const (
+	Deploying State = "deploying" // first deploy in progress
+	Starting  State = "starting"  // containers started, not answering yet
+	Ready     State = "ready"
+	Sleeping  State = "sleeping" // scaled to zero; the next request wakes it
+	Waking    State = "waking"
+	Failed    State = "failed"
+)
+
+// Store is the part of the state store the controller uses.
+type Store interface {
+	Put(ctx context.Context, s *store.Solution) error
+	Get(ctx context.Context, name string) (*store.Solution, error)
+	List(ctx context.Context) ([]*store.Solution, error)
+	Delete(ctx context.Context, name string) error
+	SetState(ctx context.Context, name, state, lastError string) error
+	NextGeneration(ctx context.Context) (int64, error)
+}
+
+// Builder makes the images a solution's components run.
+type Builder interface {
+	Build(ctx context.Context, buildContext io.Reader, dockerfile, tag string, progress func(string)) error
+	EnsureImage(ctx context.Context, ref string, progress func(string)) error
+	RemoveImage(ctx context.Context, ref string) error
+}
+
+// Routes is the gateway's routing table.
+type Routes interface {
+	Set(gateway.RouteSpec)
+	Delete(name string)
+}
+
+// Config configures a Controller. Zero values take the defaults named.
+type Config struct {
+	// StartTimeout bounds how long a component may take to answer on
+	// 8080 after it starts. Zero means 60s.
+	StartTimeout time.Duration
+	// WakeTimeout bounds one wake. Zero means 2m.
+	WakeTimeout time.Duration
+	// Resync is how often running solutions are checked. Zero means 1s.
+	Resync time.Duration
+	// Defaults for manifest fields left empty. Zero means spec.DefaultDefaults.
+	Defaults spec.Defaults
+	// URL returns the public URL of a solution.
+	URL func(name string) string
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Controller is the single owner of solution lifecycles.
+type Controller struct {
+	cfg     Config
+	rt      runtime.Runtime
+	builder Builder
+	store   Store
+	routes  Routes
+	log     *slog.Logger
+	probe   *http.Client
+
+	mu   sync.Mutex
+	sols map[string]*solution
+}
+
+// solution is the controller's in-memory view of one solution.
+type solution struct {
+	// op serialises deploys, removals, wakes and sleeps of the solution.
+	op sync.Mutex
+
+	mu     sync.Mutex // guards the fields below
+	rec    *store.Solution
+	state  State
+	reason string
+	wake   *wakeOp
+}
+
+func (s *solution) snapshot() (*store.Solution, State, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec, s.state, s.reason
+}
+
+func (s *solution) set(state State, reason string) {
+	s.mu.Lock()
+	s.state, s.reason = state, reason
+	s.mu.Unlock()
+}
+
+// New builds a controller. Call Run to adopt what exists and keep it
+// running.
+func New(cfg Config, rt runtime.Runtime, b Builder, st Store, routes Routes) *Controller {
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	if cfg.WakeTimeout == 0 {
+		cfg.WakeTimeout = 2 * time.Minute
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = time.Second
+	}
+	if cfg.Defaults == (spec.Defaults{}) {
+		cfg.Defaults = spec.DefaultDefaults
+	}
+	if cfg.URL == nil {
+		cfg.URL = func(name string) string { return "http://" + name + ".localhost" }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DisableKeepAlives = true // probes must see a fresh listener each time
+	return &Controller{
+		cfg: cfg, rt: rt, builder: b, store: st, routes: routes, log: cfg.Logger,
+		probe: &http.Client{Transport: tr, Timeout: gateway.ReadyTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		sols: map[string]*solution{},
+	}
+}
+
+func (c *Controller) get(name string) *solution {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sols[name]
+}
+
+func (c *Controller) getOrCreate(name string) *solution {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.sols[name]
+	if !ok {
+		s = &solution{}
+		c.sols[name] = s
+	}
+	return s
+}
+
+func (c *Controller) runtimeSpec(rec *store.Solution) runtime.Spec {
+	return runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults}
+}
+
+// Run adopts what the store and the runtime hold, then keeps the routes
+// in step with the runtime until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	if err := c.adopt(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(c.cfg.Resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			c.resyncAll(ctx)
+		}
+	}
+}
+
+// adopt makes the runtime match the store after a start: containers of
+// solutions aim doesn't know are removed, leftovers of an interrupted
+// deploy are pruned, and every solution's route is restored. A solution
+// that was serving and whose containers are gone is started again.
+func (c *Controller) adopt(ctx context.Context) error {
+	recs, err := c.store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("reading solutions: %w", err)
+	}
+	have, err := c.rt.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the runtime: %w", err)
+	}
+	known := map[string]bool{}
+	for _, rec := range recs {
+		known[rec.Name] = true
+	}
+	for _, st := range have {
+		if !known[st.Name] {
+			c.log.Info("removing containers of an unknown solution", "solution", st.Name)
+			if err := c.rt.Remove(ctx, st.Name); err != nil {
+				c.log.Error("removing orphan", "solution", st.Name, "err", err)
+			}
+		}
+	}
+	for _, rec := range recs {
+		s := c.getOrCreate(rec.Name)
+		s.mu.Lock()
+		s.rec = rec
+		s.state, s.reason = State(rec.State), rec.LastError
+		s.mu.Unlock()
+		if err := c.rt.Prune(ctx, rec.Name, rec.Generation); err != nil {
+			c.log.Error("pruning", "solution", rec.Name, "err", err)
+		}
+		switch State(rec.State) {
+		case Sleeping, Failed:
+			c.publish(rec, State(rec.State), rec.LastError, nil)
+		case Deploying:
+			// aim stopped during the first deploy: nothing ever served.
+			msg := "the deploy was interrupted when aim stopped; deploy again"
+			s.set(Failed, msg)
+			_ = c.store.SetState(ctx, rec.Name, string(Failed), msg)
+			c.publish(rec, Failed, msg, nil)
+		default:
+			c.publish(rec, Starting, "", nil)
+			go c.restore(ctx, s, rec)
+		}
+	}
+	return nil
+}
+
+// restore brings an adopted solution back to serving: it starts what is
+// missing (Apply keeps containers that exist) and waits until it answers.
+func (c *Controller) restore(ctx context.Context, s *solution, rec *store.Solution) {
+	s.op.Lock()
+	defer s.op.Unlock()
+	sp := c.runtimeSpec(rec)
+	if err := c.rt.Apply(ctx, sp, replicasFor(rec.Manifest)); err != nil {
+		c.fail(ctx, s, rec, fmt.Sprintf("restarting after aim restarted: %v", err))
+		return
+	}
+	addrs, err := c.waitReady(ctx, sp)
+	if err != nil {
+		c.fail(ctx, s, rec, err.Error())
+		return
+	}
+	s.set(Ready, "")
+	_ = c.store.SetState(ctx, rec.Name, string(Ready), "")
+	c.publish(rec, Ready, "", addrs)
+}
+
+func (c *Controller) fail(ctx context.Context, s *solution, rec *store.Solution, reason string) {
+	c.log.Warn("solution failed", "solution", rec.Name, "reason", reason)
+	s.set(Failed, reason)
+	_ = c.store.SetState(ctx, rec.Name, string(Failed), reason)
+	c.publish(rec, Failed, reason, nil)
+}
+
+// replicasFor is how many replicas a solution runs when awake.
+func replicasFor(m *spec.Manifest) int {
+	if m.Scaling.Min > 1 {
+		return m.Scaling.Min
+	}
+	return 1
+}
+
+// publish tells the gateway about a solution. addrs maps public component
+// names to the addresses of their ready replicas.
+func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs map[string][]string) {
+	rs := gateway.RouteSpec{Name: rec.Name, Title: rec.Manifest.DisplayTitle(), Reason: reason}
+	switch st {
+	case Ready:
+		rs.State = gateway.StateReady
+	case Sleeping:
+		rs.State = gateway.StateSleeping
+	case Failed:
+		rs.State = gateway.StateFailed
+	default:
+		rs.State = gateway.StateStarting
+	}
+	for _, comp := range rec.Manifest.PublicComponents() {
+		rs.Upstreams = append(rs.Upstreams, gateway.Upstream{Component: comp.Name, Paths: comp.Paths, Addrs: addrs[comp.Name]})
+	}
+	c.routes.Set(rs)
+}
+
+// resyncAll follows crashes and restarts of awake solutions: the engine
+// restarts a crashed container (with back-off) and may give it a new
+// address, so the routes follow what the runtime reports.
+func (c *Controller) resyncAll(ctx context.Context) {
+	c.mu.Lock()
+	sols := make([]*solution, 0, len(c.sols))
+	for _, s := range c.sols {
+		sols = append(sols, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sols {
+		if !s.op.TryLock() {
+			continue // a deploy, wake or removal is in charge of it
+		}
+		rec, st, _ := s.snapshot()
+		if rec != nil && rec.Generation > 0 && st == Ready {
+			c.resync(ctx, s, rec)
+		}
+		s.op.Unlock()
+	}
+}
+
+func (c *Controller) resync(ctx context.Context, s *solution, rec *store.Solution) {
+	status, err := c.rt.Inspect(ctx, rec.Name)
+	if errors.Is(err, runtime.ErrNotFound) {
+		c.log.Warn("containers vanished; starting them again", "solution", rec.Name)
+		go c.restore(ctx, s, rec)
+		return
+	}
+	if err != nil {
+		c.log.Error("inspecting", "solution", rec.Name, "err", err)
+		return
+	}
+	addrs := map[string][]string{}
+	var down []string
+	for _, comp := range rec.Manifest.Components {
+		cs, _ := status.Component(comp.Name)
+		running := 0
+		for _, r := range cs.Of(rec.Generation) {
+			if r.Running && r.Addr != "" {
+				running++
+				if comp.IsPublic() {
+					addrs[comp.Name] = append(addrs[comp.Name], r.Addr)
+				}
+			} else {
+				down = append(down, describeDown(comp.Name, r))
+			}
+		}
+		if running == 0 && len(cs.Of(rec.Generation)) == 0 {
+			down = append(down, "component "+comp.Name+" has no container")
+		}
+	}
+	reason := ""
+	if len(down) > 0 {
+		reason = down[0]
+	}
+	_, _, prev := s.snapshot()
+	if reason != prev {
+		s.mu.Lock()
+		s.reason = reason
+		s.mu.Unlock()
+		if reason != "" {
+			c.log.Warn("solution degraded", "solution", rec.Name, "reason", reason)
+			_ = c.store.SetState(ctx, rec.Name, string(Ready), reason)
+		}
+	}
+	c.publish(rec, Ready, reason, addrs)
+}
+
+func describeDown(comp string, r runtime.Replica) string {
+	msg := fmt.Sprintf("component %s is not running", comp)
+	switch {
+	case r.OOMKilled:
+		msg = fmt.Sprintf("component %s was killed for using more than its memory limit", comp)
+	case r.ExitCode != 0:
+		msg = fmt.Sprintf("component %s exited with code %d", comp, r.ExitCode)
+	}
+	if r.Restarts > 0 {
+		msg += fmt.Sprintf(" (restarted %d times; the engine retries with back-off)", r.Restarts)
+	}
+	return msg
+}

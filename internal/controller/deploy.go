@@ -1,0 +1,177 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
+)
+
+// DeployRequest is one `aim deploy`.
+type DeployRequest struct {
+	Manifest *spec.Manifest
+	// Contexts holds a tar build context for each component that builds.
+	Contexts map[string]io.Reader
+	// SkipChecks records that the operator skipped conformance checks.
+	SkipChecks bool
+}
+
+// Progress receives human-readable steps of a deploy.
+type Progress func(component, msg string)
+
+// Deploy builds or fetches the images, starts the new generation, waits
+// until it answers and only then routes to it and removes the previous
+// one. A failed update leaves the previous generation serving.
+func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Progress) (*Info, error) {
+	if progress == nil {
+		progress = func(string, string) {}
+	}
+	m := req.Manifest
+	for _, comp := range m.Components {
+		if comp.Build != "" && req.Contexts[comp.Name] == nil {
+			return nil, &InputError{Msg: fmt.Sprintf("component %s builds from %q but no build context was uploaded", comp.Name, comp.Build)}
+		}
+	}
+	s := c.getOrCreate(m.Name)
+	s.op.Lock()
+	defer s.op.Unlock()
+
+	prev, _, _ := s.snapshot()
+	if prev == nil {
+		if got, err := c.store.Get(ctx, m.Name); err == nil {
+			prev = got
+		}
+	}
+	gen, err := c.store.NextGeneration(ctx)
+	if err != nil {
+		return nil, err
+	}
+	images := map[string]string{}
+	for _, comp := range m.Components {
+		if comp.Build != "" {
+			tag := fmt.Sprintf("aim.local/%s-%s:g%d", m.Name, comp.Name, gen)
+			progress(comp.Name, "building "+tag)
+			if err := c.builder.Build(ctx, req.Contexts[comp.Name], comp.Dockerfile, tag, func(line string) { progress(comp.Name, line) }); err != nil {
+				return nil, &InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+			}
+			images[comp.Name] = tag
+			continue
+		}
+		progress(comp.Name, "using image "+comp.Image)
+		if err := c.builder.EnsureImage(ctx, comp.Image, func(line string) { progress(comp.Name, line) }); err != nil {
+			return nil, &InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+		}
+		images[comp.Name] = comp.Image
+	}
+
+	rec := &store.Solution{Name: m.Name, Manifest: m, Images: images, Generation: gen, State: string(Starting), SkipChecks: req.SkipChecks}
+	first := prev == nil || prev.Generation == 0 || prev.State == string(Failed) || prev.State == string(Deploying)
+	if first {
+		if prev != nil {
+			rec.CreatedAt = prev.CreatedAt
+		}
+		rec.State = string(Deploying)
+		if err := c.store.Put(ctx, rec); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.rec, s.state, s.reason = rec, Deploying, ""
+		s.mu.Unlock()
+		c.publish(rec, Starting, "", nil)
+	}
+
+	sp := c.runtimeSpec(rec)
+	progress("", "starting containers")
+	err = c.rt.Apply(ctx, sp, replicasFor(m))
+	var addrs map[string][]string
+	if err == nil {
+		progress("", "waiting for the solution to answer on port 8080")
+		addrs, err = c.waitReady(ctx, sp)
+	}
+	if err != nil {
+		if !first {
+			// The previous generation goes on serving; the new one is
+			// removed so that nothing is left half-replaced.
+			_ = c.rt.Prune(context.WithoutCancel(ctx), m.Name, prev.Generation)
+			c.removeImages(ctx, images, prev.Images)
+			return nil, fmt.Errorf("the new version did not start, the previous one goes on serving: %w", err)
+		}
+		// Keep the stopped containers so that `aim logs` shows why.
+		_ = c.rt.Scale(context.WithoutCancel(ctx), sp, 0)
+		c.fail(context.WithoutCancel(ctx), s, rec, err.Error())
+		return nil, err
+	}
+
+	rec.State = string(Ready)
+	if prev != nil {
+		rec.CreatedAt = prev.CreatedAt
+	}
+	if err := c.store.Put(ctx, rec); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.rec, s.state, s.reason = rec, Ready, ""
+	s.mu.Unlock()
+	c.publish(rec, Ready, "", addrs)
+	progress("", "serving at "+c.cfg.URL(m.Name))
+	if err := c.rt.Prune(context.WithoutCancel(ctx), m.Name, gen); err != nil {
+		c.log.Warn("removing the previous generation", "solution", m.Name, "err", err)
+	}
+	if prev != nil {
+		c.removeImages(ctx, prev.Images, images)
+	}
+	return c.Get(ctx, m.Name)
+}
+
+// removeImages deletes the images aim built in imgs that keep doesn't use.
+func (c *Controller) removeImages(ctx context.Context, imgs, keep map[string]string) {
+	used := map[string]bool{}
+	for _, ref := range keep {
+		used[ref] = true
+	}
+	for _, ref := range imgs {
+		if strings.HasPrefix(ref, "aim.local/") && !used[ref] {
+			if err := c.builder.RemoveImage(context.WithoutCancel(ctx), ref); err != nil {
+				c.log.Warn("removing image", "image", ref, "err", err)
+			}
+		}
+	}
+}
+
+// Remove deletes a solution: its containers, network, images and record.
+func (c *Controller) Remove(ctx context.Context, name string) error {
+	s := c.get(name)
+	if s == nil {
+		return fmt.Errorf("solution %s: %w", name, ErrNotFound)
+	}
+	s.op.Lock()
+	defer s.op.Unlock()
+	rec, _, _ := s.snapshot()
+	c.routes.Delete(name)
+	if err := c.rt.Remove(ctx, name); err != nil {
+		return err
+	}
+	if rec != nil {
+		c.removeImages(ctx, rec.Images, nil)
+	}
+	if err := c.store.Delete(ctx, name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.sols, name)
+	c.mu.Unlock()
+	return nil
+}
+
+// ErrNotFound is returned for a solution aim doesn't have.
+var ErrNotFound = errors.New("not found")
+
+// InputError is a deploy that failed because of what was sent: a build
+// that fails, an image that doesn't exist. The API answers it with 400/422.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }

@@ -1,0 +1,107 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// wakeOp is one wake in flight; every request for the solution waits on
+// the same one, so the containers start exactly once.
+type wakeOp struct {
+	done chan struct{}
+	err  error
+}
+
+// Wake implements gateway.Waker: it starts a sleeping solution once, however
+// many requests ask at the same time, and returns when it answers. The
+// wake goes on if the request that triggered it goes away.
+func (c *Controller) Wake(ctx context.Context, name string) error {
+	s := c.get(name)
+	if s == nil {
+		return fmt.Errorf("solution %s: %w", name, ErrNotFound)
+	}
+	s.mu.Lock()
+	switch {
+	case s.state == Ready:
+		s.mu.Unlock()
+		return nil
+	case s.wake == nil:
+		s.wake = &wakeOp{done: make(chan struct{})}
+		go c.doWake(s, s.wake)
+	}
+	op := s.wake
+	s.mu.Unlock()
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Controller) doWake(s *solution, op *wakeOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WakeTimeout)
+	defer cancel()
+	defer func() {
+		s.mu.Lock()
+		s.wake = nil
+		s.mu.Unlock()
+		close(op.done)
+	}()
+	s.op.Lock()
+	defer s.op.Unlock()
+	rec, st, _ := s.snapshot()
+	if st == Ready {
+		return
+	}
+	s.set(Waking, "")
+	start := time.Now()
+	sp := c.runtimeSpec(rec)
+	err := c.rt.Scale(ctx, sp, replicasFor(rec.Manifest))
+	var addrs map[string][]string
+	if err == nil {
+		addrs, err = c.waitReady(ctx, sp)
+	}
+	if err != nil {
+		// Stopped again, so that the next request tries afresh.
+		_ = c.rt.Scale(context.WithoutCancel(ctx), sp, 0)
+		s.set(Sleeping, err.Error())
+		c.publish(rec, Sleeping, err.Error(), nil)
+		op.err = &WakeError{Msg: err.Error()}
+		return
+	}
+	s.set(Ready, "")
+	_ = c.store.SetState(ctx, rec.Name, string(Ready), "")
+	c.publish(rec, Ready, "", addrs)
+	c.log.Info("woke", "solution", rec.Name, "took", time.Since(start))
+}
+
+// Sleep stops a solution's containers; the next request wakes it.
+func (c *Controller) Sleep(ctx context.Context, name string) error {
+	s := c.get(name)
+	if s == nil {
+		return fmt.Errorf("solution %s: %w", name, ErrNotFound)
+	}
+	s.op.Lock()
+	defer s.op.Unlock()
+	rec, st, _ := s.snapshot()
+	if st != Ready {
+		return nil
+	}
+	// Route first, so that new requests wait for a wake instead of
+	// hitting containers that are stopping.
+	s.set(Sleeping, "")
+	c.publish(rec, Sleeping, "", nil)
+	if err := c.rt.Scale(ctx, c.runtimeSpec(rec), 0); err != nil {
+		return fmt.Errorf("stopping %s: %w", name, err)
+	}
+	return c.store.SetState(ctx, name, string(Sleeping), "")
+}
+
+// WakeError is a wake that failed; the gateway answers it with 504.
+type WakeError struct{ Msg string }
+
+func (e *WakeError) Error() string  { return "the solution did not become ready: " + e.Msg }
+func (e *WakeError) HTTPStatus() int { return http.StatusGatewayTimeout }

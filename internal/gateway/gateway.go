@@ -1,0 +1,177 @@
+// Package gateway is aim's edge: it routes <solution>.<domain> to the
+// solution's public components, and everything else to aim's own pages
+// and API. It knows nothing of Docker or Kubernetes: the controller tells
+// it, through Table, which addresses serve which solution.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Waker wakes a sleeping solution. Wake returns once the solution can take
+// requests, or with the reason it can't.
+type Waker interface {
+	Wake(ctx context.Context, name string) error
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// Domain is the apex; solutions are served at <name>.<Domain>.
+	// Empty means "localhost".
+	Domain string
+	// Apex serves every request that is not for a solution: aim's API and
+	// pages. Nil answers 404.
+	Apex http.Handler
+	// Waker wakes sleeping solutions. Nil means a sleeping solution
+	// answers 503.
+	Waker Waker
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Transport to the solutions; nil means a tuned clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// Gateway is an http.Handler.
+type Gateway struct {
+	cfg    Config
+	suffix string // "." + domain
+	Routes *Table
+	log    *slog.Logger
+}
+
+// New builds a gateway.
+func New(cfg Config) *Gateway {
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = newTransport()
+	}
+	if cfg.Apex == nil {
+		cfg.Apex = http.NotFoundHandler()
+	}
+	g := &Gateway{cfg: cfg, suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
+	g.Routes = newTable(g.newProxy)
+	return g
+}
+
+// Domain returns the apex domain.
+func (g *Gateway) Domain() string { return g.cfg.Domain }
+
+// solutionName returns the solution a Host header names, or "".
+func (g *Gateway) solutionName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	name, ok := strings.CutSuffix(host, g.suffix)
+	if !ok || name == "" || strings.Contains(name, ".") {
+		return ""
+	}
+	return name
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := g.solutionName(r.Host)
+	if name == "" {
+		g.cfg.Apex.ServeHTTP(w, r)
+		return
+	}
+	rt := g.Routes.lookup(name)
+	if rt == nil {
+		g.errorPage(w, r, http.StatusNotFound, "No such solution", "There is no solution called "+name+" here.", 0)
+		return
+	}
+	snap := rt.snap.Load()
+	if snap.state == StateSleeping && g.cfg.Waker != nil {
+		if err := g.cfg.Waker.Wake(r.Context(), name); err != nil {
+			g.wakeError(w, r, snap.title, err)
+			return
+		}
+		snap = rt.snap.Load()
+	}
+	up := snap.pick(r.URL.Path)
+	if up == nil {
+		g.errorPage(w, r, http.StatusNotFound, "Not found", snap.title+" serves nothing at "+r.URL.Path+".", 0)
+		return
+	}
+	b := up.backend()
+	if b == nil {
+		switch snap.state {
+		case StateFailed:
+			g.errorPage(w, r, http.StatusBadGateway, snap.title+" is not running", snap.reason, 0)
+		default:
+			g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is starting", "Try again in a few seconds.", 2)
+		}
+		return
+	}
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
+	b.proxy.ServeHTTP(w, r)
+}
+
+func (g *Gateway) wakeError(w http.ResponseWriter, r *http.Request, title string, err error) {
+	var se interface{ HTTPStatus() int }
+	status := http.StatusServiceUnavailable
+	if errors.As(err, &se) {
+		status = se.HTTPStatus()
+	}
+	retry := 0
+	if status == http.StatusServiceUnavailable {
+		retry = 2
+	}
+	g.errorPage(w, r, status, title+" did not start", err.Error(), retry)
+}
+
+func (g *Gateway) newProxy(target *url.URL) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // solutions see the public name
+			pr.SetXForwarded()
+		},
+		Transport: g.cfg.Transport,
+		// Flush at once so that server-sent events and streamed answers
+		// reach the client as they are written.
+		FlushInterval: -1,
+		BufferPool:    bufferPool{},
+		ErrorHandler:  g.proxyError,
+	}
+}
+
+// proxyError maps a failed round trip to a status: 499 when the client
+// left (nothing to answer), 504 on a timeout, 502 otherwise (the solution
+// refused or dropped the connection: it crashed or is restarting).
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		w.WriteHeader(499)
+		return
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		g.errorPage(w, r, http.StatusGatewayTimeout, "The solution did not answer in time", "", 0)
+	default:
+		g.log.Warn("proxy error", "host", r.Host, "path", r.URL.Path, "err", err)
+		g.errorPage(w, r, http.StatusBadGateway, "The solution is not answering", "It may have crashed or be restarting.", 2)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ReadyTimeout bounds one readiness probe; exported for the controller's
+// probes so both judge readiness the same way.
+const ReadyTimeout = 2 * time.Second

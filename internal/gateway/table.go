@@ -1,0 +1,223 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// State is what the gateway knows of a solution's readiness.
+type State string
+
+// The states a route can be in. The controller owns the full state
+// machine; the gateway needs only to know whether to proxy, wake, or
+// explain.
+const (
+	StateReady    State = "ready"
+	StateStarting State = "starting"
+	StateSleeping State = "sleeping"
+	StateFailed   State = "failed"
+)
+
+// Upstream is one public component: its path prefixes and the replicas
+// that serve it.
+type Upstream struct {
+	Component string
+	Paths     []string
+	// Addrs are host:port of the ready replicas.
+	Addrs []string
+}
+
+// RouteSpec is what the controller tells the gateway about a solution.
+type RouteSpec struct {
+	Name      string
+	Title     string
+	State     State
+	Reason    string
+	Upstreams []Upstream
+}
+
+// route is the gateway's live view of one solution. Requests read it
+// without locks: the whole snapshot is swapped atomically.
+type route struct {
+	name string
+	snap atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	title  string
+	state  State
+	reason string
+	// prefixes, longest first, each with the upstream that owns it.
+	prefixes []prefix
+}
+
+type prefix struct {
+	path string
+	up   *upstream
+}
+
+type upstream struct {
+	component string
+	backends  []*backend
+	next      atomic.Uint32
+}
+
+type backend struct {
+	addr     string
+	proxy    *httputil.ReverseProxy
+	inflight atomic.Int64
+}
+
+// pick chooses the prefix owner for path p.
+func (s *snapshot) pick(p string) *upstream {
+	for _, pr := range s.prefixes {
+		if pr.path == "/" || p == pr.path || strings.HasPrefix(p, pr.path) && (strings.HasSuffix(pr.path, "/") || p[len(pr.path)] == '/') {
+			return pr.up
+		}
+	}
+	return nil
+}
+
+// backend picks a replica round robin; nil when none is ready.
+func (u *upstream) backend() *backend {
+	n := len(u.backends)
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return u.backends[0]
+	}
+	return u.backends[int(u.next.Add(1))%n]
+}
+
+// Table maps host names to routes. Lookups take no lock; changes copy the
+// map, which is fine because they come at human speed (deploys, wakes).
+type Table struct {
+	mu     sync.Mutex // serialises writers
+	routes atomic.Pointer[map[string]*route]
+	// backends are reused across snapshots so that their proxies and
+	// counters survive a route change.
+	proxies map[string]*backend
+	newProx func(addr string) *httputil.ReverseProxy
+}
+
+func newTable(newProxy func(target *url.URL) *httputil.ReverseProxy) *Table {
+	t := &Table{proxies: map[string]*backend{}}
+	t.newProx = func(addr string) *httputil.ReverseProxy {
+		return newProxy(&url.URL{Scheme: "http", Host: addr})
+	}
+	m := map[string]*route{}
+	t.routes.Store(&m)
+	return t
+}
+
+func (t *Table) lookup(name string) *route {
+	return (*t.routes.Load())[name]
+}
+
+// Set creates or updates a solution's route.
+func (t *Table) Set(rs RouteSpec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason}
+	for _, u := range rs.Upstreams {
+		up := &upstream{component: u.Component}
+		for _, a := range u.Addrs {
+			b, ok := t.proxies[a]
+			if !ok {
+				b = &backend{addr: a, proxy: t.newProx(a)}
+				t.proxies[a] = b
+			}
+			up.backends = append(up.backends, b)
+		}
+		for _, p := range u.Paths {
+			snap.prefixes = append(snap.prefixes, prefix{path: p, up: up})
+		}
+	}
+	sort.SliceStable(snap.prefixes, func(i, j int) bool { return len(snap.prefixes[i].path) > len(snap.prefixes[j].path) })
+	cur := *t.routes.Load()
+	if r, ok := cur[rs.Name]; ok {
+		r.snap.Store(snap)
+	} else {
+		r := &route{name: rs.Name}
+		r.snap.Store(snap)
+		next := make(map[string]*route, len(cur)+1)
+		for k, v := range cur {
+			next[k] = v
+		}
+		next[rs.Name] = r
+		t.routes.Store(&next)
+	}
+	t.gc()
+}
+
+// Delete removes a solution's route.
+func (t *Table) Delete(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := *t.routes.Load()
+	if _, ok := cur[name]; !ok {
+		return
+	}
+	next := make(map[string]*route, len(cur))
+	for k, v := range cur {
+		if k != name {
+			next[k] = v
+		}
+	}
+	t.routes.Store(&next)
+	t.gc()
+}
+
+// gc forgets backends no route uses any more. Called with mu held.
+func (t *Table) gc() {
+	used := map[string]bool{}
+	for _, r := range *t.routes.Load() {
+		for _, p := range r.snap.Load().prefixes {
+			for _, b := range p.up.backends {
+				used[b.addr] = true
+			}
+		}
+	}
+	for a := range t.proxies {
+		if !used[a] {
+			delete(t.proxies, a)
+		}
+	}
+}
+
+// Inflight returns the requests being proxied to a solution right now.
+func (t *Table) Inflight(name string) int64 {
+	r := t.lookup(name)
+	if r == nil {
+		return 0
+	}
+	var n int64
+	seen := map[*upstream]bool{}
+	for _, p := range r.snap.Load().prefixes {
+		if seen[p.up] {
+			continue
+		}
+		seen[p.up] = true
+		for _, b := range p.up.backends {
+			n += b.inflight.Load()
+		}
+	}
+	return n
+}
+
+// transport is tuned for many short requests to a few local backends:
+// the default keeps only two idle connections per host.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.MaxIdleConns = 0
+	t.MaxIdleConnsPerHost = 256
+	t.ForceAttemptHTTP2 = false
+	return t
+}
