@@ -1,0 +1,3 @@
+module github.com/aimhub/aim/examples/part-comparer/engine
+
+go 1.26
