@@ -67,6 +67,12 @@ func New(cfg Config) *Gateway {
 	return g
 }
 
+// SetWaker sets the waker; call it before serving.
+func (g *Gateway) SetWaker(w Waker) { g.cfg.Waker = w }
+
+// SetApex sets the handler of the apex host; call it before serving.
+func (g *Gateway) SetApex(h http.Handler) { g.cfg.Apex = h }
+
 // Domain returns the apex domain.
 func (g *Gateway) Domain() string { return g.cfg.Domain }
 

@@ -53,6 +53,11 @@ func Listening(pid int) ([]int, error) {
 // listenState is TCP_LISTEN in the kernel's st column.
 const listenState = "0A"
 
+// dockerDNS is 127.0.0.11 as /proc writes it: the engine's embedded DNS
+// server listens there inside every container on a user network, on a
+// random port that is not the application's.
+const dockerDNS = "0B00007F"
+
 func parse(r io.Reader) ([]int, error) {
 	var ports []int
 	sc := bufio.NewScanner(r)
@@ -66,8 +71,8 @@ func parse(r io.Reader) ([]int, error) {
 		if len(f) < 4 || f[3] != listenState {
 			continue
 		}
-		_, portHex, ok := strings.Cut(f[1], ":")
-		if !ok {
+		ipHex, portHex, ok := strings.Cut(f[1], ":")
+		if !ok || ipHex == dockerDNS {
 			continue
 		}
 		p, err := strconv.ParseUint(portHex, 16, 16)

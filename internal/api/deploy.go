@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// Multipart field names of a deploy upload.
+const (
+	FieldManifest   = "manifest"
+	FieldContext    = "context." // + component name: a tar build context
+	FieldSkipChecks = "skipChecks"
+)
+
+// deploy takes a multipart upload: the manifest (aim.yaml as written)
+// and one tar build context per component that builds. It validates
+// everything before it answers, then streams the deploy's progress as
+// NDJSON; the last line carries the result or the error. The deploy goes
+// on if the client disconnects, so nothing is left half-done.
+func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxUpload)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "a deploy is a multipart/form-data upload with a 'manifest' part: "+err.Error())
+		return
+	}
+	up, err := a.readUpload(mr)
+	defer up.cleanup()
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload is larger than the limit of %d bytes", a.cfg.MaxUpload))
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if up.manifest == nil {
+		writeError(w, http.StatusBadRequest, "the upload has no 'manifest' part")
+		return
+	}
+	m, err := spec.Parse(spec.FileName, up.manifest)
+	if err != nil {
+		var me *spec.Error
+		if errors.As(err, &me) {
+			writeJSON(w, http.StatusUnprocessableEntity, Event{Error: err.Error(), Problems: me.Problems})
+			return
+		}
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	if m.Name != name {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the URL names solution %q but the manifest names %q", name, m.Name))
+		return
+	}
+	req := controller.DeployRequest{Manifest: m, Contexts: map[string]io.Reader{}, SkipChecks: up.skipChecks}
+	for comp, f := range up.contexts {
+		if _, ok := m.Component(comp); !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the upload has a build context for %q, which the manifest does not name", comp))
+			return
+		}
+		req.Contexts[comp] = f
+	}
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	send := func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		e.Time = time.Now().UTC()
+		_ = enc.Encode(e)
+		_ = rc.Flush()
+	}
+	// The deploy outlives the request: a client that goes away must not
+	// leave a solution half-built.
+	ctx := context.WithoutCancel(r.Context())
+	info, err := a.ctl.Deploy(ctx, req, func(comp, msg string) { send(Event{Component: comp, Message: msg}) })
+	if err != nil {
+		send(Event{Error: err.Error()})
+		return
+	}
+	send(Event{Result: info})
+}
+
+type upload struct {
+	manifest   []byte
+	contexts   map[string]*os.File
+	skipChecks bool
+}
+
+func (u *upload) cleanup() {
+	for _, f := range u.contexts {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
+// readUpload spools build contexts to temporary files, because the
+// builds read them one after the other while the upload arrives in one
+// stream.
+func (a *API) readUpload(mr *multipart.Reader) (*upload, error) {
+	up := &upload{contexts: map[string]*os.File{}}
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return up, nil
+		}
+		if err != nil {
+			return up, fmt.Errorf("reading the upload: %w", err)
+		}
+		field := p.FormName()
+		switch {
+		case field == FieldManifest:
+			up.manifest, err = io.ReadAll(io.LimitReader(p, 1<<20+1))
+			if err != nil {
+				return up, fmt.Errorf("reading the manifest: %w", err)
+			}
+		case field == FieldSkipChecks:
+			b, _ := io.ReadAll(io.LimitReader(p, 16))
+			up.skipChecks = strings.TrimSpace(string(b)) == "true"
+		case strings.HasPrefix(field, FieldContext):
+			comp := strings.TrimPrefix(field, FieldContext)
+			if err := spec.ValidName(comp); err != nil {
+				return up, fmt.Errorf("build context for component %q: name %v", comp, err)
+			}
+			f, err := os.CreateTemp(a.cfg.TempDir, "aim-context-*.tar")
+			if err != nil {
+				return up, fmt.Errorf("spooling the build context of %s: %w", comp, err)
+			}
+			up.contexts[comp] = f
+			if _, err := io.Copy(f, p); err != nil {
+				return up, fmt.Errorf("reading the build context of %s: %w", comp, err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return up, err
+			}
+		default:
+			return up, fmt.Errorf("unexpected upload part %q (want %q, %q or %q<component>)", field, FieldManifest, FieldSkipChecks, FieldContext)
+		}
+		p.Close()
+	}
+}

@@ -1,0 +1,339 @@
+// Package cli is the aim command line. Every command but serve talks to
+// an aim server through its REST API only.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/client"
+	"github.com/aimhub/aim/internal/clientconfig"
+	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/server"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+type globals struct {
+	server, token string
+	out, errOut   io.Writer
+}
+
+// New returns the root command.
+func New(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{out: stdout, errOut: stderr}
+	root := &cobra.Command{
+		Use:           "aim",
+		Short:         "aim hosts AI solutions: try them in a browser, or serve your own",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.server, "server", "", "aim server URL (default $AIM_SERVER, then the client configuration)")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $AIM_TOKEN, then the client configuration)")
+	root.AddCommand(serveCmd(g), deployCmd(g), lsCmd(g), statusCmd(g), logsCmd(g), rmCmd(g), actionCmd(g, "wake", "Wake a sleeping solution"), actionCmd(g, "sleep", "Stop a solution's containers until its next request"))
+	return root
+}
+
+// client resolves the server and token: flags, then the environment, then
+// the client configuration that `aim serve` wrote.
+func (g *globals) client() (*client.Client, error) {
+	srv, tok := g.server, g.token
+	if srv == "" {
+		srv = os.Getenv("AIM_SERVER")
+	}
+	if tok == "" {
+		tok = os.Getenv("AIM_TOKEN")
+	}
+	if srv == "" || tok == "" {
+		path, err := clientconfig.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := clientconfig.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		if srv == "" {
+			srv = cfg.Server
+		}
+		if tok == "" {
+			tok = cfg.Token
+		}
+	}
+	if srv == "" {
+		srv = "http://127.0.0.1:8080"
+	}
+	return client.New(srv, tok), nil
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	var o server.Options
+	var logJSON bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the platform: gateway, API and catalog, with solutions as Docker containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var h slog.Handler = slog.NewTextHandler(g.errOut, nil)
+			if logJSON {
+				h = slog.NewJSONHandler(g.errOut, nil)
+			}
+			o.Logger = slog.New(h)
+			return server.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data", "aim-data", "directory for aim's state (an SQLite file)")
+	f.StringVar(&o.HTTP, "http", ":8080", "address the gateway listens on")
+	f.StringVar(&o.Domain, "domain", "localhost", "solutions are served at <name>.<domain>; the apex serves the catalog and the API")
+	f.DurationVar(&o.StartTimeout, "start-timeout", 60*time.Second, "how long a component may take to answer on port 8080")
+	f.DurationVar(&o.WakeTimeout, "wake-timeout", 2*time.Minute, "how long a request waits for a sleeping solution to wake")
+	f.StringVar(&o.ClientConfig, "client-config", "", "where the first start writes the CLI's configuration (default $XDG_CONFIG_HOME/aim/config.json; - for none)")
+	f.StringVar(&o.DockerPrefix, "docker-prefix", "aim", "prefix of the containers and networks aim creates")
+	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
+	return cmd
+}
+
+func deployCmd(g *globals) *cobra.Command {
+	var name, image string
+	var skipChecks, quiet bool
+	cmd := &cobra.Command{
+		Use:   "deploy [DIR]",
+		Short: "Build and start a solution from DIR/aim.yaml, or from an image with --name and --image",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := deployRequest(args, name, image)
+			if err != nil {
+				return err
+			}
+			req.SkipChecks = skipChecks
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			info, err := c.Deploy(cmd.Context(), req, func(e api.Event) {
+				if quiet {
+					return
+				}
+				if e.Component != "" {
+					fmt.Fprintf(g.errOut, "%s | %s\n", e.Component, e.Message)
+				} else {
+					fmt.Fprintf(g.errOut, "==> %s\n", e.Message)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, info.URL)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "name of a one-component solution (with --image)")
+	f.StringVar(&image, "image", "", "image the engine already has, for a one-component solution (with --name)")
+	f.BoolVar(&skipChecks, "skip-checks", false, "deploy without the conformance checks (operators only; the status says so)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the URL")
+	return cmd
+}
+
+func deployRequest(args []string, name, image string) (client.DeployRequest, error) {
+	if image != "" || name != "" {
+		if len(args) > 0 || image == "" || name == "" {
+			return client.DeployRequest{}, errors.New("use either DIR, or --name and --image together")
+		}
+		if err := spec.ValidName(name); err != nil {
+			return client.DeployRequest{}, fmt.Errorf("--name: %w", err)
+		}
+		m := spec.Manifest{Name: name, Components: []spec.Component{{Name: "web", Image: image}}}
+		b, err := yaml.Marshal(&m)
+		if err != nil {
+			return client.DeployRequest{}, err
+		}
+		return client.DeployRequest{Name: name, Manifest: b}, nil
+	}
+	dir := "."
+	if len(args) == 1 {
+		dir = args[0]
+	}
+	path := filepath.Join(dir, spec.FileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return client.DeployRequest{}, fmt.Errorf("reading the manifest: %w", err)
+	}
+	m, err := spec.Parse(path, data)
+	if err != nil {
+		return client.DeployRequest{}, err
+	}
+	req := client.DeployRequest{Name: m.Name, Manifest: data, Contexts: map[string]string{}}
+	for _, c := range m.Components {
+		if c.Build == "" {
+			continue
+		}
+		bdir := filepath.Join(dir, c.Build)
+		df := c.Dockerfile
+		if df == "" {
+			df = "Dockerfile"
+		}
+		if _, err := os.Stat(filepath.Join(bdir, df)); err != nil {
+			return client.DeployRequest{}, fmt.Errorf("%s: component %s builds from %s, which has no %s", path, c.Name, bdir, df)
+		}
+		req.Contexts[c.Name] = bdir
+	}
+	return req, nil
+}
+
+func lsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List solutions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			sols, err := c.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATE\tURL\tTITLE")
+			for _, s := range sols {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.State, s.URL, s.Title)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status NAME",
+		Short: "Show a solution's components, replicas, state and last error",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			printStatus(g.out, s)
+			return nil
+		},
+	}
+}
+
+func printStatus(w io.Writer, s *controller.Info) {
+	fmt.Fprintf(w, "Name:        %s\nTitle:       %s\nURL:         %s\nState:       %s\n", s.Name, s.Title, s.URL, s.State)
+	if s.Reason != "" {
+		fmt.Fprintf(w, "Last error:  %s\n", s.Reason)
+	}
+	if s.SkipChecks {
+		fmt.Fprintln(w, "Checks:      skipped at deploy (--skip-checks)")
+	}
+	fmt.Fprintf(w, "Generation:  %d\n\n", s.Generation)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tPUBLIC\tREPLICAS\tRESTARTS\tIMAGE")
+	for _, c := range s.Components {
+		pub := "no"
+		if c.Public {
+			pub = strings.Join(c.Paths, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", c.Name, pub, c.Running, c.Replicas, c.Restarts, c.Image)
+	}
+	tw.Flush()
+}
+
+func logsCmd(g *globals) *cobra.Command {
+	var follow bool
+	var tail int
+	cmd := &cobra.Command{
+		Use:   "logs NAME [COMPONENT]",
+		Short: "Print a solution's logs",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			comp := ""
+			if len(args) == 2 {
+				comp = args[1]
+			}
+			return c.Logs(cmd.Context(), args[0], comp, follow, tail, g.out)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	cmd.Flags().IntVar(&tail, "tail", 0, "print only the last N lines (0: all)")
+	return cmd
+}
+
+func rmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a solution: its containers, network and images",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Remove(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "removed %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+func actionCmd(g *globals, action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   action + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.Post(cmd.Context(), args[0], action)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "%s is %s\n", s.Name, s.State)
+			return nil
+		},
+	}
+}
+
+// Main runs the CLI and returns the process's exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := New(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "aim:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,202 @@
+// Package server assembles `aim serve`: the store, the runtime, the
+// controller, the gateway, the API and the pages, on one HTTP listener.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/clientconfig"
+	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/runtime/docker"
+	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
+	"github.com/aimhub/aim/internal/web"
+)
+
+// Options configure `aim serve`. Zero values take the defaults named.
+type Options struct {
+	// DataDir holds the database. Empty means ./aim-data.
+	DataDir string
+	// HTTP is the gateway's listen address. Empty means ":8080".
+	HTTP string
+	// Domain is the apex; solutions are at <name>.<Domain>. Empty means
+	// "localhost".
+	Domain string
+	// StartTimeout bounds how long a component may take to answer. Zero
+	// means 60s.
+	StartTimeout time.Duration
+	// WakeTimeout bounds one wake. Zero means 2m.
+	WakeTimeout time.Duration
+	// ClientConfig is where the first start writes the CLI's server URL
+	// and token. Empty means the user's config directory; "-" writes none.
+	ClientConfig string
+	// DockerPrefix names containers and networks. Empty means "aim".
+	DockerPrefix string
+	// Listener, when set, is used instead of listening on HTTP.
+	Listener net.Listener
+	Logger   *slog.Logger
+	// Ready, when set, is called once the server accepts requests.
+	Ready func(url string)
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if o.DataDir == "" {
+		o.DataDir = "aim-data"
+	}
+	if o.HTTP == "" {
+		o.HTTP = ":8080"
+	}
+	if o.Domain == "" {
+		o.Domain = "localhost"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	log := o.Logger
+	if err := os.MkdirAll(filepath.Join(o.DataDir, "tmp"), 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	st, err := store.Open(ctx, filepath.Join(o.DataDir, "aim.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	rt, err := docker.New(ctx, docker.Options{Logger: log, Prefix: o.DockerPrefix})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.HTTP); err != nil {
+			return fmt.Errorf("listening on %s: %w", o.HTTP, err)
+		}
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	portSuffix := ""
+	if port != 80 {
+		portSuffix = fmt.Sprintf(":%d", port)
+	}
+	serverURL := "http://" + apiHost(ln.Addr()) + portSuffix
+
+	if err := firstStart(ctx, st, o.ClientConfig, serverURL, log); err != nil {
+		return err
+	}
+
+	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log})
+	ctl := controller.New(controller.Config{
+		StartTimeout: o.StartTimeout,
+		WakeTimeout:  o.WakeTimeout,
+		Defaults:     spec.DefaultDefaults,
+		URL:          func(name string) string { return "http://" + name + "." + o.Domain + portSuffix + "/" },
+		Logger:       log,
+	}, rt, rt, st, gw.Routes)
+	gw.SetWaker(ctl)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	apex := http.NewServeMux()
+	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: log}, ctl, st))
+	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	apex.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	apex.Handle("/", web.NewCatalog(ctl, log))
+	gw.SetApex(apex)
+
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ctlErr := make(chan error, 1)
+	go func() { ctlErr <- ctl.Run(ctx) }()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir)
+	if o.Ready != nil {
+		o.Ready(serverURL)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-ctlErr:
+		if err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
+	case err := <-srvErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving: %w", err)
+		}
+	}
+	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	// Solutions keep running: the next aim adopts them.
+	return srv.Shutdown(shutdown)
+}
+
+// apiHost is the host the CLI uses to reach this server.
+func apiHost(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.IP.IsUnspecified() || ta.IP == nil {
+		return "127.0.0.1"
+	}
+	return ta.IP.String()
+}
+
+// firstStart creates the admin token on the first start and writes the
+// client configuration, unless one exists, so that the CLI on this
+// machine works with no flags.
+func firstStart(ctx context.Context, st *store.Store, cfgPath, serverURL string, log *slog.Logger) error {
+	has, err := st.HasTokens(ctx)
+	if err != nil || has {
+		return err
+	}
+	tok, err := st.CreateToken(ctx, "admin")
+	if err != nil {
+		return err
+	}
+	if cfgPath == "-" {
+		log.Info("created the admin token; no client configuration written", "token", tok)
+		return nil
+	}
+	if cfgPath == "" {
+		if cfgPath, err = clientconfig.DefaultPath(); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(cfgPath); err == nil {
+		log.Warn("a client configuration exists already and was left alone; the new admin token is printed here once",
+			"path", cfgPath, "token", tok)
+		return nil
+	}
+	if err := clientconfig.Save(cfgPath, clientconfig.Config{Server: serverURL, Token: tok}); err != nil {
+		return err
+	}
+	log.Info("created the admin token and wrote the client configuration", "path", cfgPath)
+	return nil
+}

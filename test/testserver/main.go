@@ -1,0 +1,154 @@
+// Command testserver is the tiny solution the integration tests run, FROM
+// scratch. MODE selects a behaviour, good or broken, so that one binary
+// covers every case of the packaging standard.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	mode := os.Getenv("MODE")
+	fmt.Printf("testserver starting: mode=%q component=%q\n", mode, os.Getenv("AIM_COMPONENT"))
+	port := "8080"
+	switch mode {
+	case "crash":
+		fmt.Println("fatal: cannot load the model file /models/x.bin")
+		os.Exit(3)
+	case "wrong-port":
+		port = "5000"
+	case "slow-start":
+		d, _ := time.ParseDuration(os.Getenv("DELAY"))
+		if d == 0 {
+			d = 90 * time.Second
+		}
+		time.Sleep(d)
+	case "write-fs":
+		if err := os.WriteFile("/cache.bin", []byte("x"), 0o644); err != nil {
+			fmt.Println("cannot write cache:", err)
+		}
+	case "internet":
+		c, err := net.DialTimeout("tcp", "198.51.100.1:443", 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch mode {
+		case "no-root":
+			http.NotFound(w, r)
+			return
+		case "json-root":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintln(w, `{"hello":"world"}`)
+			return
+		}
+		host, _ := os.Hostname()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><title>test</title><h1>hello from %s</h1><p>component %s, path %s</p>\n", host, os.Getenv("AIM_COMPONENT"), r.URL.Path)
+	})
+	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		host, _ := os.Hostname()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"component": os.Getenv("AIM_COMPONENT"), "solution": os.Getenv("AIM_SOLUTION"), "hostname": host,
+			"path": r.URL.Path, "host": r.Host, "xff": r.Header.Get("X-Forwarded-For"), "uid": os.Getuid(),
+		})
+	})
+	// /dial?addr=host:port tries a TCP connection from inside the
+	// container; tests use it to prove isolation.
+	mux.HandleFunc("/dial", func(w http.ResponseWriter, r *http.Request) {
+		addr := r.URL.Query().Get("addr")
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, "dial %s: %v\n", addr, err)
+			return
+		}
+		c.Close()
+		fmt.Fprintf(w, "dial %s: ok\n", addr)
+	})
+	// /fetch?url= fetches a URL from inside the container.
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.URL.Query().Get("url"), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, "fetch: %v\n", err)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Query().Get("path")
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprintf(w, "write %s: %v\n", p, err)
+			return
+		}
+		fmt.Fprintf(w, "write %s: ok\n", p)
+	})
+	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+		fmt.Fprintln(w, "slept", d)
+	})
+	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		if n == 0 {
+			n = 3
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			_ = rc.Flush()
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		fmt.Fprintln(w, "exiting", code)
+		go func() { time.Sleep(50 * time.Millisecond); os.Exit(code) }()
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	sig := make(chan os.Signal, 1)
+	if mode == "ignore-sigterm" {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		go func() {
+			<-sig
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		}()
+	}
+	fmt.Println("listening on :" + port)
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+}
