@@ -165,12 +165,9 @@ func (c *Controller) runtimeSpec(rec *store.Solution) runtime.Spec {
 	return runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults}
 }
 
-// Run adopts what the store and the runtime hold, then keeps the routes
-// in step with the runtime until ctx ends.
+// Run keeps the routes in step with the runtime until ctx ends. Call
+// Adopt first.
 func (c *Controller) Run(ctx context.Context) error {
-	if err := c.adopt(ctx); err != nil {
-		return err
-	}
 	t := time.NewTicker(c.cfg.Resync)
 	defer t.Stop()
 	for {
@@ -183,11 +180,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
-// adopt makes the runtime match the store after a start: containers of
-// solutions aim doesn't know are removed, leftovers of an interrupted
-// deploy are pruned, and every solution's route is restored. A solution
-// that was serving and whose containers are gone is started again.
-func (c *Controller) adopt(ctx context.Context) error {
+// Adopt makes the runtime match the store after a start: every
+// solution's route is restored (before the gateway serves, so no request
+// finds a known solution missing), containers of solutions aim doesn't
+// know are removed, leftovers of an interrupted deploy are pruned, and a
+// solution that was serving and whose containers are gone is started
+// again.
+func (c *Controller) Adopt(ctx context.Context) error {
 	recs, err := c.store.List(ctx)
 	if err != nil {
 		return fmt.Errorf("reading solutions: %w", err)
@@ -199,14 +198,6 @@ func (c *Controller) adopt(ctx context.Context) error {
 	known := map[string]bool{}
 	for _, rec := range recs {
 		known[rec.Name] = true
-	}
-	for _, st := range have {
-		if !known[st.Name] {
-			c.log.Info("removing containers of an unknown solution", "solution", st.Name)
-			if err := c.rt.Remove(ctx, st.Name); err != nil {
-				c.log.Error("removing orphan", "solution", st.Name, "err", err)
-			}
-		}
 	}
 	for _, rec := range recs {
 		s := c.getOrCreate(rec.Name)
@@ -229,6 +220,14 @@ func (c *Controller) adopt(ctx context.Context) error {
 		default:
 			c.publish(rec, Starting, "", nil)
 			go c.restore(ctx, s, rec)
+		}
+	}
+	for _, st := range have {
+		if !known[st.Name] {
+			c.log.Info("removing containers of an unknown solution", "solution", st.Name)
+			if err := c.rt.Remove(ctx, st.Name); err != nil {
+				c.log.Error("removing orphan", "solution", st.Name, "err", err)
+			}
 		}
 	}
 	return nil

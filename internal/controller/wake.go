@@ -103,5 +103,5 @@ func (c *Controller) Sleep(ctx context.Context, name string) error {
 // WakeError is a wake that failed; the gateway answers it with 504.
 type WakeError struct{ Msg string }
 
-func (e *WakeError) Error() string  { return "the solution did not become ready: " + e.Msg }
+func (e *WakeError) Error() string   { return "the solution did not become ready: " + e.Msg }
 func (e *WakeError) HTTPStatus() int { return http.StatusGatewayTimeout }

@@ -38,6 +38,12 @@ type Config struct {
 	// Transport to the solutions; nil means a tuned clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
+	// HoldTimeout is how long a request waits for a starting solution.
+	// Zero means 2m.
+	HoldTimeout time.Duration
+	// MaxPending bounds the requests held per solution; more get 503.
+	// Zero means 1000.
+	MaxPending int64
 }
 
 // Gateway is an http.Handler.
@@ -61,6 +67,12 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.Apex == nil {
 		cfg.Apex = http.NotFoundHandler()
+	}
+	if cfg.HoldTimeout == 0 {
+		cfg.HoldTimeout = 2 * time.Minute
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = 1000
 	}
 	g := &Gateway{cfg: cfg, suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
 	g.Routes = newTable(g.newProxy)
@@ -100,32 +112,73 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.errorPage(w, r, http.StatusNotFound, "No such solution", "There is no solution called "+name+" here.", 0)
 		return
 	}
-	snap := rt.snap.Load()
-	if snap.state == StateSleeping && g.cfg.Waker != nil {
-		if err := g.cfg.Waker.Wake(r.Context(), name); err != nil {
-			g.wakeError(w, r, snap.title, err)
-			return
-		}
-		snap = rt.snap.Load()
-	}
-	up := snap.pick(r.URL.Path)
-	if up == nil {
-		g.errorPage(w, r, http.StatusNotFound, "Not found", snap.title+" serves nothing at "+r.URL.Path+".", 0)
-		return
-	}
-	b := up.backend()
+	b := g.backendFor(w, r, rt)
 	if b == nil {
-		switch snap.state {
-		case StateFailed:
-			g.errorPage(w, r, http.StatusBadGateway, snap.title+" is not running", snap.reason, 0)
-		default:
-			g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is starting", "Try again in a few seconds.", 2)
-		}
 		return
 	}
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
 	b.proxy.ServeHTTP(w, r)
+}
+
+// backendFor finds a ready replica for r, holding the request while the
+// solution starts or wakes. It answers the request itself and returns nil
+// when there is none to be had.
+func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route) *backend {
+	snap := rt.snap.Load()
+	var timeout <-chan time.Time
+	held := false
+	defer func() {
+		if held {
+			rt.pending.Add(-1)
+		}
+	}()
+	for {
+		up := snap.pick(r.URL.Path)
+		if up == nil {
+			g.errorPage(w, r, http.StatusNotFound, "Not found", snap.title+" serves nothing at "+r.URL.Path+".", 0)
+			return nil
+		}
+		if b := up.backend(); b != nil {
+			return b
+		}
+		if snap.state == StateFailed {
+			g.errorPage(w, r, http.StatusBadGateway, snap.title+" is not running", snap.reason, 0)
+			return nil
+		}
+		if !held {
+			if rt.pending.Add(1) > g.cfg.MaxPending {
+				rt.pending.Add(-1)
+				g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is busy starting", "Too many requests are waiting for it; try again shortly.", 2)
+				return nil
+			}
+			held = true
+			t := time.NewTimer(g.cfg.HoldTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		if snap.state == StateSleeping && g.cfg.Waker != nil {
+			if err := g.cfg.Waker.Wake(r.Context(), rt.name); err != nil {
+				if r.Context().Err() == nil {
+					g.wakeError(w, r, snap.title, err)
+				}
+				return nil
+			}
+			if next := rt.snap.Load(); next != snap {
+				snap = next
+				continue
+			}
+		}
+		select {
+		case <-snap.changed:
+			snap = rt.snap.Load()
+		case <-r.Context().Done():
+			return nil
+		case <-timeout:
+			g.errorPage(w, r, http.StatusGatewayTimeout, snap.title+" did not start in time", snap.reason, 0)
+			return nil
+		}
+	}
 }
 
 func (g *Gateway) wakeError(w http.ResponseWriter, r *http.Request, title string, err error) {

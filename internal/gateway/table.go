@@ -46,12 +46,18 @@ type RouteSpec struct {
 type route struct {
 	name string
 	snap atomic.Pointer[snapshot]
+	// pending counts requests held while the solution starts or wakes.
+	pending atomic.Int64
 }
 
 type snapshot struct {
 	title  string
 	state  State
 	reason string
+	// changed is closed when a newer snapshot replaces this one, so that
+	// held requests wake up and look again (Knative's activator does the
+	// same with its capacity channel).
+	changed chan struct{}
 	// prefixes, longest first, each with the upstream that owns it.
 	prefixes []prefix
 }
@@ -124,7 +130,7 @@ func (t *Table) lookup(name string) *route {
 func (t *Table) Set(rs RouteSpec) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason}
+	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason, changed: make(chan struct{})}
 	for _, u := range rs.Upstreams {
 		up := &upstream{component: u.Component}
 		for _, a := range u.Addrs {
@@ -142,7 +148,8 @@ func (t *Table) Set(rs RouteSpec) {
 	sort.SliceStable(snap.prefixes, func(i, j int) bool { return len(snap.prefixes[i].path) > len(snap.prefixes[j].path) })
 	cur := *t.routes.Load()
 	if r, ok := cur[rs.Name]; ok {
-		r.snap.Store(snap)
+		old := r.snap.Swap(snap)
+		close(old.changed)
 	} else {
 		r := &route{name: rs.Name}
 		r.snap.Store(snap)
@@ -171,6 +178,9 @@ func (t *Table) Delete(name string) {
 		}
 	}
 	t.routes.Store(&next)
+	// Requests held for it learn that it is gone.
+	gone := &snapshot{state: StateFailed, reason: "the solution was removed", changed: make(chan struct{})}
+	close(cur[name].snap.Swap(gone).changed)
 	t.gc()
 }
 

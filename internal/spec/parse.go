@@ -114,13 +114,15 @@ func Parse(file string, data []byte) (*Manifest, error) {
 type nodeIndex struct {
 	byPath map[string]*yaml.Node
 	byLine map[int]string
+	byPos  map[[2]int]string // line and column of a value
 }
 
 func indexNodes(doc *yaml.Node) *nodeIndex {
-	idx := &nodeIndex{byPath: map[string]*yaml.Node{}, byLine: map[int]string{}}
+	idx := &nodeIndex{byPath: map[string]*yaml.Node{}, byLine: map[int]string{}, byPos: map[[2]int]string{}}
 	var walk func(n *yaml.Node, p string)
 	walk = func(n *yaml.Node, p string) {
 		idx.byPath[p] = n
+		idx.byPos[[2]int{n.Line, n.Column}] = p
 		if _, ok := idx.byLine[n.Line]; !ok && p != "" && n.Kind != yaml.MappingNode {
 			idx.byLine[n.Line] = p
 		}
@@ -177,6 +179,7 @@ func yamlSyntaxError(file string, err error) FieldError {
 }
 
 var (
+	columnPrefix = regexp.MustCompile(`^column (\d+): (.*)$`)
 	unknownField = regexp.MustCompile(`^field (\S+) not found in type spec\.(\w+)$`)
 	cannotDecode = regexp.MustCompile("^cannot unmarshal !!(\\w+) `?(.*?)`? into (\\S+)$")
 )
@@ -192,6 +195,15 @@ func typeError(file, s string, idx *nodeIndex) FieldError {
 	fe.Line, _ = strconv.Atoi(m[1])
 	fe.Msg = m[2]
 	field := idx.byLine[fe.Line]
+	// aim's own value types report the column too, which pins the field
+	// on a line that holds several (a flow mapping).
+	if c := columnPrefix.FindStringSubmatch(fe.Msg); c != nil {
+		col, _ := strconv.Atoi(c[1])
+		if p, ok := idx.byPos[[2]int{fe.Line, col}]; ok {
+			field = p
+		}
+		fe.Msg = c[2]
+	}
 	if u := unknownField.FindStringSubmatch(fe.Msg); u != nil {
 		fe.Field = field
 		fe.Msg = fmt.Sprintf("unknown field %q in %s", u[1], strings.ToLower(u[2]))

@@ -190,5 +190,5 @@ func nodeError(n *yaml.Node, err error) error {
 	if n.Kind != yaml.ScalarNode {
 		err = errors.New("expected a single value, got a list or mapping")
 	}
-	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: column %d: %v", n.Line, n.Column, err)}}
 }

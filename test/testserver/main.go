@@ -13,9 +13,17 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
+
+func originalPath(r *http.Request) string {
+	if p := r.Header.Get("X-Original-Path"); p != "" {
+		return p
+	}
+	return r.URL.Path
+}
 
 func main() {
 	mode := os.Getenv("MODE")
@@ -63,7 +71,7 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"component": os.Getenv("AIM_COMPONENT"), "solution": os.Getenv("AIM_SOLUTION"), "hostname": host,
-			"path": r.URL.Path, "host": r.Host, "xff": r.Header.Get("X-Forwarded-For"), "uid": os.Getuid(),
+			"path": originalPath(r), "host": r.Host, "xff": r.Header.Get("X-Forwarded-For"), "uid": os.Getuid(),
 		})
 	})
 	// /dial?addr=host:port tries a TCP connection from inside the
@@ -133,7 +141,18 @@ func main() {
 		fmt.Fprintln(w, "exiting", code)
 		go func() { time.Sleep(50 * time.Millisecond); os.Exit(code) }()
 	})
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// A component public under /api sees /api/... paths: route them as if
+	// the prefix were not there, so one binary serves any component.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/api/"); ok {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = "/" + rest
+			r2.Header.Set("X-Original-Path", r.URL.Path)
+			r = r2
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	sig := make(chan os.Signal, 1)
 	if mode == "ignore-sigterm" {
 		signal.Ignore(syscall.SIGTERM)

@@ -192,7 +192,9 @@ func (d *Docker) stopAbove(ctx context.Context, s runtime.Spec, n int) error {
 	}
 	var errs []error
 	for _, c := range cs {
-		if generationOf(c.Labels) != s.Generation || replicaOf(c.Labels) < n || c.State != "running" {
+		// A container the engine is restarting counts as running: stopping
+		// it is what ends the restart loop.
+		if generationOf(c.Labels) != s.Generation || replicaOf(c.Labels) < n || c.State == "exited" || c.State == "created" || c.State == "dead" {
 			continue
 		}
 		if err := d.cli.ContainerStop(ctx, c.ID, container.StopOptions{}); err != nil && !errdefs.IsNotFound(err) {

@@ -1,0 +1,228 @@
+package check
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/moby/go-archive"
+	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/aimhub/aim/internal/runtime/docker"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// LabelCheck marks every container and network a check creates; its value
+// is the run's ID. Cleanup removes by this label, so that nothing a run
+// started survives it, even what a cancelled create left behind.
+const LabelCheck = "dev.aim.check"
+
+// Engine is what a check needs from aim's Docker runtime: the engine's
+// client and its image builder.
+type Engine interface {
+	Client() *client.Client
+	Build(ctx context.Context, buildContext io.Reader, dockerfile, tag string, progress func(string)) error
+}
+
+var _ Engine = (*docker.Docker)(nil)
+
+// session is one check run's footprint on the engine.
+type session struct {
+	cli    client.APIClient
+	id     string
+	net    string       // network name
+	subnet netip.Prefix // of net
+}
+
+func newID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *session) labels() map[string]string { return map[string]string{LabelCheck: s.id} }
+
+// createNetwork makes the run's network: internal, so that the engine
+// gives it no route out; the host still reaches the containers' addresses.
+func (s *session) createNetwork(ctx context.Context) error {
+	s.net = "aim-check-" + s.id
+	resp, err := s.cli.NetworkCreate(ctx, s.net, network.CreateOptions{
+		Driver:   "bridge",
+		Internal: true,
+		Labels:   s.labels(),
+		Options:  map[string]string{"com.docker.network.bridge.enable_icc": "true"},
+	})
+	if err != nil {
+		return fmt.Errorf("creating network %s: %w", s.net, err)
+	}
+	ni, err := s.cli.NetworkInspect(ctx, resp.ID, network.InspectOptions{})
+	if err != nil {
+		return fmt.Errorf("inspecting network %s: %w", s.net, err)
+	}
+	for _, c := range ni.IPAM.Config {
+		if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Addr().Is4() {
+			s.subnet = p
+		}
+	}
+	return nil
+}
+
+// containerSpec is the container definition of component comp, the same
+// as aim's runtime gives it (read-only root filesystem, tmpfs /tmp, no
+// capabilities, no new privileges, memory, CPU and pids limits, uid 65534
+// for a root image) except for the restart policy: a check wants to see a
+// crash, not a restart. writable drops the read-only root filesystem, for
+// the run that finds what the component writes.
+func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image, imageUser string, def spec.Defaults, writable bool) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	res := resources(comp, def)
+	env := []string{"PORT=" + strconv.Itoa(spec.Port), "AIM_SOLUTION=" + m.Name, "AIM_COMPONENT=" + comp.Name}
+	for _, k := range sortedKeys(comp.Env) {
+		env = append(env, k+"="+comp.Env[k])
+	}
+	user := ""
+	if u, _, _ := strings.Cut(imageUser, ":"); !comp.RunAsRoot && (u == "" || u == "root" || u == "0") {
+		user = "65534:65534"
+	}
+	stop := 10
+	cfg := &container.Config{
+		Image: image, Env: env, User: user, Hostname: comp.Name,
+		Labels: map[string]string{LabelCheck: s.id, "dev.aim.component": comp.Name}, StopTimeout: &stop,
+	}
+	pids := res.Pids
+	host := &container.HostConfig{
+		ReadonlyRootfs: !writable,
+		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m"}},
+		Resources:      container.Resources{Memory: int64(res.Memory), NanoCPUs: int64(res.CPU) * 1e6, PidsLimit: &pids},
+		NetworkMode:    container.NetworkMode(s.net),
+	}
+	ep := &network.EndpointSettings{}
+	if !writable {
+		// Only the read-only run answers to the component's name; the
+		// writable twin is invisible to siblings.
+		ep.Aliases = []string{comp.Name}
+	}
+	return cfg, host, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.net: ep}}
+}
+
+func resources(comp spec.Component, def spec.Defaults) spec.Resources {
+	res := comp.Resources
+	if res.CPU == 0 {
+		res.CPU = def.CPU
+	}
+	if res.Memory == 0 {
+		res.Memory = def.Memory
+	}
+	if res.Pids == 0 {
+		res.Pids = def.Pids
+	}
+	return res
+}
+
+// start creates and starts a container and returns its ID.
+func (s *session) start(ctx context.Context, name string, cfg *container.Config, host *container.HostConfig, nc *network.NetworkingConfig) (string, error) {
+	resp, err := s.cli.ContainerCreate(ctx, cfg, host, nc, nil, name)
+	if err != nil {
+		return "", fmt.Errorf("creating %s: %w", name, err)
+	}
+	if err := s.cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		return resp.ID, fmt.Errorf("starting %s: %w", name, err)
+	}
+	return resp.ID, nil
+}
+
+// cleanup removes every container (with its anonymous volumes) and network
+// labelled with the run's ID. It ignores ctx's cancellation: it is what
+// runs after an interrupt.
+func (s *session) cleanup(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return Cleanup(ctx, s.cli, s.id)
+}
+
+// Cleanup removes the containers, their anonymous volumes, and the
+// networks of check run id; an empty id removes those of every run (for
+// leftovers of a check that was killed).
+func Cleanup(ctx context.Context, cli client.APIClient, id string) error {
+	label := LabelCheck
+	if id != "" {
+		label += "=" + id
+	}
+	f := filters.NewArgs(filters.Arg("label", label))
+	var errs []error
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("listing check containers: %w", err)
+	}
+	for _, c := range cs {
+		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID[:12], err))
+		}
+	}
+	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing check networks: %w", err))...)
+	}
+	for _, n := range ns {
+		if err := cli.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// buildImages builds the components of m that name a build directory
+// (relative to dir) and returns every component's image reference.
+func buildImages(ctx context.Context, eng Engine, m *spec.Manifest, dir string, progress func(string)) (map[string]string, error) {
+	images := map[string]string{}
+	for _, c := range m.Components {
+		if c.Build == "" {
+			images[c.Name] = c.Image
+			continue
+		}
+		tag := "aim-check/" + m.Name + "-" + c.Name + ":latest"
+		if progress != nil {
+			progress(fmt.Sprintf("building %s from %s", c.Name, filepath.Join(dir, c.Build)))
+		}
+		rc, err := tarDir(filepath.Join(dir, c.Build))
+		if err != nil {
+			return nil, fmt.Errorf("component %s: packing %s: %w", c.Name, c.Build, err)
+		}
+		err = eng.Build(ctx, rc, c.Dockerfile, tag, progress)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("component %s: %w", c.Name, err)
+		}
+		images[c.Name] = tag
+	}
+	return images, nil
+}
+
+// tarDir packs a build context, leaving out what .dockerignore names.
+func tarDir(dir string) (io.ReadCloser, error) {
+	var excludes []string
+	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
+		excludes, err = ignorefile.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading .dockerignore: %w", err)
+		}
+	}
+	return archive.TarWithOptions(dir, &archive.TarOptions{ExcludePatterns: excludes})
+}
