@@ -1,0 +1,32 @@
+# aim's tasks. `make demo` hosts the examples; `make test` runs every test
+# against a real Docker engine (installed and started when missing).
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+
+.PHONY: build test test-unit test-examples demo images bench clean
+
+build:
+	$(GO) build -o bin/aim ./cmd/aim
+
+demo:
+	scripts/demo.sh
+
+images:
+	images/build.sh all
+
+# Every test: unit tests, integration tests against the real engine, and
+# the examples' own tests.
+test:
+	scripts/ensure-docker.sh
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) test-examples
+
+test-unit:
+	$(GO) test -short ./...
+
+test-examples: images
+	$(MAKE) -C examples test
+
+clean:
+	rm -rf bin
