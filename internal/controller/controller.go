@@ -64,6 +64,9 @@ type Config struct {
 	StartTimeout time.Duration
 	// WakeTimeout bounds one wake. Zero means 2m.
 	WakeTimeout time.Duration
+	// IdleTimeout is how long a solution without requests stays awake
+	// when its manifest names no scaling.idle. Zero means 30m.
+	IdleTimeout time.Duration
 	// Resync is how often running solutions are checked. Zero means 1s.
 	Resync time.Duration
 	// Defaults for manifest fields left empty. Zero means spec.DefaultDefaults.
@@ -120,6 +123,9 @@ func New(cfg Config, rt runtime.Runtime, b Builder, st Store, routes Routes) *Co
 	}
 	if cfg.WakeTimeout == 0 {
 		cfg.WakeTimeout = 2 * time.Minute
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 30 * time.Minute
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Second

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/aimhub/aim/internal/scaler"
 )
 
 // wakeOp is one wake in flight; every request for the solution waits on
@@ -105,3 +107,23 @@ type WakeError struct{ Msg string }
 
 func (e *WakeError) Error() string   { return "the solution did not become ready: " + e.Msg }
 func (e *WakeError) HTTPStatus() int { return http.StatusGatewayTimeout }
+
+// Awake lists the solutions that are serving, with their idle timeouts,
+// for the scaler.
+func (c *Controller) Awake() []scaler.Awake {
+	c.mu.Lock()
+	sols := make([]*solution, 0, len(c.sols))
+	for _, s := range c.sols {
+		sols = append(sols, s)
+	}
+	c.mu.Unlock()
+	var out []scaler.Awake
+	for _, s := range sols {
+		rec, st, _ := s.snapshot()
+		if st != Ready || rec == nil {
+			continue
+		}
+		out = append(out, scaler.Awake{Name: rec.Name, Idle: rec.Manifest.IdleTimeout(c.cfg.IdleTimeout), Min: rec.Manifest.Scaling.Min})
+	}
+	return out
+}

@@ -44,7 +44,14 @@ type Config struct {
 	// MaxPending bounds the requests held per solution; more get 503.
 	// Zero means 1000.
 	MaxPending int64
+	// BotAgents are case-insensitive substrings of User-Agent headers
+	// whose requests neither wake a solution nor count as activity, as
+	// HEAD requests and /robots.txt don't. Nil means DefaultBotAgents.
+	BotAgents []string
 }
+
+// DefaultBotAgents match health checkers, monitors and crawlers.
+var DefaultBotAgents = []string{"bot", "crawl", "spider", "slurp", "kube-probe", "health", "uptime", "pingdom", "statuscake", "prometheus", "blackbox", "monitor"}
 
 // Gateway is an http.Handler.
 type Gateway struct {
@@ -73,6 +80,12 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 1000
+	}
+	if cfg.BotAgents == nil {
+		cfg.BotAgents = DefaultBotAgents
+	}
+	for i, a := range cfg.BotAgents {
+		cfg.BotAgents[i] = strings.ToLower(a)
 	}
 	g := &Gateway{cfg: cfg, suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
 	g.Routes = newTable(g.newProxy)
@@ -112,9 +125,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.errorPage(w, r, http.StatusNotFound, "No such solution", "There is no solution called "+name+" here.", 0)
 		return
 	}
-	b := g.backendFor(w, r, rt)
+	bot := g.isBot(r)
+	b := g.backendFor(w, r, rt, bot)
 	if b == nil {
 		return
+	}
+	if !bot {
+		rt.lastActive.Store(time.Now().UnixNano())
+		// The end of a long request (a WebSocket, an event stream) is
+		// activity too: the idle time starts when it closes.
+		defer func() { rt.lastActive.Store(time.Now().UnixNano()) }()
 	}
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
@@ -124,7 +144,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // backendFor finds a ready replica for r, holding the request while the
 // solution starts or wakes. It answers the request itself and returns nil
 // when there is none to be had.
-func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route) *backend {
+func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, bot bool) *backend {
 	snap := rt.snap.Load()
 	var timeout <-chan time.Time
 	held := false
@@ -144,6 +164,10 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route) 
 		}
 		if snap.state == StateFailed {
 			g.errorPage(w, r, http.StatusBadGateway, snap.title+" is not running", snap.reason, 0)
+			return nil
+		}
+		if snap.state == StateSleeping && bot {
+			g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is asleep", "Requests from checkers and crawlers do not wake it.", 60)
 			return nil
 		}
 		if !held {
@@ -179,6 +203,25 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route) 
 			return nil
 		}
 	}
+}
+
+// isBot is true for requests that should not keep a solution awake:
+// HEAD, /robots.txt, and the User-Agents of checkers and crawlers.
+func (g *Gateway) isBot(r *http.Request) bool {
+	if r.Method == http.MethodHead || r.URL.Path == "/robots.txt" {
+		return true
+	}
+	ua := r.Header.Get("User-Agent")
+	if ua == "" {
+		return false
+	}
+	ua = strings.ToLower(ua)
+	for _, a := range g.cfg.BotAgents {
+		if strings.Contains(ua, a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *Gateway) wakeError(w http.ResponseWriter, r *http.Request, title string, err error) {

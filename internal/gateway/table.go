@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // State is what the gateway knows of a solution's readiness.
@@ -48,6 +49,9 @@ type route struct {
 	snap atomic.Pointer[snapshot]
 	// pending counts requests held while the solution starts or wakes.
 	pending atomic.Int64
+	// lastActive is when a request (not a bot's) last came or ended, in
+	// Unix nanoseconds; the scaler reads it to judge idleness.
+	lastActive atomic.Int64
 }
 
 type snapshot struct {
@@ -149,9 +153,15 @@ func (t *Table) Set(rs RouteSpec) {
 	cur := *t.routes.Load()
 	if r, ok := cur[rs.Name]; ok {
 		old := r.snap.Swap(snap)
+		if snap.state == StateReady && old.state != StateReady {
+			// Waking up counts as activity, or a solution woken by one
+			// request could be put back to sleep at once.
+			r.lastActive.Store(time.Now().UnixNano())
+		}
 		close(old.changed)
 	} else {
 		r := &route{name: rs.Name}
+		r.lastActive.Store(time.Now().UnixNano())
 		r.snap.Store(snap)
 		next := make(map[string]*route, len(cur)+1)
 		for k, v := range cur {
@@ -199,6 +209,16 @@ func (t *Table) gc() {
 			delete(t.proxies, a)
 		}
 	}
+}
+
+// Activity returns when a solution last had a request and how many are
+// in flight now (open WebSockets and event streams among them).
+func (t *Table) Activity(name string) (last time.Time, inflight int64, ok bool) {
+	r := t.lookup(name)
+	if r == nil {
+		return time.Time{}, 0, false
+	}
+	return time.Unix(0, r.lastActive.Load()), t.Inflight(name), true
 }
 
 // Inflight returns the requests being proxied to a solution right now.

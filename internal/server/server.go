@@ -22,6 +22,7 @@ import (
 	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/runtime/docker"
+	"github.com/aimhub/aim/internal/scaler"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 	"github.com/aimhub/aim/internal/web"
@@ -41,6 +42,15 @@ type Options struct {
 	StartTimeout time.Duration
 	// WakeTimeout bounds one wake. Zero means 2m.
 	WakeTimeout time.Duration
+	// IdleTimeout puts a solution to sleep after this long without
+	// requests, unless its manifest says otherwise. Zero means 30m.
+	IdleTimeout time.Duration
+	// MaxIdleWithConnections caps how long open WebSockets and event
+	// streams alone keep a solution awake. Zero means 4h.
+	MaxIdleWithConnections time.Duration
+	// MaxPending bounds the requests held per solution while it wakes.
+	// Zero means 1000.
+	MaxPending int64
 	// ClientConfig is where the first start writes the CLI's server URL
 	// and token. Empty means the user's config directory; "-" writes none.
 	ClientConfig string
@@ -100,10 +110,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log})
+	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending})
 	ctl := controller.New(controller.Config{
 		StartTimeout: o.StartTimeout,
 		WakeTimeout:  o.WakeTimeout,
+		IdleTimeout:  o.IdleTimeout,
 		Defaults:     spec.DefaultDefaults,
 		URL:          func(name string) string { return "http://" + name + "." + o.Domain + portSuffix + "/" },
 		Logger:       log,
@@ -138,6 +149,8 @@ func Run(ctx context.Context, o Options) error {
 	defer cancel()
 	ctlErr := make(chan error, 1)
 	go func() { ctlErr <- ctl.Run(ctx) }()
+	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, Logger: log}, ctl, gw.Routes)
+	go func() { _ = sc.Run(ctx) }()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir)
