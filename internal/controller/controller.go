@@ -277,7 +277,7 @@ func replicasFor(m *spec.Manifest) int {
 // publish tells the gateway about a solution. addrs maps public component
 // names to the addresses of their ready replicas.
 func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs map[string][]string) {
-	rs := gateway.RouteSpec{Name: rec.Name, Title: rec.Manifest.DisplayTitle(), Reason: reason}
+	rs := gateway.RouteSpec{Name: rec.Name, Title: rec.Manifest.DisplayTitle(), Reason: reason, Hold: rec.Manifest.Scaling.Hold}
 	switch st {
 	case Ready:
 		rs.State = gateway.StateReady

@@ -59,3 +59,27 @@ func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 func wantsHTML(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
+
+var startingTmpl = template.Must(template.New("starting").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="refresh" content="1">
+<title>Starting {{.Title}}…</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222;text-align:center}
+.spin{width:2.5rem;height:2.5rem;margin:2rem auto;border:.3rem solid #ddd;border-top-color:#1a5fd0;border-radius:50%;animation:s 1s linear infinite}
+@keyframes s{to{transform:rotate(360deg)}}.s{color:#888}</style></head>
+<body><div class="spin"></div><h1 id="aim-starting">Starting {{.Title}}…</h1>
+<p>It was asleep to save resources and is waking up. This page reloads by itself.</p>
+{{if .Reason}}<p class="s">The last attempt failed: {{.Reason}}</p>{{end}}
+<p class="s">aim</p></body></html>
+`))
+
+// startingPage tells a browser that the solution is waking; the page
+// reloads itself every second until the solution answers instead.
+func (g *Gateway) startingPage(w http.ResponseWriter, snap *snapshot) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Retry-After", "1")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = startingTmpl.Execute(w, struct{ Title, Reason string }{snap.title, snap.reason})
+}

@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -126,9 +127,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bot := g.isBot(r)
-	b := g.backendFor(w, r, rt, bot)
+	b, waited := g.backendFor(w, r, rt, bot)
 	if b == nil {
 		return
+	}
+	if waited > 0 {
+		// Tell the client this was a cold start and what it cost.
+		w.Header().Set("Server-Timing", fmt.Sprintf("wake;dur=%.1f", float64(waited.Microseconds())/1000))
 	}
 	if !bot {
 		rt.lastActive.Store(time.Now().UnixNano())
@@ -144,9 +149,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // backendFor finds a ready replica for r, holding the request while the
 // solution starts or wakes. It answers the request itself and returns nil
 // when there is none to be had.
-func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, bot bool) *backend {
+func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, bot bool) (*backend, time.Duration) {
 	snap := rt.snap.Load()
 	var timeout <-chan time.Time
+	var since time.Time
 	held := false
 	defer func() {
 		if held {
@@ -157,26 +163,39 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		up := snap.pick(r.URL.Path)
 		if up == nil {
 			g.errorPage(w, r, http.StatusNotFound, "Not found", snap.title+" serves nothing at "+r.URL.Path+".", 0)
-			return nil
+			return nil, 0
 		}
 		if b := up.backend(); b != nil {
-			return b
+			if held {
+				return b, time.Since(since)
+			}
+			return b, 0
 		}
 		if snap.state == StateFailed {
 			g.errorPage(w, r, http.StatusBadGateway, snap.title+" is not running", snap.reason, 0)
-			return nil
+			return nil, 0
 		}
 		if snap.state == StateSleeping && bot {
 			g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is asleep", "Requests from checkers and crawlers do not wake it.", 60)
-			return nil
+			return nil, 0
+		}
+		if wantsHTML(r) && !snap.hold && !held {
+			// A person in a browser sees that something happens; the page
+			// reloads itself and gets the solution once it is up.
+			if snap.state == StateSleeping && g.cfg.Waker != nil {
+				go func() { _ = g.cfg.Waker.Wake(context.WithoutCancel(r.Context()), rt.name) }()
+			}
+			g.startingPage(w, snap)
+			return nil, 0
 		}
 		if !held {
 			if rt.pending.Add(1) > g.cfg.MaxPending {
 				rt.pending.Add(-1)
 				g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is busy starting", "Too many requests are waiting for it; try again shortly.", 2)
-				return nil
+				return nil, 0
 			}
 			held = true
+			since = time.Now()
 			t := time.NewTimer(g.cfg.HoldTimeout)
 			defer t.Stop()
 			timeout = t.C
@@ -186,7 +205,7 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 				if r.Context().Err() == nil {
 					g.wakeError(w, r, snap.title, err)
 				}
-				return nil
+				return nil, 0
 			}
 			if next := rt.snap.Load(); next != snap {
 				snap = next
@@ -197,10 +216,10 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		case <-snap.changed:
 			snap = rt.snap.Load()
 		case <-r.Context().Done():
-			return nil
+			return nil, 0
 		case <-timeout:
 			g.errorPage(w, r, http.StatusGatewayTimeout, snap.title+" did not start in time", snap.reason, 0)
-			return nil
+			return nil, 0
 		}
 	}
 }

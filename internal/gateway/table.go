@@ -39,6 +39,9 @@ type RouteSpec struct {
 	Title     string
 	State     State
 	Reason    string
+	// Hold asks that browsers be held like API clients while the
+	// solution wakes, instead of seeing a "starting" page.
+	Hold      bool
 	Upstreams []Upstream
 }
 
@@ -58,6 +61,7 @@ type snapshot struct {
 	title  string
 	state  State
 	reason string
+	hold   bool
 	// changed is closed when a newer snapshot replaces this one, so that
 	// held requests wake up and look again (Knative's activator does the
 	// same with its capacity channel).
@@ -134,7 +138,7 @@ func (t *Table) lookup(name string) *route {
 func (t *Table) Set(rs RouteSpec) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason, changed: make(chan struct{})}
+	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason, hold: rs.Hold, changed: make(chan struct{})}
 	for _, u := range rs.Upstreams {
 		up := &upstream{component: u.Component}
 		for _, a := range u.Addrs {
