@@ -32,10 +32,11 @@ import (
 const LabelCheck = "dev.aim.check"
 
 // Engine is what a check needs from aim's Docker runtime: the engine's
-// client and its image builder.
+// client, its image builder, and a pull for images the engine lacks.
 type Engine interface {
 	Client() *client.Client
 	Build(ctx context.Context, buildContext io.Reader, dockerfile, tag string, progress func(string)) error
+	EnsureImage(ctx context.Context, ref string, progress func(string)) error
 }
 
 var _ Engine = (*docker.Docker)(nil)

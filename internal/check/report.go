@@ -105,6 +105,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // fmtDuration rounds to what a person reads: 0.31s, 4.2s, 1m12s.
 func fmtDuration(d time.Duration) string {
 	switch {
+	case d%time.Second == 0 && d < 10*time.Minute:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	case d < 10*time.Second:
 		return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + "s"
 	case d < time.Minute:

@@ -1,0 +1,364 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// pollEvery is the pause between readiness probes and socket samples.
+const pollEvery = 50 * time.Millisecond
+
+// probe waits for the component to answer on 8080, watching its sockets
+// for attempts to reach the internet meanwhile, then judges the rules
+// that need it running: starts, port-8080, root-html, health,
+// memory-idle, startup-time, image-size and no-internet.
+func (r *compRun) probe(ctx context.Context) error {
+	name := r.comp.Name
+	if r.imageSize > r.o.MaxImageSize {
+		r.set(result("image-size", name, Warn, fmt.Sprintf("%s is %s, above %s", r.image, fmtBytes(r.imageSize), fmtBytes(r.o.MaxImageSize))))
+	} else {
+		r.set(result("image-size", name, Pass, fmt.Sprintf("%s is %s", r.image, fmtBytes(r.imageSize))))
+	}
+	ins, err := r.s.cli.ContainerInspect(ctx, r.id)
+	if err != nil {
+		return fmt.Errorf("inspecting %s: %w", name, err)
+	}
+	if ins.State != nil {
+		r.pid = ins.State.Pid
+	}
+	if ep := ins.NetworkSettings.Networks[r.s.net]; ep != nil {
+		r.ip = ep.IPAddress
+	}
+	stopWatch := r.watchSockets(ctx)
+	exited, err := r.waitReady(ctx)
+	if err != nil {
+		stopWatch()
+		return err
+	}
+	if r.ready {
+		if slices.Contains(r.comp.Paths, "/") && r.comp.IsPublic() {
+			var res Result
+			res, r.root = probeRoot(ctx, r.hc, r.addr(), name)
+			r.set(res)
+		}
+		if r.comp.IsPublic() {
+			r.set(probeHealth(ctx, r.hc, apiTarget{comp: r.comp, addr: r.addr(), paths: r.comp.Paths}))
+		}
+		r.set(r.memory(ctx))
+		st := Pass
+		if r.readyAfter > r.o.SlowStart {
+			st = Warn
+		}
+		r.set(result("startup-time", name, st, fmt.Sprintf("answered on 8080 %s after start", fmtDuration(r.readyAfter))))
+		// A process that dies after its first answer did not start.
+		ins, err := r.s.cli.ContainerInspect(ctx, r.id)
+		if err != nil {
+			stopWatch()
+			return fmt.Errorf("inspecting %s: %w", name, err)
+		}
+		if !ins.State.Running {
+			exited = true
+			r.set(result("starts", name, Fail, r.exitEvidence(ctx, ins.State, "after answering")))
+		}
+	} else {
+		for _, id := range []string{"root-html", "health", "memory-idle", "startup-time"} {
+			if id == "root-html" && !(r.comp.IsPublic() && slices.Contains(r.comp.Paths, "/")) {
+				continue
+			}
+			if id == "health" && !r.comp.IsPublic() {
+				continue
+			}
+			r.set(result(id, name, Skip, "it never answered on 8080"))
+		}
+	}
+	if !exited {
+		r.set(result("starts", name, Pass, "running"))
+	}
+	stopWatch()
+	r.set(r.internet(ctx))
+	return nil
+}
+
+// waitReady polls until the component answers HTTP on 8080, exits, or the
+// start-up limit passes; it sets the starts and port-8080 results. exited
+// reports that the process ended.
+func (r *compRun) waitReady(ctx context.Context) (exited bool, err error) {
+	name := r.comp.Name
+	deadline := r.started.Add(r.o.StartTimeout)
+	var lastErr error
+	for {
+		ins, err := r.s.cli.ContainerInspect(ctx, r.id)
+		if err != nil {
+			return false, fmt.Errorf("inspecting %s: %w", name, err)
+		}
+		if !ins.State.Running {
+			r.set(result("starts", name, Fail, r.exitEvidence(ctx, ins.State, "")))
+			r.set(result("port-8080", name, Skip, "the process exited before it answered"))
+			return true, nil
+		}
+		if r.ip != "" {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			a, err := get(pctx, r.hc, r.addr(), "", "/")
+			cancel()
+			if err == nil {
+				r.ready, r.readyAfter = true, time.Since(r.started)
+				r.set(result("port-8080", name, Pass, fmt.Sprintf("GET / → %d after %s", a.status, fmtDuration(r.readyAfter))))
+				return false, nil
+			}
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			r.set(result("port-8080", name, Fail, r.portEvidence(lastErr)))
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// portEvidence says why nothing answered, from where the process listens.
+func (r *compRun) portEvidence(lastErr error) string {
+	after := fmtDuration(r.o.StartTimeout)
+	ss, err := sockets(r.pid)
+	if err != nil {
+		return fmt.Sprintf("nothing answers on 8080 after %s (where the process listens is unknown: %v)", after, err)
+	}
+	ls := listeners(ss)
+	var on8080 []string
+	loopbackOnly := true
+	for _, l := range ls {
+		if l.Port() == spec.Port {
+			on8080 = append(on8080, l.String())
+			loopbackOnly = loopbackOnly && l.Addr().IsLoopback()
+		}
+	}
+	switch {
+	case len(on8080) == 0:
+		return fmt.Sprintf("nothing on 8080 after %s; %s", after, describeListeners(ls))
+	case loopbackOnly:
+		return fmt.Sprintf("nothing answers on %s after %s; the process listens on %s only, which neither siblings nor the gateway reach", r.addr(), after, strings.Join(on8080, ", "))
+	default:
+		e := "no answer"
+		if lastErr != nil {
+			e = shortErr(lastErr)
+		}
+		return fmt.Sprintf("the process listens on %s but gives no HTTP answer after %s: %s", strings.Join(on8080, ", "), after, e)
+	}
+}
+
+// exitEvidence describes how a container ended, with its last output.
+func (r *compRun) exitEvidence(ctx context.Context, st *container.State, when string) string {
+	var b strings.Builder
+	b.WriteString("exited")
+	if st.OOMKilled {
+		b.WriteString(", killed for using more than its memory limit,")
+	} else {
+		fmt.Fprintf(&b, " with code %d", st.ExitCode)
+	}
+	if when != "" {
+		b.WriteString(" " + when)
+	} else if fin, err := time.Parse(time.RFC3339Nano, st.FinishedAt); err == nil && fin.After(r.started) {
+		fmt.Fprintf(&b, " %s after start", fmtDuration(fin.Sub(r.started)))
+	}
+	if lines := lastLines(r.logs(ctx, r.id), 3); len(lines) > 0 {
+		b.WriteString("; its last output: " + strings.Join(lines, " | "))
+	}
+	return b.String()
+}
+
+// watchSockets samples the process's sockets until the returned function
+// is called, and records connection attempts that leave the network.
+func (r *compRun) watchSockets(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := map[string]bool{}
+		for {
+			if ss, err := sockets(r.pid); err == nil {
+				for _, a := range outgoing(ss, r.s.subnet) {
+					if !seen[a.String()] {
+						seen[a.String()] = true
+						r.mu.Lock()
+						r.attempts = append(r.attempts, a)
+						r.mu.Unlock()
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pollEvery / 2):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// resolveFailures are what programs print when a name lookup fails, as the
+// internal network makes every lookup of an internet name fail.
+var resolveFailures = []string{"no such host", "Temporary failure in name resolution", "Name or service not known", "Could not resolve host", "getaddrinfo failed", "Failed to resolve", "NameResolutionError"}
+
+// internet judges no-internet from the kernel's record of connection
+// attempts, and from the output when a name lookup failed.
+func (r *compRun) internet(ctx context.Context) Result {
+	name := r.comp.Name
+	r.mu.Lock()
+	attempts := slices.Clone(r.attempts)
+	r.mu.Unlock()
+	var lookups []string
+	for _, l := range strings.Split(r.logs(ctx, r.id), "\n") {
+		for _, f := range resolveFailures {
+			if strings.Contains(l, f) {
+				lookups = append(lookups, strings.TrimSpace(l))
+				break
+			}
+		}
+	}
+	var ev []string
+	if len(attempts) > 0 {
+		s := make([]string, len(attempts))
+		for i, a := range attempts {
+			s[i] = a.String()
+		}
+		sort.Strings(s)
+		ev = append(ev, "tried to connect to "+strings.Join(s, ", ")+" at start")
+	}
+	if len(lookups) > 0 {
+		ev = append(ev, "its output says: "+strings.Join(lastLines(strings.Join(lookups, "\n"), 2), " | "))
+	}
+	if len(ev) > 0 {
+		return result("no-internet", name, Warn, strings.Join(ev, "; "))
+	}
+	if ok, err := hasDefaultRoute(r.pid); err == nil && !ok {
+		return result("no-internet", name, Skip, "this engine gives internal networks no default route, so an attempt fails at once and leaves no trace; the output shows no failed lookup")
+	}
+	if r.pid <= 0 {
+		return result("no-internet", name, Skip, "the process's sockets could not be read")
+	}
+	if _, err := sockets(r.pid); err != nil && len(attempts) == 0 && r.ready {
+		return result("no-internet", name, Skip, fmt.Sprintf("the process's sockets could not be read (aim check must run on the engine's host): %v", err))
+	}
+	return result("no-internet", name, Pass, "no connection attempt beyond its network at start")
+}
+
+// memory judges memory-idle from one sample of the engine's stats, taken
+// once the component has answered.
+func (r *compRun) memory(ctx context.Context) Result {
+	name := r.comp.Name
+	limit := int64(resources(r.comp, r.o.Defaults).Memory)
+	resp, err := r.s.cli.ContainerStatsOneShot(ctx, r.id)
+	if err != nil {
+		return result("memory-idle", name, Skip, fmt.Sprintf("no stats from the engine: %v", err))
+	}
+	defer resp.Body.Close()
+	var st container.StatsResponse
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return result("memory-idle", name, Skip, fmt.Sprintf("reading the engine's stats: %v", err))
+	}
+	used := int64(st.MemoryStats.Usage)
+	// As docker stats does: the page cache the kernel can drop is not use.
+	if v, ok := st.MemoryStats.Stats["total_inactive_file"]; ok && int64(v) < used {
+		used -= int64(v)
+	} else if v, ok := st.MemoryStats.Stats["inactive_file"]; ok && int64(v) < used {
+		used -= int64(v)
+	}
+	r.memUsage = used
+	ev := fmt.Sprintf("%s of %s (%.0f%%)", fmtBytes(used), fmtBytes(limit), 100*float64(used)/float64(limit))
+	if used >= limit*9/10 {
+		return result("memory-idle", name, Fail, ev+" when idle, too close to the limit")
+	}
+	return result("memory-idle", name, Pass, ev)
+}
+
+// stop sends SIGTERM and judges sigterm by how long the process takes to
+// exit.
+func (r *compRun) stop(ctx context.Context) {
+	name := r.comp.Name
+	if !r.ready {
+		r.set(result("sigterm", name, Skip, "it never answered on 8080"))
+		return
+	}
+	ins, err := r.s.cli.ContainerInspect(ctx, r.id)
+	if err != nil || !ins.State.Running {
+		r.set(result("sigterm", name, Skip, "it was not running"))
+		return
+	}
+	t0 := time.Now()
+	if err := r.s.cli.ContainerKill(ctx, r.id, "SIGTERM"); err != nil {
+		r.set(result("sigterm", name, Skip, fmt.Sprintf("sending SIGTERM: %v", err)))
+		return
+	}
+	for {
+		ins, err := r.s.cli.ContainerInspect(ctx, r.id)
+		if err != nil {
+			r.set(result("sigterm", name, Skip, fmt.Sprintf("inspecting after SIGTERM: %v", err)))
+			return
+		}
+		if !ins.State.Running {
+			r.set(result("sigterm", name, Pass, fmt.Sprintf("exited %s after SIGTERM (code %d)", fmtDuration(time.Since(t0)), ins.State.ExitCode)))
+			return
+		}
+		if time.Since(t0) >= r.o.StopTimeout {
+			r.set(result("sigterm", name, Fail, fmt.Sprintf("still running %s after SIGTERM", fmtDuration(r.o.StopTimeout))))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// logs returns a container's output (both streams), up to 1MiB.
+func (r *compRun) logs(ctx context.Context, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rc, err := r.s.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "1000"})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	var b bytes.Buffer
+	_, _ = stdcopy.StdCopy(&b, &b, io.LimitReader(rc, 1<<20))
+	return b.String()
+}
+
+// lastLines returns the last n non-empty lines of s, trimmed.
+func lastLines(s string, n int) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
