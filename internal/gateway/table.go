@@ -35,10 +35,10 @@ type Upstream struct {
 
 // RouteSpec is what the controller tells the gateway about a solution.
 type RouteSpec struct {
-	Name      string
-	Title     string
-	State     State
-	Reason    string
+	Name   string
+	Title  string
+	State  State
+	Reason string
 	// Hold asks that browsers be held like API clients while the
 	// solution wakes, instead of seeing a "starting" page.
 	Hold      bool

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 func originalPath(r *http.Request) string {
@@ -41,6 +43,14 @@ func main() {
 			d = 90 * time.Second
 		}
 		time.Sleep(d)
+	case "crash-after":
+		// Crashes at start once a moment has passed: lets a test deploy a
+		// solution that will fail its next wake.
+		at, _ := strconv.ParseInt(os.Getenv("CRASH_AFTER_UNIX"), 10, 64)
+		if time.Now().Unix() >= at {
+			fmt.Println("fatal: the model file is corrupt")
+			os.Exit(4)
+		}
 	case "write-fs":
 		if err := os.WriteFile("/cache.bin", []byte("x"), 0o644); err != nil {
 			fmt.Println("cannot write cache:", err)
@@ -66,6 +76,15 @@ func main() {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!doctype html><title>test</title><h1>hello from %s</h1><p>component %s, path %s</p>\n", host, os.Getenv("AIM_COMPONENT"), r.URL.Path)
 	})
+	// RECOMMENDED=1 adds what the standard recommends beyond its rules: a
+	// health path and an OpenAPI document (aim check's corpus uses it).
+	if os.Getenv("RECOMMENDED") == "1" {
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintln(w, `{"openapi":"3.1.0","info":{"title":"testserver","version":"1"},"paths":{}}`)
+		})
+	}
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
 		host, _ := os.Hostname()
 		w.Header().Set("Content-Type", "application/json")
@@ -132,6 +151,23 @@ func main() {
 			select {
 			case <-time.After(100 * time.Millisecond):
 			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	// /ws echoes WebSocket messages.
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, msg); err != nil {
 				return
 			}
 		}
