@@ -95,7 +95,10 @@ func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image, im
 		env = append(env, k+"="+comp.Env[k])
 	}
 	user := ""
-	if u, _, _ := strings.Cut(imageUser, ":"); !comp.RunAsRoot && (u == "" || u == "root" || u == "0") {
+	// The writable twin keeps the image's own user: as uid 65534 a root
+	// image could not write to its root-owned directories, and the diff
+	// would not show what it tries to write.
+	if u, _, _ := strings.Cut(imageUser, ":"); !writable && !comp.RunAsRoot && (u == "" || u == "root" || u == "0") {
 		user = "65534:65534"
 	}
 	stop := 10
