@@ -185,7 +185,7 @@ func deployRequest(args []string, name, image string) (client.DeployRequest, err
 	if err != nil {
 		return client.DeployRequest{}, err
 	}
-	req := client.DeployRequest{Name: m.Name, Manifest: data, Contexts: map[string]string{}}
+	req := client.DeployRequest{Name: m.Name, Manifest: data, Contexts: map[string]string{}, Dockerfiles: map[string]string{}}
 	for _, c := range m.Components {
 		if c.Build == "" {
 			continue
@@ -199,6 +199,7 @@ func deployRequest(args []string, name, image string) (client.DeployRequest, err
 			return client.DeployRequest{}, fmt.Errorf("%s: component %s builds from %s, which has no %s", path, c.Name, bdir, df)
 		}
 		req.Contexts[c.Name] = bdir
+		req.Dockerfiles[c.Name] = df
 	}
 	return req, nil
 }

@@ -154,7 +154,10 @@ type DeployRequest struct {
 	Name     string
 	Manifest []byte
 	// Contexts maps components to their build directories.
-	Contexts   map[string]string
+	Contexts map[string]string
+	// Dockerfiles maps components to their Dockerfile's name inside the
+	// build directory; missing means "Dockerfile".
+	Dockerfiles map[string]string
 	SkipChecks bool
 }
 
@@ -213,7 +216,7 @@ func writeUpload(mw *multipart.Writer, req DeployRequest) error {
 		if err != nil {
 			return err
 		}
-		if err := tarDir(dir, w); err != nil {
+		if err := tarDir(dir, req.Dockerfiles[comp], w); err != nil {
 			return fmt.Errorf("packing the build context of %s (%s): %w", comp, dir, err)
 		}
 	}
@@ -221,8 +224,13 @@ func writeUpload(mw *multipart.Writer, req DeployRequest) error {
 }
 
 // tarDir writes dir as a build context, leaving out what its
-// .dockerignore names, as `docker build` does.
-func tarDir(dir string, w io.Writer) error {
+// .dockerignore names, as `docker build` does. Like docker, it always
+// sends the Dockerfile and .dockerignore, even when .dockerignore names
+// them: the builder needs them.
+func tarDir(dir, dockerfile string, w io.Writer) error {
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
 	var excludes []string
 	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
 		excludes, err = ignorefile.ReadAll(f)
@@ -230,6 +238,9 @@ func tarDir(dir string, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("reading .dockerignore: %w", err)
 		}
+	}
+	if len(excludes) > 0 {
+		excludes = append(excludes, "!"+filepath.ToSlash(dockerfile), "!.dockerignore")
 	}
 	rc, err := archive.TarWithOptions(dir, &archive.TarOptions{ExcludePatterns: excludes})
 	if err != nil {
