@@ -73,4 +73,3 @@ and network it started, also when interrupted. The exit status is 1 when a rule 
 	f.DurationVar(&o.StopTimeout, "stop-timeout", 10*time.Second, "how long a component may take to exit after SIGTERM")
 	return cmd
 }
-

@@ -118,4 +118,3 @@ func nameFrom(base string) string {
 	}
 	return strings.TrimSuffix(s, "-")
 }
-
