@@ -204,7 +204,7 @@ func buildImages(ctx context.Context, eng Engine, m *spec.Manifest, dir string, 
 		if progress != nil {
 			progress(fmt.Sprintf("building %s from %s", c.Name, filepath.Join(dir, c.Build)))
 		}
-		rc, err := tarDir(filepath.Join(dir, c.Build))
+		rc, err := tarDir(filepath.Join(dir, c.Build), c.Dockerfile)
 		if err != nil {
 			return nil, fmt.Errorf("component %s: packing %s: %w", c.Name, c.Build, err)
 		}
@@ -218,8 +218,13 @@ func buildImages(ctx context.Context, eng Engine, m *spec.Manifest, dir string, 
 	return images, nil
 }
 
-// tarDir packs a build context, leaving out what .dockerignore names.
-func tarDir(dir string) (io.ReadCloser, error) {
+// tarDir packs a build context, leaving out what .dockerignore names but,
+// as the docker CLI does, never the Dockerfile or .dockerignore itself
+// (a .dockerignore that lists them keeps them out of the image only).
+func tarDir(dir, dockerfile string) (io.ReadCloser, error) {
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
 	var excludes []string
 	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
 		excludes, err = ignorefile.ReadAll(f)
@@ -227,6 +232,9 @@ func tarDir(dir string) (io.ReadCloser, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading .dockerignore: %w", err)
 		}
+	}
+	if len(excludes) > 0 {
+		excludes = append(excludes, "!"+filepath.ToSlash(dockerfile), "!.dockerignore")
 	}
 	return archive.TarWithOptions(dir, &archive.TarOptions{ExcludePatterns: excludes})
 }
