@@ -158,7 +158,7 @@ type DeployRequest struct {
 	// Dockerfiles maps components to their Dockerfile's name inside the
 	// build directory; missing means "Dockerfile".
 	Dockerfiles map[string]string
-	SkipChecks bool
+	SkipChecks  bool
 }
 
 // Deploy uploads a solution and follows the deploy; onEvent sees every

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
@@ -75,6 +76,8 @@ type Config struct {
 	URL func(name string) string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Controller is the single owner of solution lifecycles.
@@ -288,10 +291,13 @@ func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs
 	default:
 		rs.State = gateway.StateStarting
 	}
+	n := 0
 	for _, comp := range rec.Manifest.PublicComponents() {
 		rs.Upstreams = append(rs.Upstreams, gateway.Upstream{Component: comp.Name, Paths: comp.Paths, Addrs: addrs[comp.Name]})
+		n = max(n, len(addrs[comp.Name]))
 	}
 	c.routes.Set(rs)
+	c.cfg.Metrics.SetState(rec.Name, string(st), n)
 }
 
 // resyncAll follows crashes and restarts of awake solutions: the engine

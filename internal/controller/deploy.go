@@ -164,6 +164,7 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 	c.mu.Lock()
 	delete(c.sols, name)
 	c.mu.Unlock()
+	c.cfg.Metrics.Forget(name)
 	return nil
 }
 

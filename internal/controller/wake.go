@@ -62,10 +62,12 @@ func (c *Controller) doWake(s *solution, op *wakeOp) {
 	start := time.Now()
 	sp := c.runtimeSpec(rec)
 	err := c.rt.Scale(ctx, sp, replicasFor(rec.Manifest))
+	started := time.Now()
 	var addrs map[string][]string
 	if err == nil {
 		addrs, err = c.waitReady(ctx, sp)
 	}
+	c.cfg.Metrics.Wake(rec.Name, err == nil, started.Sub(start).Seconds(), time.Since(started).Seconds())
 	if err != nil {
 		// Stopped again, so that the next request tries afresh.
 		_ = c.rt.Scale(context.WithoutCancel(ctx), sp, 0)

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/aimhub/aim/internal/metrics"
 )
 
 // Waker wakes a sleeping solution. Wake returns once the solution can take
@@ -49,6 +51,8 @@ type Config struct {
 	// whose requests neither wake a solution nor count as activity, as
 	// HEAD requests and /robots.txt don't. Nil means DefaultBotAgents.
 	BotAgents []string
+	// Metrics; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // DefaultBotAgents match health checkers, monitors and crawlers.
@@ -191,11 +195,13 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		if !held {
 			if rt.pending.Add(1) > g.cfg.MaxPending {
 				rt.pending.Add(-1)
+				g.cfg.Metrics.RefusedRequest(rt.name, "queue_full")
 				g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is busy starting", "Too many requests are waiting for it; try again shortly.", 2)
 				return nil, 0
 			}
 			held = true
 			since = time.Now()
+			g.cfg.Metrics.HeldRequest(rt.name)
 			t := time.NewTimer(g.cfg.HoldTimeout)
 			defer t.Stop()
 			timeout = t.C
@@ -203,6 +209,7 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		if snap.state == StateSleeping && g.cfg.Waker != nil {
 			if err := g.cfg.Waker.Wake(r.Context(), rt.name); err != nil {
 				if r.Context().Err() == nil {
+					g.cfg.Metrics.RefusedRequest(rt.name, "wake_failed")
 					g.wakeError(w, r, snap.title, err)
 				}
 				return nil, 0
@@ -218,6 +225,7 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		case <-r.Context().Done():
 			return nil, 0
 		case <-timeout:
+			g.cfg.Metrics.RefusedRequest(rt.name, "hold_timeout")
 			g.errorPage(w, r, http.StatusGatewayTimeout, snap.title+" did not start in time", snap.reason, 0)
 			return nil, 0
 		}

@@ -9,7 +9,7 @@ import (
 
 type fakeSols []Awake
 
-func (f fakeSols) Awake() []Awake                     { return f }
+func (f fakeSols) Awake() []Awake                      { return f }
 func (f fakeSols) Sleep(context.Context, string) error { return nil }
 
 type act struct {

@@ -13,14 +13,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/aimhub/aim/internal/api"
 	"github.com/aimhub/aim/internal/clientconfig"
 	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/scaler"
 	"github.com/aimhub/aim/internal/spec"
@@ -110,7 +109,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending})
+	met := metrics.New()
+	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met})
 	ctl := controller.New(controller.Config{
 		StartTimeout: o.StartTimeout,
 		WakeTimeout:  o.WakeTimeout,
@@ -118,11 +118,9 @@ func Run(ctx context.Context, o Options) error {
 		Defaults:     spec.DefaultDefaults,
 		URL:          func(name string) string { return "http://" + name + "." + o.Domain + portSuffix + "/" },
 		Logger:       log,
+		Metrics:      met,
 	}, rt, rt, st, gw.Routes)
 	gw.SetWaker(ctl)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	apex := http.NewServeMux()
 	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: log}, ctl, st))
@@ -130,7 +128,7 @@ func Run(ctx context.Context, o Options) error {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	apex.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
 	apex.Handle("/", web.NewCatalog(ctl, log))
 	gw.SetApex(apex)
 

@@ -129,8 +129,36 @@ func TestIdleSleepsAndOneRequestWakes(t *testing.T) {
 	if st := a.MustCLI("status", "nap"); !strings.Contains(st, "ready") {
 		t.Errorf("after the wake:\n%s", st)
 	}
+	// The wake is in the metrics, timed by phase.
+	m := a.Metrics()
+	for _, want := range []string{
+		`aim_wakes_total{result="ok",solution="nap"} 1`,
+		`aim_wake_duration_seconds_count{phase="start",solution="nap"} 1`,
+		`aim_wake_duration_seconds_count{phase="ready",solution="nap"} 1`,
+		`aim_requests_held_total{solution="nap"} 1`,
+		`aim_solution_state{solution="nap",state="ready"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	// And it goes back to sleep.
 	waitState(t, a, "nap", "sleeping", 15*time.Second)
+	if m := a.Metrics(); !strings.Contains(m, `aim_solution_state{solution="nap",state="sleeping"} 1`) {
+		t.Errorf("/metrics does not show the solution asleep")
+	}
+}
+
+// Metrics returns the server's /metrics page.
+func (a *Aim) Metrics() string {
+	a.t.Helper()
+	resp, err := http.Get("http://" + a.Addr + "/metrics")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // hammer sends n concurrent API requests and counts the statuses.
@@ -192,6 +220,9 @@ func TestFullQueueGets503(t *testing.T) {
 	codes, retry := hammer(t, a, "queue", 100)
 	if codes[200]+codes[503] != 100 || codes[503] == 0 || codes[200] < 10 {
 		t.Errorf("statuses %v: want at least 10×200 and the rest 503", codes)
+	}
+	if m := a.Metrics(); !strings.Contains(m, `aim_requests_refused_total{reason="queue_full",solution="queue"} `+strconv.Itoa(codes[503])) {
+		t.Errorf("/metrics does not count the %d refused requests", codes[503])
 	}
 	for _, r := range retry {
 		if r == "" {
