@@ -47,6 +47,9 @@ type Options struct {
 	// Defaults fill a manifest's unset resources. Zero means
 	// spec.DefaultDefaults.
 	Defaults spec.Defaults
+	// Labels are added to every container and network the check creates,
+	// beside LabelCheck and LabelSolution.
+	Labels map[string]string
 	// Progress receives a line per step (and the builder's output); nil
 	// means silent.
 	Progress func(string)
@@ -108,7 +111,11 @@ func Run(ctx context.Context, eng Engine, o Options) (rep *Report, err error) {
 			return nil, err
 		}
 	}
-	s := &session{cli: eng.Client(), id: newID()}
+	extra := map[string]string{LabelSolution: m.Name}
+	for k, v := range o.Labels {
+		extra[k] = v
+	}
+	s := &session{cli: eng.Client(), id: newID(), extra: extra}
 	defer func() {
 		if cerr := s.cleanup(ctx); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up check %s: %w", s.id, cerr))

@@ -29,6 +29,10 @@ const repoRoot = "../.."
 
 var engine *docker.Docker
 
+// testLabel marks what this test process's checks create, so that checks
+// others run on the same engine meanwhile are not counted as left behind.
+var testLabel = "dev.aim.check.test=" + newID()
+
 // TestMain connects to the engine and builds the test image. Under -short
 // the integration tests skip; otherwise a missing engine fails them all.
 func TestMain(m *testing.M) {
@@ -99,14 +103,19 @@ func needEngine(t *testing.T) {
 // fastOptions keep the corpus quick: a component that does not answer in
 // 5s fails, one still running 3s after SIGTERM fails.
 func fastOptions(t *testing.T) Options {
-	return Options{StartTimeout: 5 * time.Second, StopTimeout: 3 * time.Second, Progress: func(s string) { t.Log(s) }}
+	k, v, _ := strings.Cut(testLabel, "=")
+	return Options{StartTimeout: 5 * time.Second, StopTimeout: 3 * time.Second, Labels: map[string]string{k: v}, Progress: func(s string) { t.Log(s) }}
 }
 
-// assertNothingLeft fails when a container or network of a check remains.
-func assertNothingLeft(t *testing.T) {
+// assertNothingLeft fails when a container or network of this process's
+// checks remains.
+func assertNothingLeft(t *testing.T) { t.Helper(); assertNoneLabelled(t, testLabel) }
+
+// assertNoneLabelled fails when a container or network has label.
+func assertNoneLabelled(t *testing.T, label string) {
 	t.Helper()
 	ctx := context.Background()
-	f := filters.NewArgs(filters.Arg("label", LabelCheck))
+	f := filters.NewArgs(filters.Arg("label", label))
 	cs, err := engine.Client().ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
 		t.Fatal(err)

@@ -45,8 +45,9 @@ var _ Engine = (*docker.Docker)(nil)
 type session struct {
 	cli    client.APIClient
 	id     string
-	net    string       // network name
-	subnet netip.Prefix // of net
+	extra  map[string]string // Options.Labels and the solution's name
+	net    string            // network name
+	subnet netip.Prefix      // of net
 }
 
 func newID() string {
@@ -55,7 +56,16 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-func (s *session) labels() map[string]string { return map[string]string{LabelCheck: s.id} }
+// LabelSolution names the solution a check container or network is for.
+const LabelSolution = "dev.aim.check.solution"
+
+func (s *session) labels() map[string]string {
+	l := map[string]string{LabelCheck: s.id}
+	for k, v := range s.extra {
+		l[k] = v
+	}
+	return l
+}
 
 // createNetwork makes the run's network: internal, so that the engine
 // gives it no route out; the host still reaches the containers' addresses.
@@ -104,8 +114,9 @@ func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image, im
 	stop := 10
 	cfg := &container.Config{
 		Image: image, Env: env, User: user, Hostname: comp.Name,
-		Labels: map[string]string{LabelCheck: s.id, "dev.aim.component": comp.Name}, StopTimeout: &stop,
+		Labels: s.labels(), StopTimeout: &stop,
 	}
+	cfg.Labels["dev.aim.component"] = comp.Name
 	pids := res.Pids
 	host := &container.HostConfig{
 		ReadonlyRootfs: !writable,
