@@ -201,7 +201,6 @@ func TestBrowserWakesSleepingSolution(t *testing.T) {
 	if n := len(r.Navigations); n < 2 || r.Navigations[n-1].Status != 200 {
 		t.Errorf("navigations %+v: want the starting page, then the solution's 200", r.Navigations)
 	}
-	if st := a.MustCLI("status", "nap"); !strings.Contains(st, "State:       ready") {
-		t.Errorf("after the browser woke it:\n%s", st)
-	}
+	// (No `aim status` check here: with a 2s idle timeout the solution may
+	// already be asleep again once the browser has closed.)
 }
