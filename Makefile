@@ -28,5 +28,10 @@ test-unit:
 test-examples: images
 	$(MAKE) -C examples test
 
+# Benchmarks against peers, measured in the same run; see docs/benchmarks.md.
+bench: build
+	scripts/ensure-docker.sh
+	$(GO) run ./bench/wake -aim bin/aim -rounds 20
+
 clean:
 	rm -rf bin

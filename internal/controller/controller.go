@@ -72,6 +72,9 @@ type Config struct {
 	Resync time.Duration
 	// Defaults for manifest fields left empty. Zero means spec.DefaultDefaults.
 	Defaults spec.Defaults
+	// ImagePrefix names the images aim builds: <prefix>/<solution>-<component>:g<generation>.
+	// Servers sharing an engine need different prefixes. Empty means "aim.local/aim".
+	ImagePrefix string
 	// URL returns the public URL of a solution.
 	URL func(name string) string
 	// Logger; nil means slog.Default().
@@ -126,6 +129,9 @@ func New(cfg Config, rt runtime.Runtime, b Builder, st Store, routes Routes) *Co
 	}
 	if cfg.WakeTimeout == 0 {
 		cfg.WakeTimeout = 2 * time.Minute
+	}
+	if cfg.ImagePrefix == "" {
+		cfg.ImagePrefix = "aim.local/aim"
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 30 * time.Minute

@@ -53,7 +53,7 @@ func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Pro
 	images := map[string]string{}
 	for _, comp := range m.Components {
 		if comp.Build != "" {
-			tag := fmt.Sprintf("aim.local/%s-%s:g%d", m.Name, comp.Name, gen)
+			tag := fmt.Sprintf("%s/%s-%s:g%d", c.cfg.ImagePrefix, m.Name, comp.Name, gen)
 			progress(comp.Name, "building "+tag)
 			if err := c.builder.Build(ctx, req.Contexts[comp.Name], comp.Dockerfile, tag, func(line string) { progress(comp.Name, line) }); err != nil {
 				return nil, &InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
@@ -134,7 +134,7 @@ func (c *Controller) removeImages(ctx context.Context, imgs, keep map[string]str
 		used[ref] = true
 	}
 	for _, ref := range imgs {
-		if strings.HasPrefix(ref, "aim.local/") && !used[ref] {
+		if strings.HasPrefix(ref, c.cfg.ImagePrefix+"/") && !used[ref] {
 			if err := c.builder.RemoveImage(context.WithoutCancel(ctx), ref); err != nil {
 				c.log.Warn("removing image", "image", ref, "err", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"io"
 	"net/http"
 	"sort"
@@ -155,7 +156,16 @@ func TestThreeComponentsPrivateAndIsolated(t *testing.T) {
 		t.Fatal("other has no address")
 	}
 	if code, body := a.Get("three", "/api/dial?addr="+ip+":8080"); code == 200 {
-		t.Errorf("a component of one solution connected to another solution's container at %s: %s", ip, body)
+		// Say which networks hold that address, to tell an isolation
+		// failure from an engine that handed out overlapping subnets.
+		var where []string
+		for _, n := range a.Networks() {
+			ni, _ := docker.NetworkInspect(context.Background(), n.ID, network.InspectOptions{})
+			for _, c := range ni.IPAM.Config {
+				where = append(where, n.Name+"="+c.Subnet)
+			}
+		}
+		t.Errorf("a component of one solution connected to another solution's container at %s: %s(networks: %v)", ip, body, where)
 	}
 	if code, body := a.Get("three", "/api/dial?addr=web:8080"); code != 200 {
 		t.Errorf("sibling web unreachable: %s", body)
@@ -164,7 +174,7 @@ func TestThreeComponentsPrivateAndIsolated(t *testing.T) {
 		t.Error("another solution resolved and reached this solution's engine")
 	}
 	st := a.MustCLI("status", "three")
-	for _, want := range []string{"engine", "no", "/api", "aim.local/three-web:g"} {
+	for _, want := range []string{"engine", "no", "/api", "aim.local/" + a.Prefix + "/three-web:g"} {
 		if !strings.Contains(st, want) {
 			t.Errorf("status lacks %q:\n%s", want, st)
 		}
