@@ -190,7 +190,7 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 	case errors.As(err, &me), errors.As(err, &ie):
 		// The request was well-formed HTTP, but what it asked for can't be built.
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
-	case errors.As(err, &se):
+	case errors.As(err, &se), errors.As(err, new(*controller.CheckError)):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.As(err, &we):
 		writeError(w, http.StatusGatewayTimeout, err.Error())

@@ -1,12 +1,14 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 )
@@ -92,6 +94,12 @@ func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Pro
 		progress("", "waiting for the solution to answer on port 8080")
 		addrs, err = c.waitReady(ctx, sp)
 	}
+	if err == nil && !req.SkipChecks {
+		progress("", "checking the packaging standard")
+		var report []byte
+		report, err = c.fastCheck(ctx, m, addrs)
+		rec.Check = report
+	}
 	if err != nil {
 		if !first {
 			// The previous generation goes on serving; the new one is
@@ -176,3 +184,34 @@ var ErrNotFound = errors.New("not found")
 type InputError struct{ Msg string }
 
 func (e *InputError) Error() string { return e.Msg }
+
+// fastCheck runs the checks of the packaging standard that need only HTTP
+// against the new generation, which answers by now: the root page, the
+// private components' answers, and the recommendations. A failing rule
+// refuses the deploy with the same report `aim check` prints.
+func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[string][]string) ([]byte, error) {
+	var targets []check.Target
+	for _, comp := range m.Components {
+		if a := addrs[comp.Name]; len(a) > 0 {
+			targets = append(targets, check.Target{Component: comp, Addr: a[0]})
+		}
+	}
+	rep := check.Fast(ctx, m, targets)
+	var js bytes.Buffer
+	if err := check.WriteJSON(&js, rep); err != nil {
+		return nil, err
+	}
+	if rep.Failed() {
+		var txt bytes.Buffer
+		_ = check.WriteText(&txt, rep)
+		return js.Bytes(), &CheckError{Report: txt.String()}
+	}
+	return js.Bytes(), nil
+}
+
+// CheckError is a deploy refused by the packaging standard's checks.
+type CheckError struct{ Report string }
+
+func (e *CheckError) Error() string {
+	return "the solution does not follow the packaging standard (deploy with --skip-checks to override):\n" + e.Report
+}

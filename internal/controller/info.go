@@ -2,10 +2,12 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aimhub/aim/internal/runtime"
@@ -14,20 +16,23 @@ import (
 
 // Info is a solution as the API shows it.
 type Info struct {
-	Name        string          `json:"name"`
-	Title       string          `json:"title"`
-	Description string          `json:"description,omitempty"`
-	Provider    spec.Provider   `json:"provider"`
-	Tags        []string        `json:"tags,omitempty"`
-	URL         string          `json:"url"`
-	State       State           `json:"state"`
-	Reason      string          `json:"reason,omitempty"`
-	Generation  int64           `json:"generation"`
-	SkipChecks  bool            `json:"skipChecks,omitempty"`
-	Components  []ComponentInfo `json:"components"`
-	Manifest    *spec.Manifest  `json:"manifest"`
-	CreatedAt   time.Time       `json:"createdAt"`
-	UpdatedAt   time.Time       `json:"updatedAt"`
+	Name        string        `json:"name"`
+	Title       string        `json:"title"`
+	Description string        `json:"description,omitempty"`
+	Provider    spec.Provider `json:"provider"`
+	Tags        []string      `json:"tags,omitempty"`
+	URL         string        `json:"url"`
+	State       State         `json:"state"`
+	Reason      string        `json:"reason,omitempty"`
+	Generation  int64         `json:"generation"`
+	SkipChecks  bool          `json:"skipChecks,omitempty"`
+	// OpenAPI is the URL of the solution's OpenAPI document, when the
+	// deploy's checks found one.
+	OpenAPI    string          `json:"openapi,omitempty"`
+	Components []ComponentInfo `json:"components"`
+	Manifest   *spec.Manifest  `json:"manifest"`
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
 }
 
 // ComponentInfo is one component's part of Info.
@@ -92,6 +97,14 @@ func (c *Controller) info(name string, st State, reason string, status *runtime.
 		Name: name, Title: m.DisplayTitle(), Description: m.Description, Provider: m.Provider, Tags: m.Tags,
 		URL: c.cfg.URL(name), State: st, Reason: reason, Generation: rec.Generation, SkipChecks: rec.SkipChecks,
 		Manifest: m, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt,
+	}
+	if len(rec.Check) > 0 {
+		var rep struct {
+			OpenAPI string `json:"openapi"`
+		}
+		if json.Unmarshal(rec.Check, &rep) == nil && rep.OpenAPI != "" {
+			in.OpenAPI = strings.TrimSuffix(in.URL, "/") + rep.OpenAPI
+		}
 	}
 	for _, comp := range m.Components {
 		ci := ComponentInfo{Name: comp.Name, Public: comp.IsPublic(), Paths: comp.Paths, Image: rec.Images[comp.Name]}

@@ -19,7 +19,7 @@ import (
 const probeEvery = 25 * time.Millisecond
 
 // waitReady waits until every replica of every component of sp answers,
-// and returns the addresses of the public ones by component. It fails
+// and returns the addresses of every component's replicas by component. It fails
 // fast when a container exits, and after StartTimeout with what it can
 // tell about a component that never listened on 8080.
 func (c *Controller) waitReady(ctx context.Context, sp runtime.Spec) (map[string][]string, error) {
@@ -55,9 +55,7 @@ func (c *Controller) waitReady(ctx context.Context, sp runtime.Spec) (map[string
 					}
 					ready[r.ID] = true
 				}
-				if comp.IsPublic() {
-					addrs[comp.Name] = append(addrs[comp.Name], r.Addr)
-				}
+				addrs[comp.Name] = append(addrs[comp.Name], r.Addr)
 			}
 		}
 		if all {

@@ -415,3 +415,27 @@ func TestCatalogAndUnknownSolution(t *testing.T) {
 		t.Errorf("unknown solution: %d %s", code, body)
 	}
 }
+
+func TestDeployRunsFastChecks(t *testing.T) {
+	a := StartAim(t)
+	dir := writeSolution(t, "name: noroot\ncomponents:\n  - name: web\n    image: "+TestImage+"\n    env: {MODE: no-root}\n", nil)
+	_, errOut, err := a.CLI("deploy", "-q", dir)
+	if err == nil || !strings.Contains(errOut, "does not follow the packaging standard") || !strings.Contains(errOut, "root-html") || !strings.Contains(errOut, "404") {
+		t.Fatalf("a solution without a root page was deployed or not explained: %v\n%s", err, errOut)
+	}
+	a.MustCLI("deploy", "-q", "--skip-checks", dir)
+	if st := a.MustCLI("status", "noroot"); !strings.Contains(st, "skipped at deploy") || !strings.Contains(st, "ready") {
+		t.Errorf("status after --skip-checks:\n%s", st)
+	}
+	// A solution that offers an OpenAPI document gets a link in the catalog.
+	a.MustCLI("deploy", "-q", writeSolution(t, "name: withapi\ncomponents:\n  - name: web\n    image: "+TestImage+"\n    env: {RECOMMENDED: \"1\"}\n", nil))
+	resp, err := http.Get("http://" + a.Addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `class="openapi" href="http://withapi.localhost:`) {
+		t.Errorf("the catalog has no OpenAPI link for withapi")
+	}
+}
