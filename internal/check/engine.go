@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,9 +18,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
-	"github.com/moby/go-archive"
-	"github.com/moby/patternmatcher/ignorefile"
 
+	"github.com/aimhub/aim/internal/buildctx"
 	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/spec"
 )
@@ -215,7 +213,7 @@ func buildImages(ctx context.Context, eng Engine, m *spec.Manifest, dir string, 
 		if progress != nil {
 			progress(fmt.Sprintf("building %s from %s", c.Name, filepath.Join(dir, c.Build)))
 		}
-		rc, err := tarDir(filepath.Join(dir, c.Build), c.Dockerfile)
+		rc, err := buildctx.Tar(filepath.Join(dir, c.Build), c.Dockerfile)
 		if err != nil {
 			return nil, fmt.Errorf("component %s: packing %s: %w", c.Name, c.Build, err)
 		}
@@ -227,25 +225,4 @@ func buildImages(ctx context.Context, eng Engine, m *spec.Manifest, dir string, 
 		images[c.Name] = tag
 	}
 	return images, nil
-}
-
-// tarDir packs a build context, leaving out what .dockerignore names but,
-// as the docker CLI does, never the Dockerfile or .dockerignore itself
-// (a .dockerignore that lists them keeps them out of the image only).
-func tarDir(dir, dockerfile string) (io.ReadCloser, error) {
-	if dockerfile == "" {
-		dockerfile = "Dockerfile"
-	}
-	var excludes []string
-	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
-		excludes, err = ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("reading .dockerignore: %w", err)
-		}
-	}
-	if len(excludes) > 0 {
-		excludes = append(excludes, "!"+filepath.ToSlash(dockerfile), "!.dockerignore")
-	}
-	return archive.TarWithOptions(dir, &archive.TarOptions{ExcludePatterns: excludes})
 }

@@ -12,15 +12,11 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
-	archive "github.com/moby/go-archive"
-	"github.com/moby/patternmatcher/ignorefile"
-
 	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/buildctx"
 	"github.com/aimhub/aim/internal/controller"
 )
 
@@ -216,37 +212,15 @@ func writeUpload(mw *multipart.Writer, req DeployRequest) error {
 		if err != nil {
 			return err
 		}
-		if err := tarDir(dir, req.Dockerfiles[comp], w); err != nil {
+		rc, err := buildctx.Tar(dir, req.Dockerfiles[comp])
+		if err != nil {
+			return fmt.Errorf("packing the build context of %s (%s): %w", comp, dir, err)
+		}
+		_, err = io.Copy(w, rc)
+		rc.Close()
+		if err != nil {
 			return fmt.Errorf("packing the build context of %s (%s): %w", comp, dir, err)
 		}
 	}
 	return mw.Close()
-}
-
-// tarDir writes dir as a build context, leaving out what its
-// .dockerignore names, as `docker build` does. Like docker, it always
-// sends the Dockerfile and .dockerignore, even when .dockerignore names
-// them: the builder needs them.
-func tarDir(dir, dockerfile string, w io.Writer) error {
-	if dockerfile == "" {
-		dockerfile = "Dockerfile"
-	}
-	var excludes []string
-	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
-		excludes, err = ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("reading .dockerignore: %w", err)
-		}
-	}
-	if len(excludes) > 0 {
-		excludes = append(excludes, "!"+filepath.ToSlash(dockerfile), "!.dockerignore")
-	}
-	rc, err := archive.TarWithOptions(dir, &archive.TarOptions{ExcludePatterns: excludes})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = io.Copy(w, rc)
-	return err
 }

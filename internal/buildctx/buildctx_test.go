@@ -1,8 +1,7 @@
-package client
+package buildctx
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -25,12 +24,13 @@ func TestTarDirKeepsDockerfile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var buf bytes.Buffer
-	if err := tarDir(dir, "", &buf); err != nil {
+	rc, err := Tar(dir, "")
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer rc.Close()
 	var names []string
-	tr := tar.NewReader(&buf)
+	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
