@@ -114,7 +114,11 @@ ensure_minbase() {
     return
   fi
   need_root
-  need debootstrap "apt-get install debootstrap"
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    log "installing debootstrap (Debian's package)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } ||
+      die "could not install debootstrap (apt-get install debootstrap)"
+  fi
   local m; m=$(mirror)
   log "debootstrap --variant=minbase $SUITE from $m (a few minutes)"
   new_work
