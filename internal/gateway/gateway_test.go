@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSolutionName(t *testing.T) {
+	g := New(Config{Domain: "example.org"})
+	for _, tc := range []struct{ host, want string }{
+		{"hello.example.org", "hello"},
+		{"hello.example.org:8080", "hello"},
+		{"HELLO.Example.org.", "hello"},
+		{"example.org", ""},
+		{"a.b.example.org", ""},
+		{"hello.other.org", ""},
+		{"127.0.0.1:8080", ""},
+	} {
+		if got := g.solutionName(tc.host); got != tc.want {
+			t.Errorf("solutionName(%q) = %q, want %q", tc.host, got, tc.want)
+		}
+	}
+}
+
+func TestPickLongestPrefix(t *testing.T) {
+	g := New(Config{})
+	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Upstreams: []Upstream{
+		{Component: "web", Paths: []string{"/"}, Addrs: []string{"10.0.0.1:8080"}},
+		{Component: "api", Paths: []string{"/api"}, Addrs: []string{"10.0.0.2:8080"}},
+		{Component: "docs", Paths: []string{"/api/docs/"}, Addrs: []string{"10.0.0.3:8080"}},
+	}})
+	snap := g.Routes.lookup("s").snap.Load()
+	for _, tc := range []struct{ path, want string }{
+		{"/", "web"},
+		{"/index.html", "web"},
+		{"/api", "api"},
+		{"/api/x", "api"},
+		{"/apix", "web"}, // a prefix matches whole path segments only
+		{"/api/docs/", "docs"},
+		{"/api/docs/a", "docs"},
+	} {
+		if got := snap.pick(tc.path); got == nil || got.component != tc.want {
+			t.Errorf("pick(%q) = %v, want %s", tc.path, got, tc.want)
+		}
+	}
+}
+
+// Regression guard for the hold: a request for a starting solution waits
+// for the route to change instead of failing, and a full queue answers 503.
+func TestHoldUntilReadyAndQueueLimit(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer backend.Close()
+	g := New(Config{MaxPending: 1, HoldTimeout: 10 * time.Second})
+	g.Routes.Set(RouteSpec{Name: "s", State: StateStarting, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}}}})
+
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		req := httptest.NewRequest(http.MethodGet, "http://s.localhost/", nil)
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		done <- rec
+	}()
+	// Wait until the first request is held, then a second one overflows.
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Routes.lookup("s").pending.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request was not held")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	req := httptest.NewRequest(http.MethodGet, "http://s.localhost/", nil)
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("overflow got %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{strings.TrimPrefix(backend.URL, "http://")}}}})
+	select {
+	case rec := <-done:
+		if rec.Code != 200 || rec.Body.String() != "ok" || !strings.HasPrefix(rec.Header().Get("Server-Timing"), "wake;dur=") {
+			t.Errorf("held request got %d %q, Server-Timing %q", rec.Code, rec.Body.String(), rec.Header().Get("Server-Timing"))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held request was not released when the route became ready")
+	}
+}
