@@ -30,6 +30,7 @@ const (
 	Deploying State = "deploying" // first deploy in progress
 	Starting  State = "starting"  // containers started, not answering yet
 	Ready     State = "ready"
+	Stopping  State = "stopping" // going to sleep: routed as sleeping, containers still stopping
 	Sleeping  State = "sleeping" // scaled to zero; the next request wakes it
 	Waking    State = "waking"
 	Failed    State = "failed"

@@ -95,12 +95,15 @@ func (c *Controller) Sleep(ctx context.Context, name string) error {
 		return nil
 	}
 	// Route first, so that new requests wait for a wake instead of
-	// hitting containers that are stopping.
-	s.set(Sleeping, "")
+	// hitting containers that are stopping; the wake they ask for waits
+	// for the stop to finish. The state says "sleeping" only once the
+	// containers have stopped.
+	s.set(Stopping, "")
 	c.publish(rec, Sleeping, "", nil)
 	if err := c.rt.Scale(ctx, c.runtimeSpec(rec), 0); err != nil {
 		return fmt.Errorf("stopping %s: %w", name, err)
 	}
+	s.set(Sleeping, "")
 	return c.store.SetState(ctx, name, string(Sleeping), "")
 }
 

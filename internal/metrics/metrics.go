@@ -51,7 +51,7 @@ func New() *Metrics {
 }
 
 // States are the values aim_solution_state takes.
-var States = []string{"deploying", "starting", "ready", "sleeping", "waking", "failed"}
+var States = []string{"deploying", "starting", "ready", "stopping", "sleeping", "waking", "failed"}
 
 // SetState marks a solution's current state.
 func (m *Metrics) SetState(solution, state string, replicas int) {
