@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -97,55 +95,22 @@ func (s *session) createNetwork(ctx context.Context) error {
 // crash, not a restart. writable drops the read-only root filesystem, for
 // the run that finds what the component writes.
 func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image, imageUser string, def spec.Defaults, writable bool) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
-	res := resources(comp, def)
-	env := []string{"PORT=" + strconv.Itoa(spec.Port), "AIM_SOLUTION=" + m.Name, "AIM_COMPONENT=" + comp.Name}
-	for _, k := range sortedKeys(comp.Env) {
-		env = append(env, k+"="+comp.Env[k])
-	}
-	user := ""
-	// The writable twin keeps the image's own user: as uid 65534 a root
-	// image could not write to its root-owned directories, and the diff
-	// would not show what it tries to write.
-	if u, _, _ := strings.Cut(imageUser, ":"); !writable && !comp.RunAsRoot && (u == "" || u == "root" || u == "0") {
-		user = "65534:65534"
-	}
-	stop := 10
-	cfg := &container.Config{
-		Image: image, Env: env, User: user, Hostname: comp.Name,
-		Labels: s.labels(), StopTimeout: &stop,
-	}
+	cfg, host := docker.Confined(m.Name, comp, image, imageUser, def)
+	cfg.Labels = s.labels()
 	cfg.Labels["dev.aim.component"] = comp.Name
-	pids := res.Pids
-	host := &container.HostConfig{
-		ReadonlyRootfs: !writable,
-		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
-		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges"},
-		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m"}},
-		Resources:      container.Resources{Memory: int64(res.Memory), NanoCPUs: int64(res.CPU) * 1e6, PidsLimit: &pids},
-		NetworkMode:    container.NetworkMode(s.net),
-	}
+	host.NetworkMode = container.NetworkMode(s.net)
 	ep := &network.EndpointSettings{}
-	if !writable {
-		// Only the read-only run answers to the component's name; the
-		// writable twin is invisible to siblings.
+	if writable {
+		// The writable twin keeps the image's own user: as uid 65534 a
+		// root image could not write to its root-owned directories, and
+		// the diff would not show what it tries to write. It is invisible
+		// to siblings: only the read-only run answers to the name.
+		host.ReadonlyRootfs = false
+		cfg.User = ""
+	} else {
 		ep.Aliases = []string{comp.Name}
 	}
 	return cfg, host, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.net: ep}}
-}
-
-func resources(comp spec.Component, def spec.Defaults) spec.Resources {
-	res := comp.Resources
-	if res.CPU == 0 {
-		res.CPU = def.CPU
-	}
-	if res.Memory == 0 {
-		res.Memory = def.Memory
-	}
-	if res.Pids == 0 {
-		res.Pids = def.Pids
-	}
-	return res
 }
 
 // start creates and starts a container and returns its ID.

@@ -261,7 +261,7 @@ func (r *compRun) internet(ctx context.Context) Result {
 // once the component has answered.
 func (r *compRun) memory(ctx context.Context) Result {
 	name := r.comp.Name
-	limit := int64(resources(r.comp, r.o.Defaults).Memory)
+	limit := int64(r.comp.Resources.Or(r.o.Defaults).Memory)
 	resp, err := r.s.cli.ContainerStatsOneShot(ctx, r.id)
 	if err != nil {
 		return result("memory-idle", name, Skip, fmt.Sprintf("no stats from the engine: %v", err))
@@ -352,13 +352,4 @@ func lastLines(s string, n int) []string {
 		out = out[len(out)-n:]
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

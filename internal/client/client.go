@@ -168,10 +168,6 @@ func (c *Client) Deploy(ctx context.Context, req DeployRequest, onEvent func(api
 	resp, err := c.do(ctx, http.MethodPut, "/api/v1/solutions/"+url.PathEscape(req.Name), pr, mw.FormDataContentType())
 	pr.Close()
 	if err != nil {
-		var ae *Error
-		if errors.As(err, &ae) {
-			return nil, err
-		}
 		return nil, err
 	}
 	defer resp.Body.Close()

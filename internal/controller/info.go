@@ -12,6 +12,7 @@ import (
 
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
 )
 
 // Info is a solution as the API shows it.
@@ -62,7 +63,7 @@ func (c *Controller) Get(ctx context.Context, name string) (*Info, error) {
 	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return nil, err
 	}
-	return c.info(rec.Name, st, reason, status), nil
+	return c.info(rec, st, reason, status), nil
 }
 
 // List returns every solution, by name, without runtime details.
@@ -84,15 +85,13 @@ func (c *Controller) List(ctx context.Context) []*Info {
 		if rec == nil {
 			continue
 		}
-		out = append(out, c.info(n, st, reason, nil))
+		out = append(out, c.info(rec, st, reason, nil))
 	}
 	return out
 }
 
-func (c *Controller) info(name string, st State, reason string, status *runtime.Status) *Info {
-	s := c.get(name)
-	rec, _, _ := s.snapshot()
-	m := rec.Manifest
+func (c *Controller) info(rec *store.Solution, st State, reason string, status *runtime.Status) *Info {
+	name, m := rec.Name, rec.Manifest
 	in := &Info{
 		Name: name, Title: m.DisplayTitle(), Description: m.Description, Provider: m.Provider, Tags: m.Tags,
 		URL: c.cfg.URL(name), State: st, Reason: reason, Generation: rec.Generation, SkipChecks: rec.SkipChecks,

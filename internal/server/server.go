@@ -119,7 +119,7 @@ func Run(ctx context.Context, o Options) error {
 		URL:          func(name string) string { return "http://" + name + "." + o.Domain + portSuffix + "/" },
 		Logger:       log,
 		Metrics:      met,
-		ImagePrefix:  "aim.local/" + dockerPrefix(o.DockerPrefix),
+		ImagePrefix:  "aim.local/" + rt.Prefix(),
 	}, rt, rt, st, gw.Routes)
 	gw.SetWaker(ctl)
 
@@ -214,11 +214,4 @@ func firstStart(ctx context.Context, st *store.Store, cfgPath, serverURL string,
 	}
 	log.Info("created the admin token and wrote the client configuration", "path", cfgPath)
 	return nil
-}
-
-func dockerPrefix(p string) string {
-	if p == "" {
-		return "aim"
-	}
-	return p
 }

@@ -72,6 +72,20 @@ type Resources struct {
 	Pids int64 `yaml:"pids,omitempty" json:"pids,omitempty"`
 }
 
+// Or fills the zero fields of r from d.
+func (r Resources) Or(d Defaults) Resources {
+	if r.CPU == 0 {
+		r.CPU = d.CPU
+	}
+	if r.Memory == 0 {
+		r.Memory = d.Memory
+	}
+	if r.Pids == 0 {
+		r.Pids = d.Pids
+	}
+	return r
+}
+
 // Scaling says when a solution sleeps and how far it grows.
 type Scaling struct {
 	// Idle is how long without requests before the solution sleeps. Zero

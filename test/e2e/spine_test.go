@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"github.com/docker/docker/api/types/container"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 const threeComponents = `name: three
@@ -69,6 +71,7 @@ func TestOneComponentLifecycle(t *testing.T) {
 	if code, body := a.Get("hello", "/write?path=/tmp/x"); code != 200 {
 		t.Errorf("writing /tmp = %d %q", code, body)
 	}
+	checkEventStream(t, a, "hello")
 	if ls := a.MustCLI("ls"); !strings.Contains(ls, "hello") || !strings.Contains(ls, "ready") {
 		t.Errorf("ls:\n%s", ls)
 	}
@@ -437,5 +440,27 @@ func TestDeployRunsFastChecks(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), `class="openapi" href="http://withapi.localhost:`) {
 		t.Errorf("the catalog has no OpenAPI link for withapi")
+	}
+}
+
+// checkEventStream reads the first event of a stream that lasts 100 s: it
+// arrives only if the gateway passes events on as they are written.
+func checkEventStream(t *testing.T, a *Aim, sol string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.Addr+"/sse?n=1000", nil)
+	req.Host = sol + ".localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("event stream: %v", err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("event stream Content-Type %q", ct)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: 0\n" {
+		t.Errorf("the first event did not arrive while the stream was open: %q %v", line, err)
 	}
 }

@@ -78,22 +78,17 @@ func (d *Docker) ensureNetwork(ctx context.Context, solution string) error {
 	return nil
 }
 
-// createOptions is the whole container definition, kept pure so that it
-// can be pinned by golden tests.
-func createOptions(s runtime.Spec, comp spec.Component, replica int, imageUser, prefix, netName string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
-	res := comp.Resources
-	if res.CPU == 0 {
-		res.CPU = s.Defaults.CPU
-	}
-	if res.Memory == 0 {
-		res.Memory = s.Defaults.Memory
-	}
-	if res.Pids == 0 {
-		res.Pids = s.Defaults.Pids
-	}
+// Confined is a component's container as aim runs it, wherever it runs
+// it (a solution, or `aim check`): its image, environment and user, a
+// read-only root filesystem with a tmpfs /tmp, no capabilities, no new
+// privileges, and the memory, CPU and pids limits of its manifest or def.
+// A root image runs as uid 65534 unless the component says runAsRoot.
+// Callers add labels, the network and, for solutions, a restart policy.
+func Confined(solution string, comp spec.Component, image, imageUser string, def spec.Defaults) (*container.Config, *container.HostConfig) {
+	res := comp.Resources.Or(def)
 	env := []string{
 		"PORT=" + strconv.Itoa(spec.Port),
-		"AIM_SOLUTION=" + s.Manifest.Name,
+		"AIM_SOLUTION=" + solution,
 		"AIM_COMPONENT=" + comp.Name,
 	}
 	keys := make([]string, 0, len(comp.Env))
@@ -109,38 +104,39 @@ func createOptions(s runtime.Spec, comp spec.Component, replica int, imageUser, 
 		user = nobody
 	}
 	stop := 10
-	cfg := &container.Config{
-		Image:    s.Images[comp.Name],
-		Env:      env,
-		User:     user,
-		Hostname: comp.Name,
-		Labels: map[string]string{
-			LabelManaged:    prefix,
-			LabelSolution:   s.Manifest.Name,
-			LabelComponent:  comp.Name,
-			LabelGeneration: strconv.FormatInt(s.Generation, 10),
-			LabelReplica:    strconv.Itoa(replica),
-			LabelPublic:     strconv.FormatBool(comp.IsPublic()),
-		},
-		StopTimeout: &stop,
-	}
 	pids := res.Pids
+	cfg := &container.Config{Image: image, Env: env, User: user, Hostname: comp.Name, StopTimeout: &stop}
 	host := &container.HostConfig{
 		ReadonlyRootfs: true,
 		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
-		// The engine restarts a crashed container with its own growing
-		// back-off, also while aim itself is down.
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		LogConfig:     container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 		Resources: container.Resources{
 			Memory:    int64(res.Memory),
 			NanoCPUs:  int64(res.CPU) * 1e6,
 			PidsLimit: &pids,
 		},
-		NetworkMode: container.NetworkMode(netName),
 	}
+	return cfg, host
+}
+
+// createOptions is the whole definition of a solution's container, kept
+// pure so that it can be pinned by golden tests.
+func createOptions(s runtime.Spec, comp spec.Component, replica int, imageUser, prefix, netName string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	cfg, host := Confined(s.Manifest.Name, comp, s.Images[comp.Name], imageUser, s.Defaults)
+	cfg.Labels = map[string]string{
+		LabelManaged:    prefix,
+		LabelSolution:   s.Manifest.Name,
+		LabelComponent:  comp.Name,
+		LabelGeneration: strconv.FormatInt(s.Generation, 10),
+		LabelReplica:    strconv.Itoa(replica),
+		LabelPublic:     strconv.FormatBool(comp.IsPublic()),
+	}
+	// The engine restarts a crashed container with its own growing
+	// back-off, also while aim itself is down.
+	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	host.NetworkMode = container.NetworkMode(netName)
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netName: {Aliases: []string{comp.Name}},
 	}}

@@ -72,6 +72,9 @@ func New(ctx context.Context, o Options) (*Docker, error) {
 // check images on the same engine.
 func (d *Docker) Client() *client.Client { return d.cli }
 
+// Prefix starts the names of what this runtime creates.
+func (d *Docker) Prefix() string { return d.prefix }
+
 // Close releases the client.
 func (d *Docker) Close() error { return d.cli.Close() }
 
