@@ -348,6 +348,11 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 	if l := m.Limits; l.RPS < 0 || l.Burst < 0 {
 		add("limits", "rps and burst must not be negative")
 	}
+	if m.NodeGroup != "" {
+		if err := ValidName(m.NodeGroup); err != nil {
+			add("nodeGroup", "%v", err)
+		}
+	}
 	if len(probs) > 0 {
 		return probs
 	}

@@ -24,6 +24,10 @@ type Manifest struct {
 	Components []Component `yaml:"components" json:"components"`
 	Scaling    Scaling     `yaml:"scaling,omitempty" json:"scaling,omitempty"`
 	Limits     Limits      `yaml:"limits,omitempty" json:"limits,omitempty"`
+	// NodeGroup names the group of Kubernetes nodes the solution runs on
+	// (e.g. general, solutions, gpu), a DNS label. Empty means the
+	// operator's default group. On Docker it is ignored: there is one host.
+	NodeGroup string `yaml:"nodeGroup,omitempty" json:"nodeGroup,omitempty"`
 }
 
 // Provider says who offers the solution and how to reach them.

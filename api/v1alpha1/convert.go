@@ -1,0 +1,203 @@
+package v1alpha1
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// FieldError is one thing wrong with a Solution, located by its field
+// path in the object, e.g. spec.components[1].name.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// ValidationError lists every problem ToManifest found.
+type ValidationError struct {
+	Problems []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// FromManifest is the spec of a Solution that serves m. images maps
+// component names to the images they run, as a registry holds them; a
+// component it does not name keeps its manifest's image. A component
+// built from a directory must be in images.
+func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
+	s := SolutionSpec{
+		Title:       m.Title,
+		Description: m.Description,
+		Provider:    Provider{Name: m.Provider.Name, Contact: m.Provider.Contact},
+		Tags:        append([]string(nil), m.Tags...),
+		NodeGroup:   m.NodeGroup,
+		Scaling: Scaling{
+			Min:         int32(m.Scaling.Min),
+			Max:         int32(m.Scaling.Max),
+			Concurrency: int32(m.Scaling.Concurrency),
+			Hold:        m.Scaling.Hold,
+		},
+		Limits: Limits{Burst: int32(m.Limits.Burst)},
+	}
+	if m.Scaling.Idle > 0 {
+		s.Scaling.Idle = &metav1.Duration{Duration: time.Duration(m.Scaling.Idle)}
+	}
+	if m.Limits.RPS > 0 {
+		s.Limits.RPS = resource.NewMilliQuantity(int64(math.Round(m.Limits.RPS*1000)), resource.DecimalSI)
+	}
+	if m.Limits.Body > 0 {
+		s.Limits.Body = resource.NewQuantity(int64(m.Limits.Body), resource.BinarySI)
+	}
+	for _, c := range m.Components {
+		img := c.Image
+		if i, ok := images[c.Name]; ok {
+			img = i
+		}
+		out := Component{
+			Name:      c.Name,
+			Image:     img,
+			Paths:     append([]string(nil), c.Paths...),
+			RunAsRoot: c.RunAsRoot,
+			Resources: Resources{Pids: c.Resources.Pids},
+		}
+		if c.Public != nil {
+			p := *c.Public
+			out.Public = &p
+		}
+		if len(c.Env) > 0 {
+			out.Env = make(map[string]string, len(c.Env))
+			for k, v := range c.Env {
+				out.Env[k] = v
+			}
+		}
+		if c.Resources.CPU > 0 {
+			out.Resources.CPU = resource.NewMilliQuantity(int64(c.Resources.CPU), resource.DecimalSI)
+		}
+		if c.Resources.Memory > 0 {
+			out.Resources.Memory = resource.NewQuantity(int64(c.Resources.Memory), resource.BinarySI)
+		}
+		s.Components = append(s.Components, out)
+	}
+	return s
+}
+
+// ToManifest is the manifest that a Solution named name with spec s
+// stands for, checked by the same rules as aim.yaml (internal/spec) and
+// with its defaults filled. When s breaks a rule the error is a
+// *ValidationError whose fields are paths in the Solution object
+// (metadata.name, spec.components[1].name).
+func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
+	var probs []FieldError
+	add := func(field, format string, args ...any) {
+		probs = append(probs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	m := spec.Manifest{
+		Name:        name,
+		Title:       s.Title,
+		Description: s.Description,
+		Provider:    spec.Provider{Name: s.Provider.Name, Contact: s.Provider.Contact},
+		Tags:        s.Tags,
+		NodeGroup:   s.NodeGroup,
+		Scaling: spec.Scaling{
+			Min:         int(s.Scaling.Min),
+			Max:         int(s.Scaling.Max),
+			Concurrency: int(s.Scaling.Concurrency),
+			Hold:        s.Scaling.Hold,
+		},
+		Limits: spec.Limits{Burst: int(s.Limits.Burst)},
+	}
+	if d := s.Scaling.Idle; d != nil {
+		if d.Duration <= 0 {
+			add("spec.scaling.idle", "%q is not a positive duration", d.Duration)
+		}
+		m.Scaling.Idle = spec.Duration(d.Duration)
+	}
+	// The manifest's units reject zero and negative amounts, but a zero
+	// would be dropped on the way (it means "the default" there), so
+	// quantities are checked here.
+	if q := s.Limits.RPS; q != nil {
+		if q.Sign() < 0 {
+			add("spec.limits.rps", "%s is negative", q)
+		}
+		m.Limits.RPS = q.AsApproximateFloat64()
+	}
+	if q := s.Limits.Body; q != nil {
+		if q.Sign() <= 0 {
+			add("spec.limits.body", "%s is not a positive size", q)
+		}
+		m.Limits.Body = spec.ByteSize(q.Value())
+	}
+	for i, c := range s.Components {
+		f := fmt.Sprintf("spec.components[%d]", i)
+		mc := spec.Component{
+			Name:      c.Name,
+			Image:     c.Image,
+			Public:    c.Public,
+			Paths:     c.Paths,
+			Env:       c.Env,
+			RunAsRoot: c.RunAsRoot,
+			Resources: spec.Resources{Pids: c.Resources.Pids},
+		}
+		if q := c.Resources.CPU; q != nil {
+			if q.MilliValue() <= 0 {
+				add(f+".resources.cpu", "%s is not a positive amount of CPU (at least 1m)", q)
+			}
+			mc.Resources.CPU = spec.CPU(q.MilliValue())
+		}
+		if q := c.Resources.Memory; q != nil {
+			if q.Sign() <= 0 {
+				add(f+".resources.memory", "%s is not a positive size", q)
+			}
+			mc.Resources.Memory = spec.ByteSize(q.Value())
+		}
+		m.Components = append(m.Components, mc)
+	}
+	if len(probs) > 0 {
+		return nil, &ValidationError{probs}
+	}
+	// Through YAML and spec.Parse, so that a Solution obeys exactly the
+	// rules an aim.yaml does, with no second copy of them to drift.
+	data, err := yaml.Marshal(&m)
+	if err != nil {
+		return nil, fmt.Errorf("encoding solution %s as a manifest: %w", name, err)
+	}
+	out, err := spec.Parse("spec", data)
+	var se *spec.Error
+	if errors.As(err, &se) {
+		for _, p := range se.Problems {
+			probs = append(probs, FieldError{Field: objectPath(p.Field), Msg: p.Msg})
+		}
+		return nil, &ValidationError{probs}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checking solution %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// objectPath turns a manifest field path into the Solution's.
+func objectPath(field string) string {
+	switch field {
+	case "":
+		return "spec"
+	case "name":
+		return "metadata.name"
+	}
+	return "spec." + field
+}

@@ -1,0 +1,102 @@
+package v1alpha1
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// TestRoundTrip converts the example manifests to a SolutionSpec, through
+// JSON as the API server stores it, and back.
+func TestRoundTrip(t *testing.T) {
+	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding"} {
+		t.Run(dir, func(t *testing.T) {
+			m, err := spec.ReadFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			images := map[string]string{}
+			for _, c := range m.Components {
+				images[c.Name] = "registry.example/" + m.Name + "-" + c.Name + ":1"
+			}
+			s := FromManifest(m, images)
+			b, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored SolutionSpec
+			if err := json.Unmarshal(b, &stored); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ToManifest(m.Name, stored)
+			if err != nil {
+				t.Fatalf("ToManifest: %v\nspec: %s", err, b)
+			}
+			want := *m
+			want.Components = append([]spec.Component(nil), m.Components...)
+			for i := range want.Components {
+				c := &want.Components[i]
+				c.Image, c.Build, c.Dockerfile = images[c.Name], "", ""
+			}
+			if !reflect.DeepEqual(got, &want) {
+				g, _ := json.MarshalIndent(got, "", "  ")
+				w, _ := json.MarshalIndent(&want, "", "  ")
+				t.Errorf("round trip changed the manifest:\ngot  %s\nwant %s", g, w)
+			}
+		})
+	}
+}
+
+func TestToManifestErrors(t *testing.T) {
+	yes := true
+	qty := func(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+	web := func() Component { return Component{Name: "web", Image: "web:1", Public: &yes} }
+	for _, tc := range []struct {
+		name    string
+		solName string
+		spec    func(*SolutionSpec)
+		want    string
+	}{
+		{"bad name", "Shop", func(*SolutionSpec) {}, `metadata.name: "Shop" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
+		{"duplicate component", "shop", func(s *SolutionSpec) { s.Components = append(s.Components, web()) },
+			`spec.components[1].name: "web" is used by another component`},
+		{"second component name", "shop", func(s *SolutionSpec) {
+			s.Components = append(s.Components, Component{Name: "Engine", Image: "e:1"})
+		}, `spec.components[1].name: "Engine" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
+		{"paths on a private component", "shop", func(s *SolutionSpec) {
+			s.Components = append(s.Components, Component{Name: "engine", Image: "e:1", Paths: []string{"/x"}})
+		}, `spec.components[1].paths: only a public component has paths; add public: true`},
+		{"bad env name", "shop", func(s *SolutionSpec) { s.Components[0].Env = map[string]string{"A-B": "1"} },
+			`spec.components[0].env.A-B: "A-B" is not a valid environment variable name`},
+		{"zero cpu", "shop", func(s *SolutionSpec) { s.Components[0].Resources.CPU = qty("0") },
+			`spec.components[0].resources.cpu: 0 is not a positive amount of CPU (at least 1m)`},
+		{"negative memory", "shop", func(s *SolutionSpec) { s.Components[0].Resources.Memory = qty("-1Mi") },
+			`spec.components[0].resources.memory: -1Mi is not a positive size`},
+		{"min above max", "shop", func(s *SolutionSpec) { s.Scaling.Min, s.Scaling.Max = 3, 2 },
+			`spec.scaling.min: is 3, above max 2`},
+		{"negative idle", "shop", func(s *SolutionSpec) { s.Scaling.Idle = &metav1.Duration{Duration: -1} },
+			`spec.scaling.idle: "-1ns" is not a positive duration`},
+		{"second public without paths", "shop", func(s *SolutionSpec) {
+			s.Components = append(s.Components, Component{Name: "api", Image: "a:1", Public: &yes})
+		}, `spec.components[1].paths: a public component other than the first must name its path prefixes, e.g. [/api]`},
+		{"bad node group", "shop", func(s *SolutionSpec) { s.NodeGroup = "GPU" },
+			`spec.nodeGroup: "GPU" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := SolutionSpec{Components: []Component{web()}}
+			tc.spec(&s)
+			_, err := ToManifest(tc.solName, s)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if err.Error() != tc.want {
+				t.Errorf("got  %s\nwant %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,262 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels and annotations aim puts on, or reads from, Kubernetes objects.
+const (
+	// LabelSolution names the solution an object belongs to.
+	LabelSolution = "aim.dev/solution"
+	// LabelComponent names the component an object runs.
+	LabelComponent = "aim.dev/component"
+	// LabelPublic is "true" on the objects of components the gateway
+	// routes to, "false" on the others.
+	LabelPublic = "aim.dev/public"
+	// LabelNodeGroup is the node label a node group's nodes carry, and
+	// the key of the taint that keeps other pods off them.
+	LabelNodeGroup = "aim.dev/node-group"
+	// AnnotationLastActive is written on a Solution by the gateway when
+	// it sees requests for it or holds open connections to it: an
+	// RFC 3339 time (RFC3339Nano, UTC). The operator puts the solution to
+	// sleep once it is older than the idle timeout.
+	AnnotationLastActive = "aim.dev/last-active"
+)
+
+// Condition types of a Solution's status.
+const (
+	// ConditionReady is true when every component has all its replicas
+	// available.
+	ConditionReady = "Ready"
+	// ConditionSleeping is true while every component is scaled to zero.
+	ConditionSleeping = "Sleeping"
+	// ConditionFailed is true when the solution cannot be served as
+	// specified; its reason and message say what is wrong and where.
+	ConditionFailed = "Failed"
+)
+
+// States of a Solution, its status.state: one word for `kubectl get`.
+const (
+	StateDeploying = "deploying"
+	StateRunning   = "running"
+	StateSleeping  = "sleeping"
+	StateFailed    = "failed"
+)
+
+// Solution is an AI solution served at <name>.<domain>: one or more
+// container images that serve HTTP on port 8080, as its aim.yaml
+// describes it. The name is the subdomain, so it is a DNS label.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sol;sols,categories=aim
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`,description="Ready replicas, all components together"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Failed")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lower-case letters, digits and '-', at most 63): it is the solution's subdomain"
+type Solution struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SolutionSpec   `json:"spec"`
+	Status SolutionStatus `json:"status,omitempty"`
+}
+
+// SolutionList is a list of Solutions.
+//
+// +kubebuilder:object:root=true
+type SolutionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Solution `json:"items"`
+}
+
+// SolutionSpec is aim.yaml without its name (the object's name) and with
+// images instead of build directories: a cluster runs images that a
+// registry holds. ToManifest and FromManifest convert it.
+type SolutionSpec struct {
+	// Title is the human name shown in the catalog. Empty means the name.
+	// +kubebuilder:validation:MaxLength=100
+	// +optional
+	Title string `json:"title,omitempty"`
+	// +kubebuilder:validation:MaxLength=2000
+	// +optional
+	Description string `json:"description,omitempty"`
+	// +optional
+	Provider Provider `json:"provider,omitempty,omitzero"`
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=32
+	// +optional
+	Tags []string `json:"tags,omitempty"`
+	// Components are the containers of the solution.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=name
+	Components []Component `json:"components"`
+	// +optional
+	Scaling Scaling `json:"scaling,omitempty,omitzero"`
+	// +optional
+	Limits Limits `json:"limits,omitempty,omitzero"`
+	// NodeGroup names the group of nodes the solution runs on: its pods
+	// select nodes labelled aim.dev/node-group=<group> and tolerate the
+	// taint aim.dev/node-group=<group>:NoSchedule. Empty means the
+	// operator's default group.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	NodeGroup string `json:"nodeGroup,omitempty"`
+}
+
+// Provider says who offers the solution and how to reach them.
+type Provider struct {
+	// +kubebuilder:validation:MaxLength=200
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +kubebuilder:validation:MaxLength=500
+	// +optional
+	Contact string `json:"contact,omitempty"`
+}
+
+// Component is one container image of a solution; it serves HTTP on
+// port 8080.
+type Component struct {
+	// Name is a DNS label, unique in the solution. Siblings reach the
+	// component at http://<name>:8080.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Image is the reference of an image the cluster can pull.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^\S+$`
+	Image string `json:"image"`
+	// Public components are reachable through the gateway. Unset means
+	// true for a solution's only component and false otherwise.
+	// +optional
+	Public *bool `json:"public,omitempty"`
+	// Paths are the path prefixes the gateway routes to a public
+	// component; not stripped. Empty means "/" for the first public
+	// component; later public components must name theirs.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Pattern=`^/[^?# \t]*$`
+	// +optional
+	Paths []string `json:"paths,omitempty"`
+	// Env is the component's environment, besides PORT, AIM_SOLUTION and
+	// AIM_COMPONENT which aim sets.
+	// Names are checked by the operator (the status says which is wrong):
+	// a CEL rule over map keys of unbounded length costs more than the
+	// API server allows.
+	// +kubebuilder:validation:MaxProperties=128
+	// +optional
+	Env map[string]string `json:"env,omitempty"`
+	// +optional
+	Resources Resources `json:"resources,omitempty,omitzero"`
+	// RunAsRoot lets a component whose image needs root keep its user.
+	// Otherwise it runs as uid 65534, which Pod Security's "restricted"
+	// profile requires.
+	// +optional
+	RunAsRoot bool `json:"runAsRoot,omitempty"`
+}
+
+// Resources bound one replica of a component. Unset fields take the
+// operator's defaults (1 CPU, 512Mi).
+type Resources struct {
+	// CPU is the replica's CPU limit and request, e.g. 500m or 0.5.
+	// +optional
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+	// Memory is the replica's memory limit and request, e.g. 256Mi. It
+	// includes /tmp, which is held in memory.
+	// +optional
+	Memory *resource.Quantity `json:"memory,omitempty"`
+	// Pids is kept for aim.yaml's sake: Kubernetes cannot limit processes
+	// per pod (the kubelet's podPidsLimit is one value per node), so the
+	// operator does not act on it.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Pids int64 `json:"pids,omitempty"`
+}
+
+// Scaling says when a solution sleeps and how far it grows.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.max) || self.max == 0 || !has(self.min) || self.min <= self.max",message="min is above max",fieldPath=".min"
+type Scaling struct {
+	// Idle is how long without requests before the solution sleeps.
+	// Unset means the operator's --idle-timeout.
+	// +optional
+	Idle *metav1.Duration `json:"idle,omitempty"`
+	// Min replicas of each component; above 0 the solution never sleeps.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Min int32 `json:"min,omitempty"`
+	// Max replicas of each component. Zero means 1.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Max int32 `json:"max,omitempty"`
+	// Concurrency is the in-flight requests per replica above which a
+	// replica is added. Zero means the platform's default.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Concurrency int32 `json:"concurrency,omitempty"`
+	// Hold asks the gateway to hold browsers too, instead of showing them
+	// a "starting" page, while the solution wakes.
+	// +optional
+	Hold bool `json:"hold,omitempty"`
+}
+
+// Limits protect a solution at the gateway. Unset fields take the
+// platform's defaults.
+type Limits struct {
+	// RPS is requests per second per client IP, e.g. 10 or 500m (one
+	// request every two seconds).
+	// +optional
+	RPS *resource.Quantity `json:"rps,omitempty"`
+	// Burst is how many requests above RPS a client may send at once.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Burst int32 `json:"burst,omitempty"`
+	// Body caps a request body, e.g. 10Mi.
+	// +optional
+	Body *resource.Quantity `json:"body,omitempty"`
+}
+
+// SolutionStatus is what the operator observed of a solution.
+type SolutionStatus struct {
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// State is one word: deploying, running, sleeping or failed.
+	// +kubebuilder:validation:Enum=deploying;running;sleeping;failed
+	// +optional
+	State string `json:"state,omitempty"`
+	// URL is where the solution is served.
+	// +optional
+	URL string `json:"url,omitempty"`
+	// Replicas counts the ready replicas of all components together.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// Components report each component's replicas.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Components []ComponentStatus `json:"components,omitempty"`
+	// Conditions are Ready, Sleeping and Failed.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ComponentStatus is one component's replicas.
+type ComponentStatus struct {
+	Name string `json:"name"`
+	// Replicas is the number of replicas asked for (0 while sleeping).
+	Replicas int32 `json:"replicas"`
+	// ReadyReplicas is the number that answer.
+	ReadyReplicas int32 `json:"readyReplicas"`
+}
