@@ -108,6 +108,20 @@ type solution struct {
 	state  State
 	reason string
 	wake   *wakeOp
+	// replicas is how many replicas of each component serve now; 0 until
+	// the solution first answers.
+	replicas int
+}
+
+// currentReplicas is how many replicas serve, or the manifest's floor
+// before anything has been counted.
+func (s *solution) currentReplicas(m *spec.Manifest) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replicas > 0 {
+		return s.replicas
+	}
+	return replicasFor(m)
 }
 
 func (s *solution) snapshot() (*store.Solution, State, string) {
@@ -255,16 +269,19 @@ func (c *Controller) restore(ctx context.Context, s *solution, rec *store.Soluti
 	s.op.Lock()
 	defer s.op.Unlock()
 	sp := c.runtimeSpec(rec)
-	if err := c.rt.Apply(ctx, sp, replicasFor(rec.Manifest)); err != nil {
+	n := replicasFor(rec.Manifest)
+	if err := c.rt.Scale(ctx, sp, n); err != nil {
 		c.fail(ctx, s, rec, fmt.Sprintf("restarting after aim restarted: %v", err))
 		return
 	}
-	addrs, err := c.waitReady(ctx, sp)
+	addrs, err := c.waitReady(ctx, sp, n)
 	if err != nil {
 		c.fail(ctx, s, rec, err.Error())
 		return
 	}
-	s.set(Ready, "")
+	s.mu.Lock()
+	s.state, s.reason, s.replicas = Ready, "", n
+	s.mu.Unlock()
 	_ = c.store.SetState(ctx, rec.Name, string(Ready), "")
 	c.publish(rec, Ready, "", addrs)
 }
@@ -342,10 +359,11 @@ func (c *Controller) resync(ctx context.Context, s *solution, rec *store.Solutio
 	}
 	addrs := map[string][]string{}
 	var down []string
+	n := s.currentReplicas(rec.Manifest)
 	for _, comp := range rec.Manifest.Components {
 		cs, _ := status.Component(comp.Name)
 		running := 0
-		for _, r := range cs.Of(rec.Generation) {
+		for _, r := range cs.Serving(rec.Generation, n) {
 			if r.Running && r.Addr != "" {
 				running++
 				if comp.IsPublic() {
@@ -355,7 +373,7 @@ func (c *Controller) resync(ctx context.Context, s *solution, rec *store.Solutio
 				down = append(down, describeDown(comp.Name, r))
 			}
 		}
-		if running == 0 && len(cs.Of(rec.Generation)) == 0 {
+		if running == 0 && len(cs.Serving(rec.Generation, n)) == 0 {
 			down = append(down, "component "+comp.Name+" has no container")
 		}
 	}

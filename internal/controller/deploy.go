@@ -88,11 +88,12 @@ func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Pro
 
 	sp := c.runtimeSpec(rec)
 	progress("", "starting containers")
-	err = c.rt.Apply(ctx, sp, replicasFor(m))
+	n := replicasFor(m)
+	err = c.rt.Apply(ctx, sp, n)
 	var addrs map[string][]string
 	if err == nil {
 		progress("", "waiting for the solution to answer on port 8080")
-		addrs, err = c.waitReady(ctx, sp)
+		addrs, err = c.waitReady(ctx, sp, n)
 	}
 	if err == nil && !req.SkipChecks {
 		progress("", "checking the packaging standard")
@@ -122,7 +123,7 @@ func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Pro
 		return nil, err
 	}
 	s.mu.Lock()
-	s.rec, s.state, s.reason = rec, Ready, ""
+	s.rec, s.state, s.reason, s.replicas = rec, Ready, "", n
 	s.mu.Unlock()
 	c.publish(rec, Ready, "", addrs)
 	progress("", "serving at "+c.cfg.URL(m.Name))

@@ -18,11 +18,11 @@ import (
 // adds directly to every wake.
 const probeEvery = 25 * time.Millisecond
 
-// waitReady waits until every replica of every component of sp answers,
-// and returns the addresses of every component's replicas by component. It fails
+// waitReady waits until replicas 0..n-1 of every component of sp answer,
+// and returns their addresses by component. It fails
 // fast when a container exits, and after StartTimeout with what it can
 // tell about a component that never listened on 8080.
-func (c *Controller) waitReady(ctx context.Context, sp runtime.Spec) (map[string][]string, error) {
+func (c *Controller) waitReady(ctx context.Context, sp runtime.Spec, n int) (map[string][]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
 	defer cancel()
 	ready := map[string]bool{} // replica IDs that answered
@@ -40,8 +40,8 @@ func (c *Controller) waitReady(ctx context.Context, sp runtime.Spec) (map[string
 		all := true
 		for _, comp := range sp.Manifest.Components {
 			cs, _ := status.Component(comp.Name)
-			reps := cs.Of(sp.Generation)
-			if len(reps) == 0 {
+			reps := cs.Serving(sp.Generation, n)
+			if len(reps) < n {
 				all = false
 			}
 			for _, r := range reps {
@@ -71,7 +71,7 @@ func (c *Controller) waitReady(ctx context.Context, sp runtime.Spec) (map[string
 	if err := context.Cause(ctx); err != nil && ctx.Err() != context.DeadlineExceeded {
 		return nil, err
 	}
-	return nil, c.timeoutError(sp, last, ready)
+	return nil, c.timeoutError(sp, n, last, ready)
 }
 
 // crashed is true when a replica has exited since it was started; the
@@ -113,13 +113,13 @@ func (c *Controller) crashError(ctx context.Context, sol, comp string, r runtime
 	return &StartError{Msg: b.String()}
 }
 
-func (c *Controller) timeoutError(sp runtime.Spec, status *runtime.Status, ready map[string]bool) error {
+func (c *Controller) timeoutError(sp runtime.Spec, n int, status *runtime.Status, ready map[string]bool) error {
 	var probs []string
 	for _, comp := range sp.Manifest.Components {
 		var reps []runtime.Replica
 		if status != nil {
 			cs, _ := status.Component(comp.Name)
-			reps = cs.Of(sp.Generation)
+			reps = cs.Serving(sp.Generation, n)
 		}
 		if len(reps) == 0 {
 			probs = append(probs, fmt.Sprintf("component %s has no running container", comp.Name))

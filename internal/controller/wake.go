@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -61,11 +62,12 @@ func (c *Controller) doWake(s *solution, op *wakeOp) {
 	s.set(Waking, "")
 	start := time.Now()
 	sp := c.runtimeSpec(rec)
-	err := c.rt.Scale(ctx, sp, replicasFor(rec.Manifest))
+	n := replicasFor(rec.Manifest)
+	err := c.rt.Scale(ctx, sp, n)
 	started := time.Now()
 	var addrs map[string][]string
 	if err == nil {
-		addrs, err = c.waitReady(ctx, sp)
+		addrs, err = c.waitReady(ctx, sp, n)
 	}
 	c.cfg.Metrics.Wake(rec.Name, err == nil, started.Sub(start).Seconds(), time.Since(started).Seconds())
 	if err != nil {
@@ -77,6 +79,9 @@ func (c *Controller) doWake(s *solution, op *wakeOp) {
 		return
 	}
 	s.set(Ready, "")
+	s.mu.Lock()
+	s.replicas = n
+	s.mu.Unlock()
 	_ = c.store.SetState(ctx, rec.Name, string(Ready), "")
 	c.publish(rec, Ready, "", addrs)
 	c.log.Info("woke", "solution", rec.Name, "took", time.Since(start))
@@ -128,7 +133,12 @@ func (c *Controller) Awake() []scaler.Awake {
 		if st != Ready || rec == nil {
 			continue
 		}
-		out = append(out, scaler.Awake{Name: rec.Name, Idle: rec.Manifest.IdleTimeout(c.cfg.IdleTimeout), Min: rec.Manifest.Scaling.Min})
+		m := rec.Manifest
+		out = append(out, scaler.Awake{
+			Name: rec.Name, Idle: m.IdleTimeout(c.cfg.IdleTimeout),
+			Min: m.Scaling.Min, Max: m.Scaling.Max, Concurrency: cmp.Or(m.Scaling.Concurrency, c.cfg.Defaults.Concurrency),
+			Replicas: s.currentReplicas(m),
+		})
 	}
 	return out
 }

@@ -145,6 +145,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// activity too: the idle time starts when it closes.
 		defer func() { rt.lastActive.Store(time.Now().UnixNano()) }()
 	}
+	rt.enter()
+	defer rt.leave()
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
 	b.proxy.ServeHTTP(w, r)

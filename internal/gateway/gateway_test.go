@@ -3,6 +3,8 @@ package gateway
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +87,51 @@ func TestHoldUntilReadyAndQueueLimit(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the held request was not released when the route became ready")
+	}
+}
+
+func TestBackendPicksLeastLoaded(t *testing.T) {
+	u := &upstream{}
+	for _, a := range []string{"a", "b", "c"} {
+		u.backends = append(u.backends, &backend{addr: a})
+	}
+	// Idle replicas take turns.
+	seen := map[string]int{}
+	for range 30 {
+		seen[u.backend().addr]++
+	}
+	if seen["a"] != 10 || seen["b"] != 10 || seen["c"] != 10 {
+		t.Errorf("idle replicas were picked %v times, want 10 each", seen)
+	}
+	// A busy replica is avoided while another has room.
+	u.backends[0].inflight.Store(5)
+	u.backends[1].inflight.Store(1)
+	u.backends[2].inflight.Store(3)
+	for range 10 {
+		if got := u.backend().addr; got != "b" {
+			t.Fatalf("picked %s, want the least loaded b", got)
+		}
+	}
+}
+
+func TestPeakSeesShortBursts(t *testing.T) {
+	tbl := newTable(func(*url.URL) *httputil.ReverseProxy { return nil })
+	tbl.Set(RouteSpec{Name: "s", State: StateReady})
+	r := tbl.lookup("s")
+	for range 7 {
+		r.enter()
+	}
+	for range 7 {
+		r.leave()
+	}
+	r.enter()
+	if got := tbl.Peak("s"); got != 7 {
+		t.Errorf("peak = %d, want 7 (the burst that has ended)", got)
+	}
+	if got := tbl.Peak("s"); got != 1 {
+		t.Errorf("peak after a read = %d, want 1 (what is still in flight)", got)
+	}
+	if got := tbl.Inflight("s"); got != 1 {
+		t.Errorf("inflight = %d, want 1", got)
 	}
 }

@@ -55,7 +55,25 @@ type route struct {
 	// lastActive is when a request (not a bot's) last came or ended, in
 	// Unix nanoseconds; the scaler reads it to judge idleness.
 	lastActive atomic.Int64
+	// inflight counts requests being proxied; peak is the most there were
+	// at once since the scaler last looked, which a sample of inflight
+	// alone would miss for short requests.
+	inflight atomic.Int64
+	peak     atomic.Int64
 }
+
+// enter counts a request in; call leave when it is done.
+func (r *route) enter() {
+	n := r.inflight.Add(1)
+	for {
+		p := r.peak.Load()
+		if n <= p || r.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (r *route) leave() { r.inflight.Add(-1) }
 
 type snapshot struct {
 	title  string
@@ -97,7 +115,10 @@ func (s *snapshot) pick(p string) *upstream {
 	return nil
 }
 
-// backend picks a replica round robin; nil when none is ready.
+// backend picks the replica with the fewest requests in flight, looking
+// from a rotating start so that equally loaded replicas take turns; nil
+// when none is ready. A solution has a handful of replicas, so looking at
+// all of them costs less than the slow replica it avoids.
 func (u *upstream) backend() *backend {
 	n := len(u.backends)
 	switch n {
@@ -106,7 +127,16 @@ func (u *upstream) backend() *backend {
 	case 1:
 		return u.backends[0]
 	}
-	return u.backends[int(u.next.Add(1))%n]
+	i := int(u.next.Add(1) % uint32(n))
+	best := u.backends[i]
+	low := best.inflight.Load()
+	for k := 1; k < n && low > 0; k++ {
+		b := u.backends[(i+k)%n]
+		if f := b.inflight.Load(); f < low {
+			best, low = b, f
+		}
+	}
+	return best
 }
 
 // Table maps host names to routes. Lookups take no lock; changes copy the
@@ -227,22 +257,20 @@ func (t *Table) Activity(name string) (last time.Time, inflight int64, ok bool) 
 
 // Inflight returns the requests being proxied to a solution right now.
 func (t *Table) Inflight(name string) int64 {
+	if r := t.lookup(name); r != nil {
+		return r.inflight.Load()
+	}
+	return 0
+}
+
+// Peak returns the most requests a solution had in flight at once since
+// the last call, and starts counting afresh from those in flight now.
+func (t *Table) Peak(name string) int64 {
 	r := t.lookup(name)
 	if r == nil {
 		return 0
 	}
-	var n int64
-	seen := map[*upstream]bool{}
-	for _, p := range r.snap.Load().prefixes {
-		if seen[p.up] {
-			continue
-		}
-		seen[p.up] = true
-		for _, b := range p.up.backends {
-			n += b.inflight.Load()
-		}
-	}
-	return n
+	return r.peak.Swap(r.inflight.Load())
 }
 
 // transport is tuned for many short requests to a few local backends:

@@ -77,6 +77,9 @@ type ComponentStatus struct {
 type Replica struct {
 	ID         string
 	Generation int64
+	// Index numbers the replicas of a component from 0; scaling to n
+	// keeps 0..n-1 and stops the rest.
+	Index int
 	// Addr is host:port the gateway dials; empty when not running.
 	Addr     string
 	Running  bool
@@ -98,6 +101,18 @@ func (c ComponentStatus) Of(gen int64) []Replica {
 	var out []Replica
 	for _, r := range c.Replicas {
 		if r.Generation == gen {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Serving returns the replicas of generation gen that a solution scaled
+// to n replicas runs: the others are stopped on purpose, not crashed.
+func (c ComponentStatus) Serving(gen int64, n int) []Replica {
+	var out []Replica
+	for _, r := range c.Replicas {
+		if r.Generation == gen && r.Index < n {
 			out = append(out, r)
 		}
 	}

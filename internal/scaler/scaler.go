@@ -1,11 +1,16 @@
 // Package scaler decides when a solution sleeps: after its idle timeout
 // without requests, unless a long-lived connection is still open (up to a
-// cap, so that a forgotten tab doesn't keep it up forever).
+// cap, so that a forgotten tab doesn't keep it up forever). It also sizes
+// awake solutions that may grow: a replica more as soon as the in-flight
+// requests per replica pass the solution's concurrency, a replica less
+// only once the load has stayed low for a while (Knative's autoscaler
+// works the same way, with a stable window that damps scale-downs).
 package scaler
 
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -16,18 +21,27 @@ type Awake struct {
 	Idle time.Duration
 	// Min replicas; above 0 the solution never sleeps.
 	Min int
+	// Max replicas; at most 1 means the solution never grows.
+	Max int
+	// Concurrency is the in-flight requests per replica above which a
+	// replica is added; 0 means the platform default.
+	Concurrency int
+	// Replicas serving now.
+	Replicas int
 }
 
-// Solutions lists awake solutions and puts them to sleep.
+// Solutions lists awake solutions, puts them to sleep and sizes them.
 type Solutions interface {
 	Awake() []Awake
 	Sleep(ctx context.Context, name string) error
+	ScaleTo(ctx context.Context, name string, replicas int) error
 }
 
-// Activity tells when a solution last had a request and how many are
-// open now.
+// Activity tells when a solution last had a request, how many are open
+// now, and the most that were open at once since the last call to Peak.
 type Activity interface {
 	Activity(name string) (last time.Time, inflight int64, ok bool)
+	Peak(name string) int64
 }
 
 // Config configures a Scaler.
@@ -35,18 +49,44 @@ type Config struct {
 	// MaxIdleWithConnections is how long a solution with open connections
 	// but no new request stays awake. Zero means 4h.
 	MaxIdleWithConnections time.Duration
-	// Every is how often idleness is judged. Zero means 1s.
-	Every  time.Duration
-	Logger *slog.Logger
+	// Every is how often idleness and load are judged. Zero means 1s.
+	Every time.Duration
+	// ScaleDownAfter is how long the load must stay low before a replica
+	// is removed. Zero means 1m.
+	ScaleDownAfter time.Duration
+	// Concurrency is the default in-flight requests per replica. Zero
+	// means 50.
+	Concurrency int
+	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Scaler puts idle solutions to sleep.
+// Scaler puts idle solutions to sleep and sizes busy ones.
 type Scaler struct {
 	cfg  Config
 	sols Solutions
 	act  Activity
+
+	mu    sync.Mutex
+	loads map[string]*load
+}
+
+// load is what the scaler remembers of an awake solution that may grow.
+type load struct {
+	// samples are the replicas wanted at each recent tick, newest last,
+	// back to ScaleDownAfter.
+	samples []sample
+	// changing is set while a ScaleTo runs, so that ticks don't pile up
+	// calls for one solution.
+	changing bool
+	// since is when the replica count last changed.
+	since time.Time
+}
+
+type sample struct {
+	at   time.Time
+	want int
 }
 
 // New builds a scaler.
@@ -57,13 +97,19 @@ func New(cfg Config, sols Solutions, act Activity) *Scaler {
 	if cfg.Every == 0 {
 		cfg.Every = time.Second
 	}
+	if cfg.ScaleDownAfter == 0 {
+		cfg.ScaleDownAfter = time.Minute
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 50
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Scaler{cfg: cfg, sols: sols, act: act}
+	return &Scaler{cfg: cfg, sols: sols, act: act, loads: map[string]*load{}}
 }
 
 // Run judges idleness every cfg.Every until ctx ends.
@@ -81,8 +127,96 @@ func (s *Scaler) Run(ctx context.Context) error {
 					s.cfg.Logger.Error("sleeping", "solution", name, "err", err)
 				}
 			}
+			for name, n := range s.Sizes() {
+				s.resize(ctx, name, n)
+			}
 		}
 	}
+}
+
+// resize calls ScaleTo without holding up the tick: starting a replica
+// takes as long as the solution takes to answer.
+func (s *Scaler) resize(ctx context.Context, name string, n int) {
+	s.mu.Lock()
+	l := s.loads[name]
+	if l == nil || l.changing {
+		s.mu.Unlock()
+		return
+	}
+	l.changing = true
+	s.mu.Unlock()
+	go func() {
+		err := s.sols.ScaleTo(ctx, name, n)
+		if err != nil {
+			s.cfg.Logger.Error("scaling", "solution", name, "replicas", n, "err", err)
+		}
+		s.mu.Lock()
+		l.changing = false
+		// Judge the new size afresh: samples taken with the old count say
+		// nothing about the new one.
+		l.samples = l.samples[:0]
+		l.since = s.cfg.Now()
+		s.mu.Unlock()
+	}()
+}
+
+// Sizes samples the load of every awake solution that may grow and
+// returns those whose replica count should change, with the new count.
+// A solution grows at once when its peak in-flight requests per replica
+// pass its concurrency; it shrinks only when every sample of the last
+// ScaleDownAfter wanted fewer replicas, and then to the most any of them
+// wanted.
+func (s *Scaler) Sizes() map[string]int {
+	now := s.cfg.Now()
+	out := map[string]int{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, a := range s.sols.Awake() {
+		floor := max(a.Min, 1)
+		if a.Max <= floor {
+			continue
+		}
+		seen[a.Name] = true
+		l := s.loads[a.Name]
+		if l == nil {
+			l = &load{since: now}
+			s.loads[a.Name] = l
+		}
+		if l.changing {
+			continue
+		}
+		conc := a.Concurrency
+		if conc <= 0 {
+			conc = s.cfg.Concurrency
+		}
+		peak := s.act.Peak(a.Name)
+		want := min(max(int((peak+int64(conc)-1)/int64(conc)), floor), a.Max)
+		l.samples = append(l.samples, sample{at: now, want: want})
+		cut := 0
+		for cut < len(l.samples) && now.Sub(l.samples[cut].at) > s.cfg.ScaleDownAfter {
+			cut++
+		}
+		l.samples = l.samples[cut:]
+		switch {
+		case want > a.Replicas:
+			out[a.Name] = want
+		case want < a.Replicas && now.Sub(l.since) >= s.cfg.ScaleDownAfter:
+			most := 0
+			for _, sm := range l.samples {
+				most = max(most, sm.want)
+			}
+			if most < a.Replicas {
+				out[a.Name] = most
+			}
+		}
+	}
+	for name, l := range s.loads {
+		if !seen[name] && !l.changing {
+			delete(s.loads, name) // asleep or removed: start afresh next time
+		}
+	}
+	return out
 }
 
 // Idle returns the awake solutions that should sleep now.

@@ -11,6 +11,9 @@ type fakeSols []Awake
 
 func (f fakeSols) Awake() []Awake                      { return f }
 func (f fakeSols) Sleep(context.Context, string) error { return nil }
+func (f fakeSols) ScaleTo(context.Context, string, int) error {
+	return nil
+}
 
 type act struct {
 	last     time.Time
@@ -23,6 +26,8 @@ func (f fakeAct) Activity(name string) (time.Time, int64, bool) {
 	a, ok := f[name]
 	return a.last, a.inflight, ok
 }
+
+func (f fakeAct) Peak(name string) int64 { return f[name].inflight }
 
 func TestIdle(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -44,6 +49,72 @@ func TestIdle(t *testing.T) {
 			got := slices.Contains(s.Idle(), "s")
 			if got != tc.want {
 				t.Errorf("idle = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// sizeStep is one second of load: the most requests in flight during it,
+// the replicas serving when it is sampled, and the replica count Sizes
+// should ask for (0: no change).
+type sizeStep struct {
+	peak     int64
+	replicas int
+	want     int
+}
+
+func repeat(s sizeStep, n int) []sizeStep {
+	out := make([]sizeStep, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func steps(parts ...[]sizeStep) []sizeStep {
+	var out []sizeStep
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// TestSizes plays a series of load samples, one a second, and checks the
+// replica count the scaler asks for after each.
+func TestSizes(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	quiet3 := sizeStep{0, 3, 0}
+	for _, tc := range []struct {
+		name  string
+		sol   Awake
+		steps []sizeStep
+	}{
+		{"one replica never grows", Awake{Name: "s", Max: 1, Concurrency: 10}, []sizeStep{{100, 1, 0}}},
+		{"below concurrency stays", Awake{Name: "s", Max: 4, Concurrency: 10}, []sizeStep{{10, 1, 0}, {5, 1, 0}}},
+		{"past concurrency grows at once", Awake{Name: "s", Max: 4, Concurrency: 10}, []sizeStep{{11, 1, 2}}},
+		{"grows to what the load needs, capped at max", Awake{Name: "s", Max: 4, Concurrency: 10}, []sizeStep{{95, 1, 4}}},
+		{"default concurrency", Awake{Name: "s", Max: 4}, []sizeStep{{50, 1, 0}, {51, 1, 2}}},
+		{"min is the floor", Awake{Name: "s", Min: 2, Max: 4, Concurrency: 10}, []sizeStep{{0, 2, 0}}},
+		{"shrinks only after a quiet minute", Awake{Name: "s", Max: 4, Concurrency: 10},
+			steps(repeat(quiet3, 60), []sizeStep{{0, 3, 1}})},
+		{"a busy second in the window holds the size", Awake{Name: "s", Max: 4, Concurrency: 10},
+			steps(repeat(quiet3, 30), []sizeStep{{25, 3, 0}}, repeat(quiet3, 30))},
+		{"shrinks to the most the window needed", Awake{Name: "s", Max: 4, Concurrency: 10},
+			steps([]sizeStep{{15, 3, 0}}, repeat(quiet3, 59), []sizeStep{{0, 3, 2}})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0
+			sols := fakeSols{tc.sol}
+			load := fakeAct{}
+			s := New(Config{Now: func() time.Time { return now }}, sols, load)
+			for i, st := range tc.steps {
+				sols[0].Replicas = st.replicas
+				load["s"] = act{inflight: st.peak}
+				got := s.Sizes()["s"]
+				if got != st.want {
+					t.Fatalf("second %d (peak %d, %d replicas): asked for %d replicas, want %d", i, st.peak, st.replicas, got, st.want)
+				}
+				now = now.Add(time.Second)
 			}
 		})
 	}

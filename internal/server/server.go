@@ -47,6 +47,10 @@ type Options struct {
 	// MaxIdleWithConnections caps how long open WebSockets and event
 	// streams alone keep a solution awake. Zero means 4h.
 	MaxIdleWithConnections time.Duration
+	// ScaleDownDelay is how long the load on a solution with
+	// scaling.max above 1 must stay low before a replica is removed. Zero
+	// means 1m.
+	ScaleDownDelay time.Duration
 	// MaxPending bounds the requests held per solution while it wakes.
 	// Zero means 1000.
 	MaxPending int64
@@ -148,7 +152,7 @@ func Run(ctx context.Context, o Options) error {
 	defer cancel()
 	ctlErr := make(chan error, 1)
 	go func() { ctlErr <- ctl.Run(ctx) }()
-	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, Logger: log}, ctl, gw.Routes)
+	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()

@@ -136,7 +136,8 @@ func main() {
 		case <-time.After(d):
 		case <-r.Context().Done():
 		}
-		fmt.Fprintln(w, "slept", d)
+		// The local address tells replicas apart: they share a hostname.
+		fmt.Fprintln(w, "slept", d, "on", r.Context().Value(http.LocalAddrContextKey))
 	})
 	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))

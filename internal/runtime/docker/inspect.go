@@ -49,7 +49,7 @@ func (d *Docker) status(ctx context.Context, name string) ([]runtime.Status, err
 		if err != nil {
 			return nil, fmt.Errorf("inspecting %s: %w", c.ID[:12], err)
 		}
-		r := runtime.Replica{ID: c.ID, Generation: generationOf(c.Labels), Restarts: info.RestartCount}
+		r := runtime.Replica{ID: c.ID, Generation: generationOf(c.Labels), Index: replicaOf(c.Labels), Restarts: info.RestartCount}
 		if st := info.State; st != nil {
 			r.Running = st.Running && !st.Restarting
 			r.ExitCode = st.ExitCode
