@@ -1,0 +1,84 @@
+package certs
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// HTTPHandler is the handler for the plain-HTTP listener. With TLS off
+// it is next. Otherwise it answers ACME HTTP-01 challenges and redirects
+// every other request to the same URL over HTTPS: 301 for GET and HEAD,
+// 308 for the rest so that clients repeat the method and body.
+func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
+	if !m.Enabled() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.acme != nil && m.acme.HandleHTTPChallenge(w, r) {
+			return
+		}
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		} else {
+			host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		}
+		if host == "" || strings.ContainsAny(host, "/\\@") {
+			http.Error(w, "aim serves HTTPS only, and the request names no host to redirect to", http.StatusBadRequest)
+			return
+		}
+		if m.cfg.HTTPSPort != 443 {
+			host = net.JoinHostPort(host, strconv.Itoa(m.cfg.HTTPSPort))
+		} else if strings.Contains(host, ":") {
+			host = "[" + host + "]" // an IPv6 literal
+		}
+		code := http.StatusPermanentRedirect
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			code = http.StatusMovedPermanently
+		}
+		// Only the path and query are taken from the request: RequestURI
+		// may be an absolute URL naming another host.
+		target := "https://" + host + r.URL.EscapedPath()
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, code)
+	})
+}
+
+// HSTS adds the Strict-Transport-Security header to responses to HTTPS
+// requests, when Config.HSTS is set; otherwise it is next.
+func (m *Manager) HSTS(next http.Handler) http.Handler {
+	if !m.Enabled() || m.cfg.HSTS <= 0 {
+		return next
+	}
+	value := "max-age=" + strconv.FormatInt(int64(m.cfg.HSTS.Seconds()), 10)
+	if m.cfg.HSTSIncludeSubdomains {
+		value += "; includeSubDomains"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Browsers ignore the header over HTTP (RFC 6797 §8.1), and
+		// sending it there would claim something the channel cannot.
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", value)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// CAHandler serves the internal CA's certificate for clients to install
+// (a browser offers to trust it); 404 in the other modes.
+func (m *Manager) CAHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.ca == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
+		w.Header().Set("Content-Disposition", `attachment; filename="aim-`+m.cfg.Domain+`-ca.crt"`)
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(m.ca.certPEM)
+	})
+}
