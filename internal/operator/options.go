@@ -1,0 +1,87 @@
+// Package operator serves Solutions (aim.dev/v1alpha1) on Kubernetes: for
+// each component a Deployment and a Service, NetworkPolicies that keep
+// solutions apart, and sleep when idle through the Deployments' scale
+// subresource. Rendering (render*.go) is pure and pinned by golden
+// files; the reconciler applies what it renders with server-side apply.
+package operator
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// Options are the operator's settings.
+type Options struct {
+	// Domain: a solution is served at <name>.<Domain>. Required.
+	Domain string
+	// URLScheme of status.url: "https" or "http". Empty means https.
+	URLScheme string
+	// IdleTimeout puts to sleep the solutions that name no scaling.idle.
+	// Zero means 30 minutes.
+	IdleTimeout time.Duration
+	// Mesh asks Linkerd to inject its proxy into every solution's pods.
+	Mesh bool
+	// GatewayNamespace is where the gateway's pods run. Empty means each
+	// solution's own namespace.
+	GatewayNamespace string
+	// GatewayLabels select the gateway's pods, the only ones that may
+	// reach a solution's public components from outside it. Required: an
+	// empty selector would let every pod in.
+	GatewayLabels map[string]string
+	// DefaultNodeGroup is the node group of solutions that name none.
+	// Empty means they are not confined to a group.
+	DefaultNodeGroup string
+	// NodeGroups are the groups a solution may name. Empty allows any.
+	NodeGroups []string
+	// Defaults fill a component's unset resources. Zero means
+	// spec.DefaultDefaults.
+	Defaults spec.Defaults
+}
+
+// withDefaults fills o's zero fields; validate checks the result.
+func (o Options) withDefaults() Options {
+	if o.URLScheme == "" {
+		o.URLScheme = "https"
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 30 * time.Minute
+	}
+	if o.Defaults == (spec.Defaults{}) {
+		o.Defaults = spec.DefaultDefaults
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.Domain == "" {
+		errs = append(errs, errors.New("the domain is required (solutions are served at <name>.<domain>)"))
+	}
+	if o.URLScheme != "http" && o.URLScheme != "https" {
+		errs = append(errs, fmt.Errorf("URL scheme %q: use http or https", o.URLScheme))
+	}
+	if o.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("idle timeout %s is negative", o.IdleTimeout))
+	}
+	if len(o.GatewayLabels) == 0 {
+		errs = append(errs, errors.New("gateway labels are required: without them every pod could reach public components"))
+	}
+	if o.DefaultNodeGroup != "" {
+		if err := spec.ValidName(o.DefaultNodeGroup); err != nil {
+			errs = append(errs, fmt.Errorf("default node group: %w", err))
+		} else if len(o.NodeGroups) > 0 && !slices.Contains(o.NodeGroups, o.DefaultNodeGroup) {
+			errs = append(errs, fmt.Errorf("default node group %q is not one of the node groups %s", o.DefaultNodeGroup, strings.Join(o.NodeGroups, ", ")))
+		}
+	}
+	for _, g := range o.NodeGroups {
+		if err := spec.ValidName(g); err != nil {
+			errs = append(errs, fmt.Errorf("node group: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,195 @@
+package operator
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/aimhub/aim/api/v1alpha1"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// The manifests the goldens render: a single component, and the
+// part-comparer example's three (web and api public, engine private).
+const (
+	oneComponent = `
+name: hello
+components:
+  - name: web
+    image: registry.example/hello:1
+`
+	threeComponents = `
+name: part-comparer
+title: Part Comparer
+components:
+  - name: web
+    image: registry.example/part-comparer-web:1
+    public: true
+    paths: ["/"]
+    resources: {cpu: "0.25", memory: 64Mi}
+  - name: api
+    image: registry.example/part-comparer-api:1
+    public: true
+    paths: ["/api"]
+    env: {ENGINE_URL: "http://engine:8080", LOG_LEVEL: info}
+    resources: {cpu: "0.5", memory: 128Mi}
+  - name: engine
+    image: registry.example/part-comparer-engine:1
+    runAsRoot: true
+    resources: {cpu: "1", memory: 256Mi, pids: 64}
+scaling: {idle: 30m, min: 0, max: 1, concurrency: 20}
+limits: {rps: 10, burst: 20, body: 10MiB}
+`
+)
+
+func testOptions() Options {
+	return Options{
+		Domain:           "aim.example",
+		GatewayNamespace: "aim-system",
+		GatewayLabels:    map[string]string{"app.kubernetes.io/name": "aim", "app.kubernetes.io/component": "gateway"},
+	}
+}
+
+// testSolution is the Solution an API would create for the manifest,
+// with a fixed UID for the owner references.
+func testSolution(t *testing.T, manifest, nodeGroup string) (*v1alpha1.Solution, *spec.Manifest) {
+	t.Helper()
+	m, err := spec.Parse("aim.yaml", []byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.NodeGroup = nodeGroup
+	sol := &v1alpha1.Solution{
+		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: "solutions", UID: "6a1c9f0e-0000-4000-8000-000000000001", Generation: 1},
+		Spec:       v1alpha1.FromManifest(m, nil),
+	}
+	// The reconciler's path: the manifest comes back out of the spec.
+	back, err := v1alpha1.ToManifest(sol.Name, sol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sol, back
+}
+
+func TestRenderGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		manifest  string
+		nodeGroup string
+		mesh      bool
+	}{
+		{"one-component", oneComponent, "", false},
+		{"one-component-node-group", oneComponent, "gpu", false},
+		{"one-component-mesh", oneComponent, "", true},
+		{"one-component-node-group-mesh", oneComponent, "gpu", true},
+		{"three-components", threeComponents, "", false},
+		{"three-components-node-group", threeComponents, "solutions", false},
+		{"three-components-mesh", threeComponents, "", true},
+		{"three-components-node-group-mesh", threeComponents, "solutions", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)
+			o := testOptions()
+			o.Mesh = tc.mesh
+			ips := map[string]string{}
+			for i, c := range m.Components {
+				ips[c.Name] = fmt.Sprintf("10.96.0.%d", 10*(i+1))
+			}
+			got := renderYAML(t, Render(sol, m, o, ips, initialReplicas(m, false)))
+			golden(t, filepath.Join("testdata", tc.name+".yaml"), got)
+		})
+	}
+}
+
+// TestDefaultNodeGroup: a solution naming no group gets the operator's.
+func TestDefaultNodeGroup(t *testing.T) {
+	sol, m := testSolution(t, oneComponent, "")
+	o := testOptions()
+	o.DefaultNodeGroup = "solutions"
+	d := renderDeployment(sol, m, m.Components[0], o.withDefaults(), nil)
+	if got := d.Spec.Template.Spec.NodeSelector[v1alpha1.LabelNodeGroup]; got != "solutions" {
+		t.Errorf("node selector %q, want solutions", got)
+	}
+	m.NodeGroup = "gpu"
+	d = renderDeployment(sol, m, m.Components[0], o.withDefaults(), nil)
+	if got := d.Spec.Template.Spec.NodeSelector[v1alpha1.LabelNodeGroup]; got != "gpu" {
+		t.Errorf("node selector %q, want the solution's gpu", got)
+	}
+}
+
+func TestObjectName(t *testing.T) {
+	for _, tc := range []struct {
+		name, sol, comp, want string
+	}{
+		{"plain", "shop", "web", "shop-web"},
+		{"starts with a digit", "3d-viewer", "web", "aim-3d-viewer-web-915e276d"},
+		{"too long", strings.Repeat("a", 60), "engine", "aim-" + strings.Repeat("a", 50) + "-710ab022"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := objectName(tc.sol, tc.comp)
+			if got != tc.want {
+				t.Errorf("objectName(%q, %q) = %q, want %q", tc.sol, tc.comp, got, tc.want)
+			}
+			if len(got) > 63 {
+				t.Errorf("%q has %d characters; a Service name has at most 63", got, len(got))
+			}
+		})
+	}
+}
+
+func renderYAML(t *testing.T, objs []runtime.ApplyConfiguration) string {
+	t.Helper()
+	var b strings.Builder
+	for _, o := range objs {
+		y, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("---\n")
+		b.Write(y)
+	}
+	return b.String()
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -update rewrites it):\n%s", path, diff(string(want), got))
+	}
+}
+
+// diff shows the first lines that differ, enough to see what changed.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, wl, gl)
+		}
+	}
+	return "(same lines, different endings)"
+}
