@@ -206,7 +206,9 @@ func Binary(t testing.TB) string {
 	}
 	start := time.Now()
 	cmd := exec.Command(goBin, "install", module+"/cmd/pebble@"+Version)
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off", "CGO_ENABLED=0")
+	// GOFLAGS is cleared: flags meant for aim's module (-mod=...) break
+	// an install of another module at a version.
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off", "GOFLAGS=", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("pebble: go install %s/cmd/pebble@%s: %v\n%s", module, Version, err, out)
 	}
