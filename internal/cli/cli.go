@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aimhub/aim/internal/api"
 	"github.com/aimhub/aim/internal/client"
 	"github.com/aimhub/aim/internal/clientconfig"
 	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/server"
 	"github.com/aimhub/aim/internal/spec"
 )
@@ -113,6 +115,19 @@ func serveCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.ClientConfig, "client-config", "", "where the first start writes the CLI's configuration (default $XDG_CONFIG_HOME/aim/config.json; - for none)")
 	f.StringVar(&o.DockerPrefix, "docker-prefix", "aim", "prefix of the containers and networks aim creates")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
+	f.Float64Var(&o.Limits.RPS, "rps", 100, "requests per second per client IP a solution takes unless its aim.yaml limits.rps says otherwise (0: unlimited)")
+	f.IntVar(&o.Limits.Burst, "burst", 200, "requests a client may send at once before --rps applies")
+	byteSizeVar(f, &o.Limits.Body, "max-body", 10<<20, "request body size a solution takes unless its aim.yaml limits.body says otherwise (0: unlimited)")
+	f.Float64Var(&o.LimitCaps.RPS, "cap-rps", 0, "the most requests per second per client IP any aim.yaml may ask for (0: no cap)")
+	f.IntVar(&o.LimitCaps.Burst, "cap-burst", 0, "the largest burst any aim.yaml may ask for (0: no cap)")
+	byteSizeVar(f, &o.LimitCaps.Body, "cap-body", 0, "the largest request body any aim.yaml may ask for (0: no cap)")
+	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
+	f.DurationVar(&o.ReadTimeout, "read-timeout", 5*time.Minute, "how long a client may take to send a whole request (WebSockets and event streams exempt)")
+	f.DurationVar(&o.WriteTimeout, "write-timeout", 10*time.Minute, "how long an answer may take, the solution's work included (WebSockets and event streams exempt)")
+	f.DurationVar(&o.ConnIdleTimeout, "conn-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 32<<10, "request header size; larger requests get 431")
+	f.StringVar(&o.AccessLog, "access-log", "", "write a JSON line per request to a solution: stdout, stderr or a file path (default none)")
+	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")
 	return cmd
 }
 
@@ -342,4 +357,45 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// byteSizeVar defines a flag that takes sizes like 10MiB.
+func byteSizeVar(f *pflag.FlagSet, p *spec.ByteSize, name string, def spec.ByteSize, usage string) {
+	*p = def
+	f.Var((*byteSizeFlag)(p), name, usage)
+}
+
+type byteSizeFlag spec.ByteSize
+
+func (b *byteSizeFlag) String() string { return spec.ByteSize(*b).String() }
+func (b *byteSizeFlag) Type() string   { return "size" }
+func (b *byteSizeFlag) Set(s string) error {
+	v, err := spec.ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSizeFlag(v)
+	return nil
+}
+
+type proxiesFlag struct{ p *gateway.Proxies }
+
+func (f *proxiesFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	s := make([]string, len(*f.p))
+	for i, p := range *f.p {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+func (f *proxiesFlag) Type() string { return "cidrs" }
+func (f *proxiesFlag) Set(s string) error {
+	ps, err := gateway.ParseProxies(s)
+	if err != nil {
+		return err
+	}
+	*f.p = append(*f.p, ps...)
+	return nil
 }

@@ -6,6 +6,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +74,9 @@ type Config struct {
 	Resync time.Duration
 	// Defaults for manifest fields left empty. Zero means spec.DefaultDefaults.
 	Defaults spec.Defaults
+	// Limits fill a manifest's unset limits; LimitCaps bound what a
+	// manifest may ask for (zero fields: no cap).
+	Limits, LimitCaps spec.Limits
 	// ImagePrefix names the images aim builds: <prefix>/<solution>-<component>:g<generation>.
 	// Servers sharing an engine need different prefixes. Empty means "aim.local/aim".
 	ImagePrefix string
@@ -304,7 +308,8 @@ func replicasFor(m *spec.Manifest) int {
 // publish tells the gateway about a solution. addrs maps public component
 // names to the addresses of their ready replicas.
 func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs map[string][]string) {
-	rs := gateway.RouteSpec{Name: rec.Name, Title: rec.Manifest.DisplayTitle(), Reason: reason, Hold: rec.Manifest.Scaling.Hold}
+	rs := gateway.RouteSpec{Name: rec.Name, Title: rec.Manifest.DisplayTitle(), Reason: reason, Hold: rec.Manifest.Scaling.Hold,
+		Limits: c.limits(rec.Manifest.Limits)}
 	switch st {
 	case Ready:
 		rs.State = gateway.StateReady
@@ -322,6 +327,28 @@ func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs
 	}
 	c.routes.Set(rs)
 	c.cfg.Metrics.SetState(rec.Name, string(st), n)
+}
+
+// limits resolves a manifest's limits against the platform's defaults and
+// caps.
+func (c *Controller) limits(l spec.Limits) gateway.Limits {
+	def, cp := c.cfg.Limits, c.cfg.LimitCaps
+	if l.RPS == 0 {
+		l.RPS, l.Burst = def.RPS, cmp.Or(l.Burst, def.Burst)
+	}
+	if l.Body == 0 {
+		l.Body = def.Body
+	}
+	if cp.RPS > 0 && (l.RPS == 0 || l.RPS > cp.RPS) {
+		l.RPS = cp.RPS
+	}
+	if cp.Burst > 0 && (l.Burst == 0 || l.Burst > cp.Burst) {
+		l.Burst = cp.Burst
+	}
+	if cp.Body > 0 && (l.Body == 0 || l.Body > cp.Body) {
+		l.Body = cp.Body
+	}
+	return gateway.Limits{RPS: l.RPS, Burst: l.Burst, Body: int64(l.Body)}
 }
 
 // resyncAll follows crashes and restarts of awake solutions: the engine

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	BotAgents []string
 	// Metrics; nil records nothing.
 	Metrics *metrics.Metrics
+	// AccessLog, when set, gets a line per request to a solution.
+	AccessLog *slog.Logger
+	// TrustedProxies are the peers whose X-Forwarded-For names the
+	// client, for rate limits and access logs.
+	TrustedProxies Proxies
 }
 
 // DefaultBotAgents match health checkers, monitors and crawlers.
@@ -130,26 +136,96 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.errorPage(w, r, http.StatusNotFound, "No such solution", "There is no solution called "+name+" here.", 0)
 		return
 	}
+	start := time.Now()
+	rw := getWriter(w)
+	defer putWriter(rw)
+	var client netip.Addr
+	if g.cfg.AccessLog != nil || rt.lim.Load() != nil {
+		client = g.cfg.TrustedProxies.clientIP(r)
+	}
+	var wake time.Duration
+	defer func() {
+		rt.stats.observe(rw.status, time.Since(start), rw.in, rw.out)
+		if g.cfg.AccessLog != nil {
+			g.logAccess(r, rt.name, client, rw, start, wake)
+		}
+	}()
+	if lim := rt.lim.Load(); lim != nil {
+		if ok, wait := lim.allow(client, start); !ok {
+			rt.stats.refuse(refusedRate)
+			g.errorPage(rw, r, http.StatusTooManyRequests, "Too many requests",
+				fmt.Sprintf("This client sent more than %g requests a second to %s; wait and retry.", lim.rps, rt.name), retryAfter(wait))
+			return
+		}
+	}
+	if body := rt.snap.Load().body; body > 0 {
+		if r.ContentLength > body {
+			rt.stats.refuse(refusedBody)
+			g.bodyTooLarge(rw, r, body)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// The server's own writer, so that it closes the connection
+			// after answering a client that sent too much.
+			r.Body = http.MaxBytesReader(w, r.Body, body)
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		rw.body = r.Body
+		r.Body = rw.bodyReader()
+	}
 	bot := g.isBot(r)
-	b, waited := g.backendFor(w, r, rt, bot)
+	b, waited := g.backendFor(rw, r, rt, bot)
 	if b == nil {
 		return
 	}
 	if waited > 0 {
+		wake = waited
 		// Tell the client this was a cold start and what it cost.
-		w.Header().Set("Server-Timing", fmt.Sprintf("wake;dur=%.1f", float64(waited.Microseconds())/1000))
+		rw.Header().Set("Server-Timing", fmt.Sprintf("wake;dur=%.1f", float64(waited.Microseconds())/1000))
 	}
 	if !bot {
-		rt.lastActive.Store(time.Now().UnixNano())
+		rt.lastActive.Store(start.UnixNano())
 		// The end of a long request (a WebSocket, an event stream) is
 		// activity too: the idle time starts when it closes.
 		defer func() { rt.lastActive.Store(time.Now().UnixNano()) }()
+	}
+	if isStream(r) {
+		// WebSockets and event streams live as long as their users want;
+		// the server's timeouts are for requests and answers. (A hijacked
+		// connection keeps the deadlines the server set.)
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
 	}
 	rt.enter()
 	defer rt.leave()
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
-	b.proxy.ServeHTTP(w, r)
+	b.proxy.ServeHTTP(rw, r)
+}
+
+// isStream is true for requests that open a long-lived connection: a
+// protocol upgrade (WebSocket) or an event stream.
+func isStream(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+func (g *Gateway) bodyTooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
+	g.errorPage(w, r, http.StatusRequestEntityTooLarge, "Request body too large",
+		fmt.Sprintf("This solution accepts bodies of at most %d bytes (%s).", limit, humanBytes(limit)), 0)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // backendFor finds a ready replica for r, holding the request while the
@@ -197,7 +273,7 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		if !held {
 			if rt.pending.Add(1) > g.cfg.MaxPending {
 				rt.pending.Add(-1)
-				g.cfg.Metrics.RefusedRequest(rt.name, "queue_full")
+				rt.stats.refuse(refusedQueueFull)
 				g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is busy starting", "Too many requests are waiting for it; try again shortly.", 2)
 				return nil, 0
 			}
@@ -211,7 +287,7 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		if snap.state == StateSleeping && g.cfg.Waker != nil {
 			if err := g.cfg.Waker.Wake(r.Context(), rt.name); err != nil {
 				if r.Context().Err() == nil {
-					g.cfg.Metrics.RefusedRequest(rt.name, "wake_failed")
+					rt.stats.refuse(refusedWakeFailed)
 					g.wakeError(w, r, snap.title, err)
 				}
 				return nil, 0
@@ -227,7 +303,7 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 		case <-r.Context().Done():
 			return nil, 0
 		case <-timeout:
-			g.cfg.Metrics.RefusedRequest(rt.name, "hold_timeout")
+			rt.stats.refuse(refusedHoldTimeout)
 			g.errorPage(w, r, http.StatusGatewayTimeout, snap.title+" did not start in time", snap.reason, 0)
 			return nil, 0
 		}
@@ -286,7 +362,13 @@ func (g *Gateway) newProxy(target *url.URL) *httputil.ReverseProxy {
 // left (nothing to answer), 504 on a timeout, 502 otherwise (the solution
 // refused or dropped the connection: it crashed or is restarting).
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	rw, _ := w.(*writer)
 	switch {
+	case rw != nil && rw.tooBig > 0:
+		if rt := g.Routes.lookup(g.solutionName(r.Host)); rt != nil {
+			rt.stats.refuse(refusedBody)
+		}
+		g.bodyTooLarge(w, r, rw.tooBig)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		w.WriteHeader(499)
 		return

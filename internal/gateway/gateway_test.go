@@ -135,3 +135,72 @@ func TestPeakSeesShortBursts(t *testing.T) {
 		t.Errorf("inflight = %d, want 1", got)
 	}
 }
+
+func TestBucket(t *testing.T) {
+	sec := int64(time.Second)
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+		at     []int64 // request times in ms
+		want   string  // + admitted, - refused
+	}{
+		{"burst then refuse", Limits{RPS: 1, Burst: 3}, []int64{0, 0, 0, 0}, "+++-"},
+		{"refills at the rate", Limits{RPS: 1, Burst: 2}, []int64{0, 0, 0, 999, 1000, 1000}, "++--+-"},
+		{"steady at the rate passes", Limits{RPS: 10, Burst: 1}, []int64{0, 100, 200, 300, 350}, "++++-"},
+		{"burst defaults to the rate", Limits{RPS: 2}, []int64{0, 0, 0}, "++-"},
+		{"a refused request costs nothing", Limits{RPS: 1, Burst: 1}, []int64{0, 500, 999, 1000}, "+--+"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLimiter(tc.limits)
+			b := new(bucket)
+			var got strings.Builder
+			for _, ms := range tc.at {
+				ok, wait := b.take(ms*int64(time.Millisecond)+sec, l.interval, l.tolerance)
+				if ok {
+					got.WriteByte('+')
+				} else {
+					got.WriteByte('-')
+					if wait <= 0 {
+						t.Errorf("refused at %dms without a wait", ms)
+					}
+				}
+			}
+			if got.String() != tc.want {
+				t.Errorf("got %s, want %s", got.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	trusted, err := ParseProxies("10.0.0.0/8, 192.168.1.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, remote string
+		xff          []string
+		proxies      Proxies
+		want         string
+	}{
+		{"no proxies trusted: the peer", "203.0.113.9:5555", []string{"1.2.3.4"}, nil, "203.0.113.9"},
+		{"untrusted peer's header is ignored", "203.0.113.9:5555", []string{"1.2.3.4"}, trusted, "203.0.113.9"},
+		{"trusted peer: the last hop", "10.1.2.3:5555", []string{"1.2.3.4"}, trusted, "1.2.3.4"},
+		{"spoofed entries left of the last untrusted hop are ignored", "10.1.2.3:5555", []string{"6.6.6.6, 1.2.3.4"}, trusted, "1.2.3.4"},
+		{"a chain of trusted proxies", "10.1.2.3:5555", []string{"1.2.3.4, 192.168.1.1", "10.9.9.9"}, trusted, "1.2.3.4"},
+		{"all trusted: the leftmost", "10.1.2.3:5555", []string{"10.2.2.2"}, trusted, "10.2.2.2"},
+		{"garbled header: the trusted peer", "10.1.2.3:5555", []string{"1.2.3.4, nonsense"}, trusted, "10.1.2.3"},
+		{"IPv6 peer", "[2001:db8::1]:443", nil, trusted, "2001:db8::1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = tc.remote
+			for _, x := range tc.xff {
+				r.Header.Add("X-Forwarded-For", x)
+			}
+			if got := tc.proxies.clientIP(r).String(); got != tc.want {
+				t.Errorf("client = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

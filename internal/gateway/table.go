@@ -43,6 +43,7 @@ type RouteSpec struct {
 	// solution wakes, instead of seeing a "starting" page.
 	Hold      bool
 	Upstreams []Upstream
+	Limits    Limits
 }
 
 // route is the gateway's live view of one solution. Requests read it
@@ -60,6 +61,23 @@ type route struct {
 	// alone would miss for short requests.
 	inflight atomic.Int64
 	peak     atomic.Int64
+	stats    stats
+
+	// limits are what the limiter was built from; guarded by the
+	// table's mu. The limiter is kept across route changes so that its
+	// buckets survive them.
+	limits Limits
+	lim    atomic.Pointer[limiter]
+}
+
+// setLimits replaces the limiter when the limits changed. Called with the
+// table's mu held.
+func (r *route) setLimits(l Limits) {
+	if r.limits == l && (r.lim.Load() != nil) == (l.RPS > 0) {
+		return
+	}
+	r.limits = l
+	r.lim.Store(newLimiter(l))
 }
 
 // enter counts a request in; call leave when it is done.
@@ -80,6 +98,8 @@ type snapshot struct {
 	state  State
 	reason string
 	hold   bool
+	// body caps request bodies, 0 for no cap.
+	body int64
 	// changed is closed when a newer snapshot replaces this one, so that
 	// held requests wake up and look again (Knative's activator does the
 	// same with its capacity channel).
@@ -139,108 +159,126 @@ func (u *upstream) backend() *backend {
 	return best
 }
 
-// Table maps host names to routes. Lookups take no lock; changes copy the
-// map, which is fine because they come at human speed (deploys, wakes).
+// Table maps host names to routes. Lookups take no lock: routes sit in a
+// sync.Map, which is built for keys that are written once and read many
+// times, and each route's state is an atomically swapped snapshot. Writes
+// cost O(1) whatever the number of solutions.
 type Table struct {
-	mu     sync.Mutex // serialises writers
-	routes atomic.Pointer[map[string]*route]
-	// backends are reused across snapshots so that their proxies and
-	// counters survive a route change.
-	proxies map[string]*backend
-	newProx func(addr string) *httputil.ReverseProxy
+	routes sync.Map // name -> *route
+
+	mu sync.Mutex // serialises writers
+	// backends are shared by address and counted, so that their proxies,
+	// pooled connections and counters survive route changes.
+	backends map[string]*backend
+	refs     map[string]int
+	newProx  func(addr string) *httputil.ReverseProxy
 }
 
 func newTable(newProxy func(target *url.URL) *httputil.ReverseProxy) *Table {
-	t := &Table{proxies: map[string]*backend{}}
+	t := &Table{backends: map[string]*backend{}, refs: map[string]int{}}
 	t.newProx = func(addr string) *httputil.ReverseProxy {
 		return newProxy(&url.URL{Scheme: "http", Host: addr})
 	}
-	m := map[string]*route{}
-	t.routes.Store(&m)
 	return t
 }
 
 func (t *Table) lookup(name string) *route {
-	return (*t.routes.Load())[name]
+	if v, ok := t.routes.Load(name); ok {
+		return v.(*route)
+	}
+	return nil
+}
+
+// each calls f for every route.
+func (t *Table) each(f func(*route)) {
+	t.routes.Range(func(_, v any) bool {
+		f(v.(*route))
+		return true
+	})
+}
+
+// Len is the number of routes.
+func (t *Table) Len() int {
+	n := 0
+	t.routes.Range(func(_, _ any) bool { n++; return true })
+	return n
 }
 
 // Set creates or updates a solution's route.
 func (t *Table) Set(rs RouteSpec) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason, hold: rs.Hold, changed: make(chan struct{})}
+	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason, hold: rs.Hold, body: rs.Limits.Body, changed: make(chan struct{})}
 	for _, u := range rs.Upstreams {
 		up := &upstream{component: u.Component}
 		for _, a := range u.Addrs {
-			b, ok := t.proxies[a]
-			if !ok {
-				b = &backend{addr: a, proxy: t.newProx(a)}
-				t.proxies[a] = b
-			}
-			up.backends = append(up.backends, b)
+			up.backends = append(up.backends, t.acquire(a))
 		}
 		for _, p := range u.Paths {
 			snap.prefixes = append(snap.prefixes, prefix{path: p, up: up})
 		}
 	}
 	sort.SliceStable(snap.prefixes, func(i, j int) bool { return len(snap.prefixes[i].path) > len(snap.prefixes[j].path) })
-	cur := *t.routes.Load()
-	if r, ok := cur[rs.Name]; ok {
-		old := r.snap.Swap(snap)
-		if snap.state == StateReady && old.state != StateReady {
-			// Waking up counts as activity, or a solution woken by one
-			// request could be put back to sleep at once.
-			r.lastActive.Store(time.Now().UnixNano())
-		}
-		close(old.changed)
-	} else {
-		r := &route{name: rs.Name}
+	r := t.lookup(rs.Name)
+	if r == nil {
+		r = &route{name: rs.Name}
 		r.lastActive.Store(time.Now().UnixNano())
+		r.setLimits(rs.Limits)
 		r.snap.Store(snap)
-		next := make(map[string]*route, len(cur)+1)
-		for k, v := range cur {
-			next[k] = v
-		}
-		next[rs.Name] = r
-		t.routes.Store(&next)
+		t.routes.Store(rs.Name, r)
+		return
 	}
-	t.gc()
+	r.setLimits(rs.Limits)
+	old := r.snap.Swap(snap)
+	if snap.state == StateReady && old.state != StateReady {
+		// Waking up counts as activity, or a solution woken by one
+		// request could be put back to sleep at once.
+		r.lastActive.Store(time.Now().UnixNano())
+	}
+	close(old.changed)
+	t.release(old)
 }
 
 // Delete removes a solution's route.
 func (t *Table) Delete(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cur := *t.routes.Load()
-	if _, ok := cur[name]; !ok {
+	r := t.lookup(name)
+	if r == nil {
 		return
 	}
-	next := make(map[string]*route, len(cur))
-	for k, v := range cur {
-		if k != name {
-			next[k] = v
-		}
-	}
-	t.routes.Store(&next)
+	t.routes.Delete(name)
 	// Requests held for it learn that it is gone.
 	gone := &snapshot{state: StateFailed, reason: "the solution was removed", changed: make(chan struct{})}
-	close(cur[name].snap.Swap(gone).changed)
-	t.gc()
+	old := r.snap.Swap(gone)
+	close(old.changed)
+	t.release(old)
 }
 
-// gc forgets backends no route uses any more. Called with mu held.
-func (t *Table) gc() {
-	used := map[string]bool{}
-	for _, r := range *t.routes.Load() {
-		for _, p := range r.snap.Load().prefixes {
-			for _, b := range p.up.backends {
-				used[b.addr] = true
-			}
-		}
+// acquire returns the shared backend for addr. Called with mu held.
+func (t *Table) acquire(addr string) *backend {
+	b, ok := t.backends[addr]
+	if !ok {
+		b = &backend{addr: addr, proxy: t.newProx(addr)}
+		t.backends[addr] = b
 	}
-	for a := range t.proxies {
-		if !used[a] {
-			delete(t.proxies, a)
+	t.refs[addr]++
+	return b
+}
+
+// release drops a snapshot's hold on its backends. Called with mu held.
+func (t *Table) release(s *snapshot) {
+	seen := map[*upstream]bool{}
+	for _, p := range s.prefixes {
+		if seen[p.up] {
+			continue
+		}
+		seen[p.up] = true
+		for _, b := range p.up.backends {
+			if t.refs[b.addr]--; t.refs[b.addr] <= 0 {
+				delete(t.refs, b.addr)
+				delete(t.backends, b.addr)
+			}
 		}
 	}
 }

@@ -15,7 +15,6 @@ type Metrics struct {
 	Wakes        *prometheus.CounterVec   // solution, result
 	WakeDuration *prometheus.HistogramVec // solution, phase
 	Held         *prometheus.CounterVec   // solution
-	Refused      *prometheus.CounterVec   // solution, reason
 	State        *prometheus.GaugeVec     // solution, state
 	Replicas     *prometheus.GaugeVec     // solution
 }
@@ -35,9 +34,6 @@ func New() *Metrics {
 		Held: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aim_requests_held_total", Help: "Requests held while their solution started or woke.",
 		}, []string{"solution"}),
-		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aim_requests_refused_total", Help: "Requests refused by the gateway, by reason (queue_full, wake_failed, hold_timeout).",
-		}, []string{"solution", "reason"}),
 		State: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aim_solution_state", Help: "1 for the state each solution is in.",
 		}, []string{"solution", "state"}),
@@ -46,7 +42,7 @@ func New() *Metrics {
 		}, []string{"solution"}),
 	}
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Wakes, m.WakeDuration, m.Held, m.Refused, m.State, m.Replicas)
+		m.Wakes, m.WakeDuration, m.Held, m.State, m.Replicas)
 	return m
 }
 
@@ -77,7 +73,6 @@ func (m *Metrics) Forget(solution string) {
 	m.Wakes.DeletePartialMatch(l)
 	m.WakeDuration.DeletePartialMatch(l)
 	m.Held.DeletePartialMatch(l)
-	m.Refused.DeletePartialMatch(l)
 	m.State.DeletePartialMatch(l)
 	m.Replicas.DeletePartialMatch(l)
 }
@@ -102,12 +97,5 @@ func (m *Metrics) Wake(solution string, ok bool, start, ready float64) {
 func (m *Metrics) HeldRequest(solution string) {
 	if m != nil {
 		m.Held.WithLabelValues(solution).Inc()
-	}
-}
-
-// RefusedRequest counts a request the gateway refused.
-func (m *Metrics) RefusedRequest(solution, reason string) {
-	if m != nil {
-		m.Refused.WithLabelValues(solution, reason).Inc()
 	}
 }

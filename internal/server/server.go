@@ -3,9 +3,11 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,6 +53,20 @@ type Options struct {
 	// scaling.max above 1 must stay low before a replica is removed. Zero
 	// means 1m.
 	ScaleDownDelay time.Duration
+	// Limits fill a manifest's unset limits; LimitCaps bound what a
+	// manifest may ask for. Zero fields mean none.
+	Limits, LimitCaps spec.Limits
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and ConnIdleTimeout
+	// bound slow clients; zero means 10s, 5m, 10m and 2m. WebSockets and
+	// event streams are exempt from the read and write timeouts.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, ConnIdleTimeout time.Duration
+	// MaxHeaderBytes bounds request headers (431 past it); zero means 32 KiB.
+	MaxHeaderBytes int
+	// AccessLog is where access logs go: "stdout", "stderr", a file path,
+	// or "" for none.
+	AccessLog string
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	TrustedProxies gateway.Proxies
 	// MaxPending bounds the requests held per solution while it wakes.
 	// Zero means 1000.
 	MaxPending int64
@@ -114,12 +130,21 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	met := metrics.New()
-	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met})
+	access, closeAccess, err := accessLogger(o.AccessLog)
+	if err != nil {
+		return err
+	}
+	defer closeAccess()
+	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met,
+		AccessLog: access, TrustedProxies: o.TrustedProxies})
+	met.Registry.MustRegister(gw.Routes)
 	ctl := controller.New(controller.Config{
 		StartTimeout: o.StartTimeout,
 		WakeTimeout:  o.WakeTimeout,
 		IdleTimeout:  o.IdleTimeout,
 		Defaults:     spec.DefaultDefaults,
+		Limits:       o.Limits,
+		LimitCaps:    o.LimitCaps,
 		URL:          func(name string) string { return "http://" + name + "." + o.Domain + portSuffix + "/" },
 		Logger:       log,
 		Metrics:      met,
@@ -139,9 +164,11 @@ func Run(ctx context.Context, o Options) error {
 
 	srv := &http.Server{
 		Handler:           gw,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       cmp.Or(o.ReadTimeout, 5*time.Minute),
+		WriteTimeout:      cmp.Or(o.WriteTimeout, 10*time.Minute),
+		IdleTimeout:       cmp.Or(o.ConnIdleTimeout, 2*time.Minute),
+		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 32<<10),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
@@ -176,6 +203,27 @@ func Run(ctx context.Context, o Options) error {
 	defer done()
 	// Solutions keep running: the next aim adopts them.
 	return srv.Shutdown(shutdown)
+}
+
+// accessLogger opens where access logs go.
+func accessLogger(dest string) (*slog.Logger, func(), error) {
+	var w io.Writer
+	closeFn := func() {}
+	switch dest {
+	case "":
+		return nil, closeFn, nil
+	case "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the access log: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), closeFn, nil
 }
 
 // apiHost is the host the CLI uses to reach this server.

@@ -200,7 +200,7 @@ func hammer(t *testing.T, a *Aim, name string, n int) (map[int]int, []string) {
 }
 
 func TestFiveHundredRequestsWakeOnce(t *testing.T) {
-	a := StartAim(t, "--max-pending", "600")
+	a := StartAim(t, "--max-pending", "600", "--rps", "0")
 	a.MustCLI("deploy", "-q", writeSolution(t, sleepyManifest("crowd", "2s", ""), nil))
 	waitState(t, a, "crowd", "sleeping", 15*time.Second)
 	var codes map[int]int
@@ -214,7 +214,7 @@ func TestFiveHundredRequestsWakeOnce(t *testing.T) {
 }
 
 func TestFullQueueGets503(t *testing.T) {
-	a := StartAim(t, "--max-pending", "10")
+	a := StartAim(t, "--max-pending", "10", "--rps", "0")
 	a.MustCLI("deploy", "-q", writeSolution(t, sleepyManifest("queue", "2s", ""), nil))
 	waitState(t, a, "queue", "sleeping", 15*time.Second)
 	codes, retry := hammer(t, a, "queue", 100)

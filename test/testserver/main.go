@@ -139,6 +139,15 @@ func main() {
 		// The local address tells replicas apart: they share a hostname.
 		fmt.Fprintln(w, "slept", d, "on", r.Context().Value(http.LocalAddrContextKey))
 	})
+	// /echo reads the whole body and says how long it was.
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "read", n)
+	})
 	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		if n == 0 {
