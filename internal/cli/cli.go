@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/client"
 	"github.com/aimhub/aim/internal/clientconfig"
 	"github.com/aimhub/aim/internal/controller"
@@ -89,6 +91,7 @@ func (g *globals) client() (*client.Client, error) {
 func serveCmd(g *globals) *cobra.Command {
 	var o server.Options
 	var logJSON bool
+	var acmeRoot string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the platform: gateway, API and catalog, with solutions as Docker containers",
@@ -99,6 +102,16 @@ func serveCmd(g *globals) *cobra.Command {
 				h = slog.NewJSONHandler(g.errOut, nil)
 			}
 			o.Logger = slog.New(h)
+			if acmeRoot != "" {
+				pem, err := os.ReadFile(acmeRoot)
+				if err != nil {
+					return fmt.Errorf("--acme-ca-root: %w", err)
+				}
+				o.TLS.ACMERoots = x509.NewCertPool()
+				if !o.TLS.ACMERoots.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("--acme-ca-root %s: no PEM certificate in it", acmeRoot)
+				}
+			}
 			return server.Run(cmd.Context(), o)
 		},
 	}
@@ -127,6 +140,13 @@ func serveCmd(g *globals) *cobra.Command {
 	f.DurationVar(&o.ConnIdleTimeout, "conn-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 32<<10, "request header size; larger requests get 431")
 	f.StringVar(&o.AccessLog, "access-log", "", "write a JSON line per request to a solution: stdout, stderr or a file path (default none)")
+	f.Var(&tlsModeFlag{&o.TLS.Mode}, "tls", "HTTPS: off, internal (a CA of aim's own, in the data directory) or acme (certificates from --acme-ca)")
+	f.StringVar(&o.HTTPS, "https", ":8443", "address HTTPS listens on when --tls is not off")
+	f.StringVar(&o.TLS.ACMECA, "acme-ca", "", "ACME directory URL (default Let's Encrypt; using it means agreeing to its terms)")
+	f.StringVar(&o.TLS.ACMEEmail, "acme-email", "", "contact address given to the ACME CA")
+	f.StringVar(&acmeRoot, "acme-ca-root", "", "PEM file of the CA that signs the ACME server's own HTTPS (for a private ACME server)")
+	f.DurationVar(&o.TLS.HSTS, "hsts", 0, "send Strict-Transport-Security with this max-age over HTTPS (0: none)")
+	f.BoolVar(&o.TLS.HSTSIncludeSubdomains, "hsts-subdomains", false, "add includeSubDomains to Strict-Transport-Security")
 	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")
 	return cmd
 }
@@ -375,6 +395,24 @@ func (b *byteSizeFlag) Set(s string) error {
 		return err
 	}
 	*b = byteSizeFlag(v)
+	return nil
+}
+
+type tlsModeFlag struct{ m *certs.Mode }
+
+func (f *tlsModeFlag) String() string {
+	if f.m == nil || *f.m == "" {
+		return "off"
+	}
+	return string(*f.m)
+}
+func (f *tlsModeFlag) Type() string { return "mode" }
+func (f *tlsModeFlag) Set(s string) error {
+	m, err := certs.ParseMode(s)
+	if err != nil {
+		return err
+	}
+	*f.m = m
 	return nil
 }
 

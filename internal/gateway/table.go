@@ -189,6 +189,13 @@ func (t *Table) lookup(name string) *route {
 	return nil
 }
 
+// Has is true when a solution of that name has a route, whatever its
+// state.
+func (t *Table) Has(name string) bool {
+	_, ok := t.routes.Load(name)
+	return ok
+}
+
 // each calls f for every route.
 func (t *Table) each(f func(*route)) {
 	t.routes.Range(func(_, v any) bool {

@@ -11,13 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/clientconfig"
 	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/gateway"
@@ -75,6 +78,11 @@ type Options struct {
 	ClientConfig string
 	// DockerPrefix names containers and networks. Empty means "aim".
 	DockerPrefix string
+	// TLS configures HTTPS; its Mode "" or "off" serves plain HTTP only.
+	// Dir and Domain are filled in from DataDir and Domain.
+	TLS certs.Config
+	// HTTPS is the TLS listen address when TLS is on. Empty means ":8443".
+	HTTPS string
 	// Listener, when set, is used instead of listening on HTTP.
 	Listener net.Listener
 	Logger   *slog.Logger
@@ -159,11 +167,43 @@ func Run(ctx context.Context, o Options) error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
-	apex.Handle("/", web.NewCatalog(ctl, log))
+	catalog := web.NewCatalog(ctl, log)
+	apex.Handle("/", catalog)
 	gw.SetApex(apex)
 
+	tc := o.TLS
+	tc.Dir, tc.Domain, tc.Logger = o.DataDir, o.Domain, log
+	tc.Allow = func(_ context.Context, name string) error {
+		if !gw.Routes.Has(name) {
+			return fmt.Errorf("no solution %q", name)
+		}
+		return nil
+	}
+	var tlsLn net.Listener
+	if tc.Mode != "" && tc.Mode != certs.ModeOff {
+		addr := cmp.Or(o.HTTPS, ":8443")
+		if tlsLn, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		defer tlsLn.Close()
+		tc.HTTPPort = cmp.Or(tc.HTTPPort, port)
+		tc.HTTPSPort = cmp.Or(tc.HTTPSPort, tlsLn.Addr().(*net.TCPAddr).Port)
+	}
+	tm, err := certs.New(ctx, tc)
+	if err != nil {
+		return fmt.Errorf("TLS: %w", err)
+	}
+	if tm.CACertPEM() != nil {
+		apex.Handle("GET /ca.crt", tm.CAHandler())
+		catalog.CAURL = "/ca.crt"
+	}
+
+	var plain http.Handler = gw
+	if tm.Enabled() {
+		plain = localPlain(gw, tm.HTTPHandler(gw))
+	}
 	srv := &http.Server{
-		Handler:           gw,
+		Handler:           plain,
 		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, 10*time.Second),
 		ReadTimeout:       cmp.Or(o.ReadTimeout, 5*time.Minute),
 		WriteTimeout:      cmp.Or(o.WriteTimeout, 10*time.Minute),
@@ -181,8 +221,23 @@ func Run(ctx context.Context, o Options) error {
 	go func() { ctlErr <- ctl.Run(ctx) }()
 	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
-	srvErr := make(chan error, 1)
+	srvErr := make(chan error, 2)
 	go func() { srvErr <- srv.Serve(ln) }()
+	var tlsSrv *http.Server
+	if tlsLn != nil {
+		tlsSrv = &http.Server{
+			Handler:           tm.HSTS(gw),
+			TLSConfig:         tm.TLSConfig(),
+			ReadHeaderTimeout: srv.ReadHeaderTimeout,
+			ReadTimeout:       srv.ReadTimeout,
+			WriteTimeout:      srv.WriteTimeout,
+			IdleTimeout:       srv.IdleTimeout,
+			MaxHeaderBytes:    srv.MaxHeaderBytes,
+			ErrorLog:          srv.ErrorLog,
+		}
+		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, "", "") }()
+		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "tls", string(tc.Mode))
+	}
 	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir)
 	if o.Ready != nil {
 		o.Ready(serverURL)
@@ -202,7 +257,27 @@ func Run(ctx context.Context, o Options) error {
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	// Solutions keep running: the next aim adopts them.
+	if tlsSrv != nil {
+		_ = tlsSrv.Shutdown(shutdown)
+	}
 	return srv.Shutdown(shutdown)
+}
+
+// localPlain serves requests addressed to a loopback IP (the CLI on this
+// machine, which has no certificate to check) over plain HTTP, and sends
+// everything else to the HTTPS redirect.
+func localPlain(local, redirect http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.IsLoopback() {
+			local.ServeHTTP(w, r)
+			return
+		}
+		redirect.ServeHTTP(w, r)
+	})
 }
 
 // accessLogger opens where access logs go.

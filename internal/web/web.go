@@ -25,6 +25,9 @@ type Catalog struct {
 	list Lister
 	tmpl *template.Template
 	log  *slog.Logger
+	// CAURL, when set, is where visitors download the CA that signs this
+	// server's certificates (TLS mode internal).
+	CAURL string
 }
 
 // NewCatalog builds the catalog page.
@@ -45,7 +48,8 @@ func (c *Catalog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if err := c.tmpl.ExecuteTemplate(w, "catalog.html", struct {
 		Solutions []*controller.Info
-	}{c.list.List(r.Context())}); err != nil {
+		CAURL     string
+	}{c.list.List(r.Context()), c.CAURL}); err != nil {
 		c.log.Error("rendering the catalog", "err", err)
 	}
 }

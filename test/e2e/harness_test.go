@@ -118,12 +118,18 @@ type Aim struct {
 // removed when the test ends.
 func StartAim(t *testing.T, extra ...string) *Aim {
 	t.Helper()
+	return StartAimAt(t, freeAddr(t), extra...)
+}
+
+// StartAimAt is StartAim with the gateway at addr.
+func StartAimAt(t *testing.T, addr string, extra ...string) *Aim {
+	t.Helper()
 	dir := t.TempDir()
 	a := &Aim{
 		t:      t,
 		Data:   filepath.Join(dir, "data"),
 		Config: filepath.Join(dir, "config.json"),
-		Addr:   freeAddr(t),
+		Addr:   addr,
 		Prefix: fmt.Sprintf("aimt%d%s", os.Getpid()%10000, strings.NewReplacer("/", "", "_", "").Replace(strings.ToLower(t.Name()))),
 		extra:  extra,
 	}

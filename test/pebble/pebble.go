@@ -54,6 +54,9 @@ type Server struct {
 	// Roots trusts pebble's own HTTPS endpoints (the ACME API): give it
 	// to the ACME client.
 	Roots *x509.CertPool
+	// RootsFile is the same trust as a PEM file, for a client in another
+	// process (aim serve --acme-ca-root).
+	RootsFile string
 	// IssuerRoots trusts the certificates pebble issues: its root,
 	// fetched from the management API's /roots/0 (pebble makes a new
 	// one on every start).
@@ -126,7 +129,7 @@ func Start(t testing.TB, o Options) *Server {
 		Timeout:   5 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}},
 	}
-	s := &Server{DirectoryURL: "https://" + acmeAddr + "/dir", Roots: roots, DNS: dns}
+	s := &Server{DirectoryURL: "https://" + acmeAddr + "/dir", Roots: roots, RootsFile: certFile, DNS: dns}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := client.Get(s.DirectoryURL)

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimhub/aim/test/pebble"
+)
+
+// httpsClient dials addr whatever the URL's host, as DNS for the test
+// domain would, and trusts only roots.
+func httpsClient(addr string, roots *x509.CertPool) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:       func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			ForceAttemptHTTP2: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// TestTLSInternalCA serves a solution over HTTPS with aim's own CA and
+// checks it with a client that trusts only that CA.
+func TestTLSInternalCA(t *testing.T) {
+	httpsAddr := freeAddr(t)
+	a := StartAim(t, "--domain", "aim.test", "--tls", "internal", "--https", httpsAddr, "--hsts", "1h")
+	a.MustCLI("deploy", "-q", writeSolution(t, "name: calm\ncomponents:\n  - name: web\n    image: "+TestImage+"\n", nil))
+
+	// The CA is downloadable from the apex, which the catalog links.
+	plain := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := plain.Get("http://" + a.Addr + "/ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	roots := x509.NewCertPool()
+	if resp.StatusCode != 200 || !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("GET /ca.crt: %d %.200s", resp.StatusCode, caPEM)
+	}
+
+	cl := httpsClient(httpsAddr, roots)
+	resp, err = cl.Get("https://calm.aim.test:" + port(httpsAddr) + "/whoami")
+	if err != nil {
+		t.Fatalf("HTTPS to a solution with only aim's CA trusted: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"solution":"calm"`) {
+		t.Errorf("HTTPS answer %d %s", resp.StatusCode, body)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Errorf("served %s, want HTTP/2", resp.Proto)
+	}
+	if h := resp.Header.Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=3600") {
+		t.Errorf("Strict-Transport-Security %q, want max-age=3600", h)
+	}
+	if !slices.Contains(resp.TLS.PeerCertificates[0].DNSNames, "calm.aim.test") {
+		t.Errorf("certificate names %v", resp.TLS.PeerCertificates[0].DNSNames)
+	}
+
+	// The apex page over HTTPS links the CA.
+	resp, err = cl.Get("https://aim.test:" + port(httpsAddr) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `href="/ca.crt"`) {
+		t.Errorf("the catalog does not link the CA certificate")
+	}
+
+	// A name that is not a solution's gets no certificate.
+	if _, err := cl.Get("https://nope.aim.test:" + port(httpsAddr) + "/"); err == nil {
+		t.Error("a handshake for nope.aim.test, which is no solution, succeeded")
+	}
+	// A client that trusts only the system's roots refuses aim's CA.
+	sys := httpsClient(httpsAddr, nil)
+	var unknown x509.UnknownAuthorityError
+	if _, err := sys.Get("https://calm.aim.test:" + port(httpsAddr) + "/"); !errors.As(err, &unknown) {
+		t.Errorf("a client with the system roots: %v, want an unknown authority", err)
+	}
+
+	// Plain HTTP for the domain redirects to HTTPS; the CLI on loopback
+	// is served as it is.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.Addr+"/whoami?x=1", nil)
+	req.Host = "calm.aim.test"
+	resp, err = plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "https://calm.aim.test:" + port(httpsAddr) + "/whoami?x=1"; resp.StatusCode/100 != 3 || resp.Header.Get("Location") != want {
+		t.Errorf("plain HTTP: %d to %q, want a redirect to %s", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	if out := a.MustCLI("ls"); !strings.Contains(out, "calm") {
+		t.Errorf("the CLI over loopback: %s", out)
+	}
+}
+
+// TestTLSACME gets a certificate for a solution from a real ACME server
+// (pebble, which validates the challenge against aim's listeners) and
+// refuses a name that is not a solution's.
+func TestTLSACME(t *testing.T) {
+	httpAddr, httpsAddr := freeAddr(t), freeAddr(t)
+	pb := pebble.Start(t, pebble.Options{Zone: "aim.test", HTTPPort: atoi(port(httpAddr)), TLSPort: atoi(port(httpsAddr))})
+	a := StartAimAt(t, httpAddr, "--domain", "aim.test", "--tls", "acme", "--https", httpsAddr,
+		"--acme-ca", pb.DirectoryURL, "--acme-ca-root", pb.RootsFile, "--acme-email", "ops@aim.test")
+	a.MustCLI("deploy", "-q", writeSolution(t, "name: calm\ncomponents:\n  - name: web\n    image: "+TestImage+"\n", nil))
+
+	cl := httpsClient(httpsAddr, pb.IssuerRoots)
+	resp, err := cl.Get("https://calm.aim.test:" + port(httpsAddr) + "/whoami")
+	if err != nil {
+		t.Fatalf("HTTPS with a certificate from pebble: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"solution":"calm"`) {
+		t.Errorf("HTTPS answer %d %s", resp.StatusCode, body)
+	}
+	if c := resp.TLS.PeerCertificates[0]; !slices.Contains(c.DNSNames, "calm.aim.test") {
+		t.Errorf("certificate for %v", c.DNSNames)
+	}
+	if _, err := cl.Get("https://nope.aim.test:" + port(httpsAddr) + "/"); err == nil {
+		t.Error("a handshake for nope.aim.test, which is no solution, succeeded")
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
