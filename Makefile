@@ -32,6 +32,7 @@ test-examples: images
 bench: build
 	scripts/ensure-docker.sh
 	$(GO) run ./bench/wake -aim bin/aim -rounds 20
+	$(GO) run ./bench/gateway -aim bin/aim
 
 clean:
 	rm -rf bin
