@@ -48,16 +48,16 @@ const (
 )
 
 type config struct {
-	aimBin       string
-	rounds       int
-	duration     time.Duration
-	warmup       time.Duration
-	load         load
-	solutions    int
-	bodyBytes    int
-	docs         string
-	keep         bool
-	accessLog    bool
+	aimBin    string
+	rounds    int
+	duration  time.Duration
+	warmup    time.Duration
+	load      load
+	solutions int
+	bodyBytes int
+	docs      string
+	keep      bool
+	accessLog bool
 }
 
 func main() {
