@@ -202,7 +202,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rt.leave()
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
-	b.proxy.ServeHTTP(rw, r)
+	if !fastPath(r) {
+		b.proxy.ServeHTTP(rw, r)
+		return
+	}
+	if err := g.roundTrip(rw, r, b); err != nil {
+		g.proxyError(rw, r, err)
+	}
 }
 
 // isStream is true for requests that open a long-lived connection: a
@@ -347,6 +353,9 @@ func (g *Gateway) newProxy(target *url.URL) *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // solutions see the public name
+			if g.cfg.TrustedProxies.trustsPeer(pr.In) {
+				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			}
 			pr.SetXForwarded()
 		},
 		Transport: g.cfg.Transport,
@@ -369,7 +378,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 			rt.stats.refuse(refusedBody)
 		}
 		g.bodyTooLarge(w, r, rw.tooBig)
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case errors.Is(err, errClientGone), errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		w.WriteHeader(499)
 		return
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):

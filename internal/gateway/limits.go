@@ -147,6 +147,15 @@ func (ps Proxies) trusts(a netip.Addr) bool {
 	return false
 }
 
+// trustsPeer is true when r came from a trusted proxy.
+func (ps Proxies) trustsPeer(r *http.Request) bool {
+	if len(ps) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ps.trusts(ap.Addr())
+}
+
 // clientIP is the address of whoever sent r: the peer, unless the peer is
 // a trusted proxy, in which case the rightmost X-Forwarded-For entry that
 // isn't one (entries further left are whatever the client claimed).

@@ -54,6 +54,21 @@ func (s *stats) observe(status int, d time.Duration, in, out int64) {
 
 func (s *stats) refuse(reason int) { s.refused[reason].Add(1) }
 
+// seen is true once the solution had a request.
+func (s *stats) seen() bool {
+	for i := range s.byClass {
+		if s.byClass[i].Load() > 0 {
+			return true
+		}
+	}
+	for i := range s.refused {
+		if s.refused[i].Load() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 var (
 	descRequests = prometheus.NewDesc("aim_http_requests_total",
 		"Requests for each solution that the gateway answered or proxied, by status class.", []string{"solution", "code"}, nil)
@@ -82,6 +97,9 @@ func (t *Table) Describe(ch chan<- *prometheus.Desc) {
 func (t *Table) Collect(ch chan<- prometheus.Metric) {
 	t.each(func(r *route) {
 		s := &r.stats
+		if !s.seen() && r.inflight.Load() == 0 {
+			return // thousands of solutions nobody visited cost no series
+		}
 		for c, name := range classNames {
 			if n := s.byClass[c].Load(); n > 0 || c == 2 {
 				ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), r.name, name)

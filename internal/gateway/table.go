@@ -121,7 +121,8 @@ type upstream struct {
 
 type backend struct {
 	addr     string
-	proxy    *httputil.ReverseProxy
+	proxy    *httputil.ReverseProxy // for upgrades and 100-continue
+	pool     connPool               // for everything else
 	inflight atomic.Int64
 }
 
@@ -266,7 +267,7 @@ func (t *Table) Delete(name string) {
 func (t *Table) acquire(addr string) *backend {
 	b, ok := t.backends[addr]
 	if !ok {
-		b = &backend{addr: addr, proxy: t.newProx(addr)}
+		b = &backend{addr: addr, proxy: t.newProx(addr), pool: connPool{addr: addr}}
 		t.backends[addr] = b
 	}
 	t.refs[addr]++
@@ -285,6 +286,7 @@ func (t *Table) release(s *snapshot) {
 			if t.refs[b.addr]--; t.refs[b.addr] <= 0 {
 				delete(t.refs, b.addr)
 				delete(t.backends, b.addr)
+				b.pool.closeIdle()
 			}
 		}
 	}
