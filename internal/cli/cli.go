@@ -128,6 +128,7 @@ func serveCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.ClientConfig, "client-config", "", "where the first start writes the CLI's configuration (default $XDG_CONFIG_HOME/aim/config.json; - for none)")
 	f.StringVar(&o.DockerPrefix, "docker-prefix", "aim", "prefix of the containers and networks aim creates")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
+	f.StringVar(&o.DebugAddr, "debug-addr", "", "serve Go's pprof profiles at this address (keep it on loopback)")
 	f.Float64Var(&o.Limits.RPS, "rps", 100, "requests per second per client IP a solution takes unless its aim.yaml limits.rps says otherwise (0: unlimited)")
 	f.IntVar(&o.Limits.Burst, "burst", 200, "requests a client may send at once before --rps applies")
 	byteSizeVar(f, &o.Limits.Body, "max-body", 10<<20, "request body size a solution takes unless its aim.yaml limits.body says otherwise (0: unlimited)")

@@ -229,9 +229,17 @@ func (c *Controller) Adopt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing the runtime: %w", err)
 	}
-	known := map[string]bool{}
+	known := map[string]int64{} // generation by name
 	for _, rec := range recs {
-		known[rec.Name] = true
+		known[rec.Name] = rec.Generation
+	}
+	stale := map[string]bool{} // solutions with containers of other generations
+	for _, st := range have {
+		for _, cs := range st.Components {
+			for _, r := range cs.Replicas {
+				stale[st.Name] = stale[st.Name] || r.Generation != known[st.Name]
+			}
+		}
 	}
 	for _, rec := range recs {
 		s := c.getOrCreate(rec.Name)
@@ -239,8 +247,10 @@ func (c *Controller) Adopt(ctx context.Context) error {
 		s.rec = rec
 		s.state, s.reason = State(rec.State), rec.LastError
 		s.mu.Unlock()
-		if err := c.rt.Prune(ctx, rec.Name, rec.Generation); err != nil {
-			c.log.Error("pruning", "solution", rec.Name, "err", err)
+		if stale[rec.Name] {
+			if err := c.rt.Prune(ctx, rec.Name, rec.Generation); err != nil {
+				c.log.Error("pruning", "solution", rec.Name, "err", err)
+			}
 		}
 		switch State(rec.State) {
 		case Sleeping, Failed:
@@ -257,7 +267,7 @@ func (c *Controller) Adopt(ctx context.Context) error {
 		}
 	}
 	for _, st := range have {
-		if !known[st.Name] {
+		if _, ok := known[st.Name]; !ok {
 			c.log.Info("removing containers of an unknown solution", "solution", st.Name)
 			if err := c.rt.Remove(ctx, st.Name); err != nil {
 				c.log.Error("removing orphan", "solution", st.Name, "err", err)

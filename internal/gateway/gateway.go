@@ -117,7 +117,7 @@ func (g *Gateway) solutionName(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = strings.TrimSuffix(lower(host), ".")
 	name, ok := strings.CutSuffix(host, g.suffix)
 	if !ok || name == "" || strings.Contains(name, ".") {
 		return ""
@@ -326,9 +326,42 @@ func (g *Gateway) isBot(r *http.Request) bool {
 	if ua == "" {
 		return false
 	}
-	ua = strings.ToLower(ua)
 	for _, a := range g.cfg.BotAgents {
-		if strings.Contains(ua, a) {
+		if containsFold(ua, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// lower is strings.ToLower without the allocation when s is lower case
+// already, as host names nearly always are.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' || c >= 0x80 {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// containsFold reports whether s contains the lower-case ASCII substr,
+// ignoring case, without allocating.
+func containsFold(s, substr string) bool {
+	n := len(substr)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for j < n {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != substr[j] {
+				break
+			}
+			j++
+		}
+		if j == n {
 			return true
 		}
 	}

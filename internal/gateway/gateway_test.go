@@ -204,3 +204,21 @@ func TestClientIP(t *testing.T) {
 		})
 	}
 }
+
+func TestContainsFold(t *testing.T) {
+	for _, tc := range []struct {
+		s, sub string
+		want   bool
+	}{
+		{"Mozilla/5.0 (compatible; Googlebot/2.1)", "bot", true},
+		{"KUBE-PROBE/1.32", "kube-probe", true},
+		{"curl/8.0", "bot", false},
+		{"bo", "bot", false},
+		{"", "bot", false},
+		{"UptimeRobot", "uptime", true},
+	} {
+		if got := containsFold(tc.s, tc.sub); got != tc.want {
+			t.Errorf("containsFold(%q, %q) = %v", tc.s, tc.sub, got)
+		}
+	}
+}

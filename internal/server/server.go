@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -83,6 +84,9 @@ type Options struct {
 	TLS certs.Config
 	// HTTPS is the TLS listen address when TLS is on. Empty means ":8443".
 	HTTPS string
+	// DebugAddr, when set, serves Go's pprof profiles there; keep it on
+	// loopback.
+	DebugAddr string
 	// Listener, when set, is used instead of listening on HTTP.
 	Listener net.Listener
 	Logger   *slog.Logger
@@ -221,6 +225,19 @@ func Run(ctx context.Context, o Options) error {
 	go func() { ctlErr <- ctl.Run(ctx) }()
 	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
+	if o.DebugAddr != "" {
+		dbg := http.NewServeMux()
+		dbg.HandleFunc("/debug/pprof/", pprof.Index)
+		dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dbg.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		dbgLn, err := net.Listen("tcp", o.DebugAddr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", o.DebugAddr, err)
+		}
+		defer dbgLn.Close()
+		go func() { _ = http.Serve(dbgLn, dbg) }()
+	}
 	srvErr := make(chan error, 2)
 	go func() { srvErr <- srv.Serve(ln) }()
 	var tlsSrv *http.Server
