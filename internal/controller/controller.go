@@ -342,7 +342,14 @@ func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs
 // limits resolves a manifest's limits against the platform's defaults and
 // caps.
 func (c *Controller) limits(l spec.Limits) gateway.Limits {
-	def, cp := c.cfg.Limits, c.cfg.LimitCaps
+	return ResolveLimits(l, c.cfg.Limits, c.cfg.LimitCaps)
+}
+
+// ResolveLimits fills a manifest's unset limits from the platform's
+// defaults def and bounds them by its caps cp (zero fields: none). The
+// Kubernetes gateway resolves a Solution's limits with it too, so both
+// platforms treat a manifest alike.
+func ResolveLimits(l, def, cp spec.Limits) gateway.Limits {
 	if l.RPS == 0 {
 		l.RPS, l.Burst = def.RPS, cmp.Or(l.Burst, def.Burst)
 	}
