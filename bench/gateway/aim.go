@@ -31,6 +31,9 @@ type aimServer struct {
 // start runs aim serve and returns once /healthz answers, which aim does
 // only after it has adopted every stored solution.
 func (a *aimServer) start(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(a.logPath), 0o755); err != nil {
+		return err
+	}
 	logs, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -49,6 +52,8 @@ func (a *aimServer) start(ctx context.Context) error {
 	go func() { _ = a.cmd.Wait(); close(a.done) }()
 	return a.waitFor(ctx, "", "/healthz", 5*time.Minute)
 }
+
+func (a *aimServer) url() string { return "http://" + a.addr + "/" }
 
 // waitFor polls path on host (the apex when empty) until it answers 200.
 func (a *aimServer) waitFor(ctx context.Context, host, path string, limit time.Duration) error {
@@ -171,6 +176,27 @@ func (a *aimServer) memory(ctx context.Context) (memory, error) {
 		}
 	}
 	return m, sc.Err()
+}
+
+// cpuTime is the CPU time aim's process has used, user and system, from
+// /proc/<pid>/stat (in clock ticks of 1/100 s, Linux's USER_HZ).
+func (a *aimServer) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields after it don't.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("reading /proc/%d/stat: %q", a.cmd.Process.Pid, b)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("reading /proc/%d/stat: %q", a.cmd.Process.Pid, b)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // tail is the last n lines of a file, for error messages.

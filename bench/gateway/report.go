@@ -19,79 +19,102 @@ const (
 func (r report) write(w io.Writer) {
 	c := r.cfg
 	fmt.Fprintf(w, "**Result** (%s; %s; %s).\n", r.when.Format("2006-01-02"), r.machine, strings.Join(r.versions, ", "))
-	fmt.Fprintf(w, "wrk pinned with `taskset -c %s`, %d thread(s), %d connections, Host `%s`; %s warm-up per proxy and phase, then %d rounds of %s each, alternating which proxy goes first; backend body %d bytes.\n\n",
+	fmt.Fprintf(w, "wrk pinned with `taskset -c %s`, %d thread(s), %d connections, Host `%s`; %s warm-up per side and phase, then %d rounds of %s per side, the order rotating each round; backend body %d bytes.\n\n",
 		c.load.CPUs, c.load.Threads, c.load.Connections, c.load.Host, c.warmup, c.rounds, c.duration, c.bodyBytes)
 
-	r.one.table(w, "aim with 1 solution")
+	r.plain.table(w)
 	if r.logged != nil {
-		r.logged.table(w, "aim with 1 solution, access logs on for both (aim `--access-log FILE`, nginx a JSON `log_format` with the same fields)")
-	}
-	if r.many != nil {
-		r.many.table(w, fmt.Sprintf("aim with %d solutions (%d sleeping, 1 awake)", r.many.solutions, r.many.solutions-1))
+		r.logged.table(w)
 	}
 
-	fmt.Fprintf(w, "| aim/nginx (medians) | requests/s | p50 | p99 |\n|---|---|---|---|\n")
-	ratios := func(name string, p phase) {
-		fmt.Fprintf(w, "| %s | **%.2f** | %.2f | %.2f |\n", name,
-			median(rps(p.aim))/median(rps(p.nginx)),
-			float64(median(p50(p.aim)))/float64(median(p50(p.nginx))),
-			float64(median(p99(p.aim)))/float64(median(p99(p.nginx))))
+	fmt.Fprintf(w, "| ratio | requests/s (of the medians) | requests/s (median of the rounds' ratios) | p50 | p99 |\n|---|---|---|---|---|\n")
+	ng := len(r.plain.sides) - 1
+	r.plain.ratio(w, 0, ng, "")
+	if len(r.aims) > 1 {
+		r.plain.ratio(w, 1, ng, "")
+		r.plain.ratio(w, 1, 0, "")
 	}
-	ratios("1 solution", r.one)
 	if r.logged != nil {
-		ratios("1 solution, access logs on", *r.logged)
-	}
-	if r.many != nil {
-		ratios(fmt.Sprintf("%d solutions", r.many.solutions), *r.many)
+		r.logged.ratio(w, 0, 1, ", access logs on")
 	}
 	fmt.Fprintln(w)
-	one := median(rps(r.one.aim))
-	fmt.Fprintf(w, "Target: aim/nginx requests/s at least 1.00 and aim's p99 no worse than nginx's. ")
-	fmt.Fprintf(w, "With 1 solution: %s.", verdict(one/median(rps(r.one.nginx)) >= 1 && median(p99(r.one.aim)) <= median(p99(r.one.nginx))))
-	if r.many != nil {
-		m := *r.many
-		many := median(rps(m.aim))
-		// The ratios to nginx cancel a change in the machine's load
-		// between the phases; the direct comparison does not.
-		rel := (many / median(rps(m.nginx))) / (one / median(rps(r.one.nginx)))
-		fmt.Fprintf(w, " With %d solutions: %s.\n\n", m.solutions, verdict(many/median(rps(m.nginx)) >= 1 && median(p99(m.aim)) <= median(p99(m.nginx))))
-		fmt.Fprintf(w, "Throughput with %d solutions against 1 (target: within 5%%): aim's median %.0f against %.0f requests/s, **%+.1f%%**; "+
-			"measured against nginx in the same phase (which cancels a change in the machine's load between phases), **%+.1f%%**.\n\n",
-			m.solutions, many, one, 100*(many/one-1), 100*(rel-1))
-	} else {
-		fmt.Fprintf(w, "\n\n")
-	}
 
-	fmt.Fprintf(w, "| aim | 1 solution |")
-	if r.many != nil {
-		fmt.Fprintf(w, " %d solutions |", r.many.solutions)
+	fmt.Fprintf(w, "Target: aim/nginx requests/s at least 1.00 and aim's p99 no worse than nginx's: %s", r.plain.verdict(0, ng))
+	if len(r.aims) > 1 {
+		fmt.Fprintf(w, "; with %d solutions, %s", r.aims[1].solutions, r.plain.verdict(1, ng))
 	}
-	fmt.Fprintf(w, "\n|---|---|%s\n", map[bool]string{true: "---|", false: ""}[r.many != nil])
-	row := func(name string, f func(p phase) string) {
-		fmt.Fprintf(w, "| %s | %s |", name, f(r.one))
-		if r.many != nil {
-			fmt.Fprintf(w, " %s |", f(*r.many))
+	fmt.Fprintf(w, ".")
+	if len(r.aims) > 1 {
+		// Both aims ran in the same rounds, so their ratio needs no
+		// correction for the machine's load.
+		d := median(r.plain.pairRatios(1, 0)) - 1
+		fmt.Fprintf(w, " Throughput with %d solutions against 1 (target: within 5%%): **%+.1f%%** (median of the rounds' ratios), %s.",
+			r.aims[1].solutions, 100*d, verdict(d >= -0.05))
+	}
+	fmt.Fprintf(w, "\n\n")
+
+	fmt.Fprintf(w, "| aim |")
+	for _, in := range r.aims {
+		fmt.Fprintf(w, " %d solution(s) |", in.solutions)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(r.aims)))
+	row := func(name string, f func(in instance) string) {
+		fmt.Fprintf(w, "| %s |", name)
+		for _, in := range r.aims {
+			fmt.Fprintf(w, " %s |", f(in))
 		}
 		fmt.Fprintln(w)
 	}
-	row("start → /healthz (every solution adopted)", func(p phase) string { return ms(p.startup) })
-	row("start → the awake solution answers", func(p phase) string { return ms(p.ready) })
-	row("RSS after start (VmRSS)", func(p phase) string { return mib(p.idle.RSS) })
-	row("Go heap in use after start", func(p phase) string { return mib(p.idle.HeapInuse) })
-	row("peak RSS after the rounds (VmHWM)", func(p phase) string { return mib(p.peak.HWM) })
+	row("start → /healthz (every solution adopted)", func(in instance) string { return ms(in.startup) })
+	row("start → the awake solution answers", func(in instance) string { return ms(in.ready) })
+	row("CPU when idle (share of one core, over 5 s)", func(in instance) string { return fmt.Sprintf("%.1f%%", 100*in.idleCPU) })
+	row("RSS after start (VmRSS)", func(in instance) string { return mib(in.idle.RSS) })
+	row("Go heap in use after start", func(in instance) string { return mib(in.idle.HeapInuse) })
+	row("peak RSS after the rounds (VmHWM)", func(in instance) string { return mib(in.peak.HWM) })
 	fmt.Fprintln(w)
 }
 
-func (p phase) table(w io.Writer, title string) {
-	fmt.Fprintf(w, "%s, against nginx in the same phase:\n\n", title)
-	fmt.Fprintf(w, "| round | aim req/s | aim p50 | aim p99 | nginx req/s | nginx p50 | nginx p99 |\n|---|---|---|---|---|---|---|\n")
-	for i := range p.aim {
-		a, n := p.aim[i], p.nginx[i]
-		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %.0f | %s | %s |\n", i+1, a.RPS, ms(a.P50), ms(a.P99), n.RPS, ms(n.P50), ms(n.P99))
+func (p phase) table(w io.Writer) {
+	fmt.Fprintf(w, "%s:\n\n| round |", p.title)
+	for _, s := range p.sides {
+		fmt.Fprintf(w, " %s req/s | p50 | p99 |", s)
 	}
-	fmt.Fprintf(w, "| **median** | **%.0f** | **%s** | **%s** | **%.0f** | **%s** | **%s** |\n\n",
-		median(rps(p.aim)), ms(median(p50(p.aim))), ms(median(p99(p.aim))),
-		median(rps(p.nginx)), ms(median(p50(p.nginx))), ms(median(p99(p.nginx))))
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|---|---|", len(p.sides)))
+	for i := range p.res[0] {
+		fmt.Fprintf(w, "| %d |", i+1)
+		for _, rs := range p.res {
+			fmt.Fprintf(w, " %.0f | %s | %s |", rs[i].RPS, ms(rs[i].P50), ms(rs[i].P99))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "| **median** |")
+	for _, rs := range p.res {
+		fmt.Fprintf(w, " **%.0f** | **%s** | **%s** |", median(rps(rs)), ms(median(p50(rs))), ms(median(p99(rs))))
+	}
+	fmt.Fprintf(w, "\n\n")
+}
+
+// ratio writes the row comparing side a with side b.
+func (p phase) ratio(w io.Writer, a, b int, note string) {
+	fmt.Fprintf(w, "| %s / %s%s | **%.2f** | %.2f | %.2f | %.2f |\n", p.sides[a], p.sides[b], note,
+		median(rps(p.res[a]))/median(rps(p.res[b])), median(p.pairRatios(a, b)),
+		float64(median(p50(p.res[a])))/float64(median(p50(p.res[b]))),
+		float64(median(p99(p.res[a])))/float64(median(p99(p.res[b]))))
+}
+
+func (p phase) verdict(a, b int) string {
+	return verdict(median(rps(p.res[a])) >= median(rps(p.res[b])) && median(p99(p.res[a])) <= median(p99(p.res[b])))
+}
+
+// pairRatios are side a's requests per second over side b's, round by
+// round: within a round the runs are back to back, so a slower drift in
+// the machine's load cancels.
+func (p phase) pairRatios(a, b int) []float64 {
+	out := make([]float64, len(p.res[a]))
+	for i := range out {
+		out[i] = p.res[a][i].RPS / p.res[b][i].RPS
+	}
+	return out
 }
 
 func verdict(ok bool) string {
