@@ -53,6 +53,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $AIM_TOKEN, then the client configuration)")
 	root.AddCommand(serveCmd(g), deployCmd(g), lsCmd(g), statusCmd(g), logsCmd(g), rmCmd(g), actionCmd(g, "wake", "Wake a sleeping solution"), actionCmd(g, "sleep", "Stop a solution's containers until its next request"),
 		checkCmd(g), initCmd(g))
+	root.AddCommand(gatewayCmd(g))
 	return root
 }
 
@@ -149,6 +150,9 @@ func serveCmd(g *globals) *cobra.Command {
 	f.DurationVar(&o.TLS.HSTS, "hsts", 0, "send Strict-Transport-Security with this max-age over HTTPS (0: none)")
 	f.BoolVar(&o.TLS.HSTSIncludeSubdomains, "hsts-subdomains", false, "add includeSubDomains to Strict-Transport-Security")
 	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")
+	f.StringVar(&o.Runtime, "runtime", "docker", "where solutions run: docker (this host's engine) or kubernetes (Solutions in a cluster, served by aim's operator and gateway; serve is then the API and catalog only)")
+	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --runtime kubernetes: kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&o.Kube.Namespace, "namespace", "", "with --runtime kubernetes: namespace of the Solutions (default: the pod's own, or the kubeconfig context's)")
 	return cmd
 }
 

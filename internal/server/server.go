@@ -87,6 +87,11 @@ type Options struct {
 	// DebugAddr, when set, serves Go's pprof profiles there; keep it on
 	// loopback.
 	DebugAddr string
+	// Runtime runs the solutions: "docker" (or empty) on this host's
+	// engine, or "kubernetes" as Solutions in a cluster (see Kube).
+	Runtime string
+	// Kube finds the cluster when Runtime is "kubernetes".
+	Kube KubeOptions
 	// Listener, when set, is used instead of listening on HTTP.
 	Listener net.Listener
 	Logger   *slog.Logger
@@ -107,6 +112,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	switch o.Runtime {
+	case "", "docker":
+	case "kubernetes":
+		return runKubernetes(ctx, o)
+	default:
+		return fmt.Errorf("--runtime %q: use docker or kubernetes", o.Runtime)
 	}
 	log := o.Logger
 	if err := os.MkdirAll(filepath.Join(o.DataDir, "tmp"), 0o700); err != nil {

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aimhub/aim/internal/kube"
+)
+
+// gatewayCmd runs aim's gateway inside a Kubernetes cluster.
+func gatewayCmd(g *globals) *cobra.Command {
+	var o kube.GatewayOptions
+	var logJSON bool
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the gateway in a Kubernetes cluster: route <name>.<domain> to Solutions, wake them, report their activity",
+		Long: `Run aim's gateway in a Kubernetes cluster, as a Deployment of two or more
+replicas behind one Service. It watches the Solutions (aim.dev/v1alpha1) of
+its namespace and their EndpointSlices and routes <name>.<domain> to the
+ready pods of their public components. A request for a sleeping solution
+scales its Deployments up (one wake per solution and replica) and is held
+until it can serve. Every --activity-interval it writes the last request it
+saw for each solution to the Solution's aim.dev/last-active annotation,
+from which the operator judges idleness.
+
+On SIGTERM it fails /healthz, keeps answering for --drain-delay while the
+cluster stops sending it connections, then finishes the requests in flight.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var h slog.Handler = slog.NewTextHandler(g.errOut, nil)
+			if logJSON {
+				h = slog.NewJSONHandler(g.errOut, nil)
+			}
+			o.Logger = slog.New(h)
+			return kube.RunGateway(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&o.Namespace, "namespace", "", "namespace of the Solutions to serve (default: the pod's own)")
+	f.StringVar(&o.HTTP, "http", ":8080", "address the gateway listens on")
+	f.StringVar(&o.Domain, "domain", "localhost", "solutions are served at <name>.<domain>")
+	f.StringVar(&o.APIUpstream, "api-upstream", "", "URL of aim's API and catalog (aim serve --runtime kubernetes), served on the apex host (default: none)")
+	f.DurationVar(&o.WakeTimeout, "wake-timeout", 2*time.Minute, "how long a request waits for a sleeping solution to wake")
+	f.DurationVar(&o.ActivityInterval, "activity-interval", 5*time.Second, "how often the last activity is written to the Solutions")
+	f.DurationVar(&o.MaxIdleWithConnections, "max-idle-with-connections", 4*time.Hour, "how long open WebSockets and event streams alone keep a solution awake")
+	f.Int64Var(&o.MaxPending, "max-pending", 1000, "requests held per solution while it wakes; more get 503 with Retry-After")
+	f.Float64Var(&o.Limits.RPS, "rps", 100, "requests per second per client IP a solution takes unless its spec.limits.rps says otherwise (0: unlimited)")
+	f.IntVar(&o.Limits.Burst, "burst", 200, "requests a client may send at once before --rps applies")
+	byteSizeVar(f, &o.Limits.Body, "max-body", 10<<20, "request body size a solution takes unless its spec.limits.body says otherwise (0: unlimited)")
+	f.Float64Var(&o.LimitCaps.RPS, "cap-rps", 0, "the most requests per second per client IP any solution may ask for (0: no cap)")
+	f.IntVar(&o.LimitCaps.Burst, "cap-burst", 0, "the largest burst any solution may ask for (0: no cap)")
+	byteSizeVar(f, &o.LimitCaps.Body, "cap-body", 0, "the largest request body any solution may ask for (0: no cap)")
+	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
+	f.DurationVar(&o.ReadTimeout, "read-timeout", 5*time.Minute, "how long a client may take to send a whole request (WebSockets and event streams exempt)")
+	f.DurationVar(&o.WriteTimeout, "write-timeout", 10*time.Minute, "how long an answer may take, the solution's work included (WebSockets and event streams exempt)")
+	f.DurationVar(&o.ConnIdleTimeout, "conn-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 32<<10, "request header size; larger requests get 431")
+	f.StringVar(&o.AccessLog, "access-log", "", "write a JSON line per request to a solution: stdout or stderr (default none)")
+	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")
+	f.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long to keep taking connections while the cluster stops sending them")
+	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "after the drain, how long requests in flight may take to finish")
+	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
+	return cmd
+}

@@ -1,0 +1,207 @@
+package kube
+
+import (
+	"reflect"
+	"testing"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aimhub/aim/api/v1alpha1"
+	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// slice is an EndpointSlice of a component: addrs of ready pods, then
+// "~addr" for not-ready ones and "-addr" for terminating ones.
+func slice(sol, comp string, addrs ...string) discoveryv1.EndpointSlice {
+	s := discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelSolution: sol, v1alpha1.LabelComponent: comp}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(8080))}},
+	}
+	for _, a := range addrs {
+		ep := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}}
+		switch a[0] {
+		case '~':
+			a, ep.Conditions.Ready = a[1:], ptr(false)
+		case '-':
+			a, ep.Conditions.Ready, ep.Conditions.Terminating = a[1:], ptr(false), ptr(true)
+		}
+		ep.Addresses = []string{a}
+		s.Endpoints = append(s.Endpoints, ep)
+	}
+	return s
+}
+
+// partComparer is a three-component solution: web at /, api at /api, and
+// a private engine; status is its state and conditions.
+func partComparer(t *testing.T, state string, conds ...metav1.Condition) (*v1alpha1.Solution, *spec.Manifest) {
+	t.Helper()
+	sol := &v1alpha1.Solution{
+		ObjectMeta: metav1.ObjectMeta{Name: "pc", Generation: 1},
+		Spec: v1alpha1.SolutionSpec{
+			Title: "Part Comparer",
+			Components: []v1alpha1.Component{
+				{Name: "web", Image: "web:1", Public: ptr(true)},
+				{Name: "api", Image: "api:1", Public: ptr(true), Paths: []string{"/api"}},
+				{Name: "engine", Image: "engine:1"},
+			},
+			Limits: v1alpha1.Limits{Burst: 5},
+		},
+		Status: v1alpha1.SolutionStatus{State: state, Conditions: conds},
+	}
+	m, err := v1alpha1.ToManifest(sol.Name, sol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sol, m
+}
+
+func cond(typ string, ok bool, reason, msg string) metav1.Condition {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg}
+}
+
+var testLimits = func(l spec.Limits) gateway.Limits {
+	return controller.ResolveLimits(l, spec.Limits{RPS: 100, Burst: 200, Body: 1 << 20}, spec.Limits{})
+}
+
+func TestBuildRoute(t *testing.T) {
+	all := []discoveryv1.EndpointSlice{
+		slice("pc", "web", "10.0.0.2", "10.0.0.1"),
+		slice("pc", "api", "10.0.0.3"),
+		slice("pc", "engine", "10.0.0.4"),
+	}
+	ready := func(web, api []string) []gateway.Upstream {
+		return []gateway.Upstream{
+			{Component: "web", Paths: []string{"/"}, Addrs: web},
+			{Component: "api", Paths: []string{"/api"}, Addrs: api},
+		}
+	}
+	limits := gateway.Limits{RPS: 100, Burst: 5, Body: 1 << 20}
+	tests := []struct {
+		name      string
+		state     string
+		conds     []metav1.Condition
+		slices    []discoveryv1.EndpointSlice
+		probed    []string
+		waking    bool
+		invalid   bool
+		want      gateway.RouteSpec
+		wantReady bool // wakeDone
+	}{
+		{
+			name:   "running: every ready pod of the public components, sorted; the engine is not routed",
+			state:  v1alpha1.StateRunning,
+			slices: all,
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, []string{"10.0.0.3:8080"})},
+			wantReady: true,
+		},
+		{
+			name:  "endpoints split over slices, duplicated, terminating and not ready",
+			state: v1alpha1.StateRunning,
+			slices: []discoveryv1.EndpointSlice{
+				slice("pc", "web", "10.0.0.1", "-10.0.0.9"), slice("pc", "web", "10.0.0.1", "~10.0.0.8"),
+				slice("pc", "api", "10.0.0.3"), slice("pc", "engine", "10.0.0.4"),
+			},
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080"}, []string{"10.0.0.3:8080"})},
+			wantReady: true,
+		},
+		{
+			name:   "sleeping: no pods, the status says so",
+			state:  v1alpha1.StateSleeping,
+			conds:  []metav1.Condition{cond(v1alpha1.ConditionSleeping, true, "Idle", "")},
+			slices: []discoveryv1.EndpointSlice{slice("pc", "web"), slice("pc", "api", "-10.0.0.3")},
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateSleeping, Limits: limits,
+				Upstreams: ready(nil, nil)},
+		},
+		{
+			name:   "status still sleeping but the pods are ready: another replica woke it",
+			state:  v1alpha1.StateSleeping,
+			slices: all,
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, []string{"10.0.0.3:8080"})},
+			wantReady: true,
+		},
+		{
+			name:   "deploying: held, with the operator's reason",
+			state:  v1alpha1.StateDeploying,
+			conds:  []metav1.Condition{cond(v1alpha1.ConditionReady, false, "Deploying", "component web: 0 of 1 replicas available")},
+			slices: []discoveryv1.EndpointSlice{slice("pc", "web", "~10.0.0.1"), slice("pc", "api", "10.0.0.3")},
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateStarting, Limits: limits,
+				Reason:    "component web: 0 of 1 replicas available",
+				Upstreams: ready(nil, []string{"10.0.0.3:8080"})},
+		},
+		{
+			name:   "failed with nothing running",
+			state:  v1alpha1.StateFailed,
+			conds:  []metav1.Condition{cond(v1alpha1.ConditionFailed, true, "ProgressDeadlineExceeded", "component web: no progress")},
+			slices: []discoveryv1.EndpointSlice{slice("pc", "web", "~10.0.0.1")},
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateFailed, Limits: limits,
+				Reason: "component web: no progress", Upstreams: ready(nil, nil)},
+		},
+		{
+			name:   "failed update while the old pods serve: keeps serving them",
+			state:  v1alpha1.StateFailed,
+			conds:  []metav1.Condition{cond(v1alpha1.ConditionFailed, true, "ProgressDeadlineExceeded", "component web: no progress")},
+			slices: all,
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, []string{"10.0.0.3:8080"})},
+			wantReady: true,
+		},
+		{
+			name:   "waking: probed pods count, but nothing is published until the engine is ready",
+			state:  v1alpha1.StateSleeping,
+			slices: []discoveryv1.EndpointSlice{slice("pc", "web", "~10.0.0.1"), slice("pc", "api", "~10.0.0.3"), slice("pc", "engine", "~10.0.0.4")},
+			probed: []string{"10.0.0.1:8080", "10.0.0.3:8080", "10.0.0.4:8080"},
+			waking: true,
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateStarting, Reason: "waking", Limits: limits,
+				Upstreams: ready(nil, nil)},
+		},
+		{
+			name:   "woken: the probed public pods are routed before the kubelet calls them ready",
+			state:  v1alpha1.StateSleeping,
+			slices: []discoveryv1.EndpointSlice{slice("pc", "web", "~10.0.0.1"), slice("pc", "api", "~10.0.0.3"), slice("pc", "engine", "10.0.0.4")},
+			probed: []string{"10.0.0.1:8080", "10.0.0.3:8080"},
+			waking: true,
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080"}, []string{"10.0.0.3:8080"})},
+			wantReady: true,
+		},
+		{
+			name:    "invalid spec and no earlier one",
+			state:   v1alpha1.StateFailed,
+			slices:  all,
+			invalid: true,
+			want:    gateway.RouteSpec{Name: "pc", Title: "pc", State: gateway.StateFailed, Reason: "its spec is invalid: spec.components[0].name: bad"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sol, m := partComparer(t, tt.state, tt.conds...)
+			in := &routeInput{sol: sol, m: m, eps: endpointsOf(tt.slices), probed: map[string]bool{}, waking: tt.waking}
+			for _, a := range tt.probed {
+				in.probed[a] = true
+			}
+			if tt.invalid {
+				in.m, in.invalid = nil, &v1alpha1.ValidationError{Problems: []v1alpha1.FieldError{{Field: "spec.components[0].name", Msg: "bad"}}}
+			}
+			got := buildRoute(in, testLimits)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("route:\n got %+v\nwant %+v", got, tt.want)
+			}
+			if d := wakeDone(in); d != tt.wantReady {
+				t.Errorf("wakeDone = %v, want %v", d, tt.wantReady)
+			}
+		})
+	}
+}

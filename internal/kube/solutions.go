@@ -1,0 +1,505 @@
+package kube
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/aimhub/aim/api/v1alpha1"
+	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+var _ api.Controller = (*Solutions)(nil)
+
+// SolutionsConfig configures Solutions. Zero values take the defaults
+// named.
+type SolutionsConfig struct {
+	// Namespace holds the Solutions. Required.
+	Namespace string
+	// URL is a solution's address while its status names none yet.
+	// Nil means http://<name>.localhost/.
+	URL func(name string) string
+	// StartTimeout bounds how long a deploy waits for the solution to be
+	// ready. Zero means 2m.
+	StartTimeout time.Duration
+	// WakeTimeout bounds a wake asked for through the API. Zero means 2m.
+	WakeTimeout time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Solutions is the REST API's controller on Kubernetes: a deploy creates
+// or updates a Solution and waits until the operator reports it ready;
+// the status is the Solutions' status and pods'; logs are the pods' logs.
+// It keeps no state: the Solutions are the record.
+type Solutions struct {
+	cfg    SolutionsConfig
+	cache  cache.Cache
+	client client.Client
+	kc     kubernetes.Interface
+	log    *slog.Logger
+}
+
+// NewSolutions connects to the cluster; Run starts watching.
+func NewSolutions(rc *rest.Config, cfg SolutionsConfig) (*Solutions, error) {
+	if cfg.Namespace == "" {
+		return nil, errors.New("kube solutions: a namespace is required")
+	}
+	if cfg.URL == nil {
+		cfg.URL = func(name string) string { return "http://" + name + ".localhost/" }
+	}
+	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 2*time.Minute)
+	cfg.WakeTimeout = cmp.Or(cfg.WakeTimeout, 2*time.Minute)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(rc, cache.Options{
+		Scheme:            scheme,
+		DefaultNamespaces: map[string]cache.Config{cfg.Namespace: {}},
+		DefaultTransform:  cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the cache: %w", err)
+	}
+	cl, err := client.New(rc, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the client: %w", err)
+	}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("creating the client: %w", err)
+	}
+	return &Solutions{cfg: cfg, cache: c, client: cl, kc: kc, log: cfg.Logger}, nil
+}
+
+// Run watches the Solutions until ctx ends; synced is called once the
+// cache holds them all.
+func (s *Solutions) Run(ctx context.Context, synced func()) error {
+	if _, err := s.cache.GetInformer(ctx, &v1alpha1.Solution{}, cache.BlockUntilSynced(false)); err != nil {
+		return fmt.Errorf("watching solutions: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.cache.Start(ctx) }()
+	if !s.cache.WaitForCacheSync(ctx) {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("watching solutions in %s: %w", s.cfg.Namespace, err)
+		default:
+			return ctx.Err()
+		}
+	}
+	if synced != nil {
+		synced()
+	}
+	return <-errc
+}
+
+func (s *Solutions) key(name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: s.cfg.Namespace, Name: name}
+}
+
+// get reads a solution from the cache; a missing one is ErrNotFound.
+func (s *Solutions) get(ctx context.Context, name string) (*v1alpha1.Solution, error) {
+	sol := &v1alpha1.Solution{}
+	err := s.cache.Get(ctx, s.key(name), sol)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading solution %s: %w", name, err)
+	}
+	return sol, nil
+}
+
+// Get returns one solution with its pods' restarts and exit codes.
+func (s *Solutions) Get(ctx context.Context, name string) (*controller.Info, error) {
+	sol, err := s.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	in := s.info(sol)
+	pods, err := s.kc.CoreV1().Pods(s.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelSolution + "=" + name})
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods of %s: %w", name, err)
+	}
+	for i := range in.Components {
+		c := &in.Components[i]
+		for _, p := range pods.Items {
+			if p.Labels[v1alpha1.LabelComponent] != c.Name {
+				continue
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				c.Restarts += int(cs.RestartCount)
+				if t := cs.LastTerminationState.Terminated; t != nil {
+					c.LastExit = int(t.ExitCode)
+				}
+			}
+		}
+	}
+	return in, nil
+}
+
+// List returns every solution, by name, from the cache.
+func (s *Solutions) List(ctx context.Context) []*controller.Info {
+	var l v1alpha1.SolutionList
+	if err := s.cache.List(ctx, &l, client.InNamespace(s.cfg.Namespace)); err != nil {
+		s.log.Warn("listing solutions", "err", err)
+		return nil
+	}
+	sort.Slice(l.Items, func(i, j int) bool { return l.Items[i].Name < l.Items[j].Name })
+	out := make([]*controller.Info, 0, len(l.Items))
+	for i := range l.Items {
+		out = append(out, s.info(&l.Items[i]))
+	}
+	return out
+}
+
+// info is a Solution as the API shows it.
+func (s *Solutions) info(sol *v1alpha1.Solution) *controller.Info {
+	st, reason := stateOf(sol)
+	in := &controller.Info{
+		Name: sol.Name, Title: cmp.Or(sol.Spec.Title, sol.Name), Description: sol.Spec.Description,
+		Provider: spec.Provider{Name: sol.Spec.Provider.Name, Contact: sol.Spec.Provider.Contact},
+		Tags:     sol.Spec.Tags, URL: s.cfg.URL(sol.Name), State: st, Reason: reason,
+		Generation: sol.Generation, CreatedAt: sol.CreationTimestamp.Time, UpdatedAt: sol.CreationTimestamp.Time,
+	}
+	if u := sol.Status.URL; u != "" {
+		in.URL = strings.TrimSuffix(u, "/") + "/"
+	}
+	for _, c := range sol.Status.Conditions {
+		if c.LastTransitionTime.After(in.UpdatedAt) {
+			in.UpdatedAt = c.LastTransitionTime.Time
+		}
+	}
+	m, err := v1alpha1.ToManifest(sol.Name, sol.Spec)
+	if err == nil {
+		in.Manifest = m
+	}
+	for _, c := range sol.Spec.Components {
+		ci := controller.ComponentInfo{Name: c.Name, Image: c.Image, Paths: c.Paths}
+		if m != nil {
+			mc, _ := m.Component(c.Name)
+			ci.Public, ci.Paths = mc.IsPublic(), mc.Paths
+		}
+		for _, cs := range sol.Status.Components {
+			if cs.Name == c.Name {
+				ci.Replicas, ci.Running = int(cs.Replicas), int(cs.ReadyReplicas)
+			}
+		}
+		in.Components = append(in.Components, ci)
+	}
+	return in
+}
+
+// stateOf maps a Solution's status to the API's states.
+func stateOf(sol *v1alpha1.Solution) (controller.State, string) {
+	if f := meta.FindStatusCondition(sol.Status.Conditions, v1alpha1.ConditionFailed); f != nil && f.Status == metav1.ConditionTrue {
+		return controller.Failed, f.Message
+	}
+	ready := meta.FindStatusCondition(sol.Status.Conditions, v1alpha1.ConditionReady)
+	switch sol.Status.State {
+	case v1alpha1.StateRunning:
+		return controller.Ready, ""
+	case v1alpha1.StateSleeping:
+		return controller.Sleeping, ""
+	case "":
+		return controller.Deploying, "waiting for the operator"
+	}
+	if ready == nil {
+		return controller.Deploying, ""
+	}
+	if ready.Reason == "Waking" {
+		return controller.Waking, ready.Message
+	}
+	return controller.Deploying, ready.Message
+}
+
+// Deploy creates or updates the solution's Solution and waits until the
+// operator reports it ready, reporting its pods' progress. Components must
+// name images the cluster's nodes have or can pull: a cluster has no
+// builder of aim's. A failed update puts the previous spec back, so the
+// previous version keeps serving.
+func (s *Solutions) Deploy(ctx context.Context, req controller.DeployRequest, progress controller.Progress) (*controller.Info, error) {
+	if progress == nil {
+		progress = func(string, string) {}
+	}
+	m := req.Manifest
+	for _, c := range m.Components {
+		if c.Build != "" {
+			return nil, &controller.InputError{Msg: fmt.Sprintf(
+				"component %s builds from the directory %q, but on Kubernetes aim runs images the cluster's nodes can pull (or have imported); nothing in the cluster builds them. Build and push the image, then name it with image: in %s",
+				c.Name, c.Build, spec.FileName)}
+		}
+	}
+	want := v1alpha1.FromManifest(m, nil)
+	if _, err := v1alpha1.ToManifest(m.Name, want); err != nil {
+		return nil, &controller.InputError{Msg: err.Error()}
+	}
+	prev, gen, err := s.apply(ctx, m.Name, want)
+	if err != nil {
+		return nil, err
+	}
+	if prev == nil {
+		progress("", fmt.Sprintf("created Solution %s/%s", s.cfg.Namespace, m.Name))
+	} else {
+		progress("", fmt.Sprintf("updated Solution %s/%s (generation %d)", s.cfg.Namespace, m.Name, gen))
+	}
+	if err := s.waitReady(ctx, m, gen, progress); err != nil {
+		if prev != nil {
+			if _, _, rerr := s.apply(context.WithoutCancel(ctx), m.Name, *prev); rerr != nil {
+				return nil, fmt.Errorf("%w; putting the previous version back failed too: %v", err, rerr)
+			}
+			progress("", "put the previous version back; it keeps serving")
+			return nil, fmt.Errorf("%w (the previous version keeps serving)", err)
+		}
+		return nil, err
+	}
+	progress("", "ready")
+	return s.Get(ctx, m.Name)
+}
+
+// apply creates the Solution or sets its spec, returning the previous spec
+// (nil when created) and the generation to wait for.
+func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.SolutionSpec) (*v1alpha1.SolutionSpec, int64, error) {
+	for attempt := 0; ; attempt++ {
+		cur := &v1alpha1.Solution{}
+		err := s.client.Get(ctx, s.key(name), cur)
+		if apierrors.IsNotFound(err) {
+			sol := &v1alpha1.Solution{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.cfg.Namespace},
+				Spec:       want,
+			}
+			err = s.client.Create(ctx, sol, client.FieldOwner(fieldManager))
+			if apierrors.IsAlreadyExists(err) && attempt < 3 {
+				continue
+			}
+			if err != nil {
+				return nil, 0, createError(name, err)
+			}
+			return nil, sol.Generation, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading solution %s: %w", name, err)
+		}
+		if !cur.DeletionTimestamp.IsZero() {
+			return nil, 0, &controller.InputError{Msg: fmt.Sprintf("solution %s is being removed; deploy it again once it is gone", name)}
+		}
+		prev := cur.Spec.DeepCopy()
+		cur.Spec = want
+		err = s.client.Update(ctx, cur, client.FieldOwner(fieldManager))
+		if apierrors.IsConflict(err) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, 0, createError(name, err)
+		}
+		return prev, cur.Generation, nil
+	}
+}
+
+// createError turns the API server's refusal of a spec (its schema's
+// rules) into an input error.
+func createError(name string, err error) error {
+	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+		return &controller.InputError{Msg: fmt.Sprintf("the cluster refused solution %s: %v", name, err)}
+	}
+	return fmt.Errorf("writing solution %s: %w", name, err)
+}
+
+// fatalWaiting are waiting reasons that do not pass by themselves.
+var fatalWaiting = []string{"ErrImageNeverPull", "InvalidImageName", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"}
+
+// waitReady waits until the operator reports generation gen of the
+// solution running. A pod that crashes, or whose image is missing, fails
+// it at once (as on Docker); otherwise it fails after StartTimeout.
+func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, progress controller.Progress) error {
+	name := m.Name
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
+	defer cancel()
+	said := map[string]string{}
+	say := func(comp, msg string) {
+		if said[comp] != msg {
+			said[comp] = msg
+			progress(comp, msg)
+		}
+	}
+	woke := false
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sol := &v1alpha1.Solution{}
+		if err := s.client.Get(ctx, s.key(name), sol); err != nil {
+			if ctx.Err() == nil {
+				return fmt.Errorf("reading solution %s: %w", name, err)
+			}
+		} else if sol.Status.ObservedGeneration >= gen {
+			if f := meta.FindStatusCondition(sol.Status.Conditions, v1alpha1.ConditionFailed); f != nil && f.Status == metav1.ConditionTrue && f.ObservedGeneration >= gen {
+				return &controller.StartError{Msg: fmt.Sprintf("%s: %s", f.Reason, f.Message)}
+			}
+			switch sol.Status.State {
+			case v1alpha1.StateRunning:
+				return nil
+			case v1alpha1.StateSleeping:
+				// Updated while asleep: wake it, so that the new version
+				// is seen to serve.
+				if !woke {
+					woke = true
+					say("", "it was asleep; waking it")
+					if err := scaleUp(ctx, s.kc, s.cfg.Namespace, name, awakeReplicas(m)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		pods, err := s.kc.CoreV1().Pods(s.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelSolution + "=" + name})
+		if err == nil {
+			for _, c := range m.Components {
+				msg, fatal := componentProgress(pods.Items, c.Name)
+				say(c.Name, msg)
+				if fatal {
+					why := diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
+					return &controller.StartError{Msg: why}
+				}
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				why := diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
+				return &controller.StartError{Msg: fmt.Sprintf("not ready after %s: %s", s.cfg.StartTimeout, why)}
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// componentProgress sums up a component's pods, e.g. "1/2 ready; pod x:
+// ContainerCreating", and says whether one is failing for good.
+func componentProgress(pods []corev1.Pod, comp string) (string, bool) {
+	total, ready := 0, 0
+	var notes []string
+	fatal := false
+	for i := range pods {
+		p := &pods[i]
+		if p.Labels[v1alpha1.LabelComponent] != comp || p.DeletionTimestamp != nil {
+			continue
+		}
+		total++
+		if podProblem(p) == "" {
+			ready++
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				notes = append(notes, w.Reason)
+				fatal = fatal || slices.Contains(fatalWaiting, w.Reason)
+			} else if cs.State.Running != nil {
+				notes = append(notes, "started")
+			}
+			if cs.RestartCount > 0 {
+				fatal = true
+			}
+		}
+		if len(p.Status.ContainerStatuses) == 0 {
+			notes = append(notes, strings.ToLower(string(p.Status.Phase)))
+		}
+	}
+	if total == 0 {
+		return "no pod yet", false
+	}
+	msg := fmt.Sprintf("%d/%d ready", ready, total)
+	if len(notes) > 0 {
+		slices.Sort(notes)
+		msg += ": " + strings.Join(slices.Compact(notes), ", ")
+	}
+	return msg, fatal
+}
+
+// Remove deletes the Solution and waits until it is gone; owner
+// references remove its Deployments, Services and NetworkPolicies.
+func (s *Solutions) Remove(ctx context.Context, name string) error {
+	sol := &v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.cfg.Namespace}}
+	err := s.client.Delete(ctx, sol, client.PropagationPolicy(metav1.DeletePropagationForeground))
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("removing solution %s: %w", name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		err := s.client.Get(ctx, s.key(name), &v1alpha1.Solution{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("solution %s is still being removed: %w", name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Wake scales a sleeping solution up and waits until it is running.
+func (s *Solutions) Wake(ctx context.Context, name string) error {
+	sol, err := s.get(ctx, name)
+	if err != nil {
+		return err
+	}
+	m, err := v1alpha1.ToManifest(name, sol.Spec)
+	if err != nil {
+		return &controller.InputError{Msg: err.Error()}
+	}
+	if err := scaleUp(ctx, s.kc, s.cfg.Namespace, name, awakeReplicas(m)); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WakeTimeout)
+	defer cancel()
+	for {
+		cur := &v1alpha1.Solution{}
+		if err := s.client.Get(ctx, s.key(name), cur); err == nil && cur.Status.State == v1alpha1.StateRunning {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return &controller.WakeError{Msg: diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)}
+			}
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Sleep scales every component of a solution to zero; the next request
+// wakes it.
+func (s *Solutions) Sleep(ctx context.Context, name string) error {
+	if _, err := s.get(ctx, name); err != nil {
+		return err
+	}
+	return scaleTo(ctx, s.kc, s.cfg.Namespace, name, 0, false)
+}

@@ -1,0 +1,229 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/aimhub/aim/api/v1alpha1"
+	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// wakeOp is one wake in flight on this replica; every request for the
+// solution waits on the same one.
+type wakeOp struct {
+	done chan struct{}
+	err  error
+}
+
+// Wake implements gateway.Waker: it scales a sleeping solution's
+// Deployments up once, however many requests ask at the same time, and
+// returns once the solution can serve (the route is published by then),
+// or with a *controller.WakeError (504) saying why not. The wake goes on if
+// the request that asked for it goes away.
+func (r *Router) Wake(ctx context.Context, name string) error {
+	r.mu.Lock()
+	st := r.sols[name]
+	if st == nil {
+		r.mu.Unlock()
+		return fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+	}
+	if st.wake == nil {
+		st.wake = &wakeOp{done: make(chan struct{})}
+		st.poke = make(chan struct{}, 1)
+		go r.doWake(name, st, st.wake)
+	}
+	op := st.wake
+	r.mu.Unlock()
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Router) doWake(name string, st *solState, op *wakeOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WakeTimeout)
+	defer cancel()
+	start := time.Now()
+	scaled, err := r.wake(ctx, name, st)
+	r.cfg.Metrics.Wake(name, err == nil, scaled.Sub(start).Seconds(), time.Since(scaled).Seconds())
+	r.mu.Lock()
+	st.waking = false
+	r.mu.Unlock()
+	// Published before the waiters return, so that they find the replicas.
+	r.sync(context.WithoutCancel(ctx), name)
+	if err != nil {
+		r.log.Warn("wake failed", "solution", name, "err", err)
+		op.err = err
+	} else {
+		r.log.Info("woke", "solution", name, "took", time.Since(start))
+	}
+	r.mu.Lock()
+	st.wake, st.poke = nil, nil
+	r.mu.Unlock()
+	close(op.done)
+}
+
+// wake scales the solution up and waits until wakeDone. It returns when
+// the scale-up was asked for, for the metrics.
+func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time, error) {
+	now := time.Now()
+	in, _, err := r.input(ctx, name)
+	if err != nil {
+		return now, &controller.WakeError{Msg: err.Error()}
+	}
+	if in == nil {
+		return now, fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+	}
+	if in.m == nil {
+		return now, &controller.WakeError{Msg: "its spec is invalid: " + in.invalid.Error()}
+	}
+	if wakeDone(in) {
+		return now, nil
+	}
+	r.mu.Lock()
+	st.waking = true
+	poke := st.poke
+	r.mu.Unlock()
+	m := in.m
+	if err := scaleUp(ctx, r.kc, r.cfg.Namespace, name, awakeReplicas(m)); err != nil {
+		return now, &controller.WakeError{Msg: err.Error()}
+	}
+	scaled := time.Now()
+
+	probing := map[string]bool{}
+	answered := make(chan string, 8)
+	fallback := time.NewTicker(100 * time.Millisecond)
+	defer fallback.Stop()
+	for {
+		in, _, err := r.input(ctx, name)
+		switch {
+		case err != nil:
+			r.log.Warn("wake: reading the solution", "solution", name, "err", err)
+		case in == nil:
+			return scaled, fmt.Errorf("solution %s was removed while waking: %w", name, controller.ErrNotFound)
+		case wakeDone(in):
+			return scaled, nil
+		default:
+			// The kubelet probes readiness once a second; the gateway
+			// probes a new pod itself and uses it as soon as it answers,
+			// as Knative's activator does.
+			for _, c := range in.m.PublicComponents() {
+				for _, a := range in.eps[c.Name].starting {
+					if !probing[a] {
+						probing[a] = true
+						go probe(ctx, a, answered)
+					}
+				}
+			}
+		}
+		select {
+		case a := <-answered:
+			r.mu.Lock()
+			st.probed[a] = time.Now()
+			r.mu.Unlock()
+		case <-poke:
+		case <-fallback.C:
+		case <-ctx.Done():
+			return scaled, r.wakeFailed(name, m)
+		}
+	}
+}
+
+// wakeFailed says why a wake did not finish in time, and scales the
+// solution back to zero so that the next request tries afresh (as on
+// Docker) instead of finding half a solution.
+func (r *Router) wakeFailed(name string, m *spec.Manifest) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	why := diagnose(ctx, r.kc, r.cfg.Namespace, name)
+	if err := scaleTo(ctx, r.kc, r.cfg.Namespace, name, 0, false); err != nil {
+		r.log.Warn("cannot scale back to zero after a failed wake", "solution", name, "err", err)
+	}
+	return &controller.WakeError{Msg: fmt.Sprintf("not ready after %s: %s", r.cfg.WakeTimeout, why)}
+}
+
+// awakeReplicas is how many replicas of each component an awake solution
+// runs at least: max(scaling.min, 1), as the operator creates them.
+func awakeReplicas(m *spec.Manifest) int32 {
+	return max(int32(m.Scaling.Min), 1)
+}
+
+// scaleUp sets every component of a solution below n replicas to n.
+func scaleUp(ctx context.Context, kc kubernetes.Interface, ns, name string, n int32) error {
+	return scaleTo(ctx, kc, ns, name, n, true)
+}
+
+// scaleTo sets the replicas of a solution's Deployments through their
+// scale subresource; with upOnly it leaves those at n or above alone.
+func scaleTo(ctx context.Context, kc kubernetes.Interface, ns, name string, n int32, upOnly bool) error {
+	deps, err := kc.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelSolution + "=" + name})
+	if err != nil {
+		return fmt.Errorf("listing the deployments of %s: %w", name, err)
+	}
+	if len(deps.Items) == 0 {
+		return fmt.Errorf("solution %s has no deployments (yet): is the operator running?", name)
+	}
+	patch := []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n))
+	for _, d := range deps.Items {
+		cur := int32(1)
+		if d.Spec.Replicas != nil {
+			cur = *d.Spec.Replicas
+		}
+		if cur == n || upOnly && cur > n {
+			continue
+		}
+		_, err := kc.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}, "scale")
+		if err != nil {
+			return fmt.Errorf("scaling deployment %s to %d: %w", d.Name, n, err)
+		}
+	}
+	return nil
+}
+
+// fieldManager names aim's gateway and API in managedFields.
+const fieldManager = "aim-gateway"
+
+// probeClient probes pods directly; no keep-alive, the pod is probed once.
+var probeClient = &http.Client{
+	Timeout:   time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+// probe asks addr for / until it answers below 500 (the Docker runtime's
+// rule for public components), then sends addr on answered.
+func probe(ctx context.Context, addr string, answered chan<- string) {
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("User-Agent", "aim-gateway-wake-probe")
+		if resp, err := probeClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				select {
+				case answered <- addr:
+				case <-ctx.Done():
+				}
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
