@@ -16,6 +16,8 @@ import (
 
 // FieldError is one thing wrong with a Solution, located by its field
 // path in the object, e.g. spec.components[1].name.
+//
+// +kubebuilder:object:generate=false
 type FieldError struct {
 	Field string
 	Msg   string
@@ -24,6 +26,8 @@ type FieldError struct {
 func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // ValidationError lists every problem ToManifest found.
+//
+// +kubebuilder:object:generate=false
 type ValidationError struct {
 	Problems []FieldError
 }

@@ -149,10 +149,8 @@ type Component struct {
 	Paths []string `json:"paths,omitempty"`
 	// Env is the component's environment, besides PORT, AIM_SOLUTION and
 	// AIM_COMPONENT which aim sets.
-	// Names are checked by the operator (the status says which is wrong):
-	// a CEL rule over map keys of unbounded length costs more than the
-	// API server allows.
 	// +kubebuilder:validation:MaxProperties=128
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",message="env names are letters, digits and '_', not starting with a digit"
 	// +optional
 	Env map[string]string `json:"env,omitempty"`
 	// +optional
