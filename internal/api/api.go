@@ -90,6 +90,12 @@ func (a *API) auth(h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "the API token is not valid")
 			return
 		}
+		// The server's read and write timeouts stop slow clients of the
+		// solutions; a provider's upload, a deploy's progress stream or a
+		// followed log may rightly take longer, and the caller is known.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
 		h(w, r)
 	})
 }
