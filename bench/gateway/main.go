@@ -313,7 +313,7 @@ func compare(ctx context.Context, c config, names, urls []string) ([][]result, e
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", round+1, names[i], err)
 			}
-			fmt.Fprintf(os.Stderr, "  round %d %-10s %9.0f req/s  p50 %-9s p99 %s\n", round+1, names[i], r.RPS, r.P50, r.P99)
+			fmt.Fprintf(os.Stderr, "  round %d %-10s %9.0f req/s  p50 %-9s p99 %s\n", round+1, names[i], r.RPS, ms(r.P50), ms(r.P99))
 			res[i] = append(res[i], r)
 		}
 	}

@@ -48,7 +48,7 @@ func (r report) write(w io.Writer) {
 		// Both aims ran in the same rounds, so their ratio needs no
 		// correction for the machine's load.
 		d := median(r.plain.pairRatios(1, 0)) - 1
-		fmt.Fprintf(w, " Throughput with %d solutions against 1 (target: within 5%%): **%+.1f%%** (median of the rounds' ratios), %s.",
+		fmt.Fprintf(w, " Throughput with %d solutions against 1 (target: no more than 5%% lower): **%+.1f%%** (median of the rounds' ratios), %s.",
 			r.aims[1].solutions, 100*d, verdict(d >= -0.05))
 	}
 	fmt.Fprintf(w, "\n\n")
