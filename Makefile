@@ -22,6 +22,15 @@ test:
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) test-examples
 
+# aim on Kubernetes, end to end: the local cluster of test/cluster (brought
+# up and torn down when none runs; KEEP_CLUSTER=1 leaves it and the release
+# up), the chart, the examples through the in-cluster gateway, and the wake
+# benchmark recorded in docs/benchmarks.md. Needs root, Docker and about
+# 4 GB of memory.
+.PHONY: test-e2e-kube
+test-e2e-kube:
+	$(GO) test -tags kube -count=1 -timeout 90m -v ./test/e2e-kube/
+
 test-unit:
 	$(GO) test -short ./...
 

@@ -1,0 +1,342 @@
+//go:build kube
+
+package e2ekube
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/aimhub/aim/api/v1alpha1"
+)
+
+// benchCPU is both sides' CPU: requests equal limits (as the operator sets
+// them), so a throttled start would weigh on both alike.
+const benchCPU = "500m"
+
+const benchYAML = `apiVersion: aim.dev/v1alpha1
+kind: Solution
+metadata:
+  name: bench
+  namespace: ` + ns + `
+spec:
+  components:
+    - name: web
+      image: %s
+      resources: {cpu: "` + benchCPU + `", memory: 64Mi}
+  scaling:
+    idle: 1h
+  limits:
+    rps: "10000"
+    burst: 10000
+`
+
+// floorDeployment is the bare Deployment of the floor: the same image,
+// resources and confinement as the operator gives a component, and nothing
+// of aim's.
+func floorDeployment() *appsv1.Deployment {
+	zero, no, yes, uid := int32(0), false, true, int64(65534)
+	labels := map[string]string{"app": "aim-floor"}
+	q := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(benchCPU), corev1.ResourceMemory: resource.MustParse("64Mi")}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "aim-floor", Namespace: ns, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &zero,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken:  &no,
+					EnableServiceLinks:            &no,
+					TerminationGracePeriodSeconds: ptrTo(int64(10)),
+					SecurityContext:               &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid},
+					Containers: []corev1.Container{{
+						Name: "web", Image: images["testserver"], ImagePullPolicy: corev1.PullNever,
+						Env:       []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
+						Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						Resources: corev1.ResourceRequirements{Requests: q, Limits: q},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
+							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+				},
+			},
+		},
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// TestWakeBenchmark measures, round by round and alternating, how long a
+// request to a sleeping solution takes to its first byte through the
+// gateway, against the floor: a bare Deployment of the same image scaled
+// 0→1 until its pod answers (polled every 5 ms, as test/cluster's smoke
+// check measures it). It records both in docs/benchmarks.md. Timings are
+// recorded, not asserted (see docs/benchmarks.md); every wake must answer
+// 200.
+func TestWakeBenchmark(t *testing.T) {
+	rounds := 7
+	if s := os.Getenv("AIM_E2E_WAKE_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("AIM_E2E_WAKE_ROUNDS=%q: want a positive number", s)
+		}
+		rounds = n
+	}
+	ctx := context.Background()
+	f := filepath.Join(t.TempDir(), "bench.yaml")
+	if err := os.WriteFile(f, []byte(fmt.Sprintf(benchYAML, images["testserver"])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubectl("apply", "-f", f); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, "bench", v1alpha1.StateRunning, 2*time.Minute)
+	_ = kc.AppsV1().Deployments(ns).Delete(ctx, "aim-floor", metav1.DeleteOptions{})
+	if _, err := kc.AppsV1().Deployments(ns).Create(ctx, floorDeployment(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = kc.AppsV1().Deployments(ns).Delete(context.Background(), "aim-floor", metav1.DeleteOptions{}) }()
+
+	var aimT, floorT []time.Duration
+	for i := range rounds {
+		sides := []string{"aim", "floor"}
+		if i%2 == 1 {
+			sides = []string{"floor", "aim"}
+		}
+		for _, side := range sides {
+			var d time.Duration
+			var err error
+			if side == "aim" {
+				d, err = wakeThroughGateway(t)
+				aimT = append(aimT, d)
+			} else {
+				d, err = floorOnce(ctx)
+				floorT = append(floorT, d)
+			}
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", i+1, side, err)
+			}
+			t.Logf("round %d: %-5s %7.1f ms", i+1, side, ms(d))
+		}
+	}
+	report := benchReport(aimT, floorT)
+	t.Log("\n" + report)
+	if err := recordBench(report); err != nil {
+		t.Error(err)
+	}
+	if _, err := kubectl("delete", "solution", "-n", ns, "bench", "--wait=false"); err != nil {
+		t.Log(err)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// sleepBench scales the bench solution to zero and waits until no pod is
+// left and every gateway replica routes it as sleeping.
+func sleepBench(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	deps, err := kc.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "aim.dev/solution=bench"})
+	if err != nil || len(deps.Items) == 0 {
+		t.Fatalf("bench's deployments: %v", err)
+	}
+	for _, d := range deps.Items {
+		if _, err := kc.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{}, "scale"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = waitFor(2*time.Minute, 100*time.Millisecond, "bench asleep on every gateway", func() (bool, error) {
+		if n, err := allPodsOf(ctx, "bench"); err != nil || n > 0 {
+			return false, fmt.Errorf("%d pods left (%v)", n, err)
+		}
+		gws, err := gatewayPods(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, p := range gws {
+			m, err := metricsOf(ctx, p.Status.PodIP)
+			if err != nil {
+				return false, err
+			}
+			if !strings.Contains(m, `aim_solution_state{solution="bench",state="sleeping"} 1`) {
+				return false, fmt.Errorf("gateway %s does not route bench as sleeping yet", p.Name)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func metricsOf(ctx context.Context, ip string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":8080/metrics", nil)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// wakeThroughGateway puts bench to sleep, then times one request to it
+// from sending to its first byte.
+func wakeThroughGateway(t *testing.T) (time.Duration, error) {
+	sleepBench(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var first time.Time
+	trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { first = time.Now() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, gatewayURL+"/", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Host = "bench." + domain
+	// A fresh connection each time, as a first visitor has.
+	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET bench: %s: %s", resp.Status, body)
+	}
+	if st := resp.Header.Get("Server-Timing"); !strings.HasPrefix(st, "wake;") {
+		return 0, fmt.Errorf("GET bench answered without a wake (Server-Timing %q): it was not asleep", st)
+	}
+	return first.Sub(start), nil
+}
+
+// floorOnce scales the floor Deployment 0→1 and times until its pod
+// answers.
+func floorOnce(ctx context.Context) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	sel := metav1.ListOptions{LabelSelector: "app=aim-floor"}
+	if err := waitFor(time.Minute, 100*time.Millisecond, "no floor pod left", func() (bool, error) {
+		l, err := kc.CoreV1().Pods(ns).List(ctx, sel)
+		return err == nil && len(l.Items) == 0, err
+	}); err != nil {
+		return 0, err
+	}
+	w, err := kc.CoreV1().Pods(ns).Watch(ctx, sel)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	scale := func(n int) error {
+		_, err := kc.AppsV1().Deployments(ns).Patch(context.Background(), "aim-floor", types.MergePatchType,
+			[]byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)), metav1.PatchOptions{}, "scale")
+		return err
+	}
+	start := time.Now()
+	if err := scale(1); err != nil {
+		return 0, err
+	}
+	defer func() { _ = scale(0) }()
+	ip := ""
+	for ip == "" {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return 0, fmt.Errorf("the watch of the floor's pods ended")
+			}
+			if p, isPod := ev.Object.(*corev1.Pod); isPod && ev.Type != watch.Deleted {
+				ip = p.Status.PodIP
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no floor pod got an IP: %w", ctx.Err())
+		}
+	}
+	c := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	for {
+		resp, err := c.Get("http://" + ip + ":8080/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("the floor's pod at %s never answered: %v", ip, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// benchReport is the docs/benchmarks.md section.
+func benchReport(aimT, floorT []time.Duration) string {
+	var b bytes.Buffer
+	nproc, _ := exec.Command("nproc").Output()
+	fmt.Fprintf(&b, "**Result** (%s, %s cores, the single-node cluster of `test/cluster` (Kubernetes v1.32.4, containerd 1.6), %d rounds, sides alternating; other engineers' work running on the machine at the same time):\n\n",
+		time.Now().Format("2006-01-02"), strings.TrimSpace(string(nproc)), len(aimT))
+	fmt.Fprintln(&b, "| round | floor: Deployment 0→1 until the pod answers | aim: request to a sleeping solution → first byte | difference |")
+	fmt.Fprintln(&b, "|---|---|---|---|")
+	for i := range aimT {
+		fmt.Fprintf(&b, "| %d | %.0f ms | %.0f ms | %+.0f ms |\n", i+1, ms(floorT[i]), ms(aimT[i]), ms(aimT[i])-ms(floorT[i]))
+	}
+	ma, mf := median(aimT), median(floorT)
+	verdict := "within"
+	if ma-mf > 150*time.Millisecond {
+		verdict = "**not** within"
+	}
+	fmt.Fprintf(&b, "| median | %.0f ms | %.0f ms | %+.0f ms |\n\n", ms(mf), ms(ma), ms(ma)-ms(mf))
+	fmt.Fprintf(&b, "aim's wake is %+.0f ms beyond the floor at the median, %s the target of 150 ms.\n", ms(ma)-ms(mf), verdict)
+	return b.String()
+}
+
+const (
+	benchStart = "<!-- test/e2e-kube wake results: start -->"
+	benchEnd   = "<!-- test/e2e-kube wake results: end -->"
+)
+
+// recordBench writes the results between the markers of the "Kubernetes
+// wake" section of docs/benchmarks.md, and nothing else.
+func recordBench(report string) error {
+	p := filepath.Join(repo, "docs/benchmarks.md")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	i, j := strings.Index(s, benchStart), strings.Index(s, benchEnd)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no %q … %q markers in its Kubernetes wake section", p, benchStart, benchEnd)
+	}
+	s = s[:i+len(benchStart)] + "\n" + report + s[j:]
+	return os.WriteFile(p, []byte(s), 0o644)
+}

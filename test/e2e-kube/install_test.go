@@ -1,0 +1,118 @@
+//go:build kube
+
+package e2ekube
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// helmPath finds helm: on PATH, in Go's bin directory, or installed there
+// from the module proxy.
+func helmPath() string {
+	if p, err := exec.LookPath("helm"); err == nil {
+		return p
+	}
+	gobin := os.Getenv("GOBIN")
+	if gobin == "" {
+		out, _ := exec.Command("go", "env", "GOPATH").Output()
+		gobin = filepath.Join(strings.TrimSpace(string(out)), "bin")
+	}
+	return filepath.Join(gobin, "helm")
+}
+
+func ensureHelm() (string, error) {
+	p := helmPath()
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	logf("installing helm from the Go module proxy")
+	if _, err := sh(repo, []string{"GOFLAGS="}, "go", "install", "helm.sh/helm/v3/cmd/helm@latest"); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// chartValues are the chart's values for this cluster: the images built
+// here (never pulled), a short idle timeout, two gateway replicas, and
+// plain HTTP.
+func chartValues() ([]byte, error) {
+	repoTag := func(ref string) (string, string) {
+		i := strings.LastIndex(ref, ":")
+		return ref[:i], ref[i+1:]
+	}
+	r, t := repoTag(images["aim"])
+	v := map[string]any{
+		"image":  map[string]any{"repository": r, "tag": t, "pullPolicy": "Never"},
+		"domain": domain,
+		"tls":    map[string]any{"mode": "off"},
+		"operator": map[string]any{
+			"idleTimeout": idle.String(),
+			"urlScheme":   "http",
+		},
+		"gateway": map[string]any{
+			"replicas":         2,
+			"activityInterval": "1s",
+			"wakeTimeout":      "90s",
+			"drainDelay":       "3s",
+		},
+		"api": map[string]any{"enabled": true},
+	}
+	return yaml.Marshal(v)
+}
+
+// install installs the chart and finds the gateway, the API and a token.
+func install() error {
+	helm, err := ensureHelm()
+	if err != nil {
+		return err
+	}
+	vals, err := chartValues()
+	if err != nil {
+		return err
+	}
+	f := filepath.Join(os.TempDir(), "aim-e2e-kube-values.yaml")
+	if err := os.WriteFile(f, vals, 0o600); err != nil {
+		return err
+	}
+	logf("helm upgrade --install %s deploy/helm/aim -n %s with:\n%s", release, ns, vals)
+	if _, err := sh(repo, nil, helm, "--kubeconfig", kubeconfig, "upgrade", "--install", release, "deploy/helm/aim",
+		"-n", ns, "--create-namespace", "-f", f, "--wait", "--timeout", "5m"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if gatewayURL, err = serviceURL(ctx, "gateway"); err != nil {
+		return err
+	}
+	if apiURL, err = serviceURL(ctx, "api"); err != nil {
+		return err
+	}
+	if token, err = adminToken(); err != nil {
+		return err
+	}
+	logf("gateway at %s, API at %s", gatewayURL, apiURL)
+	return nil
+}
+
+// serviceURL is http://<ClusterIP>:<port> of the release's Service of a
+// component (app.kubernetes.io/component).
+func serviceURL(ctx context.Context, component string) (string, error) {
+	l, err := kc.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=" + component})
+	if err != nil {
+		return "", err
+	}
+	if len(l.Items) != 1 || len(l.Items[0].Spec.Ports) == 0 || l.Items[0].Spec.ClusterIP == "" {
+		return "", fmt.Errorf("want one Service labelled app.kubernetes.io/component=%s with a cluster IP and a port in %s, found %d", component, ns, len(l.Items))
+	}
+	s := l.Items[0]
+	return fmt.Sprintf("http://%s:%d", s.Spec.ClusterIP, s.Spec.Ports[0].Port), nil
+}
