@@ -113,7 +113,7 @@ func TestDeployPartComparer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`part-comparer\s+ready\s+http://part-comparer\.`+domain).MatchString(ls) {
+	if !regexp.MustCompile(`part-comparer\s+ready\s+http://part-comparer\.` + domain).MatchString(ls) {
 		t.Errorf("aim ls does not show part-comparer ready:\n%s", ls)
 	}
 	st, err := aim("status", "part-comparer")

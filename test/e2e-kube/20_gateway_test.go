@@ -199,4 +199,3 @@ func TestGatewayReplicaKilledUnderLoad(t *testing.T) {
 		t.Error("no request was answered between the delete and the replacement's readiness: the other replica did not serve")
 	}
 }
-

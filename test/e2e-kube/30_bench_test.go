@@ -115,7 +115,9 @@ func TestWakeBenchmark(t *testing.T) {
 	if _, err := kc.AppsV1().Deployments(ns).Create(ctx, floorDeployment(), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = kc.AppsV1().Deployments(ns).Delete(context.Background(), "aim-floor", metav1.DeleteOptions{}) }()
+	defer func() {
+		_ = kc.AppsV1().Deployments(ns).Delete(context.Background(), "aim-floor", metav1.DeleteOptions{})
+	}()
 
 	var aimT, floorT []time.Duration
 	for i := range rounds {
