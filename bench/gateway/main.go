@@ -66,6 +66,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {
+		if ctx.Err() != nil {
+			// What failed was cut short by the signal; run has cleaned up.
+			fmt.Fprintln(os.Stderr, "bench/gateway: interrupted; processes, containers and the network removed")
+			os.Exit(130)
+		}
 		fmt.Fprintln(os.Stderr, "bench/gateway:", err)
 		os.Exit(1)
 	}
