@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -15,8 +17,38 @@ type Metrics struct {
 	Wakes        *prometheus.CounterVec   // solution, result
 	WakeDuration *prometheus.HistogramVec // solution, phase
 	Held         *prometheus.CounterVec   // solution
-	State        *prometheus.GaugeVec     // solution, state
-	Replicas     *prometheus.GaugeVec     // solution
+
+	// states holds each solution's state and replicas, read at scrape
+	// time: with thousands of solutions, a map entry each costs far less
+	// than a gauge series per state.
+	mu     sync.Mutex
+	states map[string]solutionState
+}
+
+type solutionState struct {
+	state    string
+	replicas int
+}
+
+var (
+	descState = prometheus.NewDesc("aim_solution_state",
+		"1 for the state each solution is in (one series per solution; other states are absent).", []string{"solution", "state"}, nil)
+	descReplicas = prometheus.NewDesc("aim_solution_replicas",
+		"Ready replicas of each solution's public components.", []string{"solution"}, nil)
+)
+
+// stateCollector exports the states map.
+type stateCollector struct{ m *Metrics }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descState; ch <- descReplicas }
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	for name, st := range c.m.states {
+		ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, 1, name, st.state)
+		ch <- prometheus.MustNewConstMetric(descReplicas, prometheus.GaugeValue, float64(st.replicas), name)
+	}
 }
 
 // New registers aim's metrics, with Go and process metrics, in a new
@@ -34,15 +66,10 @@ func New() *Metrics {
 		Held: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aim_requests_held_total", Help: "Requests held while their solution started or woke.",
 		}, []string{"solution"}),
-		State: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "aim_solution_state", Help: "1 for the state each solution is in.",
-		}, []string{"solution", "state"}),
-		Replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "aim_solution_replicas", Help: "Ready replicas of each solution's public components.",
-		}, []string{"solution"}),
+		states: map[string]solutionState{},
 	}
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Wakes, m.WakeDuration, m.Held, m.State, m.Replicas)
+		m.Wakes, m.WakeDuration, m.Held, stateCollector{m})
 	return m
 }
 
@@ -54,14 +81,9 @@ func (m *Metrics) SetState(solution, state string, replicas int) {
 	if m == nil {
 		return
 	}
-	for _, s := range States {
-		v := 0.0
-		if s == state {
-			v = 1
-		}
-		m.State.WithLabelValues(solution, s).Set(v)
-	}
-	m.Replicas.WithLabelValues(solution).Set(float64(replicas))
+	m.mu.Lock()
+	m.states[solution] = solutionState{state, replicas}
+	m.mu.Unlock()
 }
 
 // Forget drops a removed solution's series.
@@ -73,8 +95,9 @@ func (m *Metrics) Forget(solution string) {
 	m.Wakes.DeletePartialMatch(l)
 	m.WakeDuration.DeletePartialMatch(l)
 	m.Held.DeletePartialMatch(l)
-	m.State.DeletePartialMatch(l)
-	m.Replicas.DeletePartialMatch(l)
+	m.mu.Lock()
+	delete(m.states, solution)
+	m.mu.Unlock()
 }
 
 // Wake records a wake's phases in seconds; failed wakes count but are
