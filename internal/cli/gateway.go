@@ -62,6 +62,13 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")
 	f.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long to keep taking connections while the cluster stops sending them")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "after the drain, how long requests in flight may take to finish")
+	f.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve HTTPS with this certificate (PEM; e.g. cert-manager's wildcard for the domain), re-read when it changes; plain HTTP then redirects the domain's requests")
+	f.StringVar(&o.TLSKeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
+	f.StringVar(&o.HTTPS, "https", ":8443", "address HTTPS listens on, with --tls-cert-file")
+	f.StringVar(&o.TLS, "tls", "off", "off; acme is not supported in a cluster yet (use --tls-cert-file with cert-manager)")
+	var acmeUnused string
+	f.StringVar(&acmeUnused, "acme-email", "", "unused until --tls=acme is supported")
+	f.StringVar(&acmeUnused, "acme-ca", "", "unused until --tls=acme is supported")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
 	return cmd
 }

@@ -3,6 +3,7 @@ package kube
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +67,17 @@ type GatewayOptions struct {
 	// finish after the drain. Zero means 20s; keep DrainDelay plus this
 	// below the pod's terminationGracePeriodSeconds.
 	ShutdownTimeout time.Duration
+	// TLS is "", "off" or "acme"; acme is not supported by the gateway
+	// in a cluster yet (certificates would have to be shared by the
+	// replicas, in Secrets): use certificate files.
+	TLS string
+	// TLSCertFile and TLSKeyFile, when set, serve HTTPS on HTTPS with
+	// that certificate (e.g. cert-manager's wildcard, mounted from its
+	// Secret; renewals are picked up), and plain HTTP then redirects the
+	// domain's requests to HTTPS.
+	TLSCertFile, TLSKeyFile string
+	// HTTPS is the TLS listen address. Empty means ":8443".
+	HTTPS string
 	// Listener, when set, is used instead of listening on HTTP.
 	Listener net.Listener
 	Logger   *slog.Logger
@@ -76,6 +88,18 @@ type GatewayOptions struct {
 // DrainDelay, then the listener closes and requests in flight finish.
 func RunGateway(ctx context.Context, o GatewayOptions) error {
 	log := cmp.Or(o.Logger, slog.Default())
+	var certs *certFiles
+	switch {
+	case o.TLS != "" && o.TLS != "off":
+		return fmt.Errorf("--tls=%s: the gateway in a cluster takes certificate files only (--tls-cert-file, --tls-key-file; e.g. the chart's tls.mode cert-manager); its own ACME is not supported yet", o.TLS)
+	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
+		return errors.New("--tls-cert-file and --tls-key-file go together")
+	case o.TLSCertFile != "":
+		var err error
+		if certs, err = newCertFiles(o.TLSCertFile, o.TLSKeyFile); err != nil {
+			return err
+		}
+	}
 	rc, ns, err := Connect(o.Kubeconfig, o.Namespace)
 	if err != nil {
 		return err
@@ -167,7 +191,28 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 32<<10),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	srvErr := make(chan error, 1)
+	srvErr := make(chan error, 2)
+	var tlsSrv *http.Server
+	if certs != nil {
+		addr := cmp.Or(o.HTTPS, ":8443")
+		tlsLn, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		tlsSrv = &http.Server{
+			Handler:           gw,
+			TLSConfig:         &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
+			ReadHeaderTimeout: srv.ReadHeaderTimeout,
+			ReadTimeout:       srv.ReadTimeout,
+			WriteTimeout:      srv.WriteTimeout,
+			IdleTimeout:       srv.IdleTimeout,
+			MaxHeaderBytes:    srv.MaxHeaderBytes,
+			ErrorLog:          srv.ErrorLog,
+		}
+		srv.Handler = redirectToHTTPS(gw.Domain(), gw)
+		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, "", "") }()
+		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "cert", o.TLSCertFile)
+	}
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("aim gateway is serving", "addr", ln.Addr().String(), "domain", gw.Domain(), "namespace", ns)
 
@@ -185,10 +230,20 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	// Answers say "Connection: close" from now on, so that clients open
 	// their next connection to a replica that stays.
 	srv.SetKeepAlivesEnabled(false)
+	if tlsSrv != nil {
+		tlsSrv.SetKeepAlivesEnabled(false)
+	}
 	time.Sleep(drain)
 	shutdown, cancel := context.WithTimeout(context.Background(), cmp.Or(o.ShutdownTimeout, 20*time.Second))
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
+	tlsDone := make(chan error, 1)
+	if tlsSrv != nil {
+		go func() { tlsDone <- tlsSrv.Shutdown(shutdown) }()
+	} else {
+		tlsDone <- nil
+	}
+	err = errors.Join(srv.Shutdown(shutdown), <-tlsDone)
+	if err != nil {
 		return fmt.Errorf("shutting down with requests in flight: %w", err)
 	}
 	log.Info("stopped; every request in flight was answered")

@@ -125,6 +125,10 @@ func (s *Solutions) get(ctx context.Context, name string) (*v1alpha1.Solution, e
 	sol := &v1alpha1.Solution{}
 	err := s.cache.Get(ctx, s.key(name), sol)
 	if apierrors.IsNotFound(err) {
+		// The watch may not have brought a Solution created a moment ago.
+		err = s.client.Get(ctx, s.key(name), sol)
+	}
+	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
 	}
 	if err != nil {

@@ -53,18 +53,22 @@ func chartValues() ([]byte, error) {
 	v := map[string]any{
 		"image":  map[string]any{"repository": r, "tag": t, "pullPolicy": "Never"},
 		"domain": domain,
-		"tls":    map[string]any{"mode": "off"},
+		"tls":    map[string]any{"mode": "none"},
 		"operator": map[string]any{
 			"idleTimeout": idle.String(),
 			"urlScheme":   "http",
 		},
 		"gateway": map[string]any{
-			"replicas":         2,
+			"replicas": 2,
+			// Reached from the host through its cluster IP (kube-proxy);
+			// this cluster has no load balancer.
+			"service":          map[string]any{"type": "ClusterIP"},
 			"activityInterval": "1s",
 			"wakeTimeout":      "90s",
 			"drainDelay":       "3s",
 		},
-		"api": map[string]any{"enabled": true},
+		// No StorageClass here: the API's tokens live as long as its pod.
+		"api": map[string]any{"enabled": true, "persistence": map[string]any{"enabled": false}},
 	}
 	return yaml.Marshal(v)
 }
