@@ -1,8 +1,10 @@
 //go:build cluster
 
 // The reconciler against a real kube-apiserver and etcd (envtest): server-
-// side apply, managed fields, the scale subresource, owner references and
-// the CRD's schema are the API server's own. No kubelet or controller
+// side apply, managed fields, the scale subresource, owner references,
+// the CRD's schema and RBAC are the API server's own. The operator runs
+// with the permissions deploy/manifests (the chart) gives it, and the
+// test acts as the gateway with the gateway's. No kubelet or controller
 // manager runs, so a stand-in (deploymentStatus) writes the Deployments'
 // status as the deployment controller would once every replica is up.
 //
@@ -14,9 +16,11 @@
 package operator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -33,7 +37,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,8 +52,11 @@ import (
 
 // env is the API server every test in this file shares.
 type env struct {
-	c  client.Client
-	ns string
+	c client.Client // the cluster's admin
+	// gateway acts as the chart's gateway service account: with its
+	// permissions only.
+	gateway client.Client
+	ns      string
 }
 
 func assets(t *testing.T) string {
@@ -113,14 +123,23 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ns := "solutions"
+	// The chart as deploy/manifests renders it: aim-system holds aim and
+	// the solutions, and its RBAC is what the operator and the gateway
+	// act with below.
+	ns := "aim-system"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	applyManifests(ctx, t, c, "../../deploy/manifests/aim.yaml")
+	operatorCfg := as(cfg, ns, "aim-operator")
+	gw, err := client.New(as(cfg, ns, "aim-gateway"), client.Options{Scheme: scheme})
+	if err != nil {
 		t.Fatal(err)
 	}
 	o := testOptions()
 	o.IdleTimeout = time.Hour
 	o.NodeGroups = []string{"general", "solutions", "gpu"}
-	mgr, err := NewManager(cfg, Config{Options: o, Namespace: ns, Logger: slog.New(h)})
+	mgr, err := NewManager(operatorCfg, Config{Options: o, Namespace: ns, Logger: slog.New(h), LeaderElect: true, LeaderElectionNamespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,13 +157,65 @@ func TestCluster(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	e := &env{c: c, ns: ns}
+	e := &env{c: c, gateway: gw, ns: ns}
+	t.Run("gateway is not admin", func(t *testing.T) {
+		// The impersonation is real: what the gateway's role lacks fails.
+		err := e.gateway.Create(ctx, &v1alpha1.Solution{
+			ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: ns},
+			Spec:       v1alpha1.SolutionSpec{Components: []v1alpha1.Component{{Name: "web", Image: "w:1"}}},
+		})
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("the gateway created a solution: %v", err)
+		}
+	})
 	t.Run("schema", e.testSchema)
 	t.Run("invalid spec", e.testInvalidSpec)
 	t.Run("serve", e.testServe)
 	t.Run("sleep and wake", e.testSleepAndWake)
 	t.Run("activity keeps it awake", e.testActivity)
 	t.Run("name conflict", e.testNameConflict)
+}
+
+// as is cfg acting as a service account of namespace ns.
+func as(cfg *rest.Config, ns, sa string) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + ns + ":" + sa,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+	}
+	return c
+}
+
+// applyManifests creates every object of a multi-document YAML file; a
+// CRD envtest installed already is left as it is.
+func applyManifests(ctx context.Context, t *testing.T, c client.Client, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	n := 0
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		err := c.Create(ctx, &u)
+		if apierrors.IsAlreadyExists(err) && u.GetKind() == "CustomResourceDefinition" {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: creating %s %s: %v", path, u.GetKind(), u.GetName(), err)
+		}
+		n++
+	}
+	t.Logf("created the %d objects of %s", n, path)
 }
 
 // deploymentStatus stands in for the deployment controller and kubelets
@@ -264,7 +335,7 @@ func (e *env) scale(t *testing.T, name string, n int32) {
 	t.Helper()
 	d := e.deployment(t, name)
 	s := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}, Spec: autoscalingv1.ScaleSpec{Replicas: n}}
-	if err := e.c.SubResource("scale").Update(context.Background(), d, client.WithSubResourceBody(s), client.FieldOwner("aim-gateway")); err != nil {
+	if err := e.gateway.SubResource("scale").Update(context.Background(), d, client.WithSubResourceBody(s), client.FieldOwner("aim-gateway")); err != nil {
 		t.Fatalf("scaling %s to %d: %v", name, n, err)
 	}
 }
@@ -494,6 +565,15 @@ func (e *env) testSleepAndWake(t *testing.T) {
 			t.Errorf("%s has %d replicas after a partial wake, want 1", c, n)
 		}
 	}
+
+	// Asleep again, it is woken when scaling.min becomes 2: it may no
+	// longer sleep.
+	e.waitState(t, sol.Name, v1alpha1.StateSleeping, 15*time.Second)
+	e.update(t, sol.Name, func(s *v1alpha1.Solution) { s.Spec.Scaling.Min = 2; s.Spec.Scaling.Max = 2 })
+	e.waitState(t, sol.Name, v1alpha1.StateRunning, 10*time.Second)
+	if n := replicasOf(e.deployment(t, "sleepy-engine")); n != 2 {
+		t.Errorf("engine has %d replicas with min 2", n)
+	}
 }
 
 // testActivity: the gateway's last-active annotation keeps a solution
@@ -509,7 +589,7 @@ func (e *env) testActivity(t *testing.T) {
 	for time.Since(start) < 6*time.Second {
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.AnnotationLastActive, time.Now().UTC().Format(time.RFC3339Nano))
 		s := &v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: sol.Name, Namespace: e.ns}}
-		if err := e.c.Patch(ctx, s, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		if err := e.gateway.Patch(ctx, s, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 			t.Fatal(err)
 		}
 		if s, _ := e.get(sol.Name); s.Status.State != v1alpha1.StateRunning {

@@ -282,9 +282,11 @@ func (r *Reconciler) applyDeployment(ctx context.Context, sol *v1alpha1.Solution
 
 // wakeStragglers scales up the components left at zero while others
 // run: a wake or a sleep cut short. Partly asleep, a solution serves no
-// one and never counts as idle, so the operator completes the wake.
+// one and never counts as idle, so the operator completes the wake. A
+// solution whose scaling.min became positive while it slept is woken
+// too: it must never sleep.
 func (r *Reconciler) wakeStragglers(ctx context.Context, m *spec.Manifest, deps map[string]*appsv1.Deployment) error {
-	awake := false
+	awake := m.Scaling.Min > 0
 	for _, d := range deps {
 		awake = awake || replicasOf(d) > 0
 	}
