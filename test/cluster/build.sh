@@ -66,8 +66,9 @@ cached() {
   fi
   log "$what: building"
   local start=$SECONDS
+  # Left by a run that was cut short (the lock below rules out a live one).
+  rm -rf "$dir".tmp.*
   tmp=$dir.tmp.$$
-  rm -rf "$tmp"
   mkdir -p "$tmp"
   "$@"
   rm -rf "$dir"
@@ -136,9 +137,16 @@ build_kube_router() {
 }
 
 total=$SECONDS
-install_packages
-"$(dirname "$0")/../../scripts/ensure-docker.sh" >/dev/null
 mkdir -p "$KUBE_CACHE"
+# One build.sh at a time: two would race on the cache, and two heavy Go
+# builds at once overload the machine.
+exec 9>"$KUBE_CACHE/.lock"
+if ! flock -n 9; then
+  log "another build.sh holds $KUBE_CACHE/.lock; waiting for it"
+  flock 9
+fi
+install_packages
+"$CLUSTER_SRC/../../scripts/ensure-docker.sh" >/dev/null
 cached "$PAUSE_DIR" "pause image $PAUSE_IMAGE" build_pause
 cached "$K8S_BIN" "Kubernetes $K8S_VERSION" build_kubernetes
 cached "$KUBE_ROUTER_DIR" "kube-router $KUBE_ROUTER_VERSION" build_kube_router

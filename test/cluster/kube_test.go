@@ -154,55 +154,86 @@ type pod struct {
 	} `json:"status"`
 }
 
-// watchPodIPs streams the IP of every pod matching selector in ns as soon
-// as it has one, until ctx ends. It returns once the watch is established,
-// so that nothing that happens afterwards is missed.
-func (c *apiClient) watchPodIPs(ctx context.Context, ns, selector string) (<-chan string, error) {
-	path := fmt.Sprintf("/api/v1/namespaces/%s/pods?watch=1&labelSelector=%s", ns, url.QueryEscape(selector))
+// podWatch streams the IP of every pod matching a selector as soon as it
+// has one. When ips is closed, err says why the watch ended.
+type podWatch struct {
+	ips chan string
+	err error
+}
+
+// watchPodIPs starts a podWatch in ns, until ctx ends. It returns once the
+// watch is established, so that nothing that happens afterwards is missed.
+//
+// It lists first (resourceVersion=0: from the apiserver's cache) and
+// watches from the list's version, as client-go's informers do. A watch
+// without a version must wait for the cache to catch up with etcd, which
+// etcd 3.4 helps with only every --experimental-watch-progress-notify-interval.
+func (c *apiClient) watchPodIPs(ctx context.Context, ns, selector string) (*podWatch, error) {
+	list, err := c.listPods(ctx, ns, selector)
+	if err != nil {
+		return nil, err
+	}
+	path := fmt.Sprintf("/api/v1/namespaces/%s/pods?watch=1&labelSelector=%s&resourceVersion=%s&allowWatchBookmarks=false",
+		ns, url.QueryEscape(selector), list.Metadata.ResourceVersion)
 	resp, err := c.do(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
 		return nil, err
 	}
-	ips := make(chan string, 16)
+	w := &podWatch{ips: make(chan string, 16)}
 	go func() {
 		defer resp.Body.Close()
-		defer close(ips)
+		defer close(w.ips)
 		dec := json.NewDecoder(resp.Body)
 		for {
 			var ev struct {
-				Type   string `json:"type"`
-				Object pod    `json:"object"`
+				Type   string          `json:"type"`
+				Object json.RawMessage `json:"object"`
 			}
 			if err := dec.Decode(&ev); err != nil {
+				w.err = fmt.Errorf("watching pods %s in %s: %w", selector, ns, err)
 				return
 			}
-			if ev.Type == "DELETED" || ev.Object.Metadata.DeletionTimestamp != nil || ev.Object.Status.PodIP == "" {
+			if ev.Type == "ERROR" {
+				w.err = fmt.Errorf("watching pods %s in %s: %s", selector, ns, ev.Object)
+				return
+			}
+			var p pod
+			if err := json.Unmarshal(ev.Object, &p); err != nil {
+				w.err = fmt.Errorf("watching pods %s in %s: decoding a pod: %w", selector, ns, err)
+				return
+			}
+			if ev.Type == "DELETED" || p.Metadata.DeletionTimestamp != nil || p.Status.PodIP == "" {
 				continue
 			}
 			select {
-			case ips <- ev.Object.Status.PodIP:
+			case w.ips <- p.Status.PodIP:
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-	return ips, nil
+	return w, nil
 }
 
-// countPods returns how many pods match selector in ns, terminating ones
-// included.
-func (c *apiClient) countPods(ctx context.Context, ns, selector string) (int, error) {
+type podList struct {
+	Metadata struct {
+		ResourceVersion string `json:"resourceVersion"`
+	} `json:"metadata"`
+	Items []pod `json:"items"`
+}
+
+// listPods lists the pods matching selector in ns, terminating ones
+// included, from the apiserver's cache.
+func (c *apiClient) listPods(ctx context.Context, ns, selector string) (*podList, error) {
 	resp, err := c.do(ctx, http.MethodGet,
-		fmt.Sprintf("/api/v1/namespaces/%s/pods?labelSelector=%s", ns, url.QueryEscape(selector)), "", nil)
+		fmt.Sprintf("/api/v1/namespaces/%s/pods?resourceVersion=0&labelSelector=%s", ns, url.QueryEscape(selector)), "", nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	var list struct {
-		Items []pod `json:"items"`
-	}
+	var list podList
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		return 0, fmt.Errorf("decoding the pod list of %s: %w", ns, err)
+		return nil, fmt.Errorf("decoding the pod list of %s: %w", ns, err)
 	}
-	return len(list.Items), nil
+	return &list, nil
 }

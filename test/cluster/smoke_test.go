@@ -382,10 +382,11 @@ func wakeOnce(ns, deploy string) (time.Duration, error) {
 	selector := "app=" + deploy
 	// Start from nothing: the previous round's pod fully gone.
 	for {
-		n, err := api.countPods(ctx, ns, selector)
+		list, err := api.listPods(ctx, ns, selector)
 		if err != nil {
 			return 0, err
 		}
+		n := len(list.Items)
 		if n == 0 {
 			break
 		}
@@ -395,7 +396,7 @@ func wakeOnce(ns, deploy string) (time.Duration, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	ips, err := api.watchPodIPs(ctx, ns, selector)
+	watch, err := api.watchPodIPs(ctx, ns, selector)
 	if err != nil {
 		return 0, err
 	}
@@ -410,12 +411,12 @@ func wakeOnce(ns, deploy string) (time.Duration, error) {
 	}()
 	var ip string
 	select {
-	case ip = <-ips:
+	case ip = <-watch.ips:
 	case <-ctx.Done():
 		return 0, fmt.Errorf("no pod of %s got an IP: %w", deploy, ctx.Err())
 	}
 	if ip == "" {
-		return 0, fmt.Errorf("the watch of %s's pods ended before one got an IP", deploy)
+		return 0, fmt.Errorf("no pod of %s got an IP: %w", deploy, watch.err)
 	}
 	url := "http://" + ip + ":8080/"
 	client := &http.Client{Timeout: 200 * time.Millisecond}

@@ -17,6 +17,7 @@
 #   AIM_CLUSTER_DIR     state directory (default /tmp/aim-cluster)
 #   AIM_KUBE_CACHE      where build.sh put the parts (default ~/.cache/aim/kube)
 #   AIM_UP_TIMEOUT      seconds to wait for each stage (default 120)
+#   AIM_KEEP_FAILED     if set, a failed up.sh leaves the cluster running
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -62,8 +63,19 @@ start_time=$SECONDS
 mkdir -p "$PKI" "$LOGS" "$PIDS" "$CONF" "$CLUSTER_DIR/run"
 rm -f "$LOGS"/*.log
 
-# If up.sh fails half way, leave nothing running.
-trap 'rc=$?; if [ $rc != 0 ]; then log "up failed; logs are in $LOGS; taking the cluster down"; "$CLUSTER_SRC/down.sh" || true; fi' EXIT
+# If up.sh fails half way, leave nothing running (unless asked to, to look
+# at what failed).
+on_exit() {
+  local rc=$?
+  [ $rc = 0 ] && return
+  if [ -n "${AIM_KEEP_FAILED:-}" ]; then
+    log "up failed; AIM_KEEP_FAILED is set: left running; logs are in $LOGS"
+  else
+    log "up failed; logs are in $LOGS; taking the cluster down"
+    "$CLUSTER_SRC/down.sh" || true
+  fi
+}
+trap on_exit EXIT
 
 # The advertised address must not be loopback: it becomes the endpoint of
 # the kubernetes Service, which pods reach through kube-proxy.
@@ -188,11 +200,16 @@ wait_for() {
 }
 
 # etcd: its own ports, so a Debian etcd service (or anyone's) does not clash.
+# etcd 3.4 cannot be asked for watch progress (3.5 can), so the apiserver's
+# watch cache learns it is current only from periodic progress notices: a
+# watch without a resourceVersion otherwise waits up to 3 s and fails with
+# "Too large resource version" when its resource has not changed lately.
 start etcd etcd --name aim --data-dir "$CLUSTER_DIR/etcd" \
   --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
   --listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380 \
-  --initial-cluster aim=http://127.0.0.1:12380 --listen-metrics-urls '' \
-  --snapshot-count 10000 --quota-backend-bytes 2147483648
+  --initial-cluster aim=http://127.0.0.1:12380 \
+  --snapshot-count 10000 --quota-backend-bytes 2147483648 \
+  --experimental-watch-progress-notify-interval 1s
 
 # containerd: a separate instance. Its config keeps root, state, socket, CNI
 # configuration and runc's state under $CLUSTER_DIR.
@@ -520,9 +537,12 @@ dns_query() {
   for label in ${name//./ }; do
     q+=$(printf '\\x%02x' "${#label}")$label
   done
+  # ID 0xa1a1, recursion desired, one question, type A, class IN. Written
+  # to a file first: bash's printf writes a string with NULs in several
+  # pieces, and each piece would be a datagram of its own.
+  printf "\xa1\xa1\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00${q}\x00\x00\x01\x00\x01" >"$CLUSTER_DIR/run/dns-query"
   exec 3<>"/dev/udp/$DNS_IP/53"
-  # ID 0xa1a1, recursion desired, one question, type A, class IN.
-  printf "\xa1\xa1\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00${q}\x00\x00\x01\x00\x01" >&3
+  cat "$CLUSTER_DIR/run/dns-query" >&3
   local answer
   answer=$(timeout 2 dd bs=512 count=1 <&3 2>/dev/null | od -An -tu1 -v | tr -s ' \n' ' ')
   exec 3<&-
