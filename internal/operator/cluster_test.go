@@ -33,6 +33,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -518,6 +519,18 @@ func (e *env) testSleepAndWake(t *testing.T) {
 	if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r.Reason != ReasonSleeping {
 		t.Errorf("Ready reason %s while asleep", r.Reason)
 	}
+	eventually(t, "an Idle event on the solution", 5*time.Second, func() error {
+		var l eventsv1.EventList
+		if err := e.c.List(context.Background(), &l, client.InNamespace(e.ns)); err != nil {
+			return err
+		}
+		for _, ev := range l.Items {
+			if ev.Regarding.Name == sol.Name && ev.Reason == ReasonIdle {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none Idle for %s", len(l.Items), sol.Name)
+	})
 
 	// A component added while it sleeps is created asleep, and stays so
 	// through the operator's later applies, which leave replicas out.

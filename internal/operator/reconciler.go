@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/spec"
@@ -56,6 +57,8 @@ type Reconciler struct {
 	log    *slog.Logger
 	now    func() time.Time
 }
+
+var _ reconcile.Reconciler = (*Reconciler)(nil)
 
 // NewReconciler returns a reconciler; o is validated.
 func NewReconciler(c client.Client, reader client.Reader, rec events.EventRecorder, o Options, log *slog.Logger) (*Reconciler, error) {
