@@ -149,6 +149,13 @@ install_packages
 "$CLUSTER_SRC/../../scripts/ensure-docker.sh" >/dev/null
 cached "$PAUSE_DIR" "pause image $PAUSE_IMAGE" build_pause
 cached "$K8S_BIN" "Kubernetes $K8S_VERSION" build_kubernetes
+# A cache made where kubectl was installed has none.
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x "$K8S_BIN/kubectl" ]; then
+  log "kubectl: none installed; building it"
+  (cd "$CLUSTER_SRC/tools" &&
+    CGO_ENABLED=0 go build -trimpath -ldflags "$(k8s_ldflags)" -o "$K8S_BIN/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+  mv "$K8S_BIN/kubectl.tmp" "$K8S_BIN/kubectl"
+fi
 cached "$KUBE_ROUTER_DIR" "kube-router $KUBE_ROUTER_VERSION" build_kube_router
 cached "$COREDNS_DIR" "CoreDNS $COREDNS_VERSION" build_coredns
 log "all parts ready in $KUBE_CACHE ($((SECONDS - total)) s)"

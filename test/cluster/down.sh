@@ -28,50 +28,61 @@ fi
 
 # ours PID: the process's command line names $CLUSTER_DIR, so a PID the
 # kernel has since given to another process is never signalled.
-ours() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$CLUSTER_DIR"; }
+ours() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$CLUSTER_DIR"; }
 
+# stop NAME...: SIGTERM to each recorded process at once, then up to 10 s
+# for all of them to exit, then SIGKILL for those that did not.
 stop() {
-  local name=$1 pidfile=$PIDS/$1.pid pid
-  [ -f "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null && ours "$pid"; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name ($pid) did not stop on SIGTERM in 10 s; killing it"
-      kill -KILL "$pid" 2>/dev/null
-      sleep 0.2
+  local name pid pids=()
+  for name in "$@"; do
+    [ -f "$PIDS/$name.pid" ] || continue
+    pid=$(cat "$PIDS/$name.pid")
+    if kill -0 "$pid" 2>/dev/null && ours "$pid"; then
+      kill -TERM "$pid" 2>/dev/null
+      pids+=("$name:$pid")
     fi
-  fi
-  rm -f "$pidfile"
+    rm -f "$PIDS/$name.pid"
+  done
+  local deadline=$((SECONDS + 10)) p
+  for p in "${pids[@]}"; do
+    while kill -0 "${p#*:}" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+      sleep 0.1
+    done
+    if kill -0 "${p#*:}" 2>/dev/null; then
+      log "${p%%:*} (${p#*:}) did not stop on SIGTERM in 10 s; killing it"
+      kill -KILL "${p#*:}" 2>/dev/null
+    fi
+  done
 }
 
 # The node side first, so nothing restarts containers or rewrites rules
 # while they are removed.
-for p in kube-router kube-proxy kube-scheduler kube-controller-manager kubelet; do
-  stop "$p"
-done
+stop kube-router kube-proxy kube-scheduler kube-controller-manager kubelet
 
-# Every container of this containerd. Through containerd while it runs (it
-# then stops the shims itself), then with runc for anything left.
+# Every container of this containerd: killed with runc (one signal each,
+# no waiting on a grace period), then removed through containerd while it
+# runs, which also ends their shims.
 ids=()
-if [ -S "$CONTAINERD_SOCK" ] && ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; then
-  mapfile -t ids < <(ctr_k8s containers ls -q 2>/dev/null)
-  for id in $(ctr_k8s tasks ls -q 2>/dev/null); do
-    ctr_k8s tasks delete --force "$id" >/dev/null 2>&1 || problem "could not delete task $id"
-  done
-  for id in "${ids[@]}"; do
-    ctr_k8s containers delete "$id" >/dev/null 2>&1
-  done
-fi
 RUNC_ROOT=$CLUSTER_DIR/run/runc/k8s.io
 if [ -d "$RUNC_ROOT" ]; then
   for id in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do
     ids+=("$id")
     runc --root "$RUNC_ROOT" kill --all "$id" KILL 2>/dev/null
+  done
+fi
+if [ -S "$CONTAINERD_SOCK" ] && ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; then
+  mapfile -t -O ${#ids[@]} ids < <(ctr_k8s containers ls -q 2>/dev/null)
+  for id in $(ctr_k8s tasks ls -q 2>/dev/null); do
+    # "not found": containerd removed it meanwhile, as its sandbox went.
+    out=$(ctr_k8s tasks delete --force "$id" 2>&1) || grep -q 'not found' <<<"$out" ||
+      problem "could not delete task $id: $out"
+  done
+  for id in $(ctr_k8s containers ls -q 2>/dev/null); do
+    ctr_k8s containers delete "$id" >/dev/null 2>&1
+  done
+fi
+if [ -d "$RUNC_ROOT" ]; then
+  for id in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do
     runc --root "$RUNC_ROOT" delete --force "$id" 2>/dev/null || problem "runc could not delete container $id"
   done
 fi
@@ -80,8 +91,9 @@ stop containerd
 # Shims outlive a killed containerd. Each is found by the socket address in
 # its command line, which is this cluster's; its socket sits outside the
 # state directory, at /run/containerd/s/sha256(address/namespace/id).
-for d in /proc/[0-9]*; do
-  cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+for f in $(grep -lsaF -- "$CONTAINERD_SOCK" /proc/[0-9]*/cmdline); do
+  d=${f%/cmdline}
+  cmd=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
   case "$cmd" in
     *containerd-shim*"-address $CONTAINERD_SOCK "*) ;;
     *) continue ;;
@@ -92,14 +104,18 @@ for d in /proc/[0-9]*; do
 done
 for id in "${ids[@]}"; do
   rm -f "/run/containerd/s/$(printf '%s' "$CONTAINERD_SOCK/k8s.io/$id" | sha256sum | cut -d' ' -f1)"
+  # libcni's cache of the CRI plugin's loopback network, named by sandbox.
+  rm -f "/var/lib/cni/results/cni-loopback-$id-lo"
 done
 
+# The control plane, the apiserver before etcd: it removes its endpoint
+# from the kubernetes Service as it stops, and waits for etcd to do so.
 stop kube-apiserver
-stop etcd
-# Anything else up.sh recorded (a part added later and not named above).
+others=()
 for f in "$PIDS"/*.pid; do
-  [ -e "$f" ] && stop "$(basename "$f" .pid)"
+  [ -e "$f" ] && others+=("$(basename "$f" .pid)")
 done
+[ ${#others[@]} = 0 ] || stop "${others[@]}"
 
 # Mounts under the state directory (overlay root filesystems, network
 # namespaces, pod volumes), deepest first.
@@ -158,8 +174,9 @@ if [ -f "$CLUSTER_DIR/sysctl.saved" ]; then
   done <"$CLUSTER_DIR/sysctl.saved"
 fi
 
-# What lives outside the state directory: libcni's result cache, and the
-# kubelet's device-plugin directory, created whatever --root-dir says.
+# What lives outside the state directory: libcni's result cache (the pod
+# network's here, the loopback's above), and the kubelet's device-plugin
+# directory, created whatever --root-dir says.
 rm -f /var/lib/cni/results/aim-cluster-*
 rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null
 if [ -d "$CLUSTER_DIR" ] && [ ! -e "$CLUSTER_DIR/var-lib-kubelet.preexisting" ] && [ -d /var/lib/kubelet ]; then
