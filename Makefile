@@ -27,7 +27,18 @@ test:
 # up), the chart, the examples through the in-cluster gateway, and the wake
 # benchmark recorded in docs/benchmarks.md. Needs root, Docker and about
 # 4 GB of memory.
-.PHONY: test-e2e-kube
+.PHONY: test-e2e-kube test-cluster-up test-cluster-down test-cluster-smoke
+# A single-node Kubernetes built from source on this machine (test/cluster).
+test-cluster-up:
+	test/cluster/build.sh
+	test/cluster/up.sh
+
+test-cluster-down:
+	test/cluster/down.sh
+
+test-cluster-smoke: test-cluster-up
+	test/cluster/smoke.sh
+
 test-e2e-kube:
 	$(GO) test -tags kube -count=1 -timeout 90m -v ./test/e2e-kube/
 
