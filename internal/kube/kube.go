@@ -15,6 +15,11 @@ package kube
 
 import (
 	"fmt"
+	"log/slog"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -54,6 +59,14 @@ func Connect(kubeconfig, namespace string) (*rest.Config, string, error) {
 		}
 	}
 	return cfg, namespace, nil
+}
+
+// UseLogger sends the logs of client-go and controller-runtime to log
+// (controller-runtime otherwise complains, with a stack, that it has
+// none).
+func UseLogger(log *slog.Logger) {
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	klog.SetSlogLogger(log)
 }
 
 // Scheme knows the types this package reads and writes.

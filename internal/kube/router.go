@@ -46,6 +46,12 @@ type RouterConfig struct {
 	// MaxIdleWithConnections caps how long open WebSockets and event
 	// streams alone keep a solution awake. Zero means 4h.
 	MaxIdleWithConnections time.Duration
+	// SiblingDelay is how long a solution's private components must have
+	// been ready before a solution coming up is routed to: its siblings
+	// reach them through Services, whose rules kube-proxy rewrites at most
+	// once a second (its iptables minSyncPeriod). Zero means 1s; negative
+	// means none.
+	SiblingDelay time.Duration
 	// Metrics; nil records nothing.
 	Metrics *metrics.Metrics
 	// Logger; nil means slog.Default().
@@ -61,6 +67,9 @@ func (c RouterConfig) withDefaults() RouterConfig {
 	}
 	if c.MaxIdleWithConnections == 0 {
 		c.MaxIdleWithConnections = 4 * time.Hour
+	}
+	if c.SiblingDelay == 0 {
+		c.SiblingDelay = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -106,6 +115,9 @@ type solState struct {
 	// poke tells a wake that the solution's objects changed.
 	poke chan struct{}
 	act  activity
+	// privateSince is when every private component last came to have a
+	// ready replica; zero while one has none.
+	privateSince time.Time
 }
 
 // probeTrust is how long an address that answered a wake's probe is used
@@ -212,11 +224,12 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 			return fmt.Errorf("watching solutions in %s: %w", r.cfg.Namespace, err)
 		case <-r.kick:
 		case <-tick.C:
-			// Addresses a wake probed stop being trusted after a while;
-			// look again at the solutions that have some.
+			// Addresses a wake probed stop being trusted after a while,
+			// and private components count once ready for SiblingDelay:
+			// look again at the solutions that wait for either.
 			r.mu.Lock()
 			for name, st := range r.sols {
-				if len(st.probed) > 0 {
+				if len(st.probed) > 0 || !st.privateSince.IsZero() && time.Since(st.privateSince) < 2*r.cfg.SiblingDelay {
 					r.mark(name)
 				}
 			}
@@ -304,13 +317,21 @@ func (r *Router) input(ctx context.Context, name string) (*routeInput, *solState
 	} else {
 		in.m, st.lastGood = m, m
 	}
+	now := time.Now()
+	if in.m != nil && privateComponentsReady(in.m, in.eps) {
+		if st.privateSince.IsZero() {
+			st.privateSince = now
+		}
+		in.privateReady = len(in.m.PublicComponents()) == len(in.m.Components) || now.Sub(st.privateSince) >= r.cfg.SiblingDelay
+	} else {
+		st.privateSince = time.Time{}
+	}
 	starting := map[string]bool{}
 	for _, e := range in.eps {
 		for _, a := range e.starting {
 			starting[a] = true
 		}
 	}
-	now := time.Now()
 	for a, at := range st.probed {
 		// Ready (no longer needed), gone, terminating or trusted long
 		// enough without the kubelet agreeing.

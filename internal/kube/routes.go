@@ -95,6 +95,11 @@ type routeInput struct {
 	// done: the route then publishes no replica until the whole solution
 	// can serve (see wakeDone).
 	waking bool
+	// privateReady is true when every private component has had a ready
+	// replica for a moment (RouterConfig.SiblingDelay): its siblings reach
+	// it through its Service, whose rules kube-proxy rewrites at most
+	// about once a second. Vacuously true without private components.
+	privateReady bool
 }
 
 // addrsOf are the replicas of a public component the gateway may send
@@ -112,20 +117,27 @@ func (in *routeInput) addrsOf(comp string) []string {
 }
 
 // wakeDone reports whether a woken solution can serve: every public
-// component has a replica the gateway can reach, and every private one a
-// ready replica. Private components are reached by their siblings through
-// their Services, which route only to ready pods, so for them the
+// component has a replica the gateway can reach, and the private ones are
+// ready (privateReady). Private components are reached by their siblings
+// through their Services, which route only to ready pods, so for them the
 // kubelet's word is the one that counts.
 func wakeDone(in *routeInput) bool {
-	if in.m == nil {
+	if in.m == nil || !in.privateReady {
 		return false
 	}
-	for _, c := range in.m.Components {
-		if c.IsPublic() {
-			if len(in.addrsOf(c.Name)) == 0 {
-				return false
-			}
-		} else if len(in.eps[c.Name].ready) == 0 {
+	for _, c := range in.m.PublicComponents() {
+		if len(in.addrsOf(c.Name)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// privateComponentsReady says whether every private component of m has a
+// ready replica.
+func privateComponentsReady(m *spec.Manifest, eps map[string]endpoints) bool {
+	for _, c := range m.Components {
+		if !c.IsPublic() && len(eps[c.Name].ready) == 0 {
 			return false
 		}
 	}
@@ -139,6 +151,11 @@ func wakeDone(in *routeInput) bool {
 // replicas is ready whatever its status says (the status lags a wake);
 // otherwise a failed solution is failed, a sleeping one sleeping, and
 // anything else (deploying, waking) starting, so that requests are held.
+//
+// No replica is published while this gateway's own wake is not done, nor,
+// while the operator does not report the solution running, before its
+// private components are ready: a public component that answers before
+// the engine behind it would fail the first requests.
 func buildRoute(in *routeInput, limits func(spec.Limits) gateway.Limits) gateway.RouteSpec {
 	sol := in.sol
 	rs := gateway.RouteSpec{Name: sol.Name, Title: sol.Name}
@@ -152,7 +169,7 @@ func buildRoute(in *routeInput, limits func(spec.Limits) gateway.Limits) gateway
 	}
 	m := in.m
 	rs.Title, rs.Hold, rs.Limits = m.DisplayTitle(), m.Scaling.Hold, limits(m.Limits)
-	gate := in.waking && !wakeDone(in)
+	gate := in.waking && !wakeDone(in) || !in.privateReady && sol.Status.State != v1alpha1.StateRunning
 	all := true
 	for _, c := range m.PublicComponents() {
 		up := gateway.Upstream{Component: c.Name, Paths: c.Paths}
@@ -166,7 +183,7 @@ func buildRoute(in *routeInput, limits func(spec.Limits) gateway.Limits) gateway
 	switch {
 	case all:
 		rs.State = gateway.StateReady
-	case gate:
+	case in.waking:
 		rs.State = gateway.StateStarting
 		rs.Reason = "waking"
 	case failed != nil && failed.Status == metav1.ConditionTrue:

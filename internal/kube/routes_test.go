@@ -94,6 +94,9 @@ func TestBuildRoute(t *testing.T) {
 		probed    []string
 		waking    bool
 		invalid   bool
+		// siblingWait: the private components are ready, but not for
+		// SiblingDelay yet.
+		siblingWait bool
 		want      gateway.RouteSpec
 		wantReady bool // wakeDone
 	}{
@@ -133,13 +136,13 @@ func TestBuildRoute(t *testing.T) {
 			wantReady: true,
 		},
 		{
-			name:   "deploying: held, with the operator's reason",
+			name:   "deploying, the engine not ready: held, with the operator's reason",
 			state:  v1alpha1.StateDeploying,
 			conds:  []metav1.Condition{cond(v1alpha1.ConditionReady, false, "Deploying", "component web: 0 of 1 replicas available")},
 			slices: []discoveryv1.EndpointSlice{slice("pc", "web", "~10.0.0.1"), slice("pc", "api", "10.0.0.3")},
 			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateStarting, Limits: limits,
 				Reason:    "component web: 0 of 1 replicas available",
-				Upstreams: ready(nil, []string{"10.0.0.3:8080"})},
+				Upstreams: ready(nil, nil)},
 		},
 		{
 			name:   "failed with nothing running",
@@ -178,6 +181,38 @@ func TestBuildRoute(t *testing.T) {
 			wantReady: true,
 		},
 		{
+			name:   "another replica wakes it: the public pods are ready, the engine is not; held",
+			state:  v1alpha1.StateSleeping,
+			slices: []discoveryv1.EndpointSlice{slice("pc", "web", "10.0.0.1"), slice("pc", "api", "10.0.0.3"), slice("pc", "engine", "~10.0.0.4")},
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateSleeping, Limits: limits,
+				Upstreams: ready(nil, nil)},
+		},
+		{
+			name:        "deploying: the engine is ready, but kube-proxy may not route to it yet; held",
+			state:       v1alpha1.StateDeploying,
+			conds:       []metav1.Condition{cond(v1alpha1.ConditionReady, false, "Deploying", "component engine: 0 of 1 replicas available")},
+			slices:      all,
+			siblingWait: true,
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateStarting, Limits: limits,
+				Reason: "component engine: 0 of 1 replicas available", Upstreams: ready(nil, nil)},
+		},
+		{
+			name:        "waking here, the engine not ready for long enough: not done",
+			state:       v1alpha1.StateSleeping,
+			slices:      all,
+			waking:      true,
+			siblingWait: true,
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateStarting, Reason: "waking", Limits: limits,
+				Upstreams: ready(nil, nil)},
+		},
+		{
+			name:   "running, the engine crashed: the public pods still serve",
+			state:  v1alpha1.StateRunning,
+			slices: []discoveryv1.EndpointSlice{slice("pc", "web", "10.0.0.1"), slice("pc", "api", "10.0.0.3"), slice("pc", "engine", "~10.0.0.4")},
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080"}, []string{"10.0.0.3:8080"})},
+		},
+		{
 			name:    "invalid spec and no earlier one",
 			state:   v1alpha1.StateFailed,
 			slices:  all,
@@ -189,6 +224,7 @@ func TestBuildRoute(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sol, m := partComparer(t, tt.state, tt.conds...)
 			in := &routeInput{sol: sol, m: m, eps: endpointsOf(tt.slices), probed: map[string]bool{}, waking: tt.waking}
+			in.privateReady = privateComponentsReady(m, in.eps) && !tt.siblingWait
 			for _, a := range tt.probed {
 				in.probed[a] = true
 			}

@@ -88,6 +88,7 @@ type GatewayOptions struct {
 // DrainDelay, then the listener closes and requests in flight finish.
 func RunGateway(ctx context.Context, o GatewayOptions) error {
 	log := cmp.Or(o.Logger, slog.Default())
+	UseLogger(log)
 	var certs *certFiles
 	switch {
 	case o.TLS != "" && o.TLS != "off":

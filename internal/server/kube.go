@@ -37,6 +37,7 @@ type KubeOptions struct {
 // file in the data directory.
 func runKubernetes(ctx context.Context, o Options) error {
 	log := o.Logger
+	kube.UseLogger(log)
 	if err := os.MkdirAll(filepath.Join(o.DataDir, "tmp"), 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}

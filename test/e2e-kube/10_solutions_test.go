@@ -129,9 +129,9 @@ func TestDeployPartComparer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"web | web: listening", "api | api: listening"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("aim logs lacks %q:\n%s", want, logs)
+	for _, re := range []string{`(?m)^web \| .*web: listening`, `(?m)^api \| .*api: listening`, `(?m)^engine \| .*engine: .*listening`} {
+		if !regexp.MustCompile(re).MatchString(logs) {
+			t.Errorf("aim logs does not match %s:\n%s", re, logs)
 		}
 	}
 	one, err := aim("logs", "part-comparer", "api", "--tail", "5")
@@ -267,6 +267,26 @@ func awake(t *testing.T, sol, comp string) corev1.Pod {
 	return pod
 }
 
+// keepAwake asks for sol's / through the gateway every two seconds until
+// stopped, so that its short idle timeout does not put it to sleep while
+// a test talks to its pods directly (which the gateway does not see).
+func keepAwake(sol string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			_, _, _, _ = get(ctx, sol, "/")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // runProbe runs the probe image in a pod with the given labels and says
 // whether it got an answer from url, with what it printed.
 func runProbe(t *testing.T, name string, labels map[string]string, url string) (bool, string) {
@@ -320,6 +340,8 @@ func runProbe(t *testing.T, name string, labels map[string]string, url string) (
 // pod of the same solution reaches the engine, and a pod of another
 // solution reaches neither.
 func TestPrivateEngineUnreachable(t *testing.T) {
+	stop := keepAwake("part-comparer")
+	defer stop()
 	engine := awake(t, "part-comparer", "engine")
 	web := awake(t, "part-comparer", "web")
 	engineURL := "http://" + engine.Status.PodIP + ":8080/healthz"

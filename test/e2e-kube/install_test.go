@@ -92,6 +92,10 @@ func install() error {
 		"-n", ns, "--create-namespace", "-f", f, "--wait", "--timeout", "5m"); err != nil {
 		return err
 	}
+	// A kept cluster may hold the solutions of an earlier run.
+	if _, err := kubectl("delete", "solutions", "--all", "-n", ns, "--wait", "--timeout=2m"); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if gatewayURL, err = serviceURL(ctx, "gateway"); err != nil {

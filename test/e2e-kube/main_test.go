@@ -142,7 +142,9 @@ func setup() error {
 // is coming up (another engineer's up.sh) is waited for, never restarted:
 // up.sh takes down a cluster it finds unhealthy.
 func clusterUp() error {
-	if exec.Command("pgrep", "-f", "kube-apiserver").Run() == nil {
+	// This cluster's apiserver names the state directory in its flags (an
+	// envtest apiserver of another test does not).
+	if exec.Command("pgrep", "-f", "kube-apiserver.*"+regexp.QuoteMeta(clusterDir)+"/").Run() == nil {
 		logf("a cluster runs already; using it (it is left up)")
 		return waitCluster(5 * time.Minute)
 	}
@@ -252,13 +254,14 @@ func aim(args ...string) (string, error) {
 	return sh(repo, []string{"AIM_SERVER=" + apiURL, "AIM_TOKEN=" + token, "XDG_CONFIG_HOME=" + os.TempDir()}, aimBin, args...)
 }
 
-// waitFor calls f every interval until it says done, fails, or d passes.
+// waitFor calls f every interval until it says done or d passes; f's
+// error says why it is not done yet, and the last one is returned.
 func waitFor(d, interval time.Duration, what string, f func() (bool, error)) error {
 	deadline := time.Now().Add(d)
 	var last error
 	for {
 		done, err := f()
-		if done && err == nil {
+		if done {
 			return nil
 		}
 		if err != nil {
@@ -334,7 +337,8 @@ func allPodsOf(ctx context.Context, sol string) (int, error) {
 	return len(l.Items), nil
 }
 
-var tokenLine = regexp.MustCompile(`token=([A-Za-z0-9_\-]+)`)
+// tokenLine finds the token in a text (token=…) or JSON ("token":"…") log.
+var tokenLine = regexp.MustCompile(`token"?[=:]"?(aim_[A-Za-z0-9_\-]+)`)
 
 // adminToken reads the token the API's first start logged.
 func adminToken() (string, error) {
