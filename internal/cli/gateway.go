@@ -12,7 +12,7 @@ import (
 // gatewayCmd runs aim's gateway inside a Kubernetes cluster.
 func gatewayCmd(g *globals) *cobra.Command {
 	var o kube.GatewayOptions
-	var logJSON bool
+	var logJSON, debug bool
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the gateway in a Kubernetes cluster: route <name>.<domain> to Solutions, wake them, report their activity",
@@ -29,9 +29,13 @@ On SIGTERM it fails /healthz, keeps answering for --drain-delay while the
 cluster stops sending it connections, then finishes the requests in flight.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var h slog.Handler = slog.NewTextHandler(g.errOut, nil)
+			ho := &slog.HandlerOptions{Level: slog.LevelInfo}
+			if debug {
+				ho.Level = slog.LevelDebug
+			}
+			var h slog.Handler = slog.NewTextHandler(g.errOut, ho)
 			if logJSON {
-				h = slog.NewJSONHandler(g.errOut, nil)
+				h = slog.NewJSONHandler(g.errOut, ho)
 			}
 			o.Logger = slog.New(h)
 			return kube.RunGateway(cmd.Context(), o)
@@ -70,5 +74,6 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.StringVar(&acmeUnused, "acme-email", "", "unused until --tls=acme is supported")
 	f.StringVar(&acmeUnused, "acme-ca", "", "unused until --tls=acme is supported")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
+	f.BoolVar(&debug, "debug", false, "log the steps of each wake")
 	return cmd
 }

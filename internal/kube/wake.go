@@ -120,6 +120,7 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 				for _, a := range in.eps[c.Name].starting {
 					if !probing[a] {
 						probing[a] = true
+						r.log.Debug("wake: probing a new pod", "solution", name, "addr", a, "after", time.Since(scaled))
 						go probe(ctx, a, answered)
 					}
 				}
@@ -127,6 +128,7 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 		}
 		select {
 		case a := <-answered:
+			r.log.Debug("wake: a new pod answered", "solution", name, "addr", a, "after", time.Since(scaled))
 			r.mu.Lock()
 			st.probed[a] = time.Now()
 			r.mu.Unlock()

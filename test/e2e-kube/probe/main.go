@@ -1,10 +1,17 @@
 // Command probe is the client the Kubernetes e2e runs inside pods (its
-// images are FROM scratch: no shell, no curl): "probe URL" asks URL once
-// and exits 0 on any HTTP answer, or 1 when no connection could be made
-// (a NetworkPolicy drops it, nothing listens), printing what happened.
+// images are FROM scratch: no shell, no curl): "probe URL" asks URL again
+// and again for a while and exits 0 at the first HTTP answer, or 1 when no
+// attempt got one (a NetworkPolicy rejects or drops them, nothing
+// listens), printing what happened.
+//
+// It keeps trying because the firewall of a new pod is written a moment
+// after the pod starts: a single early attempt could be refused although
+// the policy allows it. A connection the policy denies is refused for the
+// whole while.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,19 +19,28 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: probe URL")
+	window := flag.Duration("for", 8*time.Second, "how long to keep trying")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: probe [-for DURATION] URL")
 		os.Exit(2)
 	}
-	// Well below the test's own deadline, and long enough for a pod just
-	// started on a busy machine.
-	c := http.Client{Timeout: 4 * time.Second}
+	url := flag.Arg(0)
+	c := http.Client{Timeout: 2 * time.Second}
 	start := time.Now()
-	resp, err := c.Get(os.Args[1])
-	if err != nil {
-		fmt.Printf("no answer after %s: %v\n", time.Since(start).Round(time.Millisecond), err)
-		os.Exit(1)
+	attempts := 0
+	var last error
+	for time.Since(start) < *window {
+		attempts++
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			fmt.Printf("answered %s after %s (attempt %d)\n", resp.Status, time.Since(start).Round(time.Millisecond), attempts)
+			return
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
 	}
-	resp.Body.Close()
-	fmt.Printf("answered %s after %s\n", resp.Status, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("no answer in %d attempts over %s; the last: %v\n", attempts, time.Since(start).Round(time.Millisecond), last)
+	os.Exit(1)
 }
