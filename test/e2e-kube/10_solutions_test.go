@@ -5,6 +5,7 @@ package e2ekube
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -219,6 +220,29 @@ func TestAnswersThroughGateway(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the apex serves the catalog and the API", func(t *testing.T) {
+		for path, want := range map[string]string{"/": "Hello", "/api/v1/solutions": `"name": "hello"`, "/healthz": "ok"} {
+			req, err := http.NewRequest(http.MethodGet, gatewayURL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = domain
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+				t.Errorf("GET %s%s: %d, want 200 with %q:\n%.300s", domain, path, resp.StatusCode, want, b)
+			}
+		}
+		// The CLI, pointed at the gateway (by its address: the apex too).
+		out, err := sh(repo, []string{"AIM_SERVER=" + gatewayURL, "AIM_TOKEN=" + token, "XDG_CONFIG_HOME=" + os.TempDir()}, aimBin, "ls")
+		if err != nil || !strings.Contains(out, "hello") {
+			t.Errorf("aim ls through the gateway: %v\n%s", err, out)
+		}
+	})
 	t.Run("unknown solution", func(t *testing.T) {
 		code, body, _, err := get(context.Background(), "nosuch", "/")
 		if err != nil {
