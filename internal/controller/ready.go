@@ -106,6 +106,10 @@ func (c *Controller) crashError(ctx context.Context, sol, comp string, r runtime
 		b.WriteString(": killed for using more than its memory limit")
 	case r.ExitCode != 0:
 		fmt.Fprintf(&b, " with code %d", r.ExitCode)
+	case r.Restarts > 0:
+		// The engine restarted it before we looked, and a running
+		// container no longer shows the code it exited with.
+		fmt.Fprintf(&b, " (the engine has restarted it %d times)", r.Restarts)
 	}
 	if lines := c.lastLogLines(ctx, sol, comp, 10); lines != "" {
 		b.WriteString("; its last output:\n" + lines)
