@@ -56,7 +56,9 @@ func main() {
 			fmt.Println("cannot write cache:", err)
 		}
 	case "internet":
-		c, err := net.DialTimeout("tcp", "198.51.100.1:443", 2*time.Second)
+		// Long enough that the attempt (SYN_SENT) is still there when a
+		// loaded machine gets round to looking.
+		c, err := net.DialTimeout("tcp", "198.51.100.1:443", 4*time.Second)
 		if err == nil {
 			c.Close()
 		}
