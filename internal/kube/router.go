@@ -118,6 +118,9 @@ type solState struct {
 	// privateSince is when every private component last came to have a
 	// ready replica; zero while one has none.
 	privateSince time.Time
+	// deployments are the names of the solution's Deployments, as a wake
+	// last listed them.
+	deployments []string
 }
 
 // probeTrust is how long an address that answered a wake's probe is used

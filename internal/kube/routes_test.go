@@ -87,18 +87,18 @@ func TestBuildRoute(t *testing.T) {
 	}
 	limits := gateway.Limits{RPS: 100, Burst: 5, Body: 1 << 20}
 	tests := []struct {
-		name      string
-		state     string
-		conds     []metav1.Condition
-		slices    []discoveryv1.EndpointSlice
-		probed    []string
-		waking    bool
-		invalid   bool
+		name    string
+		state   string
+		conds   []metav1.Condition
+		slices  []discoveryv1.EndpointSlice
+		probed  []string
+		waking  bool
+		invalid bool
 		// siblingWait: the private components are ready, but not for
 		// SiblingDelay yet.
 		siblingWait bool
-		want      gateway.RouteSpec
-		wantReady bool // wakeDone
+		want        gateway.RouteSpec
+		wantReady   bool // wakeDone
 	}{
 		{
 			name:   "running: every ready pod of the public components, sorted; the engine is not routed",

@@ -2,10 +2,14 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -94,7 +98,7 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 	poke := st.poke
 	r.mu.Unlock()
 	m := in.m
-	if err := scaleUp(ctx, r.kc, r.cfg.Namespace, name, awakeReplicas(m)); err != nil {
+	if err := r.scaleFromZero(ctx, name, st, awakeReplicas(m), len(m.Components)); err != nil {
 		return now, &controller.WakeError{Msg: err.Error()}
 	}
 	scaled := time.Now()
@@ -153,6 +157,70 @@ func (r *Router) wakeFailed(name string, m *spec.Manifest) error {
 	return &controller.WakeError{Msg: fmt.Sprintf("not ready after %s: %s", r.cfg.WakeTimeout, why)}
 }
 
+// scaleFromZero scales a sleeping solution's Deployments up to n, all at
+// once. The names are those an earlier wake listed, so that a wake costs
+// the API server one call per component and nothing before them; each call
+// is a JSON patch that sets n only if the Deployment is at 0, so that one
+// scaled meanwhile (by another replica's wake, or out under load) is left
+// as it is. Without names, or when one is gone, it lists them.
+func (r *Router) scaleFromZero(ctx context.Context, name string, st *solState, n int32, components int) error {
+	r.mu.Lock()
+	names := st.deployments
+	r.mu.Unlock()
+	if len(names) != components {
+		return r.listAndScale(ctx, name, st, n)
+	}
+	patch := []byte(fmt.Sprintf(`[{"op":"test","path":"/spec/replicas","value":0},{"op":"replace","path":"/spec/replicas","value":%d}]`, n))
+	deps := r.kc.AppsV1().Deployments(r.cfg.Namespace)
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, d := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := deps.Patch(ctx, d, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}, "scale")
+			if err == nil || apierrors.IsNotFound(err) {
+				errs[i] = err
+				return
+			}
+			// Not at 0 (the test failed), or another error: look.
+			sc, gerr := deps.GetScale(ctx, d, metav1.GetOptions{})
+			if gerr != nil {
+				errs[i] = fmt.Errorf("scaling deployment %s to %d: %w (then %v)", d, n, err, gerr)
+				return
+			}
+			if sc.Spec.Replicas >= n {
+				return
+			}
+			_, errs[i] = deps.Patch(ctx, d, types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)), metav1.PatchOptions{FieldManager: fieldManager}, "scale")
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if apierrors.IsNotFound(err) {
+			return r.listAndScale(ctx, name, st, n)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// listAndScale lists a solution's Deployments, remembers their names, and
+// scales those below n up.
+func (r *Router) listAndScale(ctx context.Context, name string, st *solState, n int32) error {
+	deps, err := r.kc.AppsV1().Deployments(r.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelSolution + "=" + name})
+	if err != nil {
+		return fmt.Errorf("listing the deployments of %s: %w", name, err)
+	}
+	names := make([]string, 0, len(deps.Items))
+	for _, d := range deps.Items {
+		names = append(names, d.Name)
+	}
+	r.mu.Lock()
+	st.deployments = names
+	r.mu.Unlock()
+	return scaleDeployments(ctx, r.kc, r.cfg.Namespace, name, deps.Items, n, true)
+}
+
 // awakeReplicas is how many replicas of each component an awake solution
 // runs at least: max(scaling.min, 1), as the operator creates them.
 func awakeReplicas(m *spec.Manifest) int32 {
@@ -171,11 +239,15 @@ func scaleTo(ctx context.Context, kc kubernetes.Interface, ns, name string, n in
 	if err != nil {
 		return fmt.Errorf("listing the deployments of %s: %w", name, err)
 	}
-	if len(deps.Items) == 0 {
+	return scaleDeployments(ctx, kc, ns, name, deps.Items, n, upOnly)
+}
+
+func scaleDeployments(ctx context.Context, kc kubernetes.Interface, ns, name string, deps []appsv1.Deployment, n int32, upOnly bool) error {
+	if len(deps) == 0 {
 		return fmt.Errorf("solution %s has no deployments (yet): is the operator running?", name)
 	}
 	patch := []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n))
-	for _, d := range deps.Items {
+	for _, d := range deps {
 		cur := int32(1)
 		if d.Spec.Replicas != nil {
 			cur = *d.Spec.Replicas
