@@ -11,8 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -94,6 +97,10 @@ type Router struct {
 	dirty   map[string]bool
 	kick    chan struct{}
 
+	// watchPods is true when the gateway may watch pods: wakes then see a
+	// new pod's address before its EndpointSlice does.
+	watchPods bool
+
 	// syncMu serialises syncs, so that routes are published in order.
 	syncMu sync.Mutex
 	mu     sync.Mutex // guards sols and everything in them
@@ -145,13 +152,22 @@ func NewRouter(rc *rest.Config, cfg RouterConfig) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("creating the client: %w", err)
+	}
+	byObject := map[client.Object]cache.ByObject{
+		&discoveryv1.EndpointSlice{}: {Label: labels.NewSelector().Add(*own)},
+	}
+	watchPods := mayWatchPods(kc, cfg.Namespace, cfg.Logger)
+	if watchPods {
+		byObject[&corev1.Pod{}] = cache.ByObject{Label: labels.NewSelector().Add(*own)}
+	}
 	c, err := cache.New(rc, cache.Options{
 		Scheme:            scheme,
 		DefaultNamespaces: map[string]cache.Config{cfg.Namespace: {}},
 		DefaultTransform:  cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&discoveryv1.EndpointSlice{}: {Label: labels.NewSelector().Add(*own)},
-		},
+		ByObject:          byObject,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the cache: %w", err)
@@ -160,14 +176,31 @@ func NewRouter(rc *rest.Config, cfg RouterConfig) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the client: %w", err)
 	}
-	kc, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("creating the client: %w", err)
-	}
 	return &Router{
-		cfg: cfg, cache: c, client: cl, kc: kc, log: cfg.Logger,
+		cfg: cfg, cache: c, client: cl, kc: kc, log: cfg.Logger, watchPods: watchPods,
 		dirty: map[string]bool{}, kick: make(chan struct{}, 1), sols: map[string]*solState{},
 	}, nil
+}
+
+// mayWatchPods asks the API server whether the gateway may list and watch
+// the namespace's pods. Without that permission it routes from
+// EndpointSlices alone, and says so: a wake then learns of a new pod a
+// little later.
+func mayWatchPods(kc kubernetes.Interface, ns string, log *slog.Logger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, verb := range []string{"list", "watch"} {
+		r, err := kc.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: verb, Resource: "pods",
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil || !r.Status.Allowed {
+			log.Warn("not watching pods (grant list and watch on pods for faster wakes); waking from EndpointSlices alone", "verb", verb, "err", err)
+			return false
+		}
+	}
+	return true
 }
 
 // Synced is true once every Solution of the namespace has its route.
@@ -181,7 +214,11 @@ func (r *Router) Run(ctx context.Context, ready func()) error {
 		UpdateFunc: func(_, o any) { r.markObj(o) },
 		DeleteFunc: func(o any) { r.markObj(o) },
 	}
-	for _, obj := range []client.Object{&v1alpha1.Solution{}, &discoveryv1.EndpointSlice{}} {
+	watched := []client.Object{&v1alpha1.Solution{}, &discoveryv1.EndpointSlice{}}
+	if r.watchPods {
+		watched = append(watched, &corev1.Pod{})
+	}
+	for _, obj := range watched {
 		inf, err := r.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", obj, err)
@@ -264,11 +301,21 @@ func (r *Router) markObj(o any) {
 		if n := obj.Labels[v1alpha1.LabelSolution]; n != "" {
 			r.markAndPoke(n)
 		}
+	case *corev1.Pod:
+		// Only a wake looks at pods; routes follow the slices.
+		if n := obj.Labels[v1alpha1.LabelSolution]; n != "" {
+			r.poke(n)
+		}
 	}
 }
 
 func (r *Router) markAndPoke(name string) {
 	r.mark(name)
+	r.poke(name)
+}
+
+// poke tells a wake in flight that the solution's objects changed.
+func (r *Router) poke(name string) {
 	r.mu.Lock()
 	if st := r.sols[name]; st != nil && st.poke != nil {
 		select {
@@ -306,6 +353,13 @@ func (r *Router) input(ctx context.Context, name string) (*routeInput, *solState
 		return nil, nil, fmt.Errorf("reading the endpoints of %s: %w", name, err)
 	}
 	in := &routeInput{sol: sol, eps: endpointsOf(sl.Items), probed: map[string]bool{}}
+	if r.watchPods {
+		var pl corev1.PodList
+		if err := r.cache.List(ctx, &pl, client.InNamespace(r.cfg.Namespace), client.MatchingLabels{v1alpha1.LabelSolution: name}); err != nil {
+			return nil, nil, fmt.Errorf("reading the pods of %s: %w", name, err)
+		}
+		addStartingPods(in.eps, pl.Items)
+	}
 	m, err := v1alpha1.ToManifest(name, sol.Spec)
 
 	r.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,6 +78,31 @@ func slicePort(s *discoveryv1.EndpointSlice) int {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// addStartingPods adds to eps the addresses of pods that have an IP but
+// are neither ready in the slices nor going away: the kubelet reports a
+// new pod's IP with its status, and the EndpointSlice controller copies it
+// into the slice a moment later (tens of milliseconds, more on a busy
+// control plane), so a wake that watches pods probes them that much
+// sooner.
+func addStartingPods(eps map[string]endpoints, pods []corev1.Pod) {
+	for i := range pods {
+		p := &pods[i]
+		comp := p.Labels[v1alpha1.LabelComponent]
+		if comp == "" || p.Status.PodIP == "" || p.DeletionTimestamp != nil ||
+			p.Status.Phase != corev1.PodRunning && p.Status.Phase != corev1.PodPending {
+			continue
+		}
+		addr := net.JoinHostPort(p.Status.PodIP, strconv.Itoa(spec.Port))
+		e := eps[comp]
+		if slices.Contains(e.ready, addr) || slices.Contains(e.starting, addr) {
+			continue
+		}
+		e.starting = append(e.starting, addr)
+		slices.Sort(e.starting)
+		eps[comp] = e
+	}
+}
 
 // routeInput is what a solution's route is computed from.
 type routeInput struct {

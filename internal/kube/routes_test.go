@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -239,5 +240,36 @@ func TestBuildRoute(t *testing.T) {
 				t.Errorf("wakeDone = %v, want %v", d, tt.wantReady)
 			}
 		})
+	}
+}
+
+func TestAddStartingPods(t *testing.T) {
+	pod := func(name, comp, ip string, phase corev1.PodPhase, deleting bool) corev1.Pod {
+		p := corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelSolution: "pc", v1alpha1.LabelComponent: comp}},
+			Status:     corev1.PodStatus{PodIP: ip, Phase: phase},
+		}
+		if deleting {
+			now := metav1.Now()
+			p.DeletionTimestamp = &now
+		}
+		return p
+	}
+	eps := endpointsOf([]discoveryv1.EndpointSlice{slice("pc", "web", "10.0.0.1", "~10.0.0.2")})
+	addStartingPods(eps, []corev1.Pod{
+		pod("ready-in-slice", "web", "10.0.0.1", corev1.PodRunning, false),
+		pod("starting-in-slice", "web", "10.0.0.2", corev1.PodRunning, false),
+		pod("new, not in the slice yet", "web", "10.0.0.3", corev1.PodRunning, false),
+		pod("no IP yet", "web", "", corev1.PodPending, false),
+		pod("going away", "web", "10.0.0.4", corev1.PodRunning, true),
+		pod("exited", "web", "10.0.0.5", corev1.PodFailed, false),
+		pod("another component", "api", "10.0.0.6", corev1.PodRunning, false),
+	})
+	want := map[string]endpoints{
+		"web": {ready: []string{"10.0.0.1:8080"}, starting: []string{"10.0.0.2:8080", "10.0.0.3:8080"}},
+		"api": {starting: []string{"10.0.0.6:8080"}},
+	}
+	if !reflect.DeepEqual(eps, want) {
+		t.Errorf("got %+v\nwant %+v", eps, want)
 	}
 }
