@@ -422,8 +422,9 @@ func medianOf(ps []phases, f func(phases) time.Duration) time.Duration {
 func benchReport(aimT, bare, pod []phases) string {
 	var b bytes.Buffer
 	nproc, _ := exec.Command("nproc").Output()
-	fmt.Fprintf(&b, "**Result** (%s, %s cores, the single-node cluster of `test/cluster`: Kubernetes v1.32.4, containerd 1.6, kube-proxy iptables; %d rounds, the order of the sides rotating; other engineers' builds, tests and a kwok benchmark running on the machine at the same time). Medians, each phase from the request (aim) or the scale call (floors):\n\n",
-		time.Now().Format("2006-01-02"), strings.TrimSpace(string(nproc)), len(aimT))
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(&b, "**Result** (%s, %s cores, the single-node cluster of `test/cluster`: Kubernetes v1.32.4, containerd 1.6, kube-proxy iptables; %d rounds, the order of the sides rotating; load average at the end %s). Medians, each phase from the request (aim) or the scale call (floors):\n\n",
+		time.Now().Format("2006-01-02"), strings.TrimSpace(string(nproc)), len(aimT), strings.Join(strings.Fields(string(load))[:3], " / "))
 	fmt.Fprintln(&b, "| side | pod created | pod IP known | answer (first byte) | from IP known to answer |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|")
 	rows := []struct {
