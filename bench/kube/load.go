@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -267,7 +268,20 @@ func measure(ctx context.Context, cl *cluster, op *operatorProc, c config, side 
 		cpuBefore = cpuTimes(pids)
 	}
 
+	profile := func(query, kind string) error {
+		if op == nil || op.pprof == "" {
+			return nil
+		}
+		path := filepath.Join(c.profile, fmt.Sprintf("%s-%s-%d.pprof", kind, side, n))
+		if err := op.saveProfile(ctx, query, path); err != nil {
+			return err
+		}
+		step("wrote %s", path)
+		return nil
+	}
+	cpuProfile := make(chan error, 1)
 	t.start = time.Now()
+	go func() { cpuProfile <- profile("profile?seconds=60", "cpu") }()
 	createErr := make(chan error, 1)
 	go func() { createErr <- create(ctx, cl.admin, t, floor, n, c.components, c.workers) }()
 	tick := time.NewTicker(10 * time.Second)
@@ -326,6 +340,9 @@ func measure(ctx context.Context, cl *cluster, op *operatorProc, c config, side 
 	t.mu.Unlock()
 	slices.Sort(res.perSolution)
 
+	if err := profile("heap?gc=1", "heap"); err != nil {
+		return err
+	}
 	cpuAfter := cpuTimes(pids)
 	for i, p := range pids {
 		res.cpu = append(res.cpu, procCPUTime{p.name, cpuAfter[i] - cpuBefore[i]})
@@ -350,7 +367,8 @@ func measure(ctx context.Context, cl *cluster, op *operatorProc, c config, side 
 		}
 		res.op = o
 	}
-	return nil
+	// After the measurements: a run shorter than the profile waits for it.
+	return <-cpuProfile
 }
 
 func progress(t *tracker, smp *sampler) string {

@@ -66,6 +66,7 @@ type config struct {
 	docs       string
 	keep       bool
 	stateDir   string
+	profile    string
 }
 
 func main() {
@@ -95,6 +96,7 @@ func main() {
 	flag.StringVar(&c.docs, "docs", envString("KUBEBENCH_DOCS", ""), "also write the results between the bench/kube markers of this file, e.g. docs/benchmarks.md (env KUBEBENCH_DOCS)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (logs of every process, samples)")
 	flag.StringVar(&c.stateDir, "state-dir", "", "parent of the temporary directory (default: $TMPDIR); etcd's data goes to /dev/shm when it exists, so that a disk shared with other work does not weigh on the API server")
+	flag.StringVar(&c.profile, "profile", "", "write pprof profiles of the aim-unthrottled operator into this directory: CPU over the first minute of each run, heap once every Solution is Ready")
 	flag.Parse()
 
 	var err error
@@ -193,9 +195,9 @@ func runOne(ctx context.Context, c config, dir, side string, n int, self string)
 	var op *operatorProc
 	switch side {
 	case sideAim:
-		op, err = startOperator(ctx, cl, dir, c.aimBin, nil)
+		op, err = startOperator(ctx, cl, dir, c.aimBin, nil, false)
 	case sideUnthrottled:
-		op, err = startOperator(ctx, cl, dir, self, []string{unthrottledEnv + "=1"})
+		op, err = startOperator(ctx, cl, dir, self, []string{unthrottledEnv + "=1"}, c.profile != "")
 	}
 	if err != nil {
 		return res, cl.explain(err)

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -53,22 +55,55 @@ type operatorProc struct {
 	p       *proc
 	log     string
 	metrics string // URL of its /metrics
+	pprof   string // URL of its /debug/pprof/, or empty
+}
+
+// saveProfile writes one of the operator's pprof profiles (name and
+// query, e.g. "heap?gc=1") to path.
+func (o *operatorProc) saveProfile(ctx context.Context, query, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.pprof+query, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profiling the operator: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profiling the operator (%s): %s", query, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // startOperator runs bin as the operator (bin operator FLAGS, or with env
 // the harness's own unthrottled operator, bin FLAGS) and waits until it
-// leads: only then does it reconcile.
-func startOperator(ctx context.Context, cl *cluster, dir, bin string, env []string) (*operatorProc, error) {
+// leads: only then does it reconcile. The unthrottled one serves pprof
+// when profile is set.
+func startOperator(ctx context.Context, cl *cluster, dir, bin string, env []string, profile bool) (*operatorProc, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	args := operatorFlags(cl.kubeconfigs["operator"], addr)
+	pprofURL := ""
 	if len(env) == 0 {
 		args = append([]string{"operator"}, args...)
+	} else if profile {
+		pp := fmt.Sprintf("127.0.0.1:%d", freePort())
+		args = append(args, "--pprof-addr="+pp)
+		pprofURL = "http://" + pp + "/debug/pprof/"
 	}
 	p, err := startProc(dir, "operator", bin, env, args...)
 	if err != nil {
 		return nil, err
 	}
-	op := &operatorProc{p: p, log: p.log, metrics: "http://" + addr + "/metrics"}
+	op := &operatorProc{p: p, log: p.log, metrics: "http://" + addr + "/metrics", pprof: pprofURL}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		m, err := scrape(ctx, op.metrics)
@@ -300,8 +335,19 @@ func runUnthrottled(args []string) error {
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "")
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "")
 	fs.BoolVar(&logJSON, "log-json", false, "")
+	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof here (the harness's -profile)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		l, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		go http.Serve(l, mux)
 	}
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
 	if logJSON {
