@@ -113,8 +113,9 @@ scratch_image() {
     for line in "$@"; do echo "$line"; done
     echo "ENTRYPOINT [\"/$(basename "$bin")\"]"
   } >"$ctx/Dockerfile"
-  local out
-  out=$(DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" 2>&1) || die "docker build of $image: $out"
+  # Not $out: that is where the image goes.
+  local built
+  built=$(DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" 2>&1) || die "docker build of $image: $built"
   docker save -o "$out" "$image"
   rm -rf "$ctx"
 }
