@@ -147,7 +147,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		rt.stats.observe(rw.status, time.Since(start), rw.in, rw.out)
 		if g.cfg.AccessLog != nil {
-			g.logAccess(r, rt.name, client, rw, start, wake)
+			g.logAccess(accessEntry{
+				solution: rt.name, client: client, method: r.Method, host: r.Host, uri: r.RequestURI,
+				proto: r.Proto, status: rw.status, in: rw.in, out: rw.out, start: start, wake: wake,
+				userAgent: r.UserAgent(), referer: r.Referer(),
+			})
 		}
 	}()
 	if lim := rt.lim.Load(); lim != nil {
@@ -202,7 +206,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rt.leave()
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
-	if !fastPath(r) {
+	if !pooled(r) {
 		b.proxy.ServeHTTP(rw, r)
 		return
 	}
@@ -319,14 +323,15 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 // isBot is true for requests that should not keep a solution awake:
 // HEAD, /robots.txt, and the User-Agents of checkers and crawlers.
 func (g *Gateway) isBot(r *http.Request) bool {
-	if r.Method == http.MethodHead || r.URL.Path == "/robots.txt" {
+	return isBot(r.Method == http.MethodHead, r.URL.Path, r.Header.Get("User-Agent"), g.cfg.BotAgents)
+}
+
+// isBot is Gateway.isBot for the fast path's raw head as well.
+func isBot[S string | []byte](head bool, path, ua S, agents []string) bool {
+	if head || string(path) == "/robots.txt" {
 		return true
 	}
-	ua := r.Header.Get("User-Agent")
-	if ua == "" {
-		return false
-	}
-	for _, a := range g.cfg.BotAgents {
+	for _, a := range agents {
 		if containsFold(ua, a) {
 			return true
 		}
@@ -347,7 +352,7 @@ func lower(s string) string {
 
 // containsFold reports whether s contains the lower-case ASCII substr,
 // ignoring case, without allocating.
-func containsFold(s, substr string) bool {
+func containsFold[S string | []byte](s S, substr string) bool {
 	n := len(substr)
 	for i := 0; i+n <= len(s); i++ {
 		j := 0

@@ -157,8 +157,8 @@ func (c *upConn) alive() bool {
 // http.Transport writes and reads at once, on two goroutines.
 const maxFastBody = 64 << 10
 
-// fastPath is true for requests the pooled client handles.
-func fastPath(r *http.Request) bool {
+// pooled is true for requests the pooled client handles.
+func pooled(r *http.Request) bool {
 	return r.ContentLength >= 0 && r.ContentLength <= maxFastBody && r.Trailer == nil &&
 		r.Header.Get("Upgrade") == "" && r.Header.Get("Expect") == ""
 }
@@ -232,7 +232,7 @@ func (g *Gateway) roundTrip(w http.ResponseWriter, r *http.Request, b *backend) 
 
 // exchange writes the request and reads the response head. sent says
 // whether any of the request's body was consumed. Only requests that
-// fastPath admits come here: no body, or one of known, small length.
+// pooled admits come here: no body, or one of known, small length.
 func (g *Gateway) exchange(c *upConn, r *http.Request, hasBody bool) (*http.Response, bool, error) {
 	bw := c.bw
 	uri := r.RequestURI

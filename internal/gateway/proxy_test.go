@@ -13,19 +13,59 @@ import (
 	"time"
 )
 
+// front is the gateway as clients reach it.
+type front struct {
+	URL    string
+	client *http.Client
+	srv    *Server // nil for net/http alone
+}
+
+func (f *front) Client() *http.Client { return f.client }
+
+// fronts are the two ways to serve a gateway: net/http alone, and the
+// Server with its fast path, which hands the rest to net/http. Every
+// proxy test runs through both.
+var fronts = []struct {
+	name  string
+	start func(t *testing.T, g *Gateway) *front
+}{
+	{"net-http", func(t *testing.T, g *Gateway) *front {
+		s := httptest.NewServer(g)
+		t.Cleanup(s.Close)
+		return &front{URL: s.URL, client: s.Client()}
+	}},
+	{"fast", func(t *testing.T, g *Gateway) *front {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewServer(g, ServerConfig{})
+		go s.Serve(ln)
+		t.Cleanup(func() { s.Close() })
+		tr := &http.Transport{}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &front{URL: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}, srv: s}
+	}},
+}
+
+// eachFront runs f once per front.
+func eachFront(t *testing.T, f func(t *testing.T, start func(*testing.T, *Gateway) *front)) {
+	for _, fr := range fronts {
+		t.Run(fr.name, func(t *testing.T) { f(t, fr.start) })
+	}
+}
+
 // serveOne puts a backend behind a fresh gateway as solution s.
-func serveOne(t *testing.T, h http.Handler) (*Gateway, *httptest.Server) {
+func serveOne(t *testing.T, start func(*testing.T, *Gateway) *front, h http.Handler) (*Gateway, *front) {
 	t.Helper()
 	backend := httptest.NewServer(h)
 	t.Cleanup(backend.Close)
 	g := New(Config{})
 	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{strings.TrimPrefix(backend.URL, "http://")}}}})
-	front := httptest.NewServer(g)
-	t.Cleanup(front.Close)
-	return g, front
+	return g, start(t, g)
 }
 
-func do(t *testing.T, front *httptest.Server, method, path string, body io.Reader, hdr map[string]string) (*http.Response, string) {
+func do(t *testing.T, front *front, method, path string, body io.Reader, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, front.URL+path, body)
 	req.Host = "s.localhost"
@@ -41,8 +81,10 @@ func do(t *testing.T, front *httptest.Server, method, path string, body io.Reade
 	return resp, string(b)
 }
 
-func TestFastPathHeaders(t *testing.T) {
-	_, front := serveOne(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func TestProxyHeaders(t *testing.T) { eachFront(t, testHeaders) }
+
+func testHeaders(t *testing.T, start func(*testing.T, *Gateway) *front) {
+	_, front := serveOne(t, start, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "X-Secret-Hop")
 		w.Header().Set("X-Secret-Hop", "no")
 		w.Header().Set("Keep-Alive", "timeout=5")
@@ -59,8 +101,10 @@ func TestFastPathHeaders(t *testing.T) {
 	}
 }
 
-func TestFastPathStreamsAndTrailers(t *testing.T) {
-	_, front := serveOne(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func TestProxyStreamsAndTrailers(t *testing.T) { eachFront(t, testStreamsAndTrailers) }
+
+func testStreamsAndTrailers(t *testing.T, start func(*testing.T, *Gateway) *front) {
+	_, front := serveOne(t, start, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Sum")
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := range 3 {
@@ -79,7 +123,9 @@ func TestFastPathStreamsAndTrailers(t *testing.T) {
 // TestFastPathStaleConnection has the replica drop every connection after
 // one answer, without saying so: a pooled connection is then dead, and the
 // next request, with or without a body, must still get through.
-func TestFastPathStaleConnection(t *testing.T) {
+func TestProxyStaleConnection(t *testing.T) { eachFront(t, testStaleConnection) }
+
+func testStaleConnection(t *testing.T, start func(*testing.T, *Gateway) *front) {
 	var conns atomic.Int64
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -102,8 +148,7 @@ func TestFastPathStaleConnection(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	g := New(Config{})
 	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{ln.Addr().String()}}}})
-	front := httptest.NewServer(g)
-	defer front.Close()
+	front := start(t, g)
 	for i, tc := range []struct {
 		method string
 		body   string
@@ -122,7 +167,9 @@ func TestFastPathStaleConnection(t *testing.T) {
 
 type connKey struct{}
 
-func TestFastPathRefusedIsRetriedOnce(t *testing.T) {
+func TestProxyRefusedIsRetriedOnce(t *testing.T) { eachFront(t, testRefusedIsRetriedOnce) }
+
+func testRefusedIsRetriedOnce(t *testing.T, start func(*testing.T, *Gateway) *front) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +178,7 @@ func TestFastPathRefusedIsRetriedOnce(t *testing.T) {
 	ln.Close()
 	g := New(Config{})
 	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{addr}}}})
-	front := httptest.NewServer(g)
-	defer front.Close()
+	front := start(t, g)
 	// The replica starts listening just after the first attempt.
 	go func() {
 		time.Sleep(refusedRetryPause / 5)

@@ -74,22 +74,35 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 func (c *countingReader) Close() error { return c.w.body.Close() }
 
+// accessEntry is one line of the access log.
+type accessEntry struct {
+	solution           string
+	client             netip.Addr
+	method, host, uri  string
+	proto              string
+	status             int
+	in, out            int64
+	start              time.Time
+	wake               time.Duration
+	userAgent, referer string
+}
+
 // logAccess writes one structured line for a request to a solution.
-func (g *Gateway) logAccess(r *http.Request, solution string, client netip.Addr, rw *writer, start time.Time, wake time.Duration) {
+func (g *Gateway) logAccess(e accessEntry) {
 	attrs := [...]slog.Attr{
-		slog.String("solution", solution),
-		slog.String("client", client.String()),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("uri", r.RequestURI),
-		slog.String("proto", r.Proto),
-		slog.Int("status", rw.status),
-		slog.Int64("bytes_in", rw.in),
-		slog.Int64("bytes_out", rw.out),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-		slog.Float64("wake_ms", float64(wake.Microseconds())/1000),
-		slog.String("user_agent", r.UserAgent()),
-		slog.String("referer", r.Referer()),
+		slog.String("solution", e.solution),
+		slog.String("client", e.client.String()),
+		slog.String("method", e.method),
+		slog.String("host", e.host),
+		slog.String("uri", e.uri),
+		slog.String("proto", e.proto),
+		slog.Int("status", e.status),
+		slog.Int64("bytes_in", e.in),
+		slog.Int64("bytes_out", e.out),
+		slog.Float64("duration_ms", float64(time.Since(e.start).Microseconds())/1000),
+		slog.Float64("wake_ms", float64(e.wake.Microseconds())/1000),
+		slog.String("user_agent", e.userAgent),
+		slog.String("referer", e.referer),
 	}
 	g.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
 }

@@ -183,35 +183,31 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
 	}
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, 10*time.Second),
-		ReadTimeout:       cmp.Or(o.ReadTimeout, 5*time.Minute),
-		WriteTimeout:      cmp.Or(o.WriteTimeout, 10*time.Minute),
-		IdleTimeout:       cmp.Or(o.ConnIdleTimeout, 2*time.Minute),
-		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 32<<10),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	limits := gateway.ServerConfig{
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		WriteTimeout:      o.WriteTimeout,
+		IdleTimeout:       o.ConnIdleTimeout,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
+		Logger:            log,
 	}
+	var plain http.Handler = gw
+	if certs != nil {
+		plain = redirectToHTTPS(gw.Domain(), gw)
+	}
+	srv := gateway.NewServer(plain, limits)
 	srvErr := make(chan error, 2)
-	var tlsSrv *http.Server
+	var tlsSrv *gateway.Server
 	if certs != nil {
 		addr := cmp.Or(o.HTTPS, ":8443")
 		tlsLn, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
-		tlsSrv = &http.Server{
-			Handler:           gw,
-			TLSConfig:         &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
-			ReadHeaderTimeout: srv.ReadHeaderTimeout,
-			ReadTimeout:       srv.ReadTimeout,
-			WriteTimeout:      srv.WriteTimeout,
-			IdleTimeout:       srv.IdleTimeout,
-			MaxHeaderBytes:    srv.MaxHeaderBytes,
-			ErrorLog:          srv.ErrorLog,
-		}
-		srv.Handler = redirectToHTTPS(gw.Domain(), gw)
-		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, "", "") }()
+		tlsSrv = gateway.NewServer(gw, limits)
+		go func() {
+			srvErr <- tlsSrv.ServeTLS(tlsLn, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+		}()
 		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "cert", o.TLSCertFile)
 	}
 	go func() { srvErr <- srv.Serve(ln) }()

@@ -218,15 +218,15 @@ func Run(ctx context.Context, o Options) error {
 	if tm.Enabled() {
 		plain = localPlain(gw, tm.HTTPHandler(gw))
 	}
-	srv := &http.Server{
-		Handler:           plain,
-		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, 10*time.Second),
-		ReadTimeout:       cmp.Or(o.ReadTimeout, 5*time.Minute),
-		WriteTimeout:      cmp.Or(o.WriteTimeout, 10*time.Minute),
-		IdleTimeout:       cmp.Or(o.ConnIdleTimeout, 2*time.Minute),
-		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 32<<10),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	limits := gateway.ServerConfig{
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		WriteTimeout:      o.WriteTimeout,
+		IdleTimeout:       o.ConnIdleTimeout,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
+		Logger:            log,
 	}
+	srv := gateway.NewServer(plain, limits)
 
 	if err := ctl.Adopt(ctx); err != nil {
 		return err
@@ -252,19 +252,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	srvErr := make(chan error, 2)
 	go func() { srvErr <- srv.Serve(ln) }()
-	var tlsSrv *http.Server
+	var tlsSrv *gateway.Server
 	if tlsLn != nil {
-		tlsSrv = &http.Server{
-			Handler:           tm.HSTS(gw),
-			TLSConfig:         tm.TLSConfig(),
-			ReadHeaderTimeout: srv.ReadHeaderTimeout,
-			ReadTimeout:       srv.ReadTimeout,
-			WriteTimeout:      srv.WriteTimeout,
-			IdleTimeout:       srv.IdleTimeout,
-			MaxHeaderBytes:    srv.MaxHeaderBytes,
-			ErrorLog:          srv.ErrorLog,
-		}
-		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, "", "") }()
+		tlsSrv = gateway.NewServer(tm.HSTS(gw), limits)
+		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, tm.TLSConfig()) }()
 		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "tls", string(tc.Mode))
 	}
 	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir)

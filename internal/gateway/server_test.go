@@ -1,0 +1,413 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fastServer serves g with a Server on a loopback port, and counts the
+// connections handed to net/http.
+func fastServer(t *testing.T, g *Gateway) (addr string, s *Server, handoffs *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = NewServer(g, ServerConfig{})
+	handoffs = new(atomic.Int64)
+	s.HTTP.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			handoffs.Add(1)
+		}
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String(), s, handoffs
+}
+
+func routeTo(g *Gateway, addr string, limits Limits) {
+	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Limits: limits, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{addr}}}})
+}
+
+// rawConn is a client connection that writes heads by hand.
+type rawConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (rc *rawConn) send(s string) {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.c, s); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// read reads one answer to a request of the given method.
+func (rc *rawConn) read(method string) (*http.Response, string) {
+	rc.t.Helper()
+	resp, err := http.ReadResponse(rc.br, &http.Request{Method: method})
+	for err == nil && resp.StatusCode < 200 { // interim answers
+		resp, err = http.ReadResponse(rc.br, &http.Request{Method: method})
+	}
+	if err != nil {
+		rc.t.Fatalf("reading the answer: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		rc.t.Fatalf("reading the body: %v", err)
+	}
+	return resp, string(b)
+}
+
+func echoBackend(t *testing.T) string {
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodHead {
+			w.Header().Set("Content-Length", "5")
+			return
+		}
+		io.WriteString(w, r.Method+" "+r.RequestURI+" "+string(body))
+	}))
+	t.Cleanup(b.Close)
+	return strings.TrimPrefix(b.URL, "http://")
+}
+
+func TestServerFastPathAndHandOff(t *testing.T) {
+	var logs syncBuffer
+	g := New(Config{AccessLog: slog.New(slog.NewJSONHandler(&logs, nil))})
+	routeTo(g, echoBackend(t), Limits{})
+	addr, _, handoffs := fastServer(t, g)
+	rc := dialRaw(t, addr)
+
+	rc.send("GET /one?x=1 HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	if _, body := rc.read("GET"); body != "GET /one?x=1 " {
+		t.Errorf("fast GET: %q", body)
+	}
+	rc.send("HEAD /h HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	if resp, body := rc.read("HEAD"); resp.ContentLength != 5 || body != "" {
+		t.Errorf("fast HEAD: length %d body %q", resp.ContentLength, body)
+	}
+	// Two requests in one write: answered in order.
+	rc.send("GET /a HTTP/1.1\r\nHost: s.localhost\r\n\r\nGET /b HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	_, a := rc.read("GET")
+	_, b := rc.read("GET")
+	if a != "GET /a " || b != "GET /b " {
+		t.Errorf("pipelined: %q, %q", a, b)
+	}
+	if n := handoffs.Load(); n != 0 {
+		t.Fatalf("%d connections handed to net/http for requests the fast path takes", n)
+	}
+	// Requests are counted once answered: wait for the last one.
+	st := &g.Routes.lookup("s").stats
+	for deadline := time.Now().Add(5 * time.Second); st.byClass[2].Load() < 4 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if c := st.byClass[2].Load(); c != 4 {
+		t.Errorf("2xx counted %d times, want 4", c)
+	}
+	var line struct {
+		Method, URI string
+		Status      int
+		Client      string
+	}
+	if err := json.Unmarshal(bytes.SplitN([]byte(logs.String()), []byte("\n"), 2)[0], &line); err != nil || line.Method != "GET" || line.URI != "/one?x=1" || line.Status != 200 || line.Client != "127.0.0.1" {
+		t.Errorf("access log %q (%v)", logs.String(), err)
+	}
+
+	// A body: net/http serves it, and the rest of the connection.
+	rc.send("POST /p HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 4\r\n\r\nbody")
+	if _, body := rc.read("POST"); body != "POST /p body" {
+		t.Errorf("POST after hand-off: %q", body)
+	}
+	rc.send("GET /after HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	if _, body := rc.read("GET"); body != "GET /after " {
+		t.Errorf("GET after hand-off: %q", body)
+	}
+	if n := handoffs.Load(); n != 1 {
+		t.Errorf("%d hand-offs, want 1", n)
+	}
+}
+
+func TestServerHandsOff(t *testing.T) {
+	backend := echoBackend(t)
+	down, _ := net.Listen("tcp", "127.0.0.1:0")
+	downAddr := down.Addr().String()
+	down.Close()
+	tests := []struct {
+		name   string
+		route  func(g *Gateway)
+		head   string
+		status int
+	}{
+		{"apex", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", 404},
+		{"unknown solution", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\n", 404},
+		{"failed", func(g *Gateway) {
+			g.Routes.Set(RouteSpec{Name: "s", State: StateFailed, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}}}})
+		}, "GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n", 502},
+		{"replica down", func(g *Gateway) { routeTo(g, downAddr, Limits{}) }, "GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n", 502},
+		{"escaped path", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET /a%20b HTTP/1.1\r\nHost: s.localhost\r\n\r\n", 200},
+		{"HTTP/1.0", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET / HTTP/1.0\r\nHost: s.localhost\r\n\r\n", 200},
+		{"malformed", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET / HTTP/1.1\r\nHost: s.localhost\r\nBad Header: x\r\n\r\n", 400},
+		{"head too large for the fast path", func(g *Gateway) { routeTo(g, backend, Limits{}) },
+			"GET / HTTP/1.1\r\nHost: s.localhost\r\nCookie: " + strings.Repeat("c", readBufSize) + "\r\n\r\n", 200},
+		{"head over MaxHeaderBytes", func(g *Gateway) { routeTo(g, backend, Limits{}) },
+			"GET / HTTP/1.1\r\nHost: s.localhost\r\nCookie: " + strings.Repeat("c", 40<<10) + "\r\n\r\n", 431},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(Config{})
+			tc.route(g)
+			addr, _, handoffs := fastServer(t, g)
+			rc := dialRaw(t, addr)
+			rc.send(tc.head)
+			if resp, body := rc.read("GET"); resp.StatusCode != tc.status {
+				t.Errorf("status %d (%q), want %d", resp.StatusCode, body, tc.status)
+			}
+			if handoffs.Load() != 1 {
+				t.Errorf("%d hand-offs, want 1", handoffs.Load())
+			}
+		})
+	}
+}
+
+func TestServerRateLimitGoesToNetHTTP(t *testing.T) {
+	g := New(Config{})
+	routeTo(g, echoBackend(t), Limits{RPS: 1, Burst: 1})
+	addr, _, _ := fastServer(t, g)
+	rc := dialRaw(t, addr)
+	var got []int
+	for range 3 {
+		rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+		resp, _ := rc.read("GET")
+		got = append(got, resp.StatusCode)
+	}
+	if got[0] != 200 || got[1] != 429 || got[2] != 429 {
+		t.Errorf("statuses %v, want 200 then 429s", got)
+	}
+}
+
+// rawBackend answers every connection's first request with answer, as
+// bytes, then does what after says.
+func rawBackend(t *testing.T, answer string, closeAfter bool) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					io.WriteString(c, answer)
+					if closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestServerAnswersOfEveryShape(t *testing.T) {
+	tests := []struct {
+		name       string
+		answer     string
+		closeAfter bool
+		body       string
+		clientKeep bool // the client's connection stays usable
+	}{
+		{"until the replica closes", "HTTP/1.1 200 OK\r\n\r\nhello", true, "hello", false},
+		{"chunked with trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\nX-T: 1\r\n\r\n", false, "hello", true},
+		{"early hints", "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, "hello", true},
+		{"204", "HTTP/1.1 204 No Content\r\n\r\n", false, "", true},
+		{"replica says close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello", true, "hello", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(Config{})
+			routeTo(g, rawBackend(t, tc.answer, tc.closeAfter), Limits{})
+			addr, _, handoffs := fastServer(t, g)
+			rc := dialRaw(t, addr)
+			for i := range 2 {
+				rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+				resp, body := rc.read("GET")
+				if body != tc.body {
+					t.Errorf("request %d: body %q, want %q", i, body, tc.body)
+				}
+				if resp.Close == tc.clientKeep {
+					t.Errorf("request %d: Connection close %v, want %v", i, resp.Close, !tc.clientKeep)
+				}
+				if !tc.clientKeep {
+					if _, err := rc.br.ReadByte(); err != io.EOF {
+						t.Errorf("the connection stays open after an answer delimited by its end (%v)", err)
+					}
+					break
+				}
+			}
+			if handoffs.Load() != 0 {
+				t.Errorf("%d hand-offs, want none", handoffs.Load())
+			}
+		})
+	}
+}
+
+// TestServerStreams has the replica send a chunk and wait until the
+// client has it: only a proxy that passes chunks on as they come lets
+// this finish.
+func TestServerStreams(t *testing.T) {
+	got := make(chan struct{})
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first;")
+		w.(http.Flusher).Flush()
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+		}
+		io.WriteString(w, "second")
+	}))
+	defer b.Close()
+	g := New(Config{})
+	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
+	addr, _, _ := fastServer(t, g)
+	rc := dialRaw(t, addr)
+	rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("first;"))
+	start := time.Now()
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first;" {
+		t.Fatalf("first chunk %q: %v", buf, err)
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Errorf("the first chunk came only with the rest")
+	}
+	close(got)
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != "second" {
+		t.Errorf("rest %q", rest)
+	}
+}
+
+func TestServerConnectionClose(t *testing.T) {
+	g := New(Config{})
+	routeTo(g, echoBackend(t), Limits{})
+	addr, s, _ := fastServer(t, g)
+
+	rc := dialRaw(t, addr)
+	rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\nConnection: close\r\n\r\n")
+	if resp, _ := rc.read("GET"); !resp.Close {
+		t.Error("the answer to Connection: close does not say close")
+	}
+	if _, err := rc.br.ReadByte(); err != io.EOF {
+		t.Errorf("connection open after Connection: close (%v)", err)
+	}
+
+	idle := dialRaw(t, addr)
+	idle.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	idle.read("GET")
+	s.SetKeepAlivesEnabled(false)
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection open after keep-alives were turned off (%v)", err)
+	}
+	rc = dialRaw(t, addr)
+	rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	if resp, _ := rc.read("GET"); !resp.Close {
+		t.Error("with keep-alives off, an answer does not say close")
+	}
+}
+
+func TestServerShutdownWaitsForRequests(t *testing.T) {
+	release := make(chan struct{})
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "done")
+	}))
+	defer b.Close()
+	g := New(Config{})
+	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
+	addr, s, _ := fastServer(t, g)
+
+	idle := dialRaw(t, addr)
+	idle.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	idle.read("GET")
+	busy := dialRaw(t, addr)
+	busy.send("GET /slow HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	time.Sleep(50 * time.Millisecond) // the request is at the replica
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection open during shutdown (%v)", err)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if resp, body := busy.read("GET"); body != "done" || !resp.Close {
+		t.Errorf("the request in flight got %q (close %v)", body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
