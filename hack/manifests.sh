@@ -42,6 +42,13 @@ if $check; then
   # Every optional part at once must render and lint too.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
     tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false
+  # tls.mode acme is not built in the cluster: the chart must refuse it.
+  if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set tls.mode=acme 2>&1) ||
+    ! grep -q 'tls.mode acme: the gateway in a cluster cannot obtain certificates' <<<"$out"; then
+    echo "hack/manifests.sh: the chart does not refuse tls.mode=acme with its message:" >&2
+    echo "$out" | tail -5 >&2
+    exit 1
+  fi
   if ! diff -u deploy/manifests/aim.yaml <(render); then
     echo "hack/manifests.sh: deploy/manifests/aim.yaml is out of date; run hack/manifests.sh" >&2
     exit 1

@@ -200,6 +200,12 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.As(err, &we):
 		writeError(w, http.StatusGatewayTimeout, err.Error())
+	case errors.As(err, new(*controller.ForbiddenError)):
+		// The platform refused aim's own identity: nothing the caller can
+		// retry, and not its token (that would be 401); the message says
+		// which permission the installation lacks.
+		a.log.Error("API call refused by the platform", "err", err)
+		writeError(w, http.StatusForbidden, err.Error())
 	case errors.Is(err, context.Canceled):
 		w.WriteHeader(499) // the client went away; nobody reads an answer
 	default:

@@ -180,6 +180,22 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 // ErrNotFound is returned for a solution aim doesn't have.
 var ErrNotFound = errors.New("not found")
 
+// ForbiddenError is an action that the platform under aim refused to aim
+// itself: on Kubernetes, the API server denying the service account that
+// aim's API runs as (its Role lacks a permission). It is the
+// installation's to fix, not the caller's, whose token was accepted.
+type ForbiddenError struct {
+	// Action says what aim was doing, e.g. "waking solution x".
+	Action string
+	Err    error
+}
+
+func (e *ForbiddenError) Error() string {
+	return fmt.Sprintf("%s: the cluster refused aim's own service account, so this aim installation lacks a permission (the Helm chart's Role for the API grants it; upgrade the release or add the rule): %v", e.Action, e.Err)
+}
+
+func (e *ForbiddenError) Unwrap() error { return e.Err }
+
 // InputError is a deploy that failed because of what was sent: a build
 // that fails, an image that doesn't exist. The API answers it with 400/422.
 type InputError struct{ Msg string }

@@ -22,6 +22,11 @@ import (
 // further pods), as on Docker. A sleeping solution has no pods and so no
 // logs.
 func (s *Solutions) Logs(ctx context.Context, name, component string, opts runtime.LogOptions) (io.ReadCloser, error) {
+	rc, err := s.logs(ctx, name, component, opts)
+	return rc, refused("reading the logs of solution "+name, err)
+}
+
+func (s *Solutions) logs(ctx context.Context, name, component string, opts runtime.LogOptions) (io.ReadCloser, error) {
 	sol, err := s.get(ctx, name)
 	if err != nil {
 		return nil, err

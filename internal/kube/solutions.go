@@ -40,7 +40,8 @@ type SolutionsConfig struct {
 	// StartTimeout bounds how long a deploy waits for the solution to be
 	// ready. Zero means 2m.
 	StartTimeout time.Duration
-	// WakeTimeout bounds a wake asked for through the API. Zero means 2m.
+	// WakeTimeout bounds a wake or a sleep asked for through the API.
+	// Zero means 2m.
 	WakeTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -139,6 +140,11 @@ func (s *Solutions) get(ctx context.Context, name string) (*v1alpha1.Solution, e
 
 // Get returns one solution with its pods' restarts and exit codes.
 func (s *Solutions) Get(ctx context.Context, name string) (*controller.Info, error) {
+	in, err := s.getInfo(ctx, name)
+	return in, refused("reading solution "+name, err)
+}
+
+func (s *Solutions) getInfo(ctx context.Context, name string) (*controller.Info, error) {
 	sol, err := s.get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -246,6 +252,11 @@ func stateOf(sol *v1alpha1.Solution) (controller.State, string) {
 // builder of aim's. A failed update puts the previous spec back, so the
 // previous version keeps serving.
 func (s *Solutions) Deploy(ctx context.Context, req controller.DeployRequest, progress controller.Progress) (*controller.Info, error) {
+	in, err := s.deploy(ctx, req, progress)
+	return in, refused("deploying solution "+req.Manifest.Name, err)
+}
+
+func (s *Solutions) deploy(ctx context.Context, req controller.DeployRequest, progress controller.Progress) (*controller.Info, error) {
 	if progress == nil {
 		progress = func(string, string) {}
 	}
@@ -281,7 +292,7 @@ func (s *Solutions) Deploy(ctx context.Context, req controller.DeployRequest, pr
 		return nil, err
 	}
 	progress("", "ready")
-	return s.Get(ctx, m.Name)
+	return s.getInfo(ctx, m.Name)
 }
 
 // apply creates the Solution or sets its spec, returning the previous spec
@@ -445,6 +456,10 @@ func componentProgress(pods []corev1.Pod, comp string) (string, bool) {
 // Remove deletes the Solution and waits until it is gone; owner
 // references remove its Deployments, Services and NetworkPolicies.
 func (s *Solutions) Remove(ctx context.Context, name string) error {
+	return refused("removing solution "+name, s.remove(ctx, name))
+}
+
+func (s *Solutions) remove(ctx context.Context, name string) error {
 	sol := &v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.cfg.Namespace}}
 	err := s.client.Delete(ctx, sol, client.PropagationPolicy(metav1.DeletePropagationForeground))
 	if apierrors.IsNotFound(err) {
@@ -470,6 +485,10 @@ func (s *Solutions) Remove(ctx context.Context, name string) error {
 
 // Wake scales a sleeping solution up and waits until it is running.
 func (s *Solutions) Wake(ctx context.Context, name string) error {
+	return refused("waking solution "+name, s.wake(ctx, name))
+}
+
+func (s *Solutions) wake(ctx context.Context, name string) error {
 	sol, err := s.get(ctx, name)
 	if err != nil {
 		return err
@@ -481,29 +500,60 @@ func (s *Solutions) Wake(ctx context.Context, name string) error {
 	if err := scaleUp(ctx, s.kc, s.cfg.Namespace, name, awakeReplicas(m)); err != nil {
 		return err
 	}
+	err = s.waitState(ctx, name, v1alpha1.StateRunning)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &controller.WakeError{Msg: diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)}
+	}
+	return err
+}
+
+// Sleep scales every component of a solution to zero and waits until the
+// operator reports it asleep; the next request wakes it.
+func (s *Solutions) Sleep(ctx context.Context, name string) error {
+	return refused("putting solution "+name+" to sleep", s.sleep(ctx, name))
+}
+
+func (s *Solutions) sleep(ctx context.Context, name string) error {
+	if _, err := s.get(ctx, name); err != nil {
+		return err
+	}
+	if err := scaleTo(ctx, s.kc, s.cfg.Namespace, name, 0, false); err != nil {
+		return err
+	}
+	err := s.waitState(ctx, name, v1alpha1.StateSleeping)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("solution %s was scaled to 0 but is not reported asleep after %s: %w", name, s.cfg.WakeTimeout, err)
+	}
+	return err
+}
+
+// waitState waits up to WakeTimeout until the operator reports a solution
+// in state. It reads the cache, which the API's answer is then read from,
+// so that answer shows the new state. A timeout is
+// context.DeadlineExceeded.
+func (s *Solutions) waitState(ctx context.Context, name, state string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WakeTimeout)
 	defer cancel()
 	for {
 		cur := &v1alpha1.Solution{}
-		if err := s.client.Get(ctx, s.key(name), cur); err == nil && cur.Status.State == v1alpha1.StateRunning {
+		if err := s.cache.Get(ctx, s.key(name), cur); err == nil && cur.Status.State == state {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return &controller.WakeError{Msg: diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)}
-			}
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// Sleep scales every component of a solution to zero; the next request
-// wakes it.
-func (s *Solutions) Sleep(ctx context.Context, name string) error {
-	if _, err := s.get(ctx, name); err != nil {
-		return err
+// refused marks the API server's refusal of aim's own service account
+// (403 Forbidden: its Role lacks a permission) as such, so that the API
+// answers it as a missing permission of the installation rather than an
+// internal error. Any other error, and nil, pass unchanged.
+func refused(action string, err error) error {
+	if err != nil && apierrors.IsForbidden(err) {
+		return &controller.ForbiddenError{Action: action, Err: err}
 	}
-	return scaleTo(ctx, s.kc, s.cfg.Namespace, name, 0, false)
+	return err
 }

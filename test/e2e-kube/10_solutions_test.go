@@ -267,6 +267,50 @@ func TestKubectlGetSolutions(t *testing.T) {
 	}
 }
 
+// TestSleepAndWakeThroughAPI puts hello to sleep and wakes it with the CLI
+// through the in-cluster API, whose service account scales the
+// Deployments (regression: the chart's API Role lacked deployments and
+// deployments/scale, and both answered 500). hello runs again afterwards.
+func TestSleepAndWakeThroughAPI(t *testing.T) {
+	ctx := context.Background()
+	out, err := aim("sleep", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "hello is sleeping") {
+		t.Errorf("aim sleep hello: want \"hello is sleeping\":\n%s", out)
+	}
+	if err := waitFor(time.Minute, 250*time.Millisecond, "hello without pods", func() (bool, error) {
+		n, err := allPodsOf(ctx, "hello")
+		return err == nil && n == 0, fmt.Errorf("%d pods (%v)", n, err)
+	}); err != nil {
+		t.Error(err)
+	}
+	if st, err := aim("status", "hello"); err != nil || !regexp.MustCompile(`State:\s+sleeping`).MatchString(st) {
+		t.Errorf("aim status hello after aim sleep: %v\n%s", err, st)
+	}
+	out, err = aim("wake", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "hello is ready") {
+		t.Errorf("aim wake hello: want \"hello is ready\":\n%s", out)
+	}
+	if pods, err := podsOf(ctx, "hello", ""); err != nil || len(pods) != 1 {
+		t.Errorf("after aim wake, hello has %d pods (%v), want 1", len(pods), err)
+	}
+	code, body, _, err := get(ctx, "hello", "/")
+	if err != nil || code != http.StatusOK {
+		t.Errorf("GET hello after aim wake: %d %v %.200s", code, err, body)
+	}
+	// A solution aim does not have is 404 for both, not a cluster error.
+	for _, action := range []string{"sleep", "wake"} {
+		if out, err := aim(action, "nosuch"); err == nil || !strings.Contains(out, "not found") {
+			t.Errorf("aim %s nosuch: want a not-found error: %v\n%s", action, err, out)
+		}
+	}
+}
+
 // awake wakes a solution through the gateway and returns a pod of one of
 // its components.
 func awake(t *testing.T, sol, comp string) corev1.Pod {

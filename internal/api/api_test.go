@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/runtime"
+)
+
+// failing is a Controller whose every action fails with err.
+type failing struct{ err error }
+
+func (f failing) Deploy(context.Context, controller.DeployRequest, controller.Progress) (*controller.Info, error) {
+	return nil, f.err
+}
+func (f failing) Get(context.Context, string) (*controller.Info, error) { return nil, f.err }
+func (f failing) List(context.Context) []*controller.Info               { return nil }
+func (f failing) Remove(context.Context, string) error                  { return f.err }
+func (f failing) Logs(context.Context, string, string, runtime.LogOptions) (io.ReadCloser, error) {
+	return nil, f.err
+}
+func (f failing) Wake(context.Context, string) error  { return f.err }
+func (f failing) Sleep(context.Context, string) error { return f.err }
+
+type anyToken struct{}
+
+func (anyToken) VerifyToken(context.Context, string) (string, error) { return "admin", nil }
+
+// TestFailStatus pins the status each kind of error is answered with.
+// Regression: a permission the cluster denied aim's own service account
+// (the chart's API Role lacked deployments/scale) was answered 500.
+func TestFailStatus(t *testing.T) {
+	forbidden := &controller.ForbiddenError{
+		Action: "waking solution x",
+		Err:    errors.New(`deployments.apps "x-web" is forbidden: User "system:serviceaccount:aim:aim-api" cannot patch resource "deployments/scale"`),
+	}
+	cases := []struct {
+		name string
+		err  error
+		want int
+		says string
+	}{
+		{"not found", fmt.Errorf("solution x: %w", controller.ErrNotFound), http.StatusNotFound, "not found"},
+		{"input", &controller.InputError{Msg: "bad image"}, http.StatusUnprocessableEntity, "bad image"},
+		{"wake timeout", &controller.WakeError{Msg: "no answer"}, http.StatusGatewayTimeout, "no answer"},
+		{"refused by the cluster", fmt.Errorf("wrapped: %w", forbidden), http.StatusForbidden, `cannot patch resource "deployments/scale"`},
+		{"anything else", errors.New("disk on fire"), http.StatusInternalServerError, "disk on fire"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := New(Config{}, failing{c.err}, anyToken{})
+			req := httptest.NewRequest(http.MethodPost, "/api/v1/solutions/x/wake", nil)
+			req.Header.Set("Authorization", "Bearer t")
+			rec := httptest.NewRecorder()
+			a.ServeHTTP(rec, req)
+			if rec.Code != c.want {
+				t.Errorf("status %d, want %d", rec.Code, c.want)
+			}
+			var eb ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			if !strings.Contains(eb.Error, c.says) {
+				t.Errorf("error %q does not say %q", eb.Error, c.says)
+			}
+		})
+	}
+}
