@@ -103,8 +103,11 @@ func (fc *fastConn) serve() {
 			}
 		}
 		first = false
-		head, ok := fc.readHead()
-		if !ok {
+		head, err := fc.readHead()
+		if err != nil {
+			return // the client stopped sending, or was too slow
+		}
+		if head == nil {
 			handedOff = fc.handOff()
 			return
 		}
@@ -123,20 +126,21 @@ func (fc *fastConn) serve() {
 	}
 }
 
-// readHead returns the next request's head, left in the read buffer; false
-// when it is larger than the buffer, or the client stopped sending.
-func (fc *fastConn) readHead() ([]byte, bool) {
+// readHead returns the next request's head, left in the read buffer; nil
+// when it is larger than the buffer, for net/http to read. An error means
+// the client closed the connection or missed the read deadline.
+func (fc *fastConn) readHead() ([]byte, error) {
 	for {
-		b, err := fc.br.Peek(fc.br.Buffered())
+		b, _ := fc.br.Peek(fc.br.Buffered())
 		if n := endOfHead(b); n >= 0 {
-			return b[:n], true
+			return b[:n], nil
 		}
-		if err != nil || len(b) == fc.br.Size() {
-			return nil, false
+		if len(b) == fc.br.Size() {
+			return nil, nil
 		}
 		// Wait for more of it.
-		if _, err := fc.br.Peek(len(b) + 1); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, false
+		if _, err := fc.br.Peek(len(b) + 1); err != nil {
+			return nil, err
 		}
 	}
 }

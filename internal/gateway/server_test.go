@@ -19,13 +19,13 @@ import (
 
 // fastServer serves g with a Server on a loopback port, and counts the
 // connections handed to net/http.
-func fastServer(t *testing.T, g *Gateway) (addr string, s *Server, handoffs *atomic.Int64) {
+func fastServer(t *testing.T, g *Gateway, cfg ...ServerConfig) (addr string, s *Server, handoffs *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s = NewServer(g, ServerConfig{})
+	s = NewServer(g, append(cfg, ServerConfig{})[0])
 	handoffs = new(atomic.Int64)
 	s.HTTP.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {
@@ -410,4 +410,32 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestServerSlowClients: a client that sends half a head, and one that
+// keeps a connection open without asking anything, are cut off by the
+// fast path itself (not handed to net/http, which would start their
+// clocks afresh).
+func TestServerSlowClients(t *testing.T) {
+	g := New(Config{})
+	routeTo(g, echoBackend(t), Limits{})
+	addr, _, handoffs := fastServer(t, g, ServerConfig{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+
+	slow := dialRaw(t, addr)
+	slow.send("GET / HTTP/1.1\r\nHost: s.lo")
+	idle := dialRaw(t, addr)
+	idle.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	idle.read("GET")
+	start := time.Now()
+	for name, rc := range map[string]*rawConn{"half a head": slow, "idle": idle} {
+		if _, err := rc.br.ReadByte(); err != io.EOF {
+			t.Errorf("%s: connection not closed (%v)", name, err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("closed only after %v", d)
+	}
+	if n := handoffs.Load(); n != 0 {
+		t.Errorf("%d hand-offs, want none", n)
+	}
 }
