@@ -11,16 +11,12 @@
 // fast as the API server takes them and watches them until every one
 // reports Ready.
 //
-// Three sides, each on a fresh cluster:
+// Two sides, each on a fresh cluster:
 //
 //   - floor: no operator; the harness creates the very objects the
 //     operator renders (operator.Render) itself, and waits until every
 //     Deployment is available. What the cluster alone needs.
-//   - aim: `aim operator`, the built binary, as it ships.
-//   - aim-unthrottled: the same operator code with client-go's client-side
-//     rate limit off (QPS -1, as controller-runtime's own config loader
-//     sets it); the harness runs it in a process of its own. It measures
-//     the change the report proposes, without making it.
+//   - aim: `aim operator`, the built binary, with the chart's flags.
 //
 // Run it from the repository root: go run ./bench/kube -aim bin/aim
 // (make bench-kube). It needs etcd (Debian's etcd-server), the
@@ -70,20 +66,12 @@ type config struct {
 }
 
 func main() {
-	// The harness doubles as the unthrottled operator, so that that side
-	// runs in a process of its own whose memory is read as aim's is.
-	if os.Getenv(unthrottledEnv) != "" {
-		if err := runUnthrottled(os.Args[1:]); err != nil {
-			fatal(err)
-		}
-		return
-	}
 	home, _ := os.UserHomeDir()
 	var c config
 	var sizes, sides string
 	flag.StringVar(&c.aimBin, "aim", "bin/aim", "the aim binary whose operator is measured")
 	flag.StringVar(&sizes, "solutions", envString("KUBEBENCH_SOLUTIONS", "1000,5000"), "numbers of Solutions, one run per number and side (env KUBEBENCH_SOLUTIONS)")
-	flag.StringVar(&sides, "sides", envString("KUBEBENCH_SIDES", "aim,floor,aim-unthrottled"), "what to measure: aim (the binary as it ships), floor (the same objects created by hand, no operator), aim-unthrottled (the operator without client-side rate limits) (env KUBEBENCH_SIDES)")
+	flag.StringVar(&sides, "sides", envString("KUBEBENCH_SIDES", "floor,aim"), "what to measure: floor (the objects the operator renders, created by hand, no operator), aim (the aim binary's operator) (env KUBEBENCH_SIDES)")
 	flag.IntVar(&c.nodes, "nodes", 100, "fake nodes kwok plays")
 	flag.IntVar(&c.components, "components", 1, "components per Solution (1 or 2)")
 	flag.IntVar(&c.workers, "workers", 32, "concurrent creates by the harness")
@@ -96,7 +84,7 @@ func main() {
 	flag.StringVar(&c.docs, "docs", envString("KUBEBENCH_DOCS", ""), "also write the results between the bench/kube markers of this file, e.g. docs/benchmarks.md (env KUBEBENCH_DOCS)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (logs of every process, samples)")
 	flag.StringVar(&c.stateDir, "state-dir", "", "parent of the temporary directory (default: $TMPDIR); etcd's data goes to /dev/shm when it exists, so that a disk shared with other work does not weigh on the API server")
-	flag.StringVar(&c.profile, "profile", "", "write pprof profiles of the aim-unthrottled operator into this directory: CPU over the first minute of each run, heap once every Solution is Ready")
+	flag.StringVar(&c.profile, "profile", "", "write pprof profiles of the operator into this directory: CPU over the first minute of each run, heap once every Solution is Ready")
 	flag.Parse()
 
 	var err error
@@ -149,17 +137,13 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("copying the aim binary: %w", err)
 	}
 	c.aimBin = aim
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 
 	rep := report{when: time.Now(), cfg: c, machine: machine(), versions: versions(ctx, c)}
 	for _, n := range c.sizes {
 		for _, side := range c.sides {
 			dir := filepath.Join(tmp, fmt.Sprintf("%s-%d", side, n))
 			step("%s with %d solutions (load average %s)", side, n, loadAvg())
-			res, err := runOne(ctx, c, dir, side, n, self)
+			res, err := runOne(ctx, c, dir, side, n)
 			if err != nil {
 				return fmt.Errorf("%s with %d solutions: %w", side, n, err)
 			}
@@ -182,7 +166,7 @@ func run(ctx context.Context, c config) error {
 }
 
 // runOne measures one side with n solutions on a fresh cluster.
-func runOne(ctx context.Context, c config, dir, side string, n int, self string) (result, error) {
+func runOne(ctx context.Context, c config, dir, side string, n int) (result, error) {
 	res := result{side: side, solutions: n, components: c.components, loadBefore: loadAvg()}
 	cl, err := startCluster(ctx, c, dir)
 	if err != nil {
@@ -193,16 +177,10 @@ func runOne(ctx context.Context, c config, dir, side string, n int, self string)
 		return res, cl.explain(err)
 	}
 	var op *operatorProc
-	switch side {
-	case sideAim:
-		op, err = startOperator(ctx, cl, dir, c.aimBin, nil, false)
-	case sideUnthrottled:
-		op, err = startOperator(ctx, cl, dir, self, []string{unthrottledEnv + "=1"}, c.profile != "")
-	}
-	if err != nil {
-		return res, cl.explain(err)
-	}
-	if op != nil {
+	if side == sideAim {
+		if op, err = startOperator(ctx, cl, dir, c.aimBin, c.profile != ""); err != nil {
+			return res, cl.explain(err)
+		}
 		defer op.stop()
 	}
 	runCtx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -230,19 +208,18 @@ func parseSizes(s string) ([]int, error) {
 }
 
 const (
-	sideAim         = "aim"
-	sideFloor       = "floor"
-	sideUnthrottled = "aim-unthrottled"
+	sideAim   = "aim"
+	sideFloor = "floor"
 )
 
 func parseSides(s string) ([]string, error) {
 	var out []string
 	for f := range strings.SplitSeq(s, ",") {
 		switch f = strings.TrimSpace(f); f {
-		case sideAim, sideFloor, sideUnthrottled:
+		case sideAim, sideFloor:
 			out = append(out, f)
 		default:
-			return nil, fmt.Errorf("-sides: unknown side %q (aim, floor, aim-unthrottled)", f)
+			return nil, fmt.Errorf("-sides: unknown side %q (floor, aim)", f)
 		}
 	}
 	if len(out) == 0 {

@@ -3,37 +3,21 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-
-	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/clientcmd"
-	ctrl "sigs.k8s.io/controller-runtime"
-
-	"github.com/aimhub/aim/internal/operator"
 )
-
-// unthrottledEnv makes the harness's binary run the operator without
-// client-side rate limits instead of measuring.
-const unthrottledEnv = "AIM_BENCH_KUBE_UNTHROTTLED"
 
 // operatorFlags are the chart's (deploy/manifests/aim.yaml), but for the
 // kubeconfig and the metrics address, and with no health endpoint.
 func operatorFlags(kubeconfig, metricsAddr string) []string {
 	return []string{
+		"operator",
 		"--kubeconfig=" + kubeconfig,
 		"--domain=aim.example.com",
 		"--url-scheme=http",
@@ -84,22 +68,18 @@ func (o *operatorProc) saveProfile(ctx context.Context, query, path string) erro
 	return f.Close()
 }
 
-// startOperator runs bin as the operator (bin operator FLAGS, or with env
-// the harness's own unthrottled operator, bin FLAGS) and waits until it
-// leads: only then does it reconcile. The unthrottled one serves pprof
-// when profile is set.
-func startOperator(ctx context.Context, cl *cluster, dir, bin string, env []string, profile bool) (*operatorProc, error) {
+// startOperator runs bin's operator and waits until it leads: only then
+// does it reconcile. It serves pprof when profile is set.
+func startOperator(ctx context.Context, cl *cluster, dir, bin string, profile bool) (*operatorProc, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	args := operatorFlags(cl.kubeconfigs["operator"], addr)
 	pprofURL := ""
-	if len(env) == 0 {
-		args = append([]string{"operator"}, args...)
-	} else if profile {
+	if profile {
 		pp := fmt.Sprintf("127.0.0.1:%d", freePort())
 		args = append(args, "--pprof-addr="+pp)
 		pprofURL = "http://" + pp + "/debug/pprof/"
 	}
-	p, err := startProc(dir, "operator", bin, env, args...)
+	p, err := startProc(dir, "operator", bin, nil, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -308,67 +288,4 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("reading /proc/%d/stat: %q", pid, b)
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
-
-// runUnthrottled is the operator as `aim operator` runs it (the same
-// flags, the same operator.Run), but for its REST config: QPS -1 turns
-// client-go's client-side rate limiter off, where `aim operator` leaves
-// it at client-go's default: 5 requests per second, bursts of 10, for
-// each kind of object and each client (controller-runtime makes a REST
-// client per kind, and the API reader is a client of its own). It is the
-// change the benchmark's report proposes, measured before it is made.
-func runUnthrottled(args []string) error {
-	fs := flag.NewFlagSet("aim-unthrottled", flag.ContinueOnError)
-	var c operator.Config
-	var gatewayLabels, kubeconfig, nodeGroups string
-	var logJSON bool
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "")
-	fs.StringVar(&c.Domain, "domain", "", "")
-	fs.StringVar(&c.URLScheme, "url-scheme", "https", "")
-	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 30*time.Minute, "")
-	fs.StringVar(&c.Namespace, "namespace", "", "")
-	fs.StringVar(&c.GatewayNamespace, "gateway-namespace", "", "")
-	fs.StringVar(&gatewayLabels, "gateway-labels", "", "")
-	fs.StringVar(&nodeGroups, "node-groups", "", "")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "")
-	fs.StringVar(&c.HealthAddr, "health-addr", "", "")
-	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "")
-	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "")
-	fs.BoolVar(&logJSON, "log-json", false, "")
-	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof here (the harness's -profile)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *pprofAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		l, err := net.Listen("tcp", *pprofAddr)
-		if err != nil {
-			return fmt.Errorf("--pprof-addr: %w", err)
-		}
-		go http.Serve(l, mux)
-	}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
-	if logJSON {
-		h = slog.NewJSONHandler(os.Stderr, nil)
-	}
-	c.Logger = slog.New(h)
-	ctrl.SetLogger(logr.FromSlogHandler(h))
-	gl, err := labels.ConvertSelectorToLabelsMap(gatewayLabels)
-	if err != nil {
-		return fmt.Errorf("--gateway-labels %q: %w", gatewayLabels, err)
-	}
-	c.GatewayLabels = gl
-	if nodeGroups != "" {
-		c.NodeGroups = strings.Split(nodeGroups, ",")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", kubeconfig, err)
-	}
-	cfg.QPS = -1
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return operator.Run(ctx, cfg, c)
 }

@@ -1,9 +1,11 @@
 package operator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -40,6 +43,25 @@ type Config struct {
 	// LeaderElectionNamespace holds the Lease. Empty means the pod's own
 	// namespace (and is an error outside a cluster).
 	LeaderElectionNamespace string
+	// QPS limits, on the operator's side, the requests it sends to the
+	// API server: so many a second for each of its clients
+	// (controller-runtime keeps one per kind of object), with bursts of
+	// Burst. Zero or less means no limit here: the API server's Priority
+	// and Fairness shares its capacity among its clients, as it does for
+	// controller-runtime's own config loader. Whatever restCfg says is
+	// replaced: client-go's default there (5 a second, bursts of 10)
+	// held the operator back (docs/benchmarks.md).
+	QPS float32
+	// Burst is how many requests above QPS a client may send at once.
+	// Zero means twice QPS; it has no effect without QPS.
+	Burst int
+	// Workers is how many Solutions are reconciled at once (never the
+	// same one twice). Zero means 4.
+	Workers int
+	// PprofAddr serves Go's profiles at /debug/pprof/. Empty or "0"
+	// turns them off; they may reveal what the operator holds, so keep
+	// the address private.
+	PprofAddr string
 	// Logger receives the operator's logs and controller-runtime's.
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -75,6 +97,12 @@ func NewManager(restCfg *rest.Config, c Config) (ctrl.Manager, error) {
 	if healthAddr == "" {
 		healthAddr = "0"
 	}
+	restCfg = rest.CopyConfig(restCfg)
+	restCfg.QPS, restCfg.Burst = -1, 0
+	if c.QPS > 0 {
+		restCfg.QPS = c.QPS
+		restCfg.Burst = cmp.Or(c.Burst, int(math.Ceil(2*float64(c.QPS))))
+	}
 	// Only the operator's own objects are cached: a cluster's every
 	// Deployment and Service would cost memory for nothing.
 	own := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{labelManagedBy: fieldManager})}
@@ -92,6 +120,7 @@ func NewManager(restCfg *rest.Config, c Config) (ctrl.Manager, error) {
 		Cache:                         cacheOpts,
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:        healthAddr,
+		PprofBindAddress:              c.PprofAddr,
 		LeaderElection:                c.LeaderElect,
 		LeaderElectionID:              "aim-operator.aim.dev",
 		LeaderElectionNamespace:       c.LeaderElectionNamespace,
@@ -113,6 +142,7 @@ func NewManager(restCfg *rest.Config, c Config) (ctrl.Manager, error) {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(c.Workers, 4)}).
 		Complete(r)
 	if err != nil {
 		return nil, fmt.Errorf("creating the solution controller: %w", err)
