@@ -22,10 +22,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +48,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/spec"
@@ -58,6 +61,8 @@ type env struct {
 	// permissions only.
 	gateway client.Client
 	ns      string
+	// applies counts the server-side applies the operator sent.
+	applies *atomic.Int64
 }
 
 func assets(t *testing.T) string {
@@ -133,6 +138,15 @@ func TestCluster(t *testing.T) {
 	}
 	applyManifests(ctx, t, c, "../../deploy/manifests/aim.yaml")
 	operatorCfg := as(cfg, ns, "aim-operator")
+	var applies atomic.Int64
+	operatorCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodPatch && req.Header.Get("Content-Type") == "application/apply-patch+yaml" {
+				applies.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	})
 	gw, err := client.New(as(cfg, ns, "aim-gateway"), client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +172,7 @@ func TestCluster(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	e := &env{c: c, gateway: gw, ns: ns}
+	e := &env{c: c, gateway: gw, ns: ns, applies: &applies}
 	t.Run("gateway is not admin", func(t *testing.T) {
 		// The impersonation is real: what the gateway's role lacks fails.
 		err := e.gateway.Create(ctx, &v1alpha1.Solution{
@@ -175,7 +189,12 @@ func TestCluster(t *testing.T) {
 	t.Run("sleep and wake", e.testSleepAndWake)
 	t.Run("activity keeps it awake", e.testActivity)
 	t.Run("name conflict", e.testNameConflict)
+	t.Run("nothing to change, nothing applied", e.testNoOpApply)
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // as is cfg acting as a service account of namespace ns.
 func as(cfg *rest.Config, ns, sa string) *rest.Config {
@@ -628,4 +647,66 @@ func (e *env) testNameConflict(t *testing.T) {
 	if ref := metav1.GetControllerOf(e.deployment(t, "a-b-c")); ref == nil || ref.UID != first.UID {
 		t.Errorf("the first solution lost its deployment: %+v", ref)
 	}
+}
+
+// testNoOpApply: a reconcile that finds every object as the operator
+// would apply it sends no apply. Before, each reconcile sent every object
+// of the solution again (most are started by a Deployment's status), and
+// bench/kube found the API server busy with applies that changed nothing.
+func (e *env) testNoOpApply(t *testing.T) {
+	ctx := context.Background()
+	sol := e.solution(t, oneComponent, func(m *spec.Manifest) { m.Name = "unchanged" })
+	e.waitState(t, sol.Name, v1alpha1.StateRunning, 20*time.Second)
+	// Let the passes started by the objects' creation end.
+	time.Sleep(time.Second)
+	before, reconciles := e.applies.Load(), reconcileTotal(t)
+	// A label someone else puts on the Deployment starts a reconcile; it
+	// is not the operator's field, so nothing is to be applied.
+	d := e.deployment(t, sol.Name+"-web")
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"example.com/touched":"yes"}}}`))
+	if err := e.c.Patch(ctx, d, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a reconcile", 10*time.Second, func() error {
+		if reconcileTotal(t) <= reconciles {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if n := e.applies.Load() - before; n != 0 {
+		t.Errorf("%d applies sent by a reconcile with nothing to change, want 0", n)
+	}
+	// A change of the spec is applied.
+	e.update(t, sol.Name, func(s *v1alpha1.Solution) { s.Spec.Components[0].Env = map[string]string{"MODE": "test"} })
+	eventually(t, "the change applied", 10*time.Second, func() error {
+		for _, v := range e.deployment(t, sol.Name+"-web").Spec.Template.Spec.Containers[0].Env {
+			if v.Name == "MODE" && v.Value == "test" {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
+}
+
+// reconcileTotal is the reconciles the Solution controller has finished.
+func reconcileTotal(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "solution" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }

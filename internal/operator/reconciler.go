@@ -20,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	netv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -170,8 +172,14 @@ func (r *Reconciler) apply(ctx context.Context, sol *v1alpha1.Solution, m *spec.
 	ips := map[string]string{}
 	for _, c := range m.Components {
 		svc := renderService(sol, c)
-		if _, f, err := r.lookup(ctx, sol, &corev1.Service{}, "service", *svc.Name); f != nil || err != nil {
+		var cur corev1.Service
+		exists, f, err := r.lookup(ctx, sol, &cur, "service", *svc.Name)
+		if f != nil || err != nil {
 			return nil, f, err
+		}
+		if exists && applied(svc, &cur, corev1ac.ExtractService) {
+			ips[c.Name] = cur.Spec.ClusterIP
+			continue
 		}
 		if err := r.client.Apply(ctx, svc, client.ForceOwnership); err != nil {
 			return nil, applyFailure("service", *svc.Name, err), err
@@ -181,8 +189,13 @@ func (r *Reconciler) apply(ctx context.Context, sol *v1alpha1.Solution, m *spec.
 		}
 	}
 	for _, np := range renderNetworkPolicies(sol, r.opts) {
-		if _, f, err := r.lookup(ctx, sol, &networkingv1.NetworkPolicy{}, "network policy", *np.Name); f != nil || err != nil {
+		var cur networkingv1.NetworkPolicy
+		exists, f, err := r.lookup(ctx, sol, &cur, "network policy", *np.Name)
+		if f != nil || err != nil {
 			return nil, f, err
+		}
+		if exists && applied(np, &cur, netv1ac.ExtractNetworkPolicy) {
+			continue
 		}
 		if err := r.client.Apply(ctx, np, client.ForceOwnership); err != nil {
 			return nil, applyFailure("network policy", *np.Name, err), err
@@ -231,6 +244,19 @@ func (r *Reconciler) lookup(ctx context.Context, sol *v1alpha1.Solution, obj cli
 	return true, &failure{ReasonNameConflict, fmt.Sprintf("%s %s already exists and is controlled by %s; rename the solution or its component", kind, name, by)}, nil
 }
 
+// applied reports whether the fields the operator owns in cur (as
+// extract reads them from its managedFields) are already want: then an
+// apply would change nothing, and is not sent. Most reconciles are
+// started by a Deployment's status moving on and would otherwise send
+// every object of the solution again, which kept the API server busy
+// with server-side applies that changed nothing (docs/benchmarks.md,
+// bench/kube). A field someone else took over, or one the operator no
+// longer wants, makes the two differ, and the apply goes out.
+func applied[O any, A any](want A, cur O, extract func(O, string) (A, error)) bool {
+	have, err := extract(cur, fieldManager)
+	return err == nil && equality.Semantic.DeepEqual(want, have)
+}
+
 func applyFailure(kind, name string, err error) *failure {
 	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) {
 		return &failure{ReasonApplyFailed, fmt.Sprintf("%s %s: %v", kind, name, err)}
@@ -248,11 +274,15 @@ func applyFailure(kind, name string, err error) *failure {
 func (r *Reconciler) applyDeployment(ctx context.Context, sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component, ips map[string]string, asleep bool) (*appsv1.Deployment, *failure, error) {
 	d := renderDeployment(sol, m, c, r.opts, ips)
 	name := *d.Name
-	exists, f, err := r.lookup(ctx, sol, &appsv1.Deployment{}, "deployment", name)
+	var cur appsv1.Deployment
+	exists, f, err := r.lookup(ctx, sol, &cur, "deployment", name)
 	if f != nil || err != nil {
 		return nil, f, err
 	}
-	if !exists {
+	var dep *appsv1.Deployment
+	if exists && applied(d, &cur, appsv1ac.ExtractDeployment) {
+		dep = &cur
+	} else if !exists {
 		n := initialReplicas(m, asleep)
 		d.Spec.WithReplicas(n)
 		if err := r.client.Apply(ctx, d, client.ForceOwnership); err != nil {
@@ -269,9 +299,10 @@ func (r *Reconciler) applyDeployment(ctx context.Context, sol *v1alpha1.Solution
 	} else if err := r.client.Apply(ctx, d, client.ForceOwnership); err != nil {
 		return nil, applyFailure("deployment", name, err), err
 	}
-	dep, err := asDeployment(d)
-	if err != nil {
-		return nil, nil, err
+	if dep == nil {
+		if dep, err = asDeployment(d); err != nil {
+			return nil, nil, err
+		}
 	}
 	lo, hi := awakeBounds(m)
 	if n := replicasOf(dep); n > 0 && (n < lo || n > hi) {
