@@ -4,12 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
+	"github.com/aimhub/aim/internal/dnsupdate"
 	"github.com/aimhub/aim/test/pebble"
 )
 
@@ -143,22 +148,49 @@ func testACMEOnDemand(t *testing.T, challenge string) {
 }
 
 // TestACMEWildcardDNS01 gets certificates for the apex and for every
-// subdomain (one wildcard) through DNS-01, pebble checking the TXT records on the test's
-// DNS server, which stands in for a DNS provider.
+// subdomain (one wildcard) through DNS-01, pebble checking the TXT
+// records on the test's DNS server. The records get there in two ways:
+// through the server's own libdns methods, standing in for a DNS
+// provider's API, and through aim's RFC 2136 provider, which sends
+// TSIG-signed dynamic updates to the server over the network.
 func TestACMEWildcardDNS01(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pebble, a real ACME server; skipped under -short")
 	}
+	const key, secret = "aim-acme.", "k3JkL0v2bXlkbnNzZWNyZXQtZm9yLWFpbS10ZXN0cw=="
+	for _, tc := range []struct {
+		name     string
+		provider func(t *testing.T, dns *pebble.DNS) certmagic.DNSProvider
+	}{
+		{"in-process", func(_ *testing.T, dns *pebble.DNS) certmagic.DNSProvider { return dns }},
+		{"rfc2136", func(t *testing.T, dns *pebble.DNS) certmagic.DNSProvider {
+			p, err := dnsupdate.New(dnsupdate.Config{Server: dns.Addr(), KeyName: key, Secret: secret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Validation must not reach the listeners: point pebble elsewhere.
+			ca := pebble.Start(t, pebble.Options{Zone: "aim.test", HTTPPort: 1, TLSPort: 1, TSIGKeys: map[string]string{key: secret}})
+			testACMEWildcardDNS01(t, ca, tc.provider(t, ca.DNS))
+			if n := ca.DNS.Updates(); (n > 0) != (tc.name == "rfc2136") {
+				t.Errorf("the DNS server applied %d dynamic updates", n)
+			}
+		})
+	}
+}
+
+func testACMEWildcardDNS01(t *testing.T, ca *pebble.Server, provider certmagic.DNSProvider) {
 	g := listen(t)
-	// Validation must not reach the listeners: point pebble elsewhere.
-	ca := pebble.Start(t, pebble.Options{Zone: "aim.test", HTTPPort: 1, TLSPort: 1})
 	m, err := New(t.Context(), Config{
 		Mode:         ModeACME,
 		Dir:          t.TempDir(),
 		Domain:       "aim.test",
 		ACMECA:       ca.DirectoryURL,
 		ACMERoots:    ca.Roots,
-		DNS01:        ca.DNS,
+		DNS01:        provider,
 		DNSResolvers: []string{ca.DNS.Addr()},
 		HTTPPort:     g.httpPort(),
 		HTTPSPort:    g.httpsPort(),
@@ -199,4 +231,66 @@ func TestACMEWildcardDNS01(t *testing.T) {
 	if txt := ca.DNS.TXT("_acme-challenge.aim.test"); len(txt) != 0 {
 		t.Errorf("challenge records left behind: %v", txt)
 	}
+}
+
+// TestACMEDNS01WrongKey: with a TSIG secret the DNS server does not
+// know, no certificate is issued, nothing in the zone changes, and the
+// log says why, naming the server, the zone and the TSIG error.
+func TestACMEDNS01WrongKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pebble, a real ACME server; skipped under -short")
+	}
+	const key = "aim-acme."
+	ca := pebble.Start(t, pebble.Options{Zone: "aim.test", HTTPPort: 1, TLSPort: 1,
+		TSIGKeys: map[string]string{key: "k3JkL0v2bXlkbnNzZWNyZXQtZm9yLWFpbS10ZXN0cw=="}})
+	provider, err := dnsupdate.New(dnsupdate.Config{Server: ca.DNS.Addr(), KeyName: key, Secret: "b3RoZXItc2VjcmV0LW9mLXRoZS1zYW1lLWxlbmd0aA=="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lines{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter(t)), nil))
+	g := listen(t)
+	if _, err := New(t.Context(), Config{
+		Mode:         ModeACME,
+		Dir:          t.TempDir(),
+		Domain:       "aim.test",
+		ACMECA:       ca.DirectoryURL,
+		ACMERoots:    ca.Roots,
+		DNS01:        provider,
+		DNSResolvers: []string{ca.DNS.Addr()},
+		HTTPPort:     g.httpPort(),
+		HTTPSPort:    g.httpsPort(),
+		Logger:       log,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := ca.DNS.Addr() + " refused the update of zone aim.test.: NOTAUTH, TSIG error BADSIG"
+	deadline := time.Now().Add(30 * time.Second)
+	for !logs.contains(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line says %q after 30s", want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := ca.DNS.Updates(); n != 0 {
+		t.Errorf("the DNS server applied %d updates signed with the wrong secret", n)
+	}
+}
+
+// lines collects log output for a test to search while it is written.
+type lines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lines) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.buf.String(), s)
 }

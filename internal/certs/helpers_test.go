@@ -19,13 +19,18 @@ import (
 // testLogger logs through t until the test ends; certmagic's goroutines
 // may still log after that, which t.Log would panic on.
 func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testLogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// testLogWriter writes through t.Log until the test ends.
+func testLogWriter(t *testing.T) io.Writer {
 	w := &testWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.done = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return w
 }
 
 type testWriter struct {

@@ -94,10 +94,20 @@ func serveCmd(g *globals) *cobra.Command {
 	var o server.Options
 	var logJSON bool
 	var acmeRoot string
+	var acmeDNS acmeDNSFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the platform: gateway, API and catalog, with solutions as Docker containers",
-		Args:  cobra.NoArgs,
+		Long: `Run the platform: gateway, API and catalog, with solutions as Docker containers.
+
+HTTPS (--tls): internal issues certificates from a CA aim keeps in --data; acme
+gets them from an ACME CA (--acme-ca, Let's Encrypt by default), either per
+solution on demand (HTTP-01 or TLS-ALPN-01, answered on --http and --https), or
+with --acme-dns rfc2136 as one certificate for the domain and *.domain through
+DNS-01: aim sets the TXT records by RFC 2136 dynamic updates to
+--acme-dns-server, signed with the TSIG key --acme-dns-tsig-key, whose secret
+it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var h slog.Handler = slog.NewTextHandler(g.errOut, nil)
 			if logJSON {
@@ -113,6 +123,9 @@ func serveCmd(g *globals) *cobra.Command {
 				if !o.TLS.ACMERoots.AppendCertsFromPEM(pem) {
 					return fmt.Errorf("--acme-ca-root %s: no PEM certificate in it", acmeRoot)
 				}
+			}
+			if err := acmeDNS.apply(&o.TLS, os.Getenv); err != nil {
+				return err
 			}
 			return server.Run(cmd.Context(), o)
 		},
@@ -143,11 +156,12 @@ func serveCmd(g *globals) *cobra.Command {
 	f.DurationVar(&o.ConnIdleTimeout, "conn-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 32<<10, "request header size; larger requests get 431")
 	f.StringVar(&o.AccessLog, "access-log", "", "write a JSON line per request to a solution: stdout, stderr or a file path (default none)")
-	f.Var(&tlsModeFlag{&o.TLS.Mode}, "tls", "HTTPS: off, internal (a CA of aim's own, in the data directory) or acme (certificates from --acme-ca)")
+	f.Var(&tlsModeFlag{&o.TLS.Mode}, "tls", "HTTPS: off, internal (a CA of aim's own, in the data directory) or acme (certificates from --acme-ca; see --acme-dns for a wildcard)")
 	f.StringVar(&o.HTTPS, "https", ":8443", "address HTTPS listens on when --tls is not off")
 	f.StringVar(&o.TLS.ACMECA, "acme-ca", "", "ACME directory URL (default Let's Encrypt; using it means agreeing to its terms)")
 	f.StringVar(&o.TLS.ACMEEmail, "acme-email", "", "contact address given to the ACME CA")
 	f.StringVar(&acmeRoot, "acme-ca-root", "", "PEM file of the CA that signs the ACME server's own HTTPS (for a private ACME server)")
+	acmeDNS.register(f)
 	f.DurationVar(&o.TLS.HSTS, "hsts", 0, "send Strict-Transport-Security with this max-age over HTTPS (0: none)")
 	f.BoolVar(&o.TLS.HSTSIncludeSubdomains, "hsts-subdomains", false, "add includeSubDomains to Strict-Transport-Security")
 	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")

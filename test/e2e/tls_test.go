@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +26,9 @@ func httpsClient(addr string, roots *x509.CertPool) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			DialContext:       func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, network, addr)
+			},
 			TLSClientConfig:   &tls.Config{RootCAs: roots},
 			ForceAttemptHTTP2: true,
 		},
@@ -147,4 +151,76 @@ func TestTLSACME(t *testing.T) {
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// TestTLSACMEWildcardRFC2136 runs aim serve with one wildcard
+// certificate through DNS-01: aim sets the challenge records by RFC 2136
+// dynamic updates, signed with a TSIG key whose secret it reads from a
+// file, to the test's DNS server, where pebble checks them. A solution
+// is then served under *.aim.test, and the apex under its own name.
+func TestTLSACMEWildcardRFC2136(t *testing.T) {
+	const key, secret = "aim-acme.", "k3JkL0v2bXlkbnNzZWNyZXQtZm9yLWFpbS10ZXN0cw=="
+	// HTTP-01 and TLS-ALPN-01 validation would reach nothing: only
+	// DNS-01 can succeed.
+	pb := pebble.Start(t, pebble.Options{Zone: "aim.test", HTTPPort: 1, TLSPort: 1, TSIGKeys: map[string]string{key: secret}})
+	secretFile := filepath.Join(t.TempDir(), "tsig.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpsAddr := freeAddr(t)
+	a := StartAim(t, "--domain", "aim.test", "--tls", "acme", "--https", httpsAddr,
+		"--acme-ca", pb.DirectoryURL, "--acme-ca-root", pb.RootsFile,
+		"--acme-dns", "rfc2136", "--acme-dns-server", pb.DNS.Addr(), "--acme-dns-resolvers", pb.DNS.Addr(),
+		"--acme-dns-tsig-key", key, "--acme-dns-tsig-secret-file", secretFile)
+	a.MustCLI("deploy", "-q", writeSolution(t, "name: calm\ncomponents:\n  - name: web\n    image: "+TestImage+"\n", nil))
+
+	// The certificates are obtained in the background from aim's start.
+	cl := httpsClient(httpsAddr, pb.IssuerRoots)
+	get := func(url string) *http.Response {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := cl.Get(url)
+			if err == nil {
+				return resp
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: no certificate after 60s: %v", url, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	resp := get("https://calm.aim.test:" + port(httpsAddr) + "/whoami")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"solution":"calm"`) {
+		t.Errorf("HTTPS answer %d %s", resp.StatusCode, body)
+	}
+	if names := resp.TLS.PeerCertificates[0].DNSNames; !slices.Equal(names, []string{"*.aim.test"}) {
+		t.Errorf("calm.aim.test served a certificate for %v, want [*.aim.test]", names)
+	}
+	resp = get("https://aim.test:" + port(httpsAddr) + "/healthz")
+	resp.Body.Close()
+	if names := resp.TLS.PeerCertificates[0].DNSNames; resp.StatusCode != 200 || !slices.Equal(names, []string{"aim.test"}) {
+		t.Errorf("the apex: %d with a certificate for %v, want 200 with [aim.test]", resp.StatusCode, names)
+	}
+	// The wildcard covers every name, so one that is no solution's gets
+	// a handshake and then the gateway's 404.
+	resp = get("https://nope.aim.test:" + port(httpsAddr) + "/")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("nope.aim.test: %d, want 404", resp.StatusCode)
+	}
+
+	// Each challenge record was added and then removed by an update.
+	if n := pb.DNS.Updates(); n < 4 {
+		t.Errorf("the DNS server applied %d dynamic updates, want 4 (two records added, two removed)", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pb.DNS.TXT("_acme-challenge.aim.test")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("challenge records left behind: %v", pb.DNS.TXT("_acme-challenge.aim.test"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -45,6 +45,10 @@ type Options struct {
 	// TLSPort is where pebble sends TLS-ALPN-01 validation handshakes
 	// (on 127.0.0.1). Zero leaves pebble's default, 5001.
 	TLSPort int
+	// TSIGKeys let the DNS server take RFC 2136 dynamic updates of TXT
+	// records signed with one of them: fully qualified key name ->
+	// base64 secret. Nil refuses every update.
+	TSIGKeys map[string]string
 }
 
 // Server is a running pebble.
@@ -62,7 +66,8 @@ type Server struct {
 	// one on every start).
 	IssuerRoots *x509.CertPool
 	// DNS is the DNS server pebble resolves names with; it is also a
-	// libdns provider, for DNS-01.
+	// libdns provider, for DNS-01, and takes dynamic updates signed with
+	// Options.TSIGKeys.
 	DNS *DNS
 }
 
@@ -74,7 +79,7 @@ func Start(t testing.TB, o Options) *Server {
 	bin := Binary(t)
 	dir := t.TempDir()
 
-	dns, err := StartDNS(o.Zone)
+	dns, err := StartDNS(o.Zone, o.TSIGKeys)
 	if err != nil {
 		t.Fatalf("pebble: %v", err)
 	}
