@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -58,6 +60,11 @@ func (d *Docker) status(ctx context.Context, name string) ([]runtime.Status, err
 			r.Pid = st.Pid
 			r.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 			r.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
+			if r.Restarts > 0 && r.ExitCode == 0 && (st.Running || st.Restarting) {
+				// A restart clears the code the process exited with; the
+				// engine's events still have it.
+				r.ExitCode = d.lastExitCode(ctx, c.ID, info.Created)
+			}
 		}
 		if r.Running && info.NetworkSettings != nil {
 			if ep := info.NetworkSettings.Networks[d.networkName(sol)]; ep != nil && ep.IPAddress != "" {
@@ -149,3 +156,33 @@ func (d *Docker) Logs(ctx context.Context, name, component string, opts runtime.
 	}()
 	return pr, nil
 }
+
+// lastExitCode is the code of a container's latest exit, from the engine's
+// "die" events since it was created; 0 when there is none.
+func (d *Docker) lastExitCode(ctx context.Context, id, created string) int {
+	since := created
+	if t, err := time.Parse(time.RFC3339Nano, created); err == nil {
+		since = eventTime(t.Add(-time.Second))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, errs := d.cli.Events(ctx, events.ListOptions{
+		Since:   since,
+		Until:   eventTime(time.Now()), // a past window: the stream ends
+		Filters: filters.NewArgs(filters.Arg("type", "container"), filters.Arg("container", id), filters.Arg("event", "die")),
+	})
+	code := 0
+	for {
+		select {
+		case m := <-msgs:
+			if n, err := strconv.Atoi(m.Actor.Attributes["exitCode"]); err == nil {
+				code = n
+			}
+		case <-errs: // io.EOF once the window has been read, or the engine's error
+			return code
+		}
+	}
+}
+
+// eventTime is t as the events API reads it: seconds.nanoseconds.
+func eventTime(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
