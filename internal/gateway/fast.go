@@ -37,11 +37,13 @@ var errTooManyFiles = syscall.EMFILE
 
 // readBufSize bounds a request head the fast path reads; a longer one
 // (large cookies, say) goes to net/http, which applies MaxHeaderBytes.
-const readBufSize = 8 << 10
+// With the writer's, it is what a kept-alive connection holds, as much as
+// net/http's own buffers.
+const readBufSize = 4 << 10
 
 var (
 	connReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
-	connWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
+	connWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
 // fastConn is one client connection on the fast path.
