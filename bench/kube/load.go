@@ -41,7 +41,11 @@ type result struct {
 	// perSolution is each solution's time from its create's answer until
 	// it was Ready, sorted.
 	perSolution []time.Duration
-	op          *opResult // nil on the floor
+	// oneMore is, once all n are Ready, the time from sending the create
+	// of one more solution until it is Ready: what a user deploying on
+	// a cluster that already serves n waits.
+	oneMore time.Duration
+	op      *opResult // nil on the floor
 	// cpu is the CPU time each process of the cluster used during the
 	// run, in start order, then the operator's.
 	cpu []procCPUTime
@@ -97,6 +101,10 @@ type tracker struct {
 	tAvail      time.Time
 	tReady      time.Time
 	done        chan struct{}
+	// extra is the solution created after all the others; extraReady is
+	// closed when it is Ready.
+	extra      string
+	extraReady chan struct{}
 	// nodeDown is closed when a node stops being Ready: kwok fell behind
 	// with its heartbeats, pods on it are marked not ready, and the run
 	// measures kwok rather than the operator.
@@ -110,7 +118,7 @@ func newTracker(floor bool, n, components int) *tracker {
 		floor: floor, want: n, components: components,
 		created: map[string]time.Time{}, deployments: map[string]bool{}, available: map[string]bool{},
 		availableBy: map[string]int{}, ready: map[string]time.Time{}, done: make(chan struct{}),
-		nodeDown: make(chan struct{}),
+		nodeDown: make(chan struct{}), extra: solutionName(n), extraReady: make(chan struct{}),
 	}
 }
 
@@ -177,6 +185,10 @@ func (t *tracker) readyLocked(name string, now time.Time) {
 		return
 	}
 	t.ready[name] = now
+	if name == t.extra {
+		close(t.extraReady)
+		return
+	}
 	if len(t.ready) == t.want {
 		t.tReady = now
 		close(t.done)
@@ -344,6 +356,9 @@ func measure(ctx context.Context, cl *cluster, op *operatorProc, c config, side 
 		return err
 	}
 	cpuAfter := cpuTimes(pids)
+	if res.oneMore, err = createOneMore(ctx, cl.admin, t, floor, c.components); err != nil {
+		return err
+	}
 	for i, p := range pids {
 		res.cpu = append(res.cpu, procCPUTime{p.name, cpuAfter[i] - cpuBefore[i]})
 	}
@@ -418,6 +433,30 @@ feed:
 	close(next)
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// createOneMore creates one more solution (on the floor, its objects)
+// once the others are Ready, and times it until it is Ready.
+func createOneMore(ctx context.Context, c client.Client, t *tracker, floor bool, components int) (time.Duration, error) {
+	start := time.Now()
+	sol := benchSolution(t.extra, components)
+	var err error
+	if floor {
+		err = createRendered(ctx, c, sol)
+	} else {
+		err = retry(ctx, func() error { return c.Create(ctx, sol) })
+	}
+	if err != nil {
+		return 0, fmt.Errorf("creating one more solution, %s: %w", t.extra, err)
+	}
+	select {
+	case <-t.extraReady:
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.ready[t.extra].Sub(start), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("one more solution, %s, not Ready in time: %w", t.extra, ctx.Err())
+	}
 }
 
 func solutionName(i int) string { return fmt.Sprintf("bench-%05d", i) }

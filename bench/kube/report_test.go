@@ -107,6 +107,7 @@ func TestMarkdown(t *testing.T) {
 				side: sideAim, solutions: 1000, components: 1, loadBefore: "0.40 3.34 7.00", loadAfter: "1.10 2.00 5.00",
 				created: 2 * time.Second, deployments: 380 * time.Second, available: 381 * time.Second, ready: 750 * time.Second,
 				perSolution: []time.Duration{300 * time.Second, 500 * time.Second, 749 * time.Second},
+				oneMore:     1500 * time.Millisecond,
 				op: &opResult{
 					hwm: 80 << 20, rssEnd: 75 << 20, heapPeak: 30 << 20, heapEnd: 25 << 20, cpu: 40 * time.Second,
 					requests: 15000, reconciles: 2000, meanReconcile: 380 * time.Millisecond, meanQueueWait: 200 * time.Second, peakDepth: 1000,
@@ -117,6 +118,7 @@ func TestMarkdown(t *testing.T) {
 				side: sideFloor, solutions: 1000, components: 1, loadBefore: "1.10 2.00 5.00", loadAfter: "1.50 2.00 4.90",
 				created: 25 * time.Second, deployments: 25 * time.Second, available: 60 * time.Second, ready: 60 * time.Second,
 				perSolution: []time.Duration{30 * time.Second, 35 * time.Second, 40 * time.Second},
+				oneMore:     1200 * time.Millisecond,
 				cpu:         []procCPUTime{{"etcd", 10 * time.Second}, {"kube-apiserver", 50 * time.Second}, {"kube-controller-manager", 20 * time.Second}, {"kube-scheduler", 8 * time.Second}, {"kwok", 4 * time.Second}},
 			},
 		},

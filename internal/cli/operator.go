@@ -72,7 +72,7 @@ their idle timeout to sleep by scaling them to zero.`,
 	f.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the pod's own)")
 	f.Float32Var(&c.QPS, "kube-api-qps", 0, "requests a second each of the operator's API clients may send (0: no limit on the operator's side; the API server's Priority and Fairness shares its capacity)")
 	f.IntVar(&c.Burst, "kube-api-burst", 0, "requests above --kube-api-qps a client may send at once (0: twice --kube-api-qps)")
-	f.IntVar(&c.Workers, "workers", 4, "solutions reconciled at once")
+	f.IntVar(&c.Workers, "workers", 8, "solutions reconciled at once")
 	f.StringVar(&c.PprofAddr, "pprof-addr", "0", "address of Go's profiles at /debug/pprof/ (0: off; keep it private)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")

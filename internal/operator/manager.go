@@ -56,7 +56,7 @@ type Config struct {
 	// Zero means twice QPS; it has no effect without QPS.
 	Burst int
 	// Workers is how many Solutions are reconciled at once (never the
-	// same one twice). Zero means 4.
+	// same one twice). Zero means 8.
 	Workers int
 	// PprofAddr serves Go's profiles at /debug/pprof/. Empty or "0"
 	// turns them off; they may reveal what the operator holds, so keep
@@ -142,7 +142,7 @@ func NewManager(restCfg *rest.Config, c Config) (ctrl.Manager, error) {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(c.Workers, 4)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(c.Workers, 8)}).
 		Complete(r)
 	if err != nil {
 		return nil, fmt.Errorf("creating the solution controller: %w", err)
