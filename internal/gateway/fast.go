@@ -54,6 +54,8 @@ type fastConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	idle atomic.Bool
+	// readDL and writeDL are the deadlines set on c.
+	readDL, writeDL time.Time
 	// scratch holds an answer's head while it is read and checked.
 	scratch []byte
 }
@@ -94,14 +96,16 @@ func (fc *fastConn) serve() {
 			if fc.s.closing.Load() || fc.s.noKeep.Load() && !first {
 				return
 			}
-			_ = fc.c.SetReadDeadline(time.Now().Add(wait))
+			fc.readBy(time.Now(), wait)
 			_, err := fc.br.Peek(1)
 			fc.idle.Store(false)
 			if err != nil {
 				return
 			}
-			if !first {
-				_ = fc.c.SetReadDeadline(time.Now().Add(srv.ReadHeaderTimeout))
+			if !first && endOfHead(fc.peek()) < 0 {
+				// The head came in parts: from its first byte, the
+				// client has ReadHeaderTimeout to send the rest.
+				fc.readBy(time.Now(), srv.ReadHeaderTimeout)
 			}
 		}
 		first = false
@@ -126,6 +130,34 @@ func (fc *fastConn) serve() {
 			return
 		}
 	}
+}
+
+// Deadlines. Moving one costs a lock and a timer change; an answer that
+// comes back within a moment of the last would move it by that moment.
+// So a deadline moves only when it would come too early, and then a
+// little further than asked: the client gets at least the time it is due,
+// and at most an eighth more.
+
+// readBy makes sure the client has at least d from now to send.
+func (fc *fastConn) readBy(now time.Time, d time.Duration) {
+	if want := now.Add(d); fc.readDL.Before(want) || fc.readDL.After(want.Add(d/8)) {
+		fc.readDL = want.Add(d / 8)
+		_ = fc.c.SetReadDeadline(fc.readDL)
+	}
+}
+
+// writeBy makes sure the client has at least d from now to take the
+// answer.
+func (fc *fastConn) writeBy(now time.Time, d time.Duration) {
+	if want := now.Add(d); fc.writeDL.Before(want) || fc.writeDL.After(want.Add(d/8)) {
+		fc.writeDL = want.Add(d / 8)
+		_ = fc.c.SetWriteDeadline(fc.writeDL)
+	}
+}
+
+func (fc *fastConn) peek() []byte {
+	b, _ := fc.br.Peek(fc.br.Buffered())
+	return b
 }
 
 // readHead returns the next request's head, left in the read buffer; nil
@@ -267,7 +299,7 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 		fc.scratch = append(fc.scratch, "Connection: close\r\n"...)
 	}
 	fc.scratch = append(fc.scratch, "\r\n"...)
-	_ = fc.c.SetWriteDeadline(start.Add(srv.WriteTimeout))
+	fc.writeBy(start, srv.WriteTimeout)
 	fc.br.Discard(len(h.head)) // from here on, the request is ours
 	_, err = fc.bw.Write(fc.scratch)
 	switch {
