@@ -226,7 +226,7 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	}
 	bot := isBot(h.isHead, h.path, h.ua, g.cfg.BotAgents)
 	if !bot {
-		rt.lastActive.Store(start.UnixNano())
+		rt.active(start.UnixNano())
 	}
 	rt.enter()
 	b.inflight.Add(1)
@@ -238,7 +238,7 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	}
 	end := time.Now()
 	if !bot {
-		rt.lastActive.Store(end.UnixNano())
+		rt.active(end.UnixNano())
 	}
 	rt.stats.observe(status, end.Sub(start), 0, out)
 	if g.cfg.AccessLog != nil {

@@ -189,10 +189,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Server-Timing", fmt.Sprintf("wake;dur=%.1f", float64(waited.Microseconds())/1000))
 	}
 	if !bot {
-		rt.lastActive.Store(start.UnixNano())
+		rt.active(start.UnixNano())
 		// The end of a long request (a WebSocket, an event stream) is
 		// activity too: the idle time starts when it closes.
-		defer func() { rt.lastActive.Store(time.Now().UnixNano()) }()
+		defer func() { rt.active(time.Now().UnixNano()) }()
 	}
 	if isStream(r) {
 		// WebSockets and event streams live as long as their users want;

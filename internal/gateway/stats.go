@@ -41,8 +41,12 @@ func (s *stats) observe(status int, d time.Duration, in, out int64) {
 		c = 0
 	}
 	s.byClass[c].Add(1)
-	s.bytesIn.Add(uint64(in))
-	s.bytesOut.Add(uint64(out))
+	if in > 0 {
+		s.bytesIn.Add(uint64(in))
+	}
+	if out > 0 {
+		s.bytesOut.Add(uint64(out))
+	}
 	sec := d.Seconds()
 	i := 0
 	for i < len(latencyBuckets) && sec > latencyBuckets[i] {

@@ -93,6 +93,16 @@ func (r *route) enter() {
 
 func (r *route) leave() { r.inflight.Add(-1) }
 
+// active records activity at now (Unix nanoseconds). Idleness is judged
+// in seconds, so the shared word is written at most every few
+// milliseconds: under load, every request writing it would keep its cache
+// line moving between cores for nothing.
+func (r *route) active(now int64) {
+	if now-r.lastActive.Load() > int64(5*time.Millisecond) {
+		r.lastActive.Store(now)
+	}
+}
+
 type snapshot struct {
 	title  string
 	state  State
