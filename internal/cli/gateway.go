@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/kube"
 )
 
@@ -57,11 +59,7 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.Float64Var(&o.LimitCaps.RPS, "cap-rps", 0, "the most requests per second per client IP any solution may ask for (0: no cap)")
 	f.IntVar(&o.LimitCaps.Burst, "cap-burst", 0, "the largest burst any solution may ask for (0: no cap)")
 	byteSizeVar(f, &o.LimitCaps.Body, "cap-body", 0, "the largest request body any solution may ask for (0: no cap)")
-	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
-	f.DurationVar(&o.ReadTimeout, "read-timeout", 5*time.Minute, "how long a client may take to send a whole request (WebSockets and event streams exempt)")
-	f.DurationVar(&o.WriteTimeout, "write-timeout", 10*time.Minute, "how long an answer may take, the solution's work included (WebSockets and event streams exempt)")
-	f.DurationVar(&o.ConnIdleTimeout, "conn-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
-	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 32<<10, "request header size; larger requests get 431")
+	serverFlags(f, &o.Server)
 	f.StringVar(&o.AccessLog, "access-log", "", "write a JSON line per request to a solution: stdout or stderr (default none)")
 	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")
 	f.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long to keep taking connections while the cluster stops sending them")
@@ -76,4 +74,14 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
 	f.BoolVar(&debug, "debug", false, "log the steps of each wake")
 	return cmd
+}
+
+// serverFlags registers the listeners' timeouts and header limit, the same
+// for aim serve and aim gateway.
+func serverFlags(f *pflag.FlagSet, c *gateway.ServerConfig) {
+	f.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
+	f.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Minute, "how long a client may take to send a whole request (WebSockets and event streams exempt)")
+	f.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Minute, "how long an answer may take, the solution's work included (WebSockets and event streams exempt)")
+	f.DurationVar(&c.IdleTimeout, "conn-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	f.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 32<<10, "request header size; larger requests get 431")
 }

@@ -49,11 +49,8 @@ type GatewayOptions struct {
 	MaxPending int64
 	// Limits fill a Solution's unset limits; LimitCaps bound them.
 	Limits, LimitCaps spec.Limits
-	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and ConnIdleTimeout
-	// bound slow clients; zero means 10s, 5m, 10m and 2m.
-	ReadHeaderTimeout, ReadTimeout, WriteTimeout, ConnIdleTimeout time.Duration
-	// MaxHeaderBytes bounds request headers; zero means 32 KiB.
-	MaxHeaderBytes int
+	// Server holds the listeners' timeouts and header limit.
+	Server gateway.ServerConfig
 	// AccessLog is "stdout", "stderr" or "" (none).
 	AccessLog string
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
@@ -183,14 +180,8 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
 	}
-	limits := gateway.ServerConfig{
-		ReadHeaderTimeout: o.ReadHeaderTimeout,
-		ReadTimeout:       o.ReadTimeout,
-		WriteTimeout:      o.WriteTimeout,
-		IdleTimeout:       o.ConnIdleTimeout,
-		MaxHeaderBytes:    o.MaxHeaderBytes,
-		Logger:            log,
-	}
+	limits := o.Server
+	limits.Logger = log
 	var plain http.Handler = gw
 	if certs != nil {
 		plain = redirectToHTTPS(gw.Domain(), gw)

@@ -1,11 +1,9 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/kube"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/store"
@@ -92,15 +91,9 @@ func runKubernetes(ctx context.Context, o Options) error {
 	})
 	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
 	apex.Handle("/", web.NewCatalog(sols, log))
-	srv := &http.Server{
-		Handler:           apex,
-		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, 10*time.Second),
-		ReadTimeout:       cmp.Or(o.ReadTimeout, 5*time.Minute),
-		WriteTimeout:      cmp.Or(o.WriteTimeout, 10*time.Minute),
-		IdleTimeout:       cmp.Or(o.ConnIdleTimeout, 2*time.Minute),
-		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 32<<10),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	limits := o.Server
+	limits.Logger = log
+	srv := gateway.NewServer(apex, limits)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("aim is serving the API for Kubernetes", "url", serverURL, "namespace", ns, "data", o.DataDir)

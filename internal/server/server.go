@@ -60,12 +60,8 @@ type Options struct {
 	// Limits fill a manifest's unset limits; LimitCaps bound what a
 	// manifest may ask for. Zero fields mean none.
 	Limits, LimitCaps spec.Limits
-	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and ConnIdleTimeout
-	// bound slow clients; zero means 10s, 5m, 10m and 2m. WebSockets and
-	// event streams are exempt from the read and write timeouts.
-	ReadHeaderTimeout, ReadTimeout, WriteTimeout, ConnIdleTimeout time.Duration
-	// MaxHeaderBytes bounds request headers (431 past it); zero means 32 KiB.
-	MaxHeaderBytes int
+	// Server holds the listeners' timeouts and header limit.
+	Server gateway.ServerConfig
 	// AccessLog is where access logs go: "stdout", "stderr", a file path,
 	// or "" for none.
 	AccessLog string
@@ -218,14 +214,8 @@ func Run(ctx context.Context, o Options) error {
 	if tm.Enabled() {
 		plain = localPlain(gw, tm.HTTPHandler(gw))
 	}
-	limits := gateway.ServerConfig{
-		ReadHeaderTimeout: o.ReadHeaderTimeout,
-		ReadTimeout:       o.ReadTimeout,
-		WriteTimeout:      o.WriteTimeout,
-		IdleTimeout:       o.ConnIdleTimeout,
-		MaxHeaderBytes:    o.MaxHeaderBytes,
-		Logger:            log,
-	}
+	limits := o.Server
+	limits.Logger = log
 	srv := gateway.NewServer(plain, limits)
 
 	if err := ctl.Adopt(ctx); err != nil {
