@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -48,12 +49,17 @@ var (
 
 // fastConn is one client connection on the fast path.
 type fastConn struct {
-	s    *Server
-	c    net.Conn
-	peer netip.Addr
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	idle atomic.Bool
+	s        *Server
+	c        net.Conn
+	peer     netip.Addr
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idle     atomic.Bool
+	peerText string
+	// host is the Host of the connection's last request, hostName the
+	// same as a string.
+	host     []byte
+	hostName string
 	// readDL and writeDL are the deadlines set on c.
 	readDL, writeDL time.Time
 	// scratch holds an answer's head while it is read and checked.
@@ -64,6 +70,7 @@ func newFastConn(s *Server, c net.Conn) *fastConn {
 	fc := &fastConn{s: s, c: c}
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		fc.peer = ta.AddrPort().Addr().Unmap()
+		fc.peerText = fc.peer.String()
 	}
 	return fc
 }
@@ -199,7 +206,13 @@ func (fc *fastConn) handOff() bool {
 // says whether the connection can take another request.
 func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	g := fc.s.gw
-	name := g.solutionName(string(h.host))
+	if !bytes.Equal(h.host, fc.host) {
+		// Clients keep asking one host over a connection: the string is
+		// made once.
+		fc.host = append(fc.host[:0], h.host...)
+		fc.hostName = string(h.host)
+	}
+	name := g.solutionName(fc.hostName)
 	if name == "" {
 		return false, false
 	}
@@ -348,8 +361,7 @@ func (fc *fastConn) writeRequest(w *bufio.Writer, h *reqHead) {
 		w.Write(line)
 	}
 	w.WriteString("X-Forwarded-For: ")
-	var ip [64]byte
-	w.Write(fc.peer.AppendTo(ip[:0]))
+	w.WriteString(fc.peerText)
 	w.WriteString("\r\nX-Forwarded-Host: ")
 	w.Write(h.host)
 	w.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")

@@ -114,8 +114,10 @@ func (g *Gateway) Domain() string { return g.cfg.Domain }
 
 // solutionName returns the solution a Host header names, or "".
 func (g *Gateway) solutionName(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// The port goes, as net.SplitHostPort would take it, without the
+	// error it allocates for the usual Host without a port.
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
+		host = host[:i]
 	}
 	host = strings.TrimSuffix(lower(host), ".")
 	name, ok := strings.CutSuffix(host, g.suffix)
