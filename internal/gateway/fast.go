@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -127,6 +129,19 @@ func (fc *fastConn) serve() {
 		var h reqHead
 		keep, done := false, false
 		if parseRequest(head, &h) {
+			if h.length > 0 {
+				// A body the fast path sends must be in the buffer with
+				// its head: it can then go to net/http whole if needed.
+				if int64(len(head))+h.length > int64(fc.br.Size()) {
+					handedOff = fc.handOff()
+					return
+				}
+				b, err := fc.br.Peek(len(head) + int(h.length))
+				if err != nil {
+					return // the client stopped sending, or was too slow
+				}
+				h.head, h.body = b[:len(head)], b[len(head):]
+			}
 			keep, done = fc.proxy(&h)
 		}
 		if !done {
@@ -223,7 +238,11 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	if h.xff && len(g.cfg.TrustedProxies) > 0 && g.cfg.TrustedProxies.trusts(fc.peer) {
 		return false, false // the client is further back: net/http reads the chain
 	}
-	up := rt.snap.Load().pick(string(h.path))
+	snap := rt.snap.Load()
+	if snap.body > 0 && h.length > snap.body {
+		return false, false // net/http answers 413
+	}
+	up := snap.pick(string(h.path))
 	if up == nil {
 		return false, false
 	}
@@ -253,22 +272,15 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	if !bot {
 		rt.active(end.UnixNano())
 	}
-	rt.stats.observe(status, end.Sub(start), 0, out)
+	rt.stats.observe(status, end.Sub(start), h.length, out)
 	if g.cfg.AccessLog != nil {
 		g.logAccess(accessEntry{
-			solution: rt.name, client: fc.peer, method: method(h.isHead), host: string(h.host),
-			uri: string(h.target), proto: "HTTP/1.1", status: status, out: out,
+			solution: rt.name, client: fc.peer, method: h.method, host: string(h.host),
+			uri: string(h.target), proto: "HTTP/1.1", status: status, in: h.length, out: out,
 			start: start, userAgent: string(h.ua), referer: string(h.ref),
 		})
 	}
 	return keep, true
-}
-
-func method(isHead bool) string {
-	if isHead {
-		return "HEAD"
-	}
-	return "GET"
 }
 
 // exchange sends the request to the replica and copies its answer to the
@@ -280,24 +292,40 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 		resp respHead
 		err  error
 	)
+	hasBody := len(h.body) > 0
 	for attempt := 0; ; attempt++ {
 		u = b.pool.get()
 		reused := u != nil
+		if reused && hasBody && !u.alive() {
+			// A body must not go out on a connection the replica may
+			// have closed: it could not be sent again.
+			u.close()
+			u, reused = nil, false
+		}
 		if u == nil {
 			if u, err = b.pool.dial(context.Background()); err != nil {
 				return 0, 0, false, false
 			}
 		}
 		fc.writeRequest(u.bw, h)
+		u.bw.Write(h.body)
+		delivered := false
 		if err = u.bw.Flush(); err == nil {
+			delivered = true
 			fc.scratch, resp, err = readResponseHead(u.br, fc.scratch[:0])
 		}
 		if err == nil {
 			break
 		}
 		u.close()
+		if hasBody && delivered {
+			// The replica has the whole request and may have acted on
+			// it: it is never sent twice. (GET and HEAD may be.)
+			return fc.badGateway(h, err), 0, false, true
+		}
 		// A pooled connection the replica had closed: the request can go
-		// again on a new one, as http.Transport does.
+		// again on a new one, as http.Transport does; after that it is
+		// net/http's, which tries once more or explains.
 		if !reused || attempt > 0 {
 			return 0, 0, false, false
 		}
@@ -313,7 +341,7 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 	}
 	fc.scratch = append(fc.scratch, "\r\n"...)
 	fc.writeBy(start, srv.WriteTimeout)
-	fc.br.Discard(len(h.head)) // from here on, the request is ours
+	fc.br.Discard(len(h.head) + len(h.body)) // from here on, the request is ours
 	_, err = fc.bw.Write(fc.scratch)
 	switch {
 	case err != nil || noBody:
@@ -364,7 +392,11 @@ func (fc *fastConn) writeRequest(w *bufio.Writer, h *reqHead) {
 	w.WriteString(fc.peerText)
 	w.WriteString("\r\nX-Forwarded-Host: ")
 	w.Write(h.host)
-	w.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
+	w.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	if h.noLength {
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	w.WriteString("\r\n")
 }
 
 func indexLF(b []byte) int {
@@ -503,4 +535,48 @@ end:
 		return 0, errBadAnswer
 	}
 	return n, nil
+}
+
+// badGateway answers 502 for a request whose replica failed after it had
+// the whole request, and closes the connection.
+func (fc *fastConn) badGateway(h *reqHead, err error) int {
+	g := fc.s.gw
+	g.log.Warn("proxy error", "host", string(h.host), "path", string(h.path), "err", err)
+	a := &rawAnswer{h: http.Header{}}
+	g.notAnswering(a, &http.Request{Method: h.method, Header: http.Header{}})
+	fc.br.Discard(len(h.head) + len(h.body))
+	_ = a.writeTo(fc.bw)
+	return a.status
+}
+
+// rawAnswer is an http.ResponseWriter for the gateway's own answers on the
+// fast path: it keeps the answer whole, then writes it, head and body, to
+// the connection, which it then closes.
+type rawAnswer struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (a *rawAnswer) Header() http.Header { return a.h }
+
+func (a *rawAnswer) WriteHeader(code int) {
+	if a.status == 0 {
+		a.status = code
+	}
+}
+
+func (a *rawAnswer) Write(p []byte) (int, error) {
+	a.WriteHeader(http.StatusOK)
+	return a.body.Write(p)
+}
+
+func (a *rawAnswer) writeTo(w *bufio.Writer) error {
+	w.WriteString("HTTP/1.1 " + strconv.Itoa(a.status) + " " + http.StatusText(a.status) + "\r\n")
+	a.h.Set("Content-Length", strconv.Itoa(a.body.Len()))
+	a.h.Set("Connection", "close")
+	_ = a.h.Write(w)
+	w.WriteString("\r\n")
+	w.Write(a.body.Bytes())
+	return w.Flush()
 }

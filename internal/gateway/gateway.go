@@ -425,8 +425,14 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		g.errorPage(w, r, http.StatusGatewayTimeout, "The solution did not answer in time", "", 0)
 	default:
 		g.log.Warn("proxy error", "host", r.Host, "path", r.URL.Path, "err", err)
-		g.errorPage(w, r, http.StatusBadGateway, "The solution is not answering", "It may have crashed or be restarting.", 2)
+		g.notAnswering(w, r)
 	}
+}
+
+// notAnswering is the 502 for a replica that refused or dropped the
+// connection.
+func (g *Gateway) notAnswering(w http.ResponseWriter, r *http.Request) {
+	g.errorPage(w, r, http.StatusBadGateway, "The solution is not answering", "It may have crashed or be restarting.", 2)
 }
 
 func isTimeout(err error) bool {

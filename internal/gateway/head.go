@@ -18,14 +18,20 @@ import (
 type reqHead struct {
 	head   []byte // the request line through the blank line
 	line   []byte // the request line with its CRLF
-	isHead bool   // HEAD rather than GET
-	target []byte // the request-target: path and query
-	path   []byte // the target before '?'
-	host   []byte
-	ua     []byte
-	ref    []byte // Referer, for the access log
-	close  bool   // the client said Connection: close
-	xff    bool   // it sent X-Forwarded-For
+	method string // GET, HEAD, POST or PUT
+	isHead bool
+	length int64  // of the body; POST and PUT only
+	body   []byte // the body, in the read buffer after the head
+	// noLength is a POST or PUT without Content-Length: its empty body is
+	// said explicitly to the replica, as net/http's client does.
+	noLength bool
+	target   []byte // the request-target: path and query
+	path     []byte // the target before '?'
+	host     []byte
+	ua       []byte
+	ref      []byte // Referer, for the access log
+	close    bool   // the client said Connection: close
+	xff      bool   // it sent X-Forwarded-For
 }
 
 // Header kinds, by what the fast path does with them.
@@ -124,9 +130,10 @@ func endOfHead(b []byte) int {
 var crlfcrlf = []byte("\r\n\r\n")
 
 // parseRequest reads a complete head (as endOfHead delimits it) into h.
-// It is true only for a request the fast path takes: GET or HEAD, an
-// origin-form target of plain characters, HTTP/1.1, one Host, no body,
-// no upgrade, no expectation, no event stream, and nothing obsolete or
+// It is true only for a request the fast path takes: GET or HEAD without
+// a body, or POST or PUT with at most a Content-Length; an origin-form
+// target of plain characters, HTTP/1.1, one Host, no chunked body, no
+// upgrade, no expectation, no event stream, and nothing obsolete or
 // malformed (folded lines, bare LF, control characters, bad names).
 func parseRequest(head []byte, h *reqHead) bool {
 	*h = reqHead{head: head}
@@ -138,12 +145,17 @@ func parseRequest(head []byte, h *reqHead) bool {
 	rl := head[:eol-1]
 	switch {
 	case bytes.HasPrefix(rl, []byte("GET ")):
-		rl = rl[4:]
+		rl, h.method = rl[4:], "GET"
 	case bytes.HasPrefix(rl, []byte("HEAD ")):
-		rl, h.isHead = rl[5:], true
+		rl, h.method, h.isHead = rl[5:], "HEAD", true
+	case bytes.HasPrefix(rl, []byte("POST ")):
+		rl, h.method = rl[5:], "POST"
+	case bytes.HasPrefix(rl, []byte("PUT ")):
+		rl, h.method = rl[4:], "PUT"
 	default:
 		return false
 	}
+	body := h.method == "POST" || h.method == "PUT"
 	sp := bytes.IndexByte(rl, ' ')
 	if sp < 1 || string(rl[sp+1:]) != "HTTP/1.1" {
 		return false
@@ -210,17 +222,39 @@ func parseRequest(head []byte, h *reqHead) bool {
 				}
 			}
 		case hdrLength:
-			if length || string(value) != "0" {
+			if length {
 				return false
 			}
 			length = true
+			n, ok := parseLength(value)
+			if !ok || n > 0 && !body {
+				return false
+			}
+			h.length = n
 		case hdrXFF:
 			h.xff = true
 		case hdrSlow:
 			return false
 		}
 	}
+	h.noLength = body && !length
 	return h.host != nil && len(rest) == 0
+}
+
+// parseLength reads a Content-Length: digits only, no sign, no spaces,
+// no list, and short enough not to overflow.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // splitHeader splits "Name: value" and checks both: a token for the name,

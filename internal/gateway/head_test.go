@@ -16,6 +16,7 @@ func TestParseRequest(t *testing.T) {
 		// what the fast path must have read, when ok
 		path, host, ua string
 		isHead, close  bool
+		length         int64
 	}{
 		{name: "plain GET", head: "GET /a/b?x=1 HTTP/1.1\r\nHost: s.localhost\r\nUser-Agent: wrk\r\n\r\n", ok: true, path: "/a/b", host: "s.localhost", ua: "wrk"},
 		{name: "HEAD", head: "HEAD / HTTP/1.1\r\nHost: s.localhost:8080\r\n\r\n", ok: true, path: "/", host: "s.localhost:8080", isHead: true},
@@ -24,7 +25,13 @@ func TestParseRequest(t *testing.T) {
 		{name: "query with escapes", head: "GET /q?text=a%20b HTTP/1.1\r\nHost: s\r\n\r\n", ok: true, path: "/q", host: "s"},
 		{name: "header value with tab and obs-text", head: "GET / HTTP/1.1\r\nHost: s\r\nX-A: a\tb \xff\r\n\r\n", ok: true, path: "/", host: "s"},
 
-		{name: "POST", head: "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 2\r\n\r\n"},
+		{name: "POST", head: "POST /api HTTP/1.1\r\nHost: s\r\nContent-Length: 2\r\n\r\n", ok: true, path: "/api", host: "s", length: 2},
+		{name: "PUT without length", head: "PUT /x HTTP/1.1\r\nHost: s\r\n\r\n", ok: true, path: "/x", host: "s"},
+		{name: "PATCH", head: "PATCH / HTTP/1.1\r\nHost: s\r\nContent-Length: 2\r\n\r\n"},
+		{name: "chunked POST", head: "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{name: "signed length", head: "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: +2\r\n\r\n"},
+		{name: "listed length", head: "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 2, 2\r\n\r\n"},
+		{name: "huge length", head: "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 99999999999999999999\r\n\r\n"},
 		{name: "other method", head: "DELETE / HTTP/1.1\r\nHost: s\r\n\r\n"},
 		{name: "lower-case method", head: "get / HTTP/1.1\r\nHost: s\r\n\r\n"},
 		{name: "HTTP/1.0", head: "GET / HTTP/1.0\r\nHost: s\r\n\r\n"},
@@ -60,8 +67,8 @@ func TestParseRequest(t *testing.T) {
 			if !ok {
 				return
 			}
-			if string(h.path) != tc.path || string(h.host) != tc.host || string(h.ua) != tc.ua || h.isHead != tc.isHead || h.close != tc.close {
-				t.Errorf("read path %q host %q ua %q head %v close %v", h.path, h.host, h.ua, h.isHead, h.close)
+			if string(h.path) != tc.path || string(h.host) != tc.host || string(h.ua) != tc.ua || h.isHead != tc.isHead || h.close != tc.close || h.length != tc.length {
+				t.Errorf("read path %q host %q ua %q head %v close %v length %d", h.path, h.host, h.ua, h.isHead, h.close, h.length)
 			}
 		})
 	}
@@ -80,6 +87,8 @@ func FuzzParseRequest(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: s\r\nX: a\r\n\tb\r\n\r\n",
 		"GET /%2e%2e/ HTTP/1.1\r\nHost: s\r\n\r\n",
 		"GET /a;b=c/@:d HTTP/1.1\r\nHOST: S.LocalHost\r\n\r\n",
+		"POST /x HTTP/1.1\r\nHost: s\r\nContent-Length: 0012\r\n\r\n",
+		"PUT /x HTTP/1.1\r\nHost: s\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -97,8 +106,8 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the fast path takes %q, net/http refuses it: %v", head, err)
 		}
-		if r.Method != method(h.isHead) || r.RequestURI != string(h.target) || r.URL.Path != string(h.path) ||
-			r.Host != string(h.host) || r.ContentLength != 0 || r.Close != h.close || r.Header.Get("User-Agent") != string(h.ua) {
+		if r.Method != h.method || r.RequestURI != string(h.target) || r.URL.Path != string(h.path) ||
+			r.Host != string(h.host) || r.ContentLength != h.length || r.Close != h.close || r.Header.Get("User-Agent") != string(h.ua) {
 			t.Fatalf("%q: net/http reads %s %q path %q host %q length %d close %v; the fast path %q path %q host %q close %v",
 				head, r.Method, r.RequestURI, r.URL.Path, r.Host, r.ContentLength, r.Close, h.target, h.path, h.host, h.close)
 		}

@@ -138,8 +138,24 @@ func TestServerFastPathAndHandOff(t *testing.T) {
 		t.Errorf("access log %q (%v)", logs.String(), err)
 	}
 
-	// A body: net/http serves it, and the rest of the connection.
+	// A small body with its length: the fast path too; the body may
+	// come after the head.
 	rc.send("POST /p HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 4\r\n\r\nbody")
+	if _, body := rc.read("POST"); body != "POST /p body" {
+		t.Errorf("fast POST: %q", body)
+	}
+	rc.send("PUT /late HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 5\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	rc.send("later")
+	if _, body := rc.read("PUT"); body != "PUT /late later" {
+		t.Errorf("fast PUT, its body sent later: %q", body)
+	}
+	if n := handoffs.Load(); n != 0 {
+		t.Fatalf("%d connections handed to net/http for bodies the fast path takes", n)
+	}
+
+	// A chunked body: net/http serves it, and the rest of the connection.
+	rc.send("POST /p HTTP/1.1\r\nHost: s.localhost\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n")
 	if _, body := rc.read("POST"); body != "POST /p body" {
 		t.Errorf("POST after hand-off: %q", body)
 	}
@@ -174,6 +190,10 @@ func TestServerHandsOff(t *testing.T) {
 		{"malformed", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET / HTTP/1.1\r\nHost: s.localhost\r\nBad Header: x\r\n\r\n", 400},
 		{"head too large for the fast path", func(g *Gateway) { routeTo(g, backend, Limits{}) },
 			"GET / HTTP/1.1\r\nHost: s.localhost\r\nCookie: " + strings.Repeat("c", readBufSize) + "\r\n\r\n", 200},
+		{"body larger than the buffer", func(g *Gateway) { routeTo(g, backend, Limits{}) },
+			"POST / HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 5000\r\n\r\n" + strings.Repeat("b", 5000), 200},
+		{"body over the solution's limit", func(g *Gateway) { routeTo(g, backend, Limits{Body: 3}) },
+			"POST / HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 4\r\n\r\nbody", 413},
 		{"head over MaxHeaderBytes", func(g *Gateway) { routeTo(g, backend, Limits{}) },
 			"GET / HTTP/1.1\r\nHost: s.localhost\r\nCookie: " + strings.Repeat("c", 40<<10) + "\r\n\r\n", 431},
 	}
@@ -437,5 +457,48 @@ func TestServerSlowClients(t *testing.T) {
 	}
 	if n := handoffs.Load(); n != 0 {
 		t.Errorf("%d hand-offs, want none", n)
+	}
+}
+
+// TestServerPostNeverSentTwice: a replica that takes a POST and drops the
+// connection without answering may have acted on it; the fast path
+// answers 502 rather than send it again (GET would be sent again).
+func TestServerPostNeverSentTwice(t *testing.T) {
+	var got atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r, err := http.ReadRequest(bufio.NewReader(c))
+				if err == nil {
+					io.Copy(io.Discard, r.Body)
+					got.Add(1)
+				}
+			}()
+		}
+	}()
+	g := New(Config{})
+	routeTo(g, ln.Addr().String(), Limits{})
+	addr, _, handoffs := fastServer(t, g)
+	rc := dialRaw(t, addr)
+	rc.send("POST /charge HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 2\r\n\r\n{}")
+	resp, body := rc.read("POST")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "not answering") || !resp.Close {
+		t.Errorf("got %d %q (close %v), want a 502 that closes", resp.StatusCode, body, resp.Close)
+	}
+	if n := got.Load(); n != 1 {
+		t.Errorf("the replica got the POST %d times, want once", n)
+	}
+	if n := handoffs.Load(); n != 0 {
+		t.Errorf("%d hand-offs: net/http would send it again", n)
 	}
 }
