@@ -129,6 +129,9 @@ func NewManager(restCfg *rest.Config, c Config) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the controller manager: %w", err)
 	}
+	if err := indexObjects(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
 	r, err := NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("aim-operator"), c.Options, log)
 	if err != nil {
 		return nil, err
