@@ -160,6 +160,19 @@ func TestWakeBenchmark(t *testing.T) {
 	for i := range rounds {
 		for k := range sides {
 			side := sides[(i+k)%len(sides)]
+			// The previous side's pod stops in the background (the
+			// floors scale down as they finish), and a pod's stop keeps
+			// the node busy a while after it is gone (kube-proxy and the
+			// NetworkPolicy controller rewrite their rules, the kubelet
+			// cleans up). A real wake comes an idle timeout after the
+			// sleep; so each side starts on a settled node.
+			if side == "aim" {
+				sleepBench(t)
+			}
+			if err := waitNoPods(ctx, "app="+floorBare, "app="+floorPod); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(settle)
 			var ph phases
 			var err error
 			if side == "aim" {
@@ -298,10 +311,13 @@ func (pt *podTimes) wait(ctx context.Context, start time.Time) (created, ip time
 	return created, ip, nil
 }
 
-// wakeThroughGateway puts bench to sleep, then times one request to it
+// settle is how long each side of the wake benchmark waits, once no pod
+// of the benchmark is left stopping, before it is timed.
+const settle = 3 * time.Second
+
+// wakeThroughGateway times one request to the sleeping bench solution
 // from sending to its first byte.
 func wakeThroughGateway(t *testing.T) (phases, error) {
-	sleepBench(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pt, err := watchPod(ctx, "aim.dev/solution=bench")
@@ -334,6 +350,20 @@ func wakeThroughGateway(t *testing.T) (phases, error) {
 	ph := phases{answer: first.Sub(start)}
 	ph.created, ph.ip, err = pt.wait(ctx, start)
 	return ph, err
+}
+
+// waitNoPods waits until no pod matches any of the label selectors, those
+// being deleted included.
+func waitNoPods(ctx context.Context, selectors ...string) error {
+	return waitFor(time.Minute, 100*time.Millisecond, "no pod of "+strings.Join(selectors, ", ")+" left", func() (bool, error) {
+		for _, sel := range selectors {
+			l, err := kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+			if err != nil || len(l.Items) > 0 {
+				return false, err
+			}
+		}
+		return true, nil
+	})
 }
 
 // floorOnce scales a floor Deployment 0→1 and times until its pod

@@ -1,0 +1,119 @@
+//go:build kube && podcost
+
+package e2ekube
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aimhub/aim/api/v1alpha1"
+)
+
+// TestPodCost scales Deployments 0→1 that differ from the operator's pod
+// by one feature each, to find what of it costs the kubelet time. A tool
+// more than a test, so behind its own build tag (not run by make test):
+//
+//	KEEP_CLUSTER=1 AIM_E2E_POD_COST=10 go test -tags kube,podcost -run PodCost -v ./test/e2e-kube/
+func TestPodCost(t *testing.T) {
+	rounds := 10
+	if s := os.Getenv("AIM_E2E_POD_COST"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("AIM_E2E_POD_COST=%q: want a positive number of rounds", s)
+		}
+		rounds = n
+	}
+	ctx := context.Background()
+	f := filepath.Join(t.TempDir(), "bench.yaml")
+	if err := os.WriteFile(f, []byte(fmt.Sprintf(benchYAML, images["testserver"])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubectl("apply", "-f", f); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, "bench", v1alpha1.StateRunning, 2*time.Minute)
+	op, err := podFloorDeployment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant := func(name string, edit func(*corev1.PodSpec)) *appsv1.Deployment {
+		d := op.DeepCopy()
+		d.Name = name
+		d.Labels = map[string]string{"app": name}
+		d.Spec.Selector.MatchLabels = map[string]string{"app": name}
+		d.Spec.Template.Labels = map[string]string{"app": name}
+		if edit != nil {
+			edit(&d.Spec.Template.Spec)
+		}
+		return d
+	}
+	deps := []*appsv1.Deployment{
+		floorDeployment(),
+		variant("v-op", nil),
+		variant("v-no-tmp", func(p *corev1.PodSpec) { p.Volumes = nil; p.Containers[0].VolumeMounts = nil }),
+		variant("v-disk-tmp", func(p *corev1.PodSpec) { p.Volumes[0].EmptyDir.Medium = corev1.StorageMediumDefault }),
+		variant("v-no-probe", func(p *corev1.PodSpec) { p.Containers[0].ReadinessProbe = nil }),
+		variant("v-no-alias", func(p *corev1.PodSpec) { p.HostAliases = nil }),
+		variant("v-no-seccomp", func(p *corev1.PodSpec) { p.SecurityContext.SeccompProfile = nil }),
+		variant("v-no-tmp-seccomp", func(p *corev1.PodSpec) {
+			p.Volumes = nil
+			p.Containers[0].VolumeMounts = nil
+			p.SecurityContext.SeccompProfile = nil
+		}),
+		variant("v-no-affinity", func(p *corev1.PodSpec) { p.Affinity = nil }),
+	}
+	if only := os.Getenv("AIM_E2E_POD_COST_ONLY"); only != "" {
+		keep := strings.Split(only, ",")
+		deps = slices.DeleteFunc(deps, func(d *appsv1.Deployment) bool { return !slices.Contains(keep, d.Name) })
+	}
+	for _, d := range deps {
+		_ = kc.AppsV1().Deployments(ns).Delete(ctx, d.Name, metav1.DeleteOptions{})
+		time.Sleep(time.Second)
+		if _, err := kc.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = kc.AppsV1().Deployments(ns).Delete(context.Background(), d.Name, metav1.DeleteOptions{}) }()
+	}
+	times := map[string][]phases{}
+	for i := range rounds {
+		for k := range deps {
+			d := deps[(i+k)%len(deps)]
+			var sels []string
+			for _, o := range deps {
+				sels = append(sels, "app="+o.Name)
+			}
+			if err := waitNoPods(ctx, sels...); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(settle)
+			ph, err := floorOnce(ctx, d.Name)
+			if err != nil {
+				t.Fatalf("%s: %v", d.Name, err)
+			}
+			times[d.Name] = append(times[d.Name], ph)
+		}
+	}
+	for _, d := range deps {
+		ps := times[d.Name]
+		var ans []float64
+		for _, p := range ps {
+			ans = append(ans, ms(p.answer))
+		}
+		slices.Sort(ans)
+		t.Logf("%-14s created %5.0f  ip %6.0f  answer %6.0f ms (median), sorted answers %v", d.Name,
+			ms(medianOf(ps, func(p phases) time.Duration { return p.created })),
+			ms(medianOf(ps, func(p phases) time.Duration { return p.ip })),
+			ms(medianOf(ps, func(p phases) time.Duration { return p.answer })), ans)
+	}
+}
