@@ -269,6 +269,10 @@ func (g *Gateway) backendFor(w http.ResponseWriter, r *http.Request, rt *route, 
 			g.errorPage(w, r, http.StatusBadGateway, snap.title+" is not running", snap.reason, 0)
 			return nil, 0
 		}
+		if snap.state == StateSleeping && g.cfg.Waker == nil {
+			g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is asleep", "Nothing here can wake it.", 0)
+			return nil, 0
+		}
 		if snap.state == StateSleeping && bot {
 			g.errorPage(w, r, http.StatusServiceUnavailable, snap.title+" is asleep", "Requests from checkers and crawlers do not wake it.", 60)
 			return nil, 0

@@ -181,6 +181,9 @@ func TestServerHandsOff(t *testing.T) {
 	}{
 		{"apex", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", 404},
 		{"unknown solution", func(g *Gateway) { routeTo(g, backend, Limits{}) }, "GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\n", 404},
+		{"asleep, no waker", func(g *Gateway) {
+			g.Routes.Set(RouteSpec{Name: "s", State: StateSleeping, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}}}})
+		}, "GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n", 503},
 		{"failed", func(g *Gateway) {
 			g.Routes.Set(RouteSpec{Name: "s", State: StateFailed, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}}}})
 		}, "GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n", 502},
