@@ -14,39 +14,25 @@ import (
 // could save.
 func BenchmarkFastPath(b *testing.B) {
 	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	replica := listenRaw(b, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) == 2 {
+					break
+				}
+			}
+			if _, err := c.Write(answer); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) == 2 {
-							break
-						}
-					}
-					if _, err := c.Write(answer); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	g := New(Config{})
-	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Limits: Limits{RPS: 1e9, Burst: 1e9}, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{ln.Addr().String()}}}})
+	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Limits: Limits{RPS: 1e9, Burst: 1e9}, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{replica}}}})
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

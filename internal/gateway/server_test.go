@@ -233,14 +233,14 @@ func TestServerRateLimitGoesToNetHTTP(t *testing.T) {
 	}
 }
 
-// rawBackend answers every connection's first request with answer, as
-// bytes, then does what after says.
-func rawBackend(t *testing.T, answer string, closeAfter bool) string {
+// listenRaw serves each connection to a loopback port with serve, which
+// closes it, until the test ends; it returns the address.
+func listenRaw(tb testing.TB, serve func(c net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	tb.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -249,20 +249,28 @@ func rawBackend(t *testing.T, answer string, closeAfter bool) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					io.WriteString(c, answer)
-					if closeAfter {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// rawBackend answers every request with answer, as bytes, and closes the
+// connection after the first one when closeAfter.
+func rawBackend(t *testing.T, answer string, closeAfter bool) string {
+	return listenRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, answer)
+			if closeAfter {
+				return
+			}
+		}
+	})
 }
 
 func TestServerAnswersOfEveryShape(t *testing.T) {
@@ -468,29 +476,15 @@ func TestServerSlowClients(t *testing.T) {
 // answers 502 rather than send it again (GET would be sent again).
 func TestServerPostNeverSentTwice(t *testing.T) {
 	var got atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r, err := http.ReadRequest(bufio.NewReader(c))
-				if err == nil {
-					io.Copy(io.Discard, r.Body)
-					got.Add(1)
-				}
-			}()
+	replica := listenRaw(t, func(c net.Conn) {
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err == nil {
+			io.Copy(io.Discard, r.Body)
+			got.Add(1)
 		}
-	}()
+	})
 	g := New(Config{})
-	routeTo(g, ln.Addr().String(), Limits{})
+	routeTo(g, replica, Limits{})
 	addr, _, handoffs := fastServer(t, g)
 	rc := dialRaw(t, addr)
 	rc.send("POST /charge HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 2\r\n\r\n{}")
