@@ -124,27 +124,9 @@ func podFloorDeployment(ctx context.Context) (*appsv1.Deployment, error) {
 // recorded, not asserted (see docs/benchmarks.md); every wake must answer
 // 200.
 func TestWakeBenchmark(t *testing.T) {
-	rounds := 7
-	if s := os.Getenv("AIM_E2E_WAKE_ROUNDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("AIM_E2E_WAKE_ROUNDS=%q: want a positive number", s)
-		}
-		rounds = n
-	}
+	rounds := roundsFromEnv(t, "AIM_E2E_WAKE_ROUNDS", 7)
 	ctx := context.Background()
-	f := filepath.Join(t.TempDir(), "bench.yaml")
-	if err := os.WriteFile(f, []byte(fmt.Sprintf(benchYAML, images["testserver"])), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kubectl("apply", "-f", f); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, "bench", v1alpha1.StateRunning, 2*time.Minute)
-	podFloor, err := podFloorDeployment(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	podFloor := benchSolution(t, ctx)
 	for _, d := range []*appsv1.Deployment{floorDeployment(), podFloor} {
 		_ = kc.AppsV1().Deployments(ns).Delete(ctx, d.Name, metav1.DeleteOptions{})
 		if _, err := kc.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
@@ -521,4 +503,38 @@ func recordBench(report string) error {
 	}
 	s = s[:i+len(benchStart)] + "\n" + report + s[j:]
 	return os.WriteFile(p, []byte(s), 0o644)
+}
+
+// roundsFromEnv is the positive number of rounds in the environment
+// variable name, or def when it is unset.
+func roundsFromEnv(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number of rounds", name, s)
+	}
+	return n
+}
+
+// benchSolution applies the benchmark's Solution, waits until it runs,
+// and returns a Deployment of the very pod the operator rendered for it.
+func benchSolution(t *testing.T, ctx context.Context) *appsv1.Deployment {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "bench.yaml")
+	if err := os.WriteFile(f, []byte(fmt.Sprintf(benchYAML, images["testserver"])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubectl("apply", "-f", f); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, "bench", v1alpha1.StateRunning, 2*time.Minute)
+	d, err := podFloorDeployment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

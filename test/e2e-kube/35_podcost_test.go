@@ -4,11 +4,8 @@ package e2ekube
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +13,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/aimhub/aim/api/v1alpha1"
 )
 
 // TestPodCost scales Deployments 0→1 that differ from the operator's pod
@@ -26,27 +21,9 @@ import (
 //
 //	KEEP_CLUSTER=1 AIM_E2E_POD_COST=10 go test -tags kube,podcost -run PodCost -v ./test/e2e-kube/
 func TestPodCost(t *testing.T) {
-	rounds := 10
-	if s := os.Getenv("AIM_E2E_POD_COST"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("AIM_E2E_POD_COST=%q: want a positive number of rounds", s)
-		}
-		rounds = n
-	}
+	rounds := roundsFromEnv(t, "AIM_E2E_POD_COST", 10)
 	ctx := context.Background()
-	f := filepath.Join(t.TempDir(), "bench.yaml")
-	if err := os.WriteFile(f, []byte(fmt.Sprintf(benchYAML, images["testserver"])), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kubectl("apply", "-f", f); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, "bench", v1alpha1.StateRunning, 2*time.Minute)
-	op, err := podFloorDeployment(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := benchSolution(t, ctx)
 	variant := func(name string, edit func(*corev1.PodSpec)) *appsv1.Deployment {
 		d := op.DeepCopy()
 		d.Name = name
