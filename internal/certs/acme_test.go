@@ -184,18 +184,7 @@ func TestACMEWildcardDNS01(t *testing.T) {
 
 func testACMEWildcardDNS01(t *testing.T, ca *pebble.Server, provider certmagic.DNSProvider) {
 	g := listen(t)
-	m, err := New(t.Context(), Config{
-		Mode:         ModeACME,
-		Dir:          t.TempDir(),
-		Domain:       "aim.test",
-		ACMECA:       ca.DirectoryURL,
-		ACMERoots:    ca.Roots,
-		DNS01:        provider,
-		DNSResolvers: []string{ca.DNS.Addr()},
-		HTTPPort:     g.httpPort(),
-		HTTPSPort:    g.httpsPort(),
-		Logger:       testLogger(t),
-	})
+	m, err := New(t.Context(), dns01Config(t, ca, g, provider, testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,18 +239,7 @@ func TestACMEDNS01WrongKey(t *testing.T) {
 	logs := &lines{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter(t)), nil))
 	g := listen(t)
-	if _, err := New(t.Context(), Config{
-		Mode:         ModeACME,
-		Dir:          t.TempDir(),
-		Domain:       "aim.test",
-		ACMECA:       ca.DirectoryURL,
-		ACMERoots:    ca.Roots,
-		DNS01:        provider,
-		DNSResolvers: []string{ca.DNS.Addr()},
-		HTTPPort:     g.httpPort(),
-		HTTPSPort:    g.httpsPort(),
-		Logger:       log,
-	}); err != nil {
+	if _, err := New(t.Context(), dns01Config(t, ca, g, provider, log)); err != nil {
 		t.Fatal(err)
 	}
 	want := ca.DNS.Addr() + " refused the update of zone aim.test.: NOTAUTH, TSIG error BADSIG"
@@ -293,4 +271,21 @@ func (l *lines) contains(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Contains(l.buf.String(), s)
+}
+
+// dns01Config is aim.test's wildcard through DNS-01 with provider, from
+// pebble, resolving on the test's DNS server.
+func dns01Config(t *testing.T, ca *pebble.Server, g *gateway, provider certmagic.DNSProvider, log *slog.Logger) Config {
+	return Config{
+		Mode:         ModeACME,
+		Dir:          t.TempDir(),
+		Domain:       "aim.test",
+		ACMECA:       ca.DirectoryURL,
+		ACMERoots:    ca.Roots,
+		DNS01:        provider,
+		DNSResolvers: []string{ca.DNS.Addr()},
+		HTTPPort:     g.httpPort(),
+		HTTPSPort:    g.httpsPort(),
+		Logger:       log,
+	}
 }
