@@ -407,14 +407,7 @@ func create(ctx context.Context, c client.Client, t *tracker, floor bool, n, com
 		wg.Go(func() {
 			for i := range next {
 				name := solutionName(i)
-				sol := benchSolution(name, components)
-				var err error
-				if floor {
-					err = createRendered(ctx, c, sol)
-				} else {
-					err = retry(ctx, func() error { return c.Create(ctx, sol) })
-				}
-				if err != nil {
+				if err := createSolution(ctx, c, benchSolution(name, components), floor); err != nil {
 					cancel(fmt.Errorf("creating %s: %w", name, err))
 					return
 				}
@@ -435,18 +428,20 @@ feed:
 	return context.Cause(ctx)
 }
 
+// createSolution creates sol, or on the floor the objects the operator
+// would render for it.
+func createSolution(ctx context.Context, c client.Client, sol *v1alpha1.Solution, floor bool) error {
+	if floor {
+		return createRendered(ctx, c, sol)
+	}
+	return retry(ctx, func() error { return c.Create(ctx, sol) })
+}
+
 // createOneMore creates one more solution (on the floor, its objects)
 // once the others are Ready, and times it until it is Ready.
 func createOneMore(ctx context.Context, c client.Client, t *tracker, floor bool, components int) (time.Duration, error) {
 	start := time.Now()
-	sol := benchSolution(t.extra, components)
-	var err error
-	if floor {
-		err = createRendered(ctx, c, sol)
-	} else {
-		err = retry(ctx, func() error { return c.Create(ctx, sol) })
-	}
-	if err != nil {
+	if err := createSolution(ctx, c, benchSolution(t.extra, components), floor); err != nil {
 		return 0, fmt.Errorf("creating one more solution, %s: %w", t.extra, err)
 	}
 	select {
