@@ -66,6 +66,11 @@ type fastConn struct {
 	readDL, writeDL time.Time
 	// scratch holds an answer's head while it is read and checked.
 	scratch []byte
+	// rd reads the socket when the connection has a RawConn.
+	rd rawReader
+	// first is true until the first request's head has begun to arrive;
+	// handOffNow says that the connection is net/http's from here on.
+	first, handOffNow bool
 }
 
 func newFastConn(s *Server, c net.Conn) *fastConn {
@@ -79,52 +84,77 @@ func newFastConn(s *Server, c net.Conn) *fastConn {
 
 func (fc *fastConn) serve() {
 	fc.br = connReaders.Get().(*bufio.Reader)
-	fc.br.Reset(fc.c)
 	fc.bw = connWriters.Get().(*bufio.Writer)
 	fc.bw.Reset(fc.c)
-	handedOff := false
-	defer func() {
-		fc.s.track(fc, false)
-		if !handedOff {
-			fc.c.Close()
-		}
-		fc.br.Reset(nil)
-		connReaders.Put(fc.br)
-		fc.bw.Reset(nil)
-		connWriters.Put(fc.bw)
-	}()
+	fc.first = true
+	var rc syscall.RawConn
+	if sc, ok := fc.c.(syscall.Conn); ok {
+		rc, _ = sc.SyscallConn()
+	}
+	if rc != nil {
+		fc.br.Reset(&fc.rd)
+		_ = rc.Read(fc.run) // an error is the client leaving, or a deadline
+	} else {
+		fc.br.Reset(fc.c)
+		fc.run(0)
+	}
+	handedOff := fc.handOffNow && fc.handOff()
+	fc.s.track(fc, false)
+	if !handedOff {
+		fc.c.Close()
+	}
+	fc.br.Reset(nil)
+	connReaders.Put(fc.br)
+	fc.bw.Reset(nil)
+	connWriters.Put(fc.bw)
+}
+
+// run serves requests until the connection is done, or is net/http's
+// (handOffNow), and then returns true. With a RawConn (fd is the socket)
+// it also returns false when it must wait for the client, and is called
+// again, from where it left off, once the socket has something.
+//
+// This is what saves the read that finds nothing. Go's reads try the
+// socket first and wait only when it has nothing, which between requests
+// of a kept-alive connection it never has: one system call per request
+// for nothing. Within one RawConn.Read, the poller is armed before the
+// first read, so after a read that left the socket empty (fewer bytes
+// than asked for), whatever arrives later wakes the wait: the loop can
+// wait at once, as nginx does, without reading again.
+func (fc *fastConn) run(fd uintptr) bool {
+	fc.rd.fd, fc.rd.empty = int(fd), false
 	srv := fc.s.HTTP
-	first := true
 	for {
 		if fc.br.Buffered() == 0 {
-			wait := srv.IdleTimeout
-			if first {
-				wait = srv.ReadHeaderTimeout
+			if !fc.idle.Load() {
+				fc.idle.Store(true)
+				if fc.s.closing.Load() || fc.s.noKeep.Load() && !fc.first {
+					return true
+				}
+				wait := srv.IdleTimeout
+				if fc.first {
+					wait = srv.ReadHeaderTimeout
+				}
+				fc.readBy(time.Now(), wait)
 			}
-			fc.idle.Store(true)
-			if fc.s.closing.Load() || fc.s.noKeep.Load() && !first {
-				return
+			if _, err := fc.br.Peek(1); err != nil {
+				return err != errWouldBlock // else the client left or was too slow
 			}
-			fc.readBy(time.Now(), wait)
-			_, err := fc.br.Peek(1)
 			fc.idle.Store(false)
-			if err != nil {
-				return
-			}
-			if !first && endOfHead(fc.peek()) < 0 {
+			if !fc.first && endOfHead(fc.peek()) < 0 {
 				// The head came in parts: from its first byte, the
 				// client has ReadHeaderTimeout to send the rest.
 				fc.readBy(time.Now(), srv.ReadHeaderTimeout)
 			}
 		}
-		first = false
+		fc.first = false
 		head, err := fc.readHead()
 		if err != nil {
-			return // the client stopped sending, or was too slow
+			return err != errWouldBlock
 		}
 		if head == nil {
-			handedOff = fc.handOff()
-			return
+			fc.handOffNow = true
+			return true
 		}
 		var h reqHead
 		keep, done := false, false
@@ -133,24 +163,57 @@ func (fc *fastConn) serve() {
 				// A body the fast path sends must be in the buffer with
 				// its head: it can then go to net/http whole if needed.
 				if int64(len(head))+h.length > int64(fc.br.Size()) {
-					handedOff = fc.handOff()
-					return
+					fc.handOffNow = true
+					return true
 				}
 				b, err := fc.br.Peek(len(head) + int(h.length))
 				if err != nil {
-					return // the client stopped sending, or was too slow
+					return err != errWouldBlock
 				}
 				h.head, h.body = b[:len(head)], b[len(head):]
 			}
 			keep, done = fc.proxy(&h)
 		}
 		if !done {
-			handedOff = fc.handOff()
-			return
+			fc.handOffNow = true
+			return true
 		}
 		if !keep {
-			return
+			return true
 		}
+	}
+}
+
+// errWouldBlock is what rawReader returns instead of waiting.
+var errWouldBlock = errors.New("nothing to read yet")
+
+// rawReader reads the client's socket inside RawConn.Read. empty is true
+// once a read found it empty: another read, before the poller says there
+// is more, would find nothing.
+type rawReader struct {
+	fd    int
+	empty bool
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	if r.empty {
+		return 0, errWouldBlock
+	}
+	for {
+		n, err := syscall.Read(r.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			r.empty = true
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		r.empty = n < len(p)
+		return n, nil
 	}
 }
 
@@ -309,9 +372,8 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 		}
 		fc.writeRequest(u.bw, h)
 		u.bw.Write(h.body)
-		delivered := false
-		if err = u.bw.Flush(); err == nil {
-			delivered = true
+		var delivered bool
+		if delivered, err = u.send(); err == nil {
 			fc.scratch, resp, err = readResponseHead(u.br, fc.scratch[:0])
 		}
 		if err == nil {

@@ -44,6 +44,14 @@ type upConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // when it went back to the pool
+
+	// rc, when the connection has one, lets send wait for the answer
+	// without first reading nothing; sendStep is its callback, made once,
+	// and flushed and flushErr its state.
+	rc       syscall.RawConn
+	sendStep func(fd uintptr) bool
+	flushed  bool
+	flushErr error
 }
 
 // connPool keeps idle connections to one replica, newest last, so that
@@ -112,7 +120,50 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	br.Reset(conn)
 	bw := writers4k.Get().(*bufio.Writer)
 	bw.Reset(conn)
-	return &upConn{conn: conn, br: br, bw: bw}, nil
+	c := &upConn{conn: conn, br: br, bw: bw}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if c.rc, err = sc.SyscallConn(); err != nil {
+			c.rc = nil
+		}
+		c.sendStep = c.flushThenWait
+	}
+	return c, nil
+}
+
+// send writes the buffered request and, once it is all out, waits until
+// the answer starts to arrive. An error before the request was all
+// written leaves delivered false.
+//
+// A plain flush followed by a read costs one more system call per
+// request: Go's reads try the socket first and park only when it has
+// nothing, which, right after a request went out, it never has. Waiting
+// inside the connection's RawConn.Read is safe because that call arms the
+// poller before the callback writes the request: the answer, which can
+// only come after the request, cannot arrive unnoticed.
+func (c *upConn) send() (delivered bool, err error) {
+	if c.rc == nil {
+		err = c.bw.Flush()
+		return err == nil, err
+	}
+	c.flushed, c.flushErr = false, nil
+	err = c.rc.Read(c.sendStep)
+	if c.flushErr != nil {
+		return false, c.flushErr
+	}
+	return true, err
+}
+
+// flushThenWait is send's RawConn.Read callback: the first call writes
+// the request and asks to wait for readability; the second, made once
+// the socket has something (an answer, or an error or end), ends the
+// wait, and the answer is then read as usual.
+func (c *upConn) flushThenWait(uintptr) bool {
+	if c.flushed {
+		return true
+	}
+	c.flushed = true
+	c.flushErr = c.bw.Flush()
+	return c.flushErr != nil
 }
 
 func (c *upConn) close() {
@@ -294,7 +345,7 @@ func (g *Gateway) exchange(c *upConn, r *http.Request, hasBody bool) (*http.Resp
 			return nil, true, err
 		}
 	}
-	if err := bw.Flush(); err != nil {
+	if _, err := c.send(); err != nil {
 		return nil, sent, err
 	}
 	resp, err := http.ReadResponse(c.br, r)

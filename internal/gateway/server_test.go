@@ -168,6 +168,50 @@ func TestServerFastPathAndHandOff(t *testing.T) {
 	}
 }
 
+// TestServerBytesArriveWhileBusy sends what the fast path's connection
+// loop must not miss although it never reads twice in a row: a head in
+// parts, a body after its head, and a pipelined request that arrives
+// while the one before it is still with the replica. A missed arrival
+// would leave the client waiting for its deadline.
+func TestServerBytesArriveWhileBusy(t *testing.T) {
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.URL.Path+" "+string(body))
+	}))
+	t.Cleanup(b.Close)
+	g := New(Config{})
+	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
+	addr, _, handoffs := fastServer(t, g)
+	rc := dialRaw(t, addr)
+	pause := func() { time.Sleep(30 * time.Millisecond) }
+
+	rc.send("GET /parts HTTP/1.1\r\nHo")
+	pause()
+	rc.send("st: s.localhost\r\n")
+	pause()
+	rc.send("\r\n")
+	if _, body := rc.read("GET"); body != "/parts " {
+		t.Errorf("head in parts: %q", body)
+	}
+
+	rc.send("GET /slow HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	pause() // the first request is with the replica now
+	rc.send("POST /next HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 2\r\n\r\n")
+	pause()
+	rc.send("ok")
+	_, first := rc.read("GET")
+	_, second := rc.read("POST")
+	if first != "/slow " || second != "/next ok" {
+		t.Errorf("pipelined while busy: %q, %q", first, second)
+	}
+	if n := handoffs.Load(); n != 0 {
+		t.Errorf("%d hand-offs, want none", n)
+	}
+}
+
 func TestServerHandsOff(t *testing.T) {
 	backend := echoBackend(t)
 	down, _ := net.Listen("tcp", "127.0.0.1:0")
