@@ -314,7 +314,8 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 		return false, false
 	}
 	start := time.Now()
-	if lim := rt.lim.Load(); lim != nil {
+	lim := rt.lim.Load()
+	if lim != nil {
 		if ok, _ := lim.allow(fc.peer, start); !ok {
 			return false, false // net/http answers 429 with its Retry-After
 		}
@@ -329,6 +330,9 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	b.inflight.Add(-1)
 	rt.leave()
 	if !done {
+		if lim != nil {
+			lim.giveBack(fc.peer) // net/http admits the request again
+		}
 		return false, false
 	}
 	end := time.Now()

@@ -143,21 +143,26 @@ func TestBucket(t *testing.T) {
 		limits Limits
 		at     []int64 // request times in ms
 		want   string  // + admitted, - refused
+		back   int     // 1 + the index of a request given back after it was admitted
 	}{
-		{"burst then refuse", Limits{RPS: 1, Burst: 3}, []int64{0, 0, 0, 0}, "+++-"},
-		{"refills at the rate", Limits{RPS: 1, Burst: 2}, []int64{0, 0, 0, 999, 1000, 1000}, "++--+-"},
-		{"steady at the rate passes", Limits{RPS: 10, Burst: 1}, []int64{0, 100, 200, 300, 350}, "++++-"},
-		{"burst defaults to the rate", Limits{RPS: 2}, []int64{0, 0, 0}, "++-"},
-		{"a refused request costs nothing", Limits{RPS: 1, Burst: 1}, []int64{0, 500, 999, 1000}, "+--+"},
+		{"burst then refuse", Limits{RPS: 1, Burst: 3}, []int64{0, 0, 0, 0}, "+++-", 0},
+		{"refills at the rate", Limits{RPS: 1, Burst: 2}, []int64{0, 0, 0, 999, 1000, 1000}, "++--+-", 0},
+		{"steady at the rate passes", Limits{RPS: 10, Burst: 1}, []int64{0, 100, 200, 300, 350}, "++++-", 0},
+		{"burst defaults to the rate", Limits{RPS: 2}, []int64{0, 0, 0}, "++-", 0},
+		{"a refused request costs nothing", Limits{RPS: 1, Burst: 1}, []int64{0, 500, 999, 1000}, "+--+", 0},
+		{"a request given back costs nothing", Limits{RPS: 1, Burst: 1}, []int64{0, 0, 0}, "++-", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLimiter(tc.limits)
 			b := new(bucket)
 			var got strings.Builder
-			for _, ms := range tc.at {
+			for i, ms := range tc.at {
 				ok, wait := b.take(ms*int64(time.Millisecond)+sec, l.interval, l.tolerance)
 				if ok {
 					got.WriteByte('+')
+					if i+1 == tc.back {
+						b.giveBack(l.interval)
+					}
 				} else {
 					got.WriteByte('-')
 					if wait <= 0 {

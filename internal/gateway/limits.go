@@ -44,6 +44,12 @@ func (b *bucket) take(now int64, interval, tolerance int64) (bool, time.Duration
 	}
 }
 
+// giveBack undoes one take: for a request admitted but then served by
+// another path, which takes its own.
+func (b *bucket) giveBack(interval int64) {
+	b.tat.Add(-interval)
+}
+
 // limiter holds one solution's buckets by client address.
 type limiter struct {
 	rps                 float64
@@ -78,6 +84,13 @@ func (l *limiter) allow(client netip.Addr, now time.Time) (bool, time.Duration) 
 		}
 	}
 	return v.(*bucket).take(now.UnixNano(), l.interval, l.tolerance)
+}
+
+// giveBack undoes an admission of allow's for client.
+func (l *limiter) giveBack(client netip.Addr) {
+	if v, ok := l.buckets.Load(client); ok {
+		v.(*bucket).giveBack(l.interval)
+	}
 }
 
 const sweepEvery = time.Minute
