@@ -85,17 +85,14 @@ func newFastConn(s *Server, c net.Conn) *fastConn {
 func (fc *fastConn) serve() {
 	fc.br = connReaders.Get().(*bufio.Reader)
 	fc.bw = connWriters.Get().(*bufio.Writer)
-	fc.bw.Reset(fc.c)
 	fc.first = true
-	var rc syscall.RawConn
-	if sc, ok := fc.c.(syscall.Conn); ok {
-		rc, _ = sc.SyscallConn()
-	}
-	if rc != nil {
+	if sc := newSysConn(fc.c); sc != nil {
 		fc.br.Reset(&fc.rd)
-		_ = rc.Read(fc.run) // an error is the client leaving, or a deadline
+		fc.bw.Reset(sc)
+		_ = sc.rc.Read(fc.run) // an error is the client leaving, or a deadline
 	} else {
 		fc.br.Reset(fc.c)
+		fc.bw.Reset(fc.c)
 		fc.run(0)
 	}
 	handedOff := fc.handOffNow && fc.handOff()
@@ -199,22 +196,18 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	if r.empty {
 		return 0, errWouldBlock
 	}
-	for {
-		n, err := syscall.Read(r.fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			r.empty = true
-			return 0, errWouldBlock
-		case err != nil:
-			return 0, err
-		case n == 0 && len(p) > 0:
-			return 0, io.EOF
-		}
-		r.empty = n < len(p)
-		return n, nil
+	n, err := sysRead(r.fd, p)
+	switch {
+	case err == syscall.EAGAIN:
+		r.empty = true
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
 	}
+	r.empty = n < len(p)
+	return n, nil
 }
 
 // Deadlines. Moving one costs a lock and a timer change; an answer that

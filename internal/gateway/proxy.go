@@ -121,10 +121,10 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	bw := writers4k.Get().(*bufio.Writer)
 	bw.Reset(conn)
 	c := &upConn{conn: conn, br: br, bw: bw}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if c.rc, err = sc.SyscallConn(); err != nil {
-			c.rc = nil
-		}
+	if sc := newSysConn(conn); sc != nil {
+		br.Reset(sc)
+		bw.Reset(sc)
+		c.rc = sc.rc
 		c.sendStep = c.flushThenWait
 	}
 	return c, nil
