@@ -71,6 +71,17 @@ type fastConn struct {
 	// first is true until the first request's head has begun to arrive;
 	// handOffNow says that the connection is net/http's from here on.
 	first, handOffNow bool
+	// end is when the last request on the fast path was answered.
+	end time.Time
+}
+
+// now is the time for the wait after a request: when the request was
+// answered, a moment ago, which saves reading the clock again.
+func (fc *fastConn) now() time.Time {
+	if fc.end.IsZero() {
+		return time.Now()
+	}
+	return fc.end
 }
 
 func newFastConn(s *Server, c net.Conn) *fastConn {
@@ -132,7 +143,7 @@ func (fc *fastConn) run(fd uintptr) bool {
 				if fc.first {
 					wait = srv.ReadHeaderTimeout
 				}
-				fc.readBy(time.Now(), wait)
+				fc.readBy(fc.now(), wait)
 			}
 			if _, err := fc.br.Peek(1); err != nil {
 				return err != errWouldBlock // else the client left or was too slow
@@ -328,7 +339,7 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 		}
 		return false, false
 	}
-	end := time.Now()
+	end := fc.end // set by exchange
 	if !bot {
 		rt.active(end.UnixNano())
 	}
@@ -354,7 +365,7 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 	)
 	hasBody := len(h.body) > 0
 	for attempt := 0; ; attempt++ {
-		u = b.pool.get()
+		u = b.pool.get(start)
 		reused := u != nil
 		if reused && hasBody && !u.alive() {
 			// A body must not go out on a connection the replica may
@@ -380,7 +391,9 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 		if hasBody && delivered {
 			// The replica has the whole request and may have acted on
 			// it: it is never sent twice. (GET and HEAD may be.)
-			return fc.badGateway(h, err), 0, false, true
+			status := fc.badGateway(h, err)
+			fc.end = time.Now()
+			return status, 0, false, true
 		}
 		// A pooled connection the replica had closed: the request can go
 		// again on a new one, as http.Transport does; after that it is
@@ -414,13 +427,17 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 			err, resp.close = nil, true
 		}
 	}
-	if err != nil || resp.close {
-		u.close()
-	} else {
-		b.pool.put(u)
-	}
+	// The replica's connection is sound if its answer was read whole,
+	// whatever the client then does with it.
+	upOK := err == nil && !resp.close
 	if err == nil && (fc.br.Buffered() == 0 || !keep) {
 		err = fc.bw.Flush()
+	}
+	fc.end = time.Now()
+	if upOK {
+		b.pool.put(u, fc.end)
+	} else {
+		u.close()
 	}
 	if err != nil {
 		keep = false
