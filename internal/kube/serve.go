@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -103,10 +102,12 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 		return err
 	}
 	wakeTimeout := cmp.Or(o.WakeTimeout, 2*time.Minute)
-	access, err := accessLogger(o.AccessLog)
+	// No files: a pod's output is collected anyway, and files would fill its disk.
+	access, closeAccess, err := gateway.OpenAccessLog(o.AccessLog, false)
 	if err != nil {
 		return err
 	}
+	defer closeAccess() // after the server stopped: its last lines are written
 	met := metrics.New()
 	gw := gateway.New(gateway.Config{
 		Domain: o.Domain, Logger: log, HoldTimeout: wakeTimeout, MaxPending: o.MaxPending,
@@ -236,18 +237,4 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	}
 	log.Info("stopped; every request in flight was answered")
 	return nil
-}
-
-// accessLogger is where access logs go: "stdout", "stderr" or nowhere.
-// (A pod's output is collected anyway; files would fill its disk.)
-func accessLogger(dest string) (*slog.Logger, error) {
-	switch dest {
-	case "":
-		return nil, nil
-	case "stdout":
-		return slog.New(slog.NewJSONHandler(os.Stdout, nil)), nil
-	case "stderr":
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
-	}
-	return nil, errors.New("--access-log: use stdout, stderr or nothing in a cluster")
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -150,11 +149,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	met := metrics.New()
-	access, closeAccess, err := accessLogger(o.AccessLog)
+	access, closeAccess, err := gateway.OpenAccessLog(o.AccessLog, true)
 	if err != nil {
 		return err
 	}
-	defer closeAccess()
+	defer closeAccess() // after the servers stopped: their last lines are written
 	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met,
 		AccessLog: access, TrustedProxies: o.TrustedProxies})
 	met.Registry.MustRegister(gw.Routes)
@@ -288,27 +287,6 @@ func localPlain(local, redirect http.Handler) http.Handler {
 		}
 		redirect.ServeHTTP(w, r)
 	})
-}
-
-// accessLogger opens where access logs go.
-func accessLogger(dest string) (*slog.Logger, func(), error) {
-	var w io.Writer
-	closeFn := func() {}
-	switch dest {
-	case "":
-		return nil, closeFn, nil
-	case "stdout":
-		w = os.Stdout
-	case "stderr":
-		w = os.Stderr
-	default:
-		f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening the access log: %w", err)
-		}
-		w, closeFn = f, func() { f.Close() }
-	}
-	return slog.New(slog.NewJSONHandler(w, nil)), closeFn, nil
 }
 
 // apiHost is the host the CLI uses to reach this server.

@@ -181,22 +181,31 @@ func TestLimits(t *testing.T) {
 		if in := metricValue(m, `aim_http_request_bytes_total{solution="flood"}`); in < 1024 {
 			t.Errorf("aim_http_request_bytes_total for flood = %v, want at least the 1024 bytes accepted", in)
 		}
-		data, err := os.ReadFile(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// Lines are written in batches at least once a second: wait for
+		// the one this test made.
+		var data []byte
 		var seen bool
-		for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
-			var e struct {
-				Msg, Solution, Client, Method, URI string
-				Status                             int
-				BytesOut                           int64 `json:"bytes_out"`
+		for deadline := time.Now().Add(10 * time.Second); !seen && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var err error
+			if data, err = os.ReadFile(logPath); err != nil {
+				t.Fatal(err)
 			}
-			if err := json.Unmarshal([]byte(line), &e); err != nil {
-				t.Fatalf("access log line is not JSON: %v: %s", err, line)
-			}
-			if e.Solution == "calm" && e.Status == 200 && e.URI == "/whoami" && e.Client == "127.0.0.1" && e.BytesOut > 0 {
-				seen = true
+			complete := data[:bytes.LastIndexByte(data, '\n')+1] // a batch may be half written
+			for line := range strings.SplitSeq(strings.TrimSpace(string(complete)), "\n") {
+				if line == "" {
+					continue
+				}
+				var e struct {
+					Msg, Solution, Client, Method, URI string
+					Status                             int
+					BytesOut                           int64 `json:"bytes_out"`
+				}
+				if err := json.Unmarshal([]byte(line), &e); err != nil {
+					t.Fatalf("access log line is not JSON: %v: %s", err, line)
+				}
+				if e.Solution == "calm" && e.Status == 200 && e.URI == "/whoami" && e.Client == "127.0.0.1" && e.BytesOut > 0 {
+					seen = true
+				}
 			}
 		}
 		if !seen {
