@@ -73,6 +73,32 @@ type fastConn struct {
 	first, handOffNow bool
 	// end is when the last request on the fast path was answered.
 	end time.Time
+	// up is the replica connection of the request in flight; stallFn is
+	// upStalled, made once.
+	up      *upConn
+	stallFn func() error
+}
+
+// upStalled is called when the replica has been silent for stallCheck: it
+// ends the exchange if the client has gone, or gives the replica longer.
+func (fc *fastConn) upStalled() error {
+	if fc.clientGone() {
+		return errClientGone
+	}
+	fc.up.waitBy(time.Now())
+	return nil
+}
+
+// clientGone is true when the client closed its connection or reset it.
+// It looks without reading: bytes waiting (a pipelined request) mean the
+// client is there.
+func (fc *fastConn) clientGone() bool {
+	if fc.rd.fd == 0 {
+		return false // no socket to look at (no RawConn): wait as before
+	}
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(fc.rd.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err == nil && n == 0 || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
 }
 
 // now is the time for the wait after a request: when the request was
@@ -97,6 +123,7 @@ func (fc *fastConn) serve() {
 	fc.br = connReaders.Get().(*bufio.Reader)
 	fc.bw = connWriters.Get().(*bufio.Writer)
 	fc.first = true
+	fc.stallFn = fc.upStalled
 	if sc := newSysConn(fc.c); sc != nil {
 		fc.br.Reset(&fc.rd)
 		fc.bw.Reset(sc)
@@ -380,6 +407,8 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 		}
 		fc.writeRequest(u.bw, h)
 		u.bw.Write(h.body)
+		fc.up = u
+		u.watch(fc.stallFn, start)
 		var delivered bool
 		if delivered, err = u.send(); err == nil {
 			fc.scratch, resp, err = readResponseHead(u.br, fc.scratch[:0])
@@ -388,6 +417,13 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 			break
 		}
 		u.close()
+		if err == errClientGone {
+			// Nobody to answer: the replica's connection is closed, which
+			// tells it to stop too, and so is the client's.
+			fc.br.Discard(len(h.head) + len(h.body))
+			fc.end = time.Now()
+			return 499, 0, false, true
+		}
 		if hasBody && delivered {
 			// The replica has the whole request and may have acted on
 			// it: it is never sent twice. (GET and HEAD may be.)
@@ -429,6 +465,7 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 	}
 	// The replica's connection is sound if its answer was read whole,
 	// whatever the client then does with it.
+	u.unwatch()
 	upOK := err == nil && !resp.close
 	if err == nil && (fc.br.Buffered() == 0 || !keep) {
 		err = fc.bw.Flush()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,51 @@ type upConn struct {
 	sendStep func(fd uintptr) bool
 	flushed  bool
 	flushErr error
+	// sc does the connection's reads and writes, when it has a RawConn;
+	// rdl is the read deadline set on it.
+	sc  *sysConn
+	rdl time.Time
+}
+
+// stallCheck is how long the fast path lets a replica be silent before it
+// looks whether the client is still there: a client that leaves a long
+// request (an inference, say) must not leave the replica working for
+// nobody. net/http's path learns it at once from its background read.
+const stallCheck = time.Second
+
+// watch has stalled called whenever the replica is silent for stallCheck
+// while the answer is awaited or read; unwatch ends that.
+func (c *upConn) watch(stalled func() error, now time.Time) {
+	if c.sc == nil {
+		return
+	}
+	c.sc.stalled = stalled
+	c.waitBy(now)
+}
+
+func (c *upConn) unwatch() {
+	if c.sc != nil {
+		c.sc.stalled = nil
+	}
+}
+
+// waitBy gives the replica stallCheck from now. As with the client's
+// deadlines, it moves the deadline only when due, and then an eighth
+// further, so that a busy connection moves it a few times a second.
+func (c *upConn) waitBy(now time.Time) {
+	if want := now.Add(stallCheck); c.rdl.Before(want) {
+		c.rdl = want.Add(stallCheck / 8)
+		_ = c.conn.SetReadDeadline(c.rdl)
+	}
+}
+
+// noDeadline clears what watch set, for a caller that cancels by
+// deadlines of its own.
+func (c *upConn) noDeadline() {
+	if !c.rdl.IsZero() {
+		c.rdl = time.Time{}
+		_ = c.conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // connPool keeps idle connections to one replica, newest last, so that
@@ -126,7 +172,7 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	if sc := newSysConn(conn); sc != nil {
 		br.Reset(sc)
 		bw.Reset(sc)
-		c.rc = sc.rc
+		c.sc, c.rc = sc, sc.rc
 		c.sendStep = c.flushThenWait
 	}
 	return c, nil
@@ -151,6 +197,11 @@ func (c *upConn) send() (delivered bool, err error) {
 	err = c.rc.Read(c.sendStep)
 	if c.flushErr != nil {
 		return false, c.flushErr
+	}
+	if err != nil && c.sc.stalled != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		// Silent for stallCheck: if the client is still there, the
+		// answer is read as usual, which waits on.
+		err = c.sc.stalled()
 	}
 	return true, err
 }
@@ -195,10 +246,11 @@ func (c *upConn) alive() bool {
 	}
 	alive := false
 	var buf [1]byte
-	_ = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: it never waits, and a read deadline that passed
+	// while the connection sat in the pool does not stop it.
+	_ = rc.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		alive = err == syscall.EAGAIN
-		return true // never wait for the poller
 	})
 	return alive
 }
@@ -254,6 +306,7 @@ func (g *Gateway) roundTrip(w http.ResponseWriter, r *http.Request, b *backend) 
 				return err
 			}
 		}
+		c.noDeadline()
 		// A client that leaves unblocks whatever waits on the replica.
 		stop := context.AfterFunc(r.Context(), func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 		resp, sent, err := g.exchange(c, r, hasBody)

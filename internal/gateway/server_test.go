@@ -212,6 +212,56 @@ func TestServerBytesArriveWhileBusy(t *testing.T) {
 	}
 }
 
+// TestServerClientLeavesSlowRequest checks that a client leaving a long
+// request on the fast path closes the replica's connection (the replica's
+// server cancels its work), and that a replica silent for longer than the
+// fast path's stall check still answers a client that waits.
+func TestServerClientLeavesSlowRequest(t *testing.T) {
+	canceled := make(chan struct{}, 1)
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/forever":
+			select {
+			case <-r.Context().Done():
+				canceled <- struct{}{}
+			case <-time.After(30 * time.Second):
+			}
+		case "/late":
+			time.Sleep(stallCheck + stallCheck/2)
+			io.WriteString(w, "late")
+		}
+	}))
+	t.Cleanup(b.Close)
+	g := New(Config{})
+	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
+	addr, _, handoffs := fastServer(t, g)
+
+	waiting := dialRaw(t, addr)
+	waiting.send("GET /late HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	leaving := dialRaw(t, addr)
+	leaving.send("GET /forever HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	leaving.c.Close()
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replica kept working for a client that left")
+	}
+	if _, body := waiting.read("GET"); body != "late" {
+		t.Errorf("a slow answer: %q", body)
+	}
+	if n := handoffs.Load(); n != 0 {
+		t.Errorf("%d hand-offs, want none", n)
+	}
+	st := &g.Routes.lookup("s").stats
+	for deadline := time.Now().Add(5 * time.Second); st.byClass[4].Load() < 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if n := st.byClass[4].Load(); n != 1 {
+		t.Errorf("4xx counted %d times, want 1 (499 for the client that left)", n)
+	}
+}
+
 func TestServerHandsOff(t *testing.T) {
 	backend := echoBackend(t)
 	down, _ := net.Listen("tcp", "127.0.0.1:0")

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -25,6 +27,10 @@ type sysConn struct {
 	p               []byte
 	n               int
 	err             error
+	// stalled, when set, is called when a read reaches the read
+	// deadline: nil lets the read wait on (stalled moved the deadline),
+	// an error ends it.
+	stalled func() error
 }
 
 // newSysConn returns nil for a connection without a RawConn.
@@ -46,13 +52,20 @@ func (s *sysConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	s.p, s.n, s.err = p, 0, nil
-	err := s.rc.Read(s.readFn)
-	s.p = nil
-	if err != nil {
-		return 0, err // a deadline, or the connection closed
+	for {
+		s.p, s.n, s.err = p, 0, nil
+		err := s.rc.Read(s.readFn)
+		s.p = nil
+		if err == nil {
+			return s.n, s.err
+		}
+		if s.stalled == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, err // the connection closed, or a deadline nobody watches
+		}
+		if err := s.stalled(); err != nil {
+			return 0, err
+		}
 	}
-	return s.n, s.err
 }
 
 func (s *sysConn) readStep(fd uintptr) bool {
