@@ -37,6 +37,17 @@ func fastServer(t *testing.T, g *Gateway, cfg ...ServerConfig) (addr string, s *
 	return ln.Addr().String(), s, handoffs
 }
 
+// countedBy returns how many requests of solution "s" in status class
+// class the gateway counted, once it counted want or after 5s: requests
+// are counted once answered, a moment after the client has the answer.
+func countedBy(g *Gateway, class int, want uint64) uint64 {
+	c := &g.Routes.lookup("s").stats.byClass[class]
+	for deadline := time.Now().Add(5 * time.Second); c.Load() < want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	return c.Load()
+}
+
 func routeTo(g *Gateway, addr string, limits Limits) {
 	g.Routes.Set(RouteSpec{Name: "s", State: StateReady, Limits: limits, Upstreams: []Upstream{{Component: "web", Paths: []string{"/"}, Addrs: []string{addr}}}})
 }
@@ -121,12 +132,7 @@ func TestServerFastPathAndHandOff(t *testing.T) {
 	if n := handoffs.Load(); n != 0 {
 		t.Fatalf("%d connections handed to net/http for requests the fast path takes", n)
 	}
-	// Requests are counted once answered: wait for the last one.
-	st := &g.Routes.lookup("s").stats
-	for deadline := time.Now().Add(5 * time.Second); st.byClass[2].Load() < 4 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	if c := st.byClass[2].Load(); c != 4 {
+	if c := countedBy(g, 2, 4); c != 4 {
 		t.Errorf("2xx counted %d times, want 4", c)
 	}
 	var line struct {
@@ -253,11 +259,7 @@ func TestServerClientLeavesSlowRequest(t *testing.T) {
 	if n := handoffs.Load(); n != 0 {
 		t.Errorf("%d hand-offs, want none", n)
 	}
-	st := &g.Routes.lookup("s").stats
-	for deadline := time.Now().Add(5 * time.Second); st.byClass[4].Load() < 1 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	if n := st.byClass[4].Load(); n != 1 {
+	if n := countedBy(g, 4, 1); n != 1 {
 		t.Errorf("4xx counted %d times, want 1 (499 for the client that left)", n)
 	}
 }
