@@ -6,7 +6,8 @@
 #   2. the cluster's parts are built (cached in ~/.cache/aim/kube) and its
 #      Debian packages installed (test/cluster/build.sh);
 #   3. the operator against a real kube-apiserver and etcd (envtest, with
-#      the chart's RBAC);
+#      the chart's RBAC), and the gateway's certificate storage in Secrets
+#      and Leases (alone, and shared by two replicas against pebble);
 #   4. the cluster is brought up, its smoke check runs (pods, DNS,
 #      NetworkPolicy), then test/e2e-kube (the chart, the examples through
 #      the in-cluster gateway, the wake benchmark);
@@ -35,8 +36,11 @@ hack/generate.sh --check
 step "the cluster's parts (test/cluster/build.sh)"
 test/cluster/build.sh
 
-step "the operator against a real API server (envtest)"
-$GO test -tags cluster -count=1 -timeout 10m ./internal/operator/
+step "the operator, and the gateway's certificate storage, against a real API server (envtest)"
+$GO test -tags cluster -count=1 -timeout 10m ./internal/operator/ ./internal/kube/certstore/
+# Two gateway replicas sharing certificates in Secrets, with pebble; the
+# rest of internal/certs ran in go test ./... already.
+$GO test -tags cluster -count=1 -timeout 10m -run '^TestCluster' ./internal/certs/
 
 # A cluster that already runs (an engineer's) is used and left up; one
 # this run brings up is taken down on every way out, a failed test or a

@@ -7,8 +7,9 @@
 // Certificates are issued only for the apex and for names one label
 // under it that Config.Allow accepts, so a client cannot make aim ask a
 // CA for arbitrary names. In both on-demand modes certmagic does the
-// bookkeeping: storage under Dir/certs, one issuance per name however
-// many handshakes wait for it, and renewal in the background.
+// bookkeeping: storage under Dir/certs (or Config.Storage, shared by
+// several processes, e.g. Secrets in a cluster), one issuance per name
+// however many handshakes wait for it, and renewal in the background.
 package certs
 
 import (
@@ -60,8 +61,15 @@ type Config struct {
 	// Mode is off, internal or acme. Empty means off.
 	Mode Mode
 	// Dir is aim's data directory; certificates are kept in Dir/certs
-	// and the internal CA in Dir/ca. Required unless Mode is off.
+	// and the internal CA in Dir/ca. Required unless Mode is off, or is
+	// acme with Storage set.
 	Dir string
+	// Storage keeps the certificates, their keys, the ACME account and
+	// challenges, and locks each issuance, for every Manager that shares
+	// it (the gateway's replicas in a cluster: Secrets and Leases, see
+	// internal/kube/certstore). Nil means a certmagic.FileStorage in
+	// Dir/certs, for one process.
+	Storage certmagic.Storage
 	// Domain is the apex; solutions are at <name>.<Domain>. Required
 	// unless Mode is off.
 	Domain string
@@ -145,8 +153,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
 		Logger:           zl,
 	})
+	storage := cfg.Storage
+	if storage == nil {
+		storage = &certmagic.FileStorage{Path: filepath.Join(cfg.Dir, "certs")}
+	}
 	magic = certmagic.New(cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: filepath.Join(cfg.Dir, "certs")},
+		Storage: storage,
 		Logger:  zl,
 		OnEvent: m.onEvent,
 	})
@@ -224,7 +236,7 @@ func (c Config) withDefaults() (Config, error) {
 	if !certmagic.SubjectQualifiesForCert(c.Domain) || strings.Contains(c.Domain, "*") || certmagic.SubjectIsIP(c.Domain) {
 		return c, fmt.Errorf("tls: domain %q cannot be named in a certificate", c.Domain)
 	}
-	if c.Dir == "" {
+	if c.Dir == "" && (c.Mode != ModeACME || c.Storage == nil) {
 		return c, fmt.Errorf("tls: mode %s needs a data directory for its certificates", c.Mode)
 	}
 	if c.Mode == ModeACME {

@@ -48,6 +48,14 @@ func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 	})
 }
 
+// HandleHTTPChallenge answers r if it is an ACME HTTP-01 challenge
+// request this Manager, or another sharing its Storage, is solving, and
+// reports whether it did. For a plain listener that redirects by rules
+// of its own (the gateway in a cluster) instead of HTTPHandler's.
+func (m *Manager) HandleHTTPChallenge(w http.ResponseWriter, r *http.Request) bool {
+	return m.acme != nil && m.acme.HandleHTTPChallenge(w, r)
+}
+
 // HSTS adds the Strict-Transport-Security header to responses to HTTPS
 // requests, when Config.HSTS is set; otherwise it is next.
 func (m *Manager) HSTS(next http.Handler) http.Handler {
