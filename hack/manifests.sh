@@ -42,10 +42,13 @@ if $check; then
   # Every optional part at once must render and lint too.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
     tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false
-  # tls.mode acme is not built in the cluster: the chart must refuse it.
-  if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set tls.mode=acme 2>&1) ||
-    ! grep -q 'tls.mode acme: the gateway in a cluster cannot obtain certificates' <<<"$out"; then
-    echo "hack/manifests.sh: the chart does not refuse tls.mode=acme with its message:" >&2
+  # The gateway's own ACME, with every ACME value set.
+  "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
+    tls.mode=acme,tls.acme.ca=https://acme-staging-v02.api.letsencrypt.org/directory,tls.acme.email=ops@example.com,tls.acme.hsts=8760h,solutions.namespace=solutions,solutions.createNamespace=true
+  # An unknown mode is refused, naming the ones there are.
+  if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set tls.mode=letsencrypt 2>&1) ||
+    ! grep -q 'tls.mode "letsencrypt": use none, cert-manager or acme' <<<"$out"; then
+    echo "hack/manifests.sh: the chart does not refuse an unknown tls.mode with its message:" >&2
     echo "$out" | tail -5 >&2
     exit 1
   fi

@@ -7,7 +7,8 @@
 #      Debian packages installed (test/cluster/build.sh);
 #   3. the operator against a real kube-apiserver and etcd (envtest, with
 #      the chart's RBAC), and the gateway's certificate storage in Secrets
-#      and Leases (alone, and shared by two replicas against pebble);
+#      and Leases (alone, shared by two replicas against pebble, and in
+#      aim gateway --tls=acme under the chart's RBAC);
 #   4. the cluster is brought up, its smoke check runs (pods, DNS,
 #      NetworkPolicy), then test/e2e-kube (the chart, the examples through
 #      the in-cluster gateway, the wake benchmark);
@@ -38,9 +39,10 @@ test/cluster/build.sh
 
 step "the operator, and the gateway's certificate storage, against a real API server (envtest)"
 $GO test -tags cluster -count=1 -timeout 10m ./internal/operator/ ./internal/kube/certstore/
-# Two gateway replicas sharing certificates in Secrets, with pebble; the
-# rest of internal/certs ran in go test ./... already.
-$GO test -tags cluster -count=1 -timeout 10m -run '^TestCluster' ./internal/certs/
+# Two replicas sharing certificates in Secrets, and aim gateway --tls=acme
+# under the chart's RBAC, with pebble; the rest of these packages ran in
+# go test ./... already.
+$GO test -tags cluster -count=1 -timeout 10m -run '^TestCluster' ./internal/certs/ ./internal/kube/
 
 # A cluster that already runs (an engineer's) is used and left up; one
 # this run brings up is taken down on every way out, a failed test or a

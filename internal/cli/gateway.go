@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +19,7 @@ import (
 func gatewayCmd(g *globals) *cobra.Command {
 	var o kube.GatewayOptions
 	var logJSON, debug bool
+	var acmeRoot string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the gateway in a Kubernetes cluster: route <name>.<domain> to Solutions, wake them, report their activity",
@@ -26,6 +31,13 @@ scales its Deployments up (one wake per solution and replica) and is held
 until it can serve. Every --activity-interval it writes the last request it
 saw for each solution to the Solution's aim.dev/last-active annotation,
 from which the operator judges idleness.
+
+With --tls=acme it gets a certificate from an ACME CA (--acme-ca, Let's
+Encrypt by default) for the domain and each solution's name on the first
+handshake that names it, and for no other name; HTTP-01 and TLS-ALPN-01 are
+answered by whichever replica the CA reaches. Certificates, keys and the
+ACME account are kept in Secrets of --acme-namespace, shared by the
+replicas, with Leases there so that one replica at a time asks for a name.
 
 On SIGTERM it fails /healthz, keeps answering for --drain-delay while the
 cluster stops sending it connections, then finishes the requests in flight.`,
@@ -40,6 +52,13 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 				h = slog.NewJSONHandler(g.errOut, ho)
 			}
 			o.Logger = slog.New(h)
+			if acmeRoot != "" {
+				roots, err := readRoots(acmeRoot)
+				if err != nil {
+					return fmt.Errorf("--acme-ca-root: %w", err)
+				}
+				o.ACME.ACMERoots = roots
+			}
 			return kube.RunGateway(cmd.Context(), o)
 		},
 	}
@@ -66,11 +85,14 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "after the drain, how long requests in flight may take to finish")
 	f.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve HTTPS with this certificate (PEM; e.g. cert-manager's wildcard for the domain), re-read when it changes; plain HTTP then redirects the domain's requests")
 	f.StringVar(&o.TLSKeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
-	f.StringVar(&o.HTTPS, "https", ":8443", "address HTTPS listens on, with --tls-cert-file")
-	f.StringVar(&o.TLS, "tls", "off", "off; acme is not supported in a cluster yet (use --tls-cert-file with cert-manager)")
-	var acmeUnused string
-	f.StringVar(&acmeUnused, "acme-email", "", "unused until --tls=acme is supported")
-	f.StringVar(&acmeUnused, "acme-ca", "", "unused until --tls=acme is supported")
+	f.StringVar(&o.HTTPS, "https", ":8443", "address HTTPS listens on, with --tls-cert-file or --tls=acme")
+	f.StringVar(&o.TLS, "tls", "off", "off (HTTPS only with --tls-cert-file), or acme: certificates from --acme-ca on demand for the domain and existing solutions, shared by the replicas in Secrets of --acme-namespace")
+	f.StringVar(&o.ACME.ACMECA, "acme-ca", "", "with --tls=acme: ACME directory URL (default Let's Encrypt; using it means agreeing to its terms)")
+	f.StringVar(&o.ACME.ACMEEmail, "acme-email", "", "with --tls=acme: contact address given to the ACME CA")
+	f.StringVar(&acmeRoot, "acme-ca-root", "", "with --tls=acme: PEM file of the CA that signs the ACME server's own HTTPS (for a private ACME server)")
+	f.StringVar(&o.ACMENamespace, "acme-namespace", "", "with --tls=acme: namespace of the Secrets (certificates, ACME account) and Leases (locks) the replicas share (default: --namespace)")
+	f.DurationVar(&o.ACME.HSTS, "hsts", 0, "with --tls=acme: send Strict-Transport-Security with this max-age over HTTPS (0: none)")
+	f.BoolVar(&o.ACME.HSTSIncludeSubdomains, "hsts-subdomains", false, "with --tls=acme: add includeSubDomains to Strict-Transport-Security")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
 	f.BoolVar(&debug, "debug", false, "log the steps of each wake")
 	return cmd
@@ -84,4 +106,17 @@ func serverFlags(f *pflag.FlagSet, c *gateway.ServerConfig) {
 	f.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Minute, "how long an answer may take, the solution's work included (WebSockets and event streams exempt)")
 	f.DurationVar(&c.IdleTimeout, "conn-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	f.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 32<<10, "request header size; larger requests get 431")
+}
+
+// readRoots reads a PEM file of CA certificates.
+func readRoots(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, errors.New(file + ": no PEM certificate in it")
+	}
+	return roots, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/spec"
@@ -63,10 +64,18 @@ type GatewayOptions struct {
 	// finish after the drain. Zero means 20s; keep DrainDelay plus this
 	// below the pod's terminationGracePeriodSeconds.
 	ShutdownTimeout time.Duration
-	// TLS is "", "off" or "acme"; acme is not supported by the gateway
-	// in a cluster yet (certificates would have to be shared by the
-	// replicas, in Secrets): use certificate files.
+	// TLS is "", "off" or "acme". With acme the gateway obtains
+	// certificates on demand from an ACME CA for the apex and the names
+	// of its Solutions, kept in Secrets of ACMENamespace that every
+	// replica shares (see acmeManager); "" and "off" leave TLS to
+	// TLSCertFile.
 	TLS string
+	// ACME configures --tls=acme: its ACMECA, ACMEEmail, ACMERoots, HSTS
+	// and HSTSIncludeSubdomains; RunGateway sets the rest.
+	ACME certs.Config
+	// ACMENamespace holds the ACME Secrets and Leases. Empty means
+	// Namespace.
+	ACMENamespace string
 	// TLSCertFile and TLSKeyFile, when set, serve HTTPS on HTTPS with
 	// that certificate (e.g. cert-manager's wildcard, mounted from its
 	// Secret; renewals are picked up), and plain HTTP then redirects the
@@ -85,15 +94,19 @@ type GatewayOptions struct {
 func RunGateway(ctx context.Context, o GatewayOptions) error {
 	log := cmp.Or(o.Logger, slog.Default())
 	UseLogger(log)
-	var certs *certFiles
+	var files *certFiles
 	switch {
-	case o.TLS != "" && o.TLS != "off":
-		return fmt.Errorf("--tls=%s: the gateway in a cluster takes certificate files only (--tls-cert-file, --tls-key-file; e.g. the chart's tls.mode cert-manager); its own ACME is not supported yet", o.TLS)
+	case o.TLS == "acme" && o.TLSCertFile != "":
+		return errors.New("--tls=acme obtains certificates itself: give no --tls-cert-file")
+	case o.TLS != "" && o.TLS != "off" && o.TLS != "acme":
+		return fmt.Errorf("--tls=%s: use off (with --tls-cert-file for certificate files, e.g. cert-manager's) or acme", o.TLS)
+	case o.TLS != "acme" && (o.ACME.ACMECA != "" || o.ACME.ACMEEmail != "" || o.ACME.ACMERoots != nil || o.ACMENamespace != "" || o.ACME.HSTS != 0):
+		return errors.New("the ACME settings (--acme-*, --hsts) need --tls=acme")
 	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
 		return errors.New("--tls-cert-file and --tls-key-file go together")
 	case o.TLSCertFile != "":
 		var err error
-		if certs, err = newCertFiles(o.TLSCertFile, o.TLSKeyFile); err != nil {
+		if files, err = newCertFiles(o.TLSCertFile, o.TLSKeyFile); err != nil {
 			return err
 		}
 	}
@@ -163,6 +176,14 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	// changes go on while requests finish.
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
+	var tm *certs.Manager
+	if o.TLS == "acme" {
+		tm, err = acmeManager(runCtx, rc, cmp.Or(o.ACMENamespace, ns), o.ACME, gw.Routes, gw.Domain(),
+			listenAddr(o.Listener, cmp.Or(o.HTTP, ":8080")), cmp.Or(o.HTTPS, ":8443"), log)
+		if err != nil {
+			return err
+		}
+	}
 	routerErr := make(chan error, 1)
 	synced := make(chan struct{})
 	go func() { routerErr <- router.Run(runCtx, func() { close(synced) }) }()
@@ -183,24 +204,33 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	}
 	limits := o.Server
 	limits.Logger = log
+	var tlsConfig *tls.Config
+	var secure http.Handler = gw
+	switch {
+	case files != nil:
+		tlsConfig = &tls.Config{GetCertificate: files.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	case tm != nil:
+		tlsConfig, secure = tm.TLSConfig(), tm.HSTS(gw)
+	}
 	var plain http.Handler = gw
-	if certs != nil {
+	if tlsConfig != nil {
 		plain = redirectToHTTPS(gw.Domain(), gw)
+	}
+	if tm != nil {
+		plain = withChallenges(tm, plain)
 	}
 	srv := gateway.NewServer(plain, limits)
 	srvErr := make(chan error, 2)
 	var tlsSrv *gateway.Server
-	if certs != nil {
+	if tlsConfig != nil {
 		addr := cmp.Or(o.HTTPS, ":8443")
 		tlsLn, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
-		tlsSrv = gateway.NewServer(gw, limits)
-		go func() {
-			srvErr <- tlsSrv.ServeTLS(tlsLn, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
-		}()
-		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "cert", o.TLSCertFile)
+		tlsSrv = gateway.NewServer(secure, limits)
+		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, tlsConfig) }()
+		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "cert", o.TLSCertFile, "tls", o.TLS)
 	}
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("aim gateway is serving", "addr", ln.Addr().String(), "domain", gw.Domain(), "namespace", ns)

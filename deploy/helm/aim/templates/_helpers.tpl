@@ -28,17 +28,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ .Values.solutions.namespace | default .Release.Namespace }}
 {{- end -}}
 
-{{/* tls.mode, with "off" taken as none and anything unknown refused.
-acme is refused by name: the gateway in a cluster cannot get certificates
-itself yet (its replicas would need their ACME state in Secrets). */}}
+{{/* tls.mode, with "off" taken as none and anything unknown refused. */}}
 {{- define "aim.tlsMode" -}}
 {{- $m := .Values.tls.mode | default "none" -}}
 {{- if eq $m "off" -}}{{- $m = "none" -}}{{- end -}}
-{{- if eq $m "acme" -}}
-{{- fail "tls.mode acme: the gateway in a cluster cannot obtain certificates itself yet; use tls.mode cert-manager with an ACME issuer (tls.certManager.issuerRef), or none" -}}
-{{- end -}}
-{{- if not (has $m (list "none" "cert-manager")) -}}
-{{- fail (printf "tls.mode %q: use none or cert-manager" $m) -}}
+{{- if not (has $m (list "none" "cert-manager" "acme")) -}}
+{{- fail (printf "tls.mode %q: use none, cert-manager or acme" $m) -}}
 {{- end -}}
 {{- $m -}}
 {{- end -}}
