@@ -11,8 +11,12 @@
 // part is the key's last element reduced to what a name may hold, the
 // hash (64 bits of SHA-256 of the whole key) keeps names unique. The key
 // itself is in the annotation aim.dev/cert-storage-key and every such
-// Secret carries the label aim.dev/cert-storage=<Prefix>, by which List
-// finds them.
+// Secret carries the label aim.dev/cert-storage=<Prefix>. The labels
+// aim.dev/cert-storage-d<N> hold a hash of the key's first N elements,
+// for each directory it is in (up to maxDepth), so that listing a
+// directory asks the API server for the Secrets under it only:
+// certmagic's storage cleaning lists each site's directory in turn, which
+// would otherwise read every Secret once per site.
 package certstore
 
 import (
@@ -54,6 +58,10 @@ const (
 	SecretType corev1.SecretType = "aim.dev/cert-storage"
 	// dataKey is the Secret's data entry that holds the value.
 	dataKey = "value"
+	// maxDepth is how many directory levels are labelled; certmagic's
+	// keys have up to four. Deeper directories are listed by reading
+	// all of the storage's Secrets.
+	maxDepth = 6
 )
 
 // Config configures a Storage. Zero values take the defaults named.
@@ -140,7 +148,6 @@ func validName(p string) string {
 // the key's last element as far as a name can show it, and a hash of the
 // whole key.
 func (s *Storage) objectName(key string) string {
-	sum := sha256.Sum256([]byte(key))
 	var b strings.Builder
 	for _, r := range strings.ToLower(path.Base(key)) {
 		switch {
@@ -158,10 +165,30 @@ func (s *Storage) objectName(key string) string {
 	if readable != "" {
 		name += readable + "-"
 	}
-	return name + hex.EncodeToString(sum[:8])
+	return name + hash16(key)
 }
 
 func normKey(key string) string { return strings.Trim(key, "/") }
+
+func hash16(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+// dirLabel is the label that holds the hash of a key's directory at
+// depth n (1: its first element).
+func dirLabel(n int) string { return fmt.Sprintf("%s-d%d", LabelStorage, n) }
+
+// labels are a key's Secret's labels: the storage, and each directory the
+// key is in.
+func (s *Storage) labels(key string) map[string]string {
+	l := map[string]string{LabelStorage: s.cfg.Prefix, "app.kubernetes.io/managed-by": "aim"}
+	parts := strings.Split(key, "/")
+	for n := 1; n < len(parts) && n <= maxDepth; n++ {
+		l[dirLabel(n)] = hash16(strings.Join(parts[:n], "/"))
+	}
+	return l
+}
 
 func notExist(key string) error { return fmt.Errorf("%s: %w", key, fs.ErrNotExist) }
 
@@ -189,7 +216,7 @@ func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        s.objectName(key),
 			Namespace:   s.cfg.Namespace,
-			Labels:      map[string]string{LabelStorage: s.cfg.Prefix, "app.kubernetes.io/managed-by": "aim"},
+			Labels:      s.labels(key),
 			Annotations: map[string]string{AnnotationKey: key, AnnotationModified: now},
 		},
 		Type: SecretType,
@@ -211,6 +238,7 @@ func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 			return fmt.Errorf("the Secret is not this key's (its %s is %q)", AnnotationKey, k)
 		}
 		cur.Annotations[AnnotationModified] = now
+		cur.Labels = sec.Labels
 		cur.Data = sec.Data
 		_, err = s.secrets.Update(ctx, cur, metav1.UpdateOptions{})
 		return err
@@ -246,14 +274,12 @@ func (s *Storage) Delete(ctx context.Context, key string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	keys, err := s.keys(ctx)
+	keys, err := s.keysUnder(ctx, key)
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		if strings.HasPrefix(k, key+"/") {
-			del(k)
-		}
+		del(k)
 	}
 	return errors.Join(errs...)
 }
@@ -278,14 +304,12 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 	if !errors.Is(err, fs.ErrNotExist) {
 		return certmagic.KeyInfo{}, err
 	}
-	keys, err := s.keys(ctx)
+	keys, err := s.keysUnder(ctx, key)
 	if err != nil {
 		return certmagic.KeyInfo{}, err
 	}
-	for _, k := range keys {
-		if key == "" || strings.HasPrefix(k, key+"/") {
-			return certmagic.KeyInfo{Key: key}, nil
-		}
+	if len(keys) > 0 {
+		return certmagic.KeyInfo{Key: key}, nil
 	}
 	return certmagic.KeyInfo{}, notExist(key)
 }
@@ -296,7 +320,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 // is nothing.
 func (s *Storage) List(ctx context.Context, dir string, recursive bool) ([]string, error) {
 	dir = normKey(dir)
-	keys, err := s.keys(ctx)
+	keys, err := s.keysUnder(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -328,18 +352,23 @@ func (s *Storage) List(ctx context.Context, dir string, recursive bool) ([]strin
 	return out, nil
 }
 
-// keys are every key stored, read from the labelled Secrets a page at
-// a time.
-func (s *Storage) keys(ctx context.Context) ([]string, error) {
+// keysUnder are the keys stored under dir (every key if dir is ""),
+// read from the labelled Secrets a page at a time.
+func (s *Storage) keysUnder(ctx context.Context, dir string) ([]string, error) {
 	var keys []string
-	opts := metav1.ListOptions{LabelSelector: LabelStorage + "=" + s.cfg.Prefix, Limit: 500}
+	selector := LabelStorage + "=" + s.cfg.Prefix
+	if n := strings.Count(dir, "/") + 1; dir != "" && n <= maxDepth {
+		selector += "," + dirLabel(n) + "=" + hash16(dir)
+	}
+	opts := metav1.ListOptions{LabelSelector: selector, Limit: 500}
 	for {
 		list, err := s.secrets.List(ctx, opts)
 		if err != nil {
 			return nil, fmt.Errorf("listing the certificate Secrets: %w", err)
 		}
 		for _, sec := range list.Items {
-			if k, ok := sec.Annotations[AnnotationKey]; ok && sec.Name == s.objectName(k) {
+			k, ok := sec.Annotations[AnnotationKey]
+			if ok && sec.Name == s.objectName(k) && (dir == "" || strings.HasPrefix(k, dir+"/")) {
 				keys = append(keys, k)
 			}
 		}

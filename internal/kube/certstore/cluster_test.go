@@ -169,6 +169,29 @@ func testStorage(t *testing.T, kc kubernetes.Interface, ns string) {
 	list("", false, "Odd Key With", "acme", "certificates")
 	list("nothing", true)
 
+	// A directory deeper than the labels index is listed and deleted too.
+	deep := "deep/1/2/3/4/5/6/7/8"
+	if err := s.Store(ctx, deep, []byte("deep")); err != nil {
+		t.Fatal(err)
+	}
+	list("deep/1/2/3/4/5/6", false, "deep/1/2/3/4/5/6/7")
+	list("deep/1/2/3/4/5/6/7", true, deep)
+	list("deep/1/2/3/4/5", true, "deep/1/2/3/4/5/6", "deep/1/2/3/4/5/6/7", deep)
+	if err := s.Delete(ctx, "deep/1/2/3/4/5/6/7"); err != nil || s.Exists(ctx, deep) || s.Exists(ctx, "deep") {
+		t.Errorf("deleting a deep directory: %v; the key exists: %v", err, s.Exists(ctx, deep))
+	}
+	// Listing a directory asks for its Secrets by label.
+	sec, err := kc.CoreV1().Secrets(ns).Get(ctx, s.objectName("certificates/ca.example-directory/demo.aim.test/demo.aim.test.key"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sec.Labels[dirLabel(3)], hash16("certificates/ca.example-directory/demo.aim.test"); got != want {
+		t.Errorf("label %s = %q, want %q", dirLabel(3), got, want)
+	}
+	if _, ok := sec.Labels[dirLabel(4)]; ok {
+		t.Errorf("label %s on a key of depth 4: a key is not its own directory", dirLabel(4))
+	}
+
 	// A directory's Delete removes everything under it, and nothing else.
 	if err := s.Delete(ctx, "certificates/ca.example-directory/demo.aim.test"); err != nil {
 		t.Fatal(err)
