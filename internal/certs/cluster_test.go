@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,7 +62,8 @@ func TestMain(m *testing.M) {
 // replica b (another process, as a Service may), which answers it from
 // the Secrets; b then serves the same certificate without an issuance of
 // its own. A name that is no solution's gets nothing from either, and
-// leaves nothing in the cluster.
+// leaves nothing in the cluster. A name both replicas are asked for at
+// once is ordered once.
 func TestClusterSharedStorage(t *testing.T) {
 	cfg := apiserver.Start(t)
 	kc := kubernetes.NewForConfigOrDie(cfg)
@@ -81,7 +84,7 @@ func TestClusterSharedStorage(t *testing.T) {
 	ma, err := New(t.Context(), Config{
 		Mode:      ModeACME,
 		Domain:    "aim.test",
-		Allow:     allow("demo").Allow,
+		Allow:     allow("demo", "race").Allow,
 		ACMECA:    ca.DirectoryURL,
 		ACMERoots: ca.Roots,
 		HTTPPort:  gb.httpPort(),
@@ -134,6 +137,29 @@ func TestClusterSharedStorage(t *testing.T) {
 	}
 	if stats := b.stats(t, ca.IssuerRoots); !strings.Contains(stats, "obtaining=0 ") {
 		t.Errorf("replica b after refusing nope.aim.test: %s; want no issuance", stats)
+	}
+
+	// Both replicas asked for race's certificate at once: one orders it
+	// while the other waits on the Lease, then finds it in storage.
+	leaves := make([]*x509.Certificate, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, g := range []*gateway{ga, gb} {
+		wg.Go(func() { leaves[i], errs[i] = handshake(t.Context(), g, "race.aim.test", ca.IssuerRoots) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("race.aim.test from both replicas at once: %v", err)
+	}
+	if leaves[0].SerialNumber.Cmp(leaves[1].SerialNumber) != 0 {
+		t.Errorf("the replicas serve race.aim.test with certificates %x and %x: two issuances", leaves[0].SerialNumber, leaves[1].SerialNumber)
+	}
+	var nb int64
+	if _, err := fmt.Sscanf(b.stats(t, ca.IssuerRoots), "obtaining=%d", &nb); err != nil {
+		t.Fatal(err)
+	}
+	if na := ma.obtaining.Load(); na+nb != 2 {
+		t.Errorf("issuances after race.aim.test: a %d, b %d; want 2 in all (demo and race)", na, nb)
 	}
 
 	// In the cluster: demo's certificate and key, the account; nothing of
@@ -269,7 +295,7 @@ func runReplica() error {
 		return err
 	}
 	m, err := New(ctx, Config{
-		Mode: ModeACME, Domain: "aim.test", Allow: allow("demo").Allow,
+		Mode: ModeACME, Domain: "aim.test", Allow: allow("demo", "race").Allow,
 		ACMECA: os.Getenv("AIM_TEST_ACME_CA"), ACMERoots: roots,
 		HTTPPort: httpPort, HTTPSPort: httpsPort, Storage: st, Logger: log,
 	})
