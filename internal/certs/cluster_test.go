@@ -63,7 +63,7 @@ func TestMain(m *testing.M) {
 // the Secrets; b then serves the same certificate without an issuance of
 // its own. A name that is no solution's gets nothing from either, and
 // leaves nothing in the cluster. A name both replicas are asked for at
-// once is ordered once.
+// once is ordered once; TLS-ALPN-01 is answered across replicas too.
 func TestClusterSharedStorage(t *testing.T) {
 	cfg := apiserver.Start(t)
 	kc := kubernetes.NewForConfigOrDie(cfg)
@@ -84,7 +84,7 @@ func TestClusterSharedStorage(t *testing.T) {
 	ma, err := New(t.Context(), Config{
 		Mode:      ModeACME,
 		Domain:    "aim.test",
-		Allow:     allow("demo", "race").Allow,
+		Allow:     allow("demo", "race", "alpn").Allow,
 		ACMECA:    ca.DirectoryURL,
 		ACMERoots: ca.Roots,
 		HTTPPort:  gb.httpPort(),
@@ -160,6 +160,14 @@ func TestClusterSharedStorage(t *testing.T) {
 	}
 	if na := ma.obtaining.Load(); na+nb != 2 {
 		t.Errorf("issuances after race.aim.test: a %d, b %d; want 2 in all (demo and race)", na, nb)
+	}
+
+	// TLS-ALPN-01 alone: pebble's validation handshake reaches b, whose
+	// TLS config finds a's challenge in storage. (No issuance runs now,
+	// so the issuer's settings can change.)
+	ma.acme.DisableHTTPChallenge, ma.acme.DisableTLSALPNChallenge = true, false
+	if _, err := handshake(t.Context(), ga, "alpn.aim.test", ca.IssuerRoots); err != nil {
+		t.Errorf("replica a, alpn.aim.test through TLS-ALPN-01 answered by b: %v", err)
 	}
 
 	// In the cluster: demo's certificate and key, the account; nothing of
@@ -295,7 +303,7 @@ func runReplica() error {
 		return err
 	}
 	m, err := New(ctx, Config{
-		Mode: ModeACME, Domain: "aim.test", Allow: allow("demo", "race").Allow,
+		Mode: ModeACME, Domain: "aim.test", Allow: allow("demo", "race", "alpn").Allow,
 		ACMECA: os.Getenv("AIM_TEST_ACME_CA"), ACMERoots: roots,
 		HTTPPort: httpPort, HTTPSPort: httpsPort, Storage: st, Logger: log,
 	})

@@ -50,7 +50,12 @@ func (s *Storage) Lock(ctx context.Context, name string) error {
 			return nil
 		}
 		if !errors.Is(err, errHeld) {
-			return fmt.Errorf("locking %s (Lease %s): %w", name, leaseName, err)
+			if !transient(err) {
+				return fmt.Errorf("locking %s (Lease %s): %w", name, leaseName, err)
+			}
+			// An issuance waits for the lock rather than fail on an API
+			// server that is restarting or throttling.
+			s.log.Warn("locking a certificate: trying again", "lock", name, "lease", leaseName, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -107,6 +112,15 @@ func (s *Storage) tryLock(ctx context.Context, leaseName, name, holder string) (
 	}
 	s.log.Warn("took over a stale certificate lock", "lock", name, "lease", leaseName, "from", prev)
 	return lease, nil
+}
+
+// transient reports whether an API error may pass by itself: not a
+// refusal (RBAC, validation) that trying again cannot change.
+func transient(err error) bool {
+	return !(apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
+		apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsMethodNotSupported(err) || apierrors.IsNotAcceptable(err) ||
+		apierrors.IsUnsupportedMediaType(err))
 }
 
 // stale reports whether the Lease's holder has not renewed it within its
