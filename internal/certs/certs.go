@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -203,7 +204,53 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		<-ctx.Done()
 		cache.Stop()
 	}()
+	go m.cleanEvery(ctx, cleanDelay, cleanInterval)
 	return m, nil
+}
+
+const (
+	// cleanDelay is how long after start storage is first cleaned, and
+	// cleanInterval how often after that (the Managers sharing storage
+	// clean it once per interval between them).
+	cleanDelay    = 10 * time.Minute
+	cleanInterval = 24 * time.Hour
+	// expiredGrace is how long an expired certificate stays in storage.
+	// On-demand certificates are renewed by the handshakes that need
+	// them, so one that expires is no longer asked for, usually a
+	// removed solution's.
+	expiredGrace = 7 * 24 * time.Hour
+)
+
+// cleanEvery removes from storage, after delay and then every interval,
+// the certificates expired for longer than expiredGrace and old OCSP
+// staples; certmagic does this only when asked (Caddy asks).
+func (m *Manager) cleanEvery(ctx context.Context, delay, interval time.Duration) {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.clean(ctx, interval); err != nil {
+			m.log.Warn("cleaning certificate storage", "err", err)
+		}
+		t.Reset(interval)
+	}
+}
+
+// clean cleans storage unless a Manager sharing it did within interval.
+func (m *Manager) clean(ctx context.Context, interval time.Duration) error {
+	host, _ := os.Hostname()
+	return certmagic.CleanStorage(ctx, m.magic.Storage, certmagic.CleanStorageOptions{
+		Logger:                 m.magic.Logger,
+		InstanceID:             host,
+		Interval:               interval - time.Minute,
+		OCSPStaples:            true,
+		ExpiredCerts:           true,
+		ExpiredCertGracePeriod: expiredGrace,
+	})
 }
 
 func (c Config) withDefaults() (Config, error) {

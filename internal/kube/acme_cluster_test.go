@@ -264,4 +264,3 @@ func (w *testLogWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-

@@ -9,9 +9,15 @@ package certstore
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"log/slog"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +30,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/caddyserver/certmagic"
 
 	"github.com/aimhub/aim/test/apiserver"
 )
@@ -39,6 +47,7 @@ func TestCluster(t *testing.T) {
 		{"storage", testStorage},
 		{"lock contention", testLockContention},
 		{"stale lock takeover", testStaleLockTakeover},
+		{"certmagic's cleaning", testCleanStorage},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := "t-" + randomHex(4)
@@ -354,3 +363,55 @@ func testStaleLockTakeover(t *testing.T, kc kubernetes.Interface, ns string) {
 }
 
 func withID(c Config, id string) Config { c.Identity = id; return c }
+
+// certmagic's own storage cleaning, through this storage: it lists the
+// issuers' and sites' directories, loads each certificate, deletes an
+// expired one's Secrets with its lock held, and records when it ran.
+func testCleanStorage(t *testing.T, kc kubernetes.Interface, ns string) {
+	ctx := t.Context()
+	s := newStorage(t, kc, Config{Namespace: ns})
+	put := func(name string, notAfter time.Time) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{name}, NotBefore: notAfter.Add(-time.Hour), NotAfter: notAfter}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := "certificates/ca.example-directory/" + name + "/" + name
+		for k, v := range map[string][]byte{".crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ".key": []byte("key"), ".json": []byte("{}")} {
+			if err := s.Store(ctx, base+k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	put("gone.aim.test", time.Now().Add(-48*time.Hour))
+	put("kept.aim.test", time.Now().Add(48*time.Hour))
+	err := certmagic.CleanStorage(ctx, s, certmagic.CleanStorageOptions{Interval: time.Hour, ExpiredCerts: true, ExpiredCertGracePeriod: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, "certificates", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"certificates/ca.example-directory",
+		"certificates/ca.example-directory/kept.aim.test",
+		"certificates/ca.example-directory/kept.aim.test/kept.aim.test.crt",
+		"certificates/ca.example-directory/kept.aim.test/kept.aim.test.json",
+		"certificates/ca.example-directory/kept.aim.test/kept.aim.test.key",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after cleaning:\n%q\nwant\n%q", got, want)
+	}
+	if !s.Exists(ctx, "last_clean.json") {
+		t.Error("no last_clean.json: the next Manager would clean again at once")
+	}
+	leases, err := kc.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(leases.Items) != 0 {
+		t.Errorf("Leases after cleaning: %d, %v; want none", len(leases.Items), err)
+	}
+}
