@@ -44,7 +44,7 @@ if $check; then
     tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false
   # The gateway's own ACME, with every ACME value set.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
-    tls.mode=acme,tls.acme.ca=https://acme-staging-v02.api.letsencrypt.org/directory,tls.acme.email=ops@example.com,tls.acme.hsts=8760h,solutions.namespace=solutions,solutions.createNamespace=true
+    tls.mode=acme,tls.acme.ca=https://acme-staging-v02.api.letsencrypt.org/directory,tls.acme.email=ops@example.com,tls.acme.hsts=8760h,tls.acme.caRoot=PEM,solutions.namespace=solutions,solutions.createNamespace=true
   # An unknown mode is refused, naming the ones there are.
   if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set tls.mode=letsencrypt 2>&1) ||
     ! grep -q 'tls.mode "letsencrypt": use none, cert-manager or acme' <<<"$out"; then
