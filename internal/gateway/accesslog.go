@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Access log lines are written in batches, as nginx's access_log does with
@@ -43,13 +46,131 @@ func OpenAccessLog(dest string, files bool) (log *slog.Logger, close func() erro
 		w = f
 	}
 	b := newLogBuffer(w, accessLogBuffer, accessLogFlush)
-	return slog.New(slog.NewJSONHandler(b, nil)), func() error {
+	h := &accessHandler{JSONHandler: slog.NewJSONHandler(b, nil), buf: b}
+	return slog.New(h), func() error {
 		err := b.Close()
 		if f != nil {
 			err = errors.Join(err, f.Close())
 		}
 		return err
 	}, nil
+}
+
+// accessHandler is the handler of OpenAccessLog's logger: slog's JSON
+// handler on the batching buffer, whose lines the gateway's own requests
+// write directly (appendAccess), the same bytes at a fraction of the cost.
+type accessHandler struct {
+	*slog.JSONHandler
+	buf *logBuffer
+}
+
+// appendAccess appends the line slog's JSON handler writes for
+// accessAttrs(e, now) at time now. slog's handler took about 1.9µs a line
+// (attributes boxed in a Record, a generic encoder, floats through
+// encoding/json), a tenth of what the gateway spends on a request;
+// TestAppendAccessMatchesSlog holds the two to the same bytes.
+func appendAccess(b []byte, now time.Time, e *accessEntry) []byte {
+	b = append(b, `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","solution":`...)
+	b = appendJSONString(b, e.solution)
+	b = append(b, `,"client":"`...)
+	if e.client.IsValid() {
+		b = e.client.AppendTo(b)
+	} else {
+		b = append(b, "invalid IP"...)
+	}
+	b = append(b, `","method":`...)
+	b = appendJSONString(b, e.method)
+	b = append(b, `,"host":`...)
+	b = appendJSONString(b, e.host)
+	b = append(b, `,"uri":`...)
+	b = appendJSONString(b, e.uri)
+	b = append(b, `,"proto":`...)
+	b = appendJSONString(b, e.proto)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = append(b, `,"bytes_in":`...)
+	b = strconv.AppendInt(b, e.in, 10)
+	b = append(b, `,"bytes_out":`...)
+	b = strconv.AppendInt(b, e.out, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendJSONFloat(b, millis(now.Sub(e.start)))
+	b = append(b, `,"wake_ms":`...)
+	b = appendJSONFloat(b, millis(e.wake))
+	b = append(b, `,"user_agent":`...)
+	b = appendJSONString(b, e.userAgent)
+	b = append(b, `,"referer":`...)
+	b = appendJSONString(b, e.referer)
+	return append(b, "}\n"...)
+}
+
+// appendJSONString quotes s as slog's JSON handler does: escapes for '"',
+// '\\' and control characters, U+FFFD for invalid UTF-8, and U+2028 and
+// U+2029 escaped.
+func appendJSONString[S []byte | string](b []byte, s S) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendJSONFloat formats f as encoding/json does, which is what slog's
+// JSON handler uses for floats.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// 1e-07 is written 1e-7.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 // logBuffer batches writes of whole lines to w.

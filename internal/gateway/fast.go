@@ -372,10 +372,10 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	}
 	rt.stats.observe(status, end.Sub(start), h.length, out)
 	if g.cfg.AccessLog != nil {
-		g.logAccess(accessEntry{
-			solution: rt.name, client: fc.peer, method: h.method, host: string(h.host),
-			uri: string(h.target), proto: "HTTP/1.1", status: status, in: h.length, out: out,
-			start: start, userAgent: string(h.ua), referer: string(h.ref),
+		g.logAccess(&accessEntry{
+			solution: rt.name, client: fc.peer, method: h.method, host: h.host,
+			uri: h.target, proto: "HTTP/1.1", status: status, in: h.length, out: out,
+			start: start, userAgent: h.ua, referer: h.ref,
 		})
 	}
 	return keep, true

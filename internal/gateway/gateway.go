@@ -149,10 +149,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		rt.stats.observe(rw.status, time.Since(start), rw.in, rw.out)
 		if g.cfg.AccessLog != nil {
-			g.logAccess(accessEntry{
-				solution: rt.name, client: client, method: r.Method, host: r.Host, uri: r.RequestURI,
+			g.logAccess(&accessEntry{
+				solution: rt.name, client: client, method: r.Method, host: []byte(r.Host), uri: []byte(r.RequestURI),
 				proto: r.Proto, status: rw.status, in: rw.in, out: rw.out, start: start, wake: wake,
-				userAgent: r.UserAgent(), referer: r.Referer(),
+				userAgent: []byte(r.UserAgent()), referer: []byte(r.Referer()),
 			})
 		}
 	}()
