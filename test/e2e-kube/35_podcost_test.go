@@ -49,6 +49,7 @@ func TestPodCost(t *testing.T) {
 			p.SecurityContext.SeccompProfile = nil
 		}),
 		variant("v-no-affinity", func(p *corev1.PodSpec) { p.Affinity = nil }),
+		plainFloorDeployment(),
 	}
 	if only := os.Getenv("AIM_E2E_POD_COST_ONLY"); only != "" {
 		keep := strings.Split(only, ",")
@@ -63,6 +64,10 @@ func TestPodCost(t *testing.T) {
 		defer func() { _ = kc.AppsV1().Deployments(ns).Delete(context.Background(), d.Name, metav1.DeleteOptions{}) }()
 	}
 	times := map[string][]phases{}
+	jitters := map[string][]time.Duration{}
+	for _, d := range deps {
+		jitters[d.Name] = startJitters(rounds)
+	}
 	for i := range rounds {
 		for k := range deps {
 			d := deps[(i+k)%len(deps)]
@@ -73,7 +78,7 @@ func TestPodCost(t *testing.T) {
 			if err := waitNoPods(ctx, sels...); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(settle)
+			time.Sleep(settle + jitters[d.Name][i])
 			ph, err := floorOnce(ctx, d.Name)
 			if err != nil {
 				t.Fatalf("%s: %v", d.Name, err)

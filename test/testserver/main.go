@@ -28,6 +28,10 @@ func originalPath(r *http.Request) string {
 }
 
 func main() {
+	// When the process started, for test/e2e-kube's wake benchmark: a
+	// wake's time to the process, which the kubelet's once-a-second relist
+	// does not round (the pod's IP, and so the first answer, waits for it).
+	started := strconv.FormatInt(time.Now().UnixNano(), 10)
 	mode := os.Getenv("MODE")
 	fmt.Printf("testserver starting: mode=%q component=%q\n", mode, os.Getenv("AIM_COMPONENT"))
 	port := "8080"
@@ -65,6 +69,7 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Aim-Test-Started", started)
 		switch mode {
 		case "no-root":
 			http.NotFound(w, r)
