@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/aimhub/aim/internal/dnsupdate"
+	"github.com/aimhub/aim/internal/testlog"
 	"github.com/aimhub/aim/test/pebble"
 )
 
@@ -237,7 +238,7 @@ func TestACMEDNS01WrongKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &lines{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter(t)), nil))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testlog.Writer(t)), nil))
 	g := listen(t)
 	if _, err := New(t.Context(), dns01Config(t, ca, g, provider, log)); err != nil {
 		t.Fatal(err)

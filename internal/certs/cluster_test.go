@@ -36,6 +36,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/aimhub/aim/internal/kube/certstore"
+	"github.com/aimhub/aim/internal/testlog"
 	"github.com/aimhub/aim/test/apiserver"
 	"github.com/aimhub/aim/test/pebble"
 )
@@ -239,7 +240,7 @@ func startReplica(t *testing.T, cfg *rest.Config, ns string, ca *pebble.Server, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = testLogWriter(t)
+	cmd.Stderr = testlog.Writer(t)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/aimhub/aim/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -16,37 +17,8 @@ import (
 	"time"
 )
 
-// testLogger logs through t until the test ends; certmagic's goroutines
-// may still log after that, which t.Log would panic on.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testLogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-// testLogWriter writes through t.Log until the test ends.
-func testLogWriter(t *testing.T) io.Writer {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-type testWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
+// testLogger logs through t until the test ends.
+func testLogger(t *testing.T) *slog.Logger { return testlog.Logger(t, slog.LevelInfo) }
 
 // gateway is what aim serve will build from a Manager: an HTTPS server
 // on the Manager's TLS config and an HTTP server on its HTTPHandler.

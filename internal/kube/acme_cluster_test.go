@@ -25,7 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +39,7 @@ import (
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/kube/certstore"
+	"github.com/aimhub/aim/internal/testlog"
 	"github.com/aimhub/aim/test/apiserver"
 	"github.com/aimhub/aim/test/pebble"
 )
@@ -105,7 +105,7 @@ func TestClusterGatewayACME(t *testing.T) {
 			Kubeconfig: kubeconfig, Namespace: ns, Domain: "aim.test",
 			Listener: httpLn, HTTPS: "127.0.0.1:" + strconv.Itoa(httpsPort),
 			TLS: "acme", ACME: certs.Config{ACMECA: ca.DirectoryURL, ACMERoots: ca.Roots}, ACMENamespace: ns,
-			DrainDelay: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(tWriter(t), nil)),
+			DrainDelay: 10 * time.Millisecond, Logger: testlog.Logger(t, slog.LevelInfo),
 		})
 	}()
 	t.Cleanup(func() {
@@ -241,26 +241,4 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// tWriter writes through t.Log until the test ends.
-func tWriter(t *testing.T) io.Writer {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return w
-}
-
-type testLogWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
 }

@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,11 +46,12 @@ import (
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/testlog"
+	"github.com/aimhub/aim/test/apiserver"
 )
 
 // env is the API server every test in this file shares.
@@ -65,60 +65,10 @@ type env struct {
 	applies *atomic.Int64
 }
 
-func assets(t *testing.T) string {
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	apiserver := filepath.Join(home, ".cache/aim/kube/kubernetes-v1.32.4/kube-apiserver")
-	for _, f := range []string{"/usr/bin/etcd", apiserver} {
-		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("%v: install Debian's etcd-server and run test/cluster/build.sh, or set KUBEBUILDER_ASSETS", err)
-		}
-	}
-	dir := t.TempDir()
-	for _, f := range []string{"/usr/bin/etcd", apiserver} {
-		if err := os.Symlink(f, filepath.Join(dir, filepath.Base(f))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-type tWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func TestCluster(t *testing.T) {
-	te := &envtest.Environment{
-		BinaryAssetsDirectory: assets(t),
-		CRDDirectoryPaths:     []string{"../../deploy/helm/aim/crds"},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := te.Start()
-	if err != nil {
-		t.Fatalf("starting etcd and kube-apiserver: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := te.Stop(); err != nil {
-			t.Errorf("stopping the API server: %v", err)
-		}
-	})
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
-	ctrl.SetLogger(logr.FromSlogHandler(h))
+	cfg := apiserver.Start(t, "../../deploy/helm/aim/crds")
+	log := testlog.Logger(t, slog.LevelInfo)
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 
 	scheme, err := Scheme()
 	if err != nil {
@@ -154,7 +104,7 @@ func TestCluster(t *testing.T) {
 	o := testOptions()
 	o.IdleTimeout = time.Hour
 	o.NodeGroups = []string{"general", "solutions", "gpu"}
-	mgr, err := NewManager(operatorCfg, Config{Options: o, Namespace: ns, Logger: slog.New(h), LeaderElect: true, LeaderElectionNamespace: ns})
+	mgr, err := NewManager(operatorCfg, Config{Options: o, Namespace: ns, Logger: log, LeaderElect: true, LeaderElectionNamespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"math/big"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
+	"github.com/aimhub/aim/internal/testlog"
 	"github.com/aimhub/aim/test/apiserver"
 )
 
@@ -61,34 +61,12 @@ func TestCluster(t *testing.T) {
 
 func newStorage(t *testing.T, kc kubernetes.Interface, cfg Config) *Storage {
 	t.Helper()
-	cfg.Logger = slog.New(slog.NewTextHandler(newTestWriter(t), nil))
+	cfg.Logger = testlog.Logger(t, slog.LevelInfo)
 	s, err := New(kc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// testWriter logs through t until the test ends.
-type testWriter struct {
-	t    *testing.T
-	mu   *sync.Mutex
-	done *bool
-}
-
-func newTestWriter(t *testing.T) testWriter {
-	w := testWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
-	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
-	return w
-}
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !*w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
 }
 
 func testStorage(t *testing.T, kc kubernetes.Interface, ns string) {
