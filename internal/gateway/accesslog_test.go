@@ -159,6 +159,6 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		host: []byte("bench.localhost"), uri: []byte("/"), status: 200, out: 512, start: time.Now(), userAgent: []byte("wrk")}
 	b.ReportAllocs()
 	for b.Loop() {
-		g.logAccess(&e)
+		g.logAccess(&e, time.Now())
 	}
 }

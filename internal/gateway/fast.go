@@ -96,8 +96,7 @@ func (fc *fastConn) clientGone() bool {
 	if fc.rd.fd == 0 {
 		return false // no socket to look at (no RawConn): wait as before
 	}
-	var b [1]byte
-	n, _, err := syscall.Recvfrom(fc.rd.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	n, err := peek(fc.rd.fd)
 	return err == nil && n == 0 || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
 }
 
@@ -376,7 +375,7 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 			solution: rt.name, client: fc.peer, method: h.method, host: h.host,
 			uri: h.target, proto: "HTTP/1.1", status: status, in: h.length, out: out,
 			start: start, userAgent: h.ua, referer: h.ref,
-		})
+		}, end)
 	}
 	return keep, true
 }

@@ -147,13 +147,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var wake time.Duration
 	defer func() {
-		rt.stats.observe(rw.status, time.Since(start), rw.in, rw.out)
+		end := time.Now()
+		rt.stats.observe(rw.status, end.Sub(start), rw.in, rw.out)
 		if g.cfg.AccessLog != nil {
 			g.logAccess(&accessEntry{
 				solution: rt.name, client: client, method: r.Method, host: []byte(r.Host), uri: []byte(r.RequestURI),
 				proto: r.Proto, status: rw.status, in: rw.in, out: rw.out, start: start, wake: wake,
 				userAgent: []byte(r.UserAgent()), referer: []byte(r.Referer()),
-			})
+			}, end)
 		}
 	}()
 	if lim := rt.lim.Load(); lim != nil {

@@ -46,17 +46,15 @@ type upConn struct {
 	bw   *bufio.Writer
 	used time.Time // when it went back to the pool
 
-	// rc, when the connection has one, lets send wait for the answer
-	// without first reading nothing; sendStep is its callback, made once,
-	// and flushed and flushErr its state.
-	rc       syscall.RawConn
+	// sc does the connection's reads and writes, when it has a RawConn,
+	// and lets send wait for the answer without first reading nothing;
+	// sendStep is send's callback, made once, and flushed and flushErr
+	// its state. rdl is the read deadline set on the connection.
+	sc       *sysConn
 	sendStep func(fd uintptr) bool
 	flushed  bool
 	flushErr error
-	// sc does the connection's reads and writes, when it has a RawConn;
-	// rdl is the read deadline set on it.
-	sc  *sysConn
-	rdl time.Time
+	rdl      time.Time
 }
 
 // stallCheck is how long the fast path lets a replica be silent before it
@@ -172,8 +170,7 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	if sc := newSysConn(conn); sc != nil {
 		br.Reset(sc)
 		bw.Reset(sc)
-		c.sc, c.rc = sc, sc.rc
-		c.sendStep = c.flushThenWait
+		c.sc, c.sendStep = sc, c.flushThenWait
 	}
 	return c, nil
 }
@@ -189,12 +186,12 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 // poller before the callback writes the request: the answer, which can
 // only come after the request, cannot arrive unnoticed.
 func (c *upConn) send() (delivered bool, err error) {
-	if c.rc == nil {
+	if c.sc == nil {
 		err = c.bw.Flush()
 		return err == nil, err
 	}
 	c.flushed, c.flushErr = false, nil
-	err = c.rc.Read(c.sendStep)
+	err = c.sc.rc.Read(c.sendStep)
 	if c.flushErr != nil {
 		return false, c.flushErr
 	}
@@ -236,20 +233,14 @@ func (c *upConn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	sc, ok := c.conn.(syscall.Conn)
-	if !ok {
+	if c.sc == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	alive := false
-	var buf [1]byte
 	// Control, not Read: it never waits, and a read deadline that passed
 	// while the connection sat in the pool does not stop it.
-	_ = rc.Control(func(fd uintptr) {
-		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	_ = c.sc.rc.Control(func(fd uintptr) {
+		_, err := peek(int(fd))
 		alive = err == syscall.EAGAIN
 	})
 	return alive

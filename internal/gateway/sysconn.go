@@ -105,3 +105,11 @@ func (s *sysConn) writeStep(fd uintptr) bool {
 	}
 	return true
 }
+
+// peek looks at a socket without reading it or waiting: n > 0 for bytes
+// waiting, 0 with no error for the peer's end, EAGAIN for nothing yet.
+func peek(fd int) (int, error) {
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return n, err
+}

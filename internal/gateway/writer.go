@@ -88,9 +88,9 @@ type accessEntry struct {
 	userAgent, referer []byte
 }
 
-// logAccess writes one structured line for a request to a solution.
-func (g *Gateway) logAccess(e *accessEntry) {
-	now := time.Now()
+// logAccess writes one structured line for a request to a solution,
+// answered at now.
+func (g *Gateway) logAccess(e *accessEntry, now time.Time) {
 	if h, ok := g.cfg.AccessLog.Handler().(*accessHandler); ok {
 		bp := lineBufs.Get().(*[]byte)
 		*bp = appendAccess((*bp)[:0], now, e)
