@@ -28,7 +28,7 @@ test:
 # build takes 20-35 min on two cores), the operator against envtest, then
 # the local cluster of test/cluster brought up, its smoke check, test/e2e-kube
 # (the chart, the examples through the in-cluster gateway, the wake
-# benchmark recorded in docs/benchmarks.md), and the cluster taken down
+# benchmark, logged), and the cluster taken down
 # whatever failed. KEEP_CLUSTER=1 leaves it up. Needs root, Docker and
 # about 4 GB of memory.
 .PHONY: test-kube test-e2e-kube test-cluster-up test-cluster-down test-cluster-smoke

@@ -70,6 +70,10 @@ else
   test/cluster/up.sh
 fi
 
+# TestPodCost is a tool, not part of the run (-tags podcost); it must
+# still build.
+$GO vet -tags kube,podcost ./test/e2e-kube/
+
 step "the cluster's smoke check (test/cluster)"
 (cd test/cluster && $GO test -tags cluster -count=1 -timeout 15m .)
 

@@ -409,7 +409,7 @@ func (r *Reconciler) sleep(ctx context.Context, sol *v1alpha1.Solution, m *spec.
 // label), so that prune finds a solution's objects without going through
 // every object of the namespace. That scan, once per reconcile, took
 // 80% of the operator's CPU with 5,000 Solutions (bench/kube).
-const indexSolution = "aim.dev/solution"
+const indexSolution = v1alpha1.LabelSolution
 
 // indexObjects registers indexSolution with the manager's cache.
 func indexObjects(ctx context.Context, idx client.FieldIndexer) error {

@@ -197,8 +197,12 @@ func TestWakeBenchmark(t *testing.T) {
 	}
 	report := benchReport(times["aim"], times[floorBare], times[floorPlain], times[floorPod])
 	t.Log("\n" + report)
-	if err := recordBench(report); err != nil {
-		t.Error(err)
+	// Only when asked: the recorded result is a long run's (see
+	// docs/benchmarks.md), which the default few rounds would overwrite.
+	if os.Getenv("AIM_E2E_WAKE_RECORD") != "" {
+		if err := recordBench(report); err != nil {
+			t.Error(err)
+		}
 	}
 	if _, err := kubectl("delete", "solution", "-n", ns, "bench", "--wait=false"); err != nil {
 		t.Log(err)

@@ -112,37 +112,19 @@ func install() error {
 	// kube-proxy's rules follow a moment later (until then a ClusterIP
 	// refuses connections), and the first tests would fail on that.
 	for _, u := range []string{gatewayURL + "/healthz", apiURL + "/healthz"} {
-		if err := answers(ctx, u); err != nil {
+		if err := waitFor(time.Minute, 200*time.Millisecond, u+" answers 200", func() (bool, error) {
+			resp, err := httpClient.Get(u)
+			if err != nil {
+				return false, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, fmt.Errorf("%s", resp.Status)
+		}); err != nil {
 			return err
 		}
 	}
 	logf("gateway at %s, API at %s", gatewayURL, apiURL)
 	return nil
-}
-
-// answers waits until GET u answers 200.
-func answers(ctx context.Context, u string) error {
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s", resp.Status)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s does not answer: %w", u, last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // serviceURL is http://<ClusterIP>:<port> of the release's Service of a
