@@ -315,6 +315,18 @@ func (m *Manager) TLSConfig() *tls.Config {
 	tc.NextProtos = []string{"h2", "http/1.1"}
 	if m.acme != nil && m.cfg.DNS01 == nil {
 		tc.NextProtos = append(tc.NextProtos, acmez.ACMETLS1Protocol)
+		// A TLS-ALPN-01 handshake goes past the on-demand gate to a
+		// storage lookup (a Secret read in a cluster) for whatever name
+		// it sends; one for a name aim would never ask for ends here.
+		get := tc.GetCertificate
+		tc.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol {
+				if err := m.decide(hello.Context(), hello.ServerName); err != nil {
+					return nil, err
+				}
+			}
+			return get(hello)
+		}
 	}
 	return tc
 }
@@ -329,7 +341,9 @@ func (m *Manager) CACertPEM() []byte {
 }
 
 // decide is certmagic's on-demand gate. It runs during the handshake
-// before storage or the CA is touched, so a refused name costs nothing.
+// before storage or the CA is touched, so a refused name costs nothing;
+// the challenge paths, which certmagic does not gate, call it too
+// (HandleHTTPChallenge, TLSConfig).
 func (m *Manager) decide(ctx context.Context, name string) error {
 	name = strings.ToLower(name)
 	if name == m.cfg.Domain {

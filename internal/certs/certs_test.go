@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/libdns/libdns"
 )
 
@@ -201,4 +203,43 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// loadCounter counts the reads of a Storage.
+type loadCounter struct {
+	certmagic.Storage
+	loads atomic.Int64
+}
+
+func (s *loadCounter) Load(ctx context.Context, key string) ([]byte, error) {
+	s.loads.Add(1)
+	return s.Storage.Load(ctx, key)
+}
+
+// The challenge paths, which certmagic does not gate, look in storage (a
+// Secret read in a cluster) only for names aim would ask a certificate
+// for: anyone can send the others.
+func TestChallengesLookOnlyForAllowedNames(t *testing.T) {
+	st := &loadCounter{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	m, err := New(t.Context(), Config{Mode: ModeACME, Domain: "aim.test", ACMECA: "https://127.0.0.1:1/directory",
+		Storage: st, Allow: allow("demo").Allow, HTTPPort: 8080, HTTPSPort: 8443, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	challenge := func(host string) int {
+		rec := httptest.NewRecorder()
+		m.HTTPHandler(app).ServeHTTP(rec, httptest.NewRequest("GET", "http://"+host+"/.well-known/acme-challenge/tok", nil))
+		return rec.Code
+	}
+	if code := challenge("nope.aim.test"); code != http.StatusMovedPermanently || st.loads.Load() != 0 {
+		t.Errorf("HTTP-01 for nope: %d after %d storage reads; want a redirect and none", code, st.loads.Load())
+	}
+	if _, err := m.TLSConfig().GetCertificate(&tls.ClientHelloInfo{ServerName: "nope.aim.test", SupportedProtos: []string{"acme-tls/1"}}); err == nil || st.loads.Load() != 0 {
+		t.Errorf("TLS-ALPN-01 for nope: %v after %d storage reads; want an error and none", err, st.loads.Load())
+	}
+	// A solution's name is looked for, which is what the counter sees.
+	challenge("demo.aim.test")
+	if st.loads.Load() == 0 {
+		t.Error("HTTP-01 for demo read nothing from storage: the count shows nothing")
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/caddyserver/certmagic"
 )
 
 // HTTPHandler is the handler for the plain-HTTP listener. With TLS off
@@ -16,15 +18,10 @@ func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if m.acme != nil && m.acme.HandleHTTPChallenge(w, r) {
+		if m.HandleHTTPChallenge(w, r) {
 			return
 		}
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		} else {
-			host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-		}
+		host := hostOnly(r.Host)
 		if host == "" || strings.ContainsAny(host, "/\\@") {
 			http.Error(w, "aim serves HTTPS only, and the request names no host to redirect to", http.StatusBadRequest)
 			return
@@ -52,8 +49,24 @@ func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 // request this Manager, or another sharing its Storage, is solving, and
 // reports whether it did. For a plain listener that redirects by rules
 // of its own (the gateway in a cluster) instead of HTTPHandler's.
+//
+// A challenge for a name aim would never ask a certificate for is not
+// looked up: certmagic would look for it in storage, a Secret read in a
+// cluster, for any Host anyone sends.
 func (m *Manager) HandleHTTPChallenge(w http.ResponseWriter, r *http.Request) bool {
-	return m.acme != nil && m.acme.HandleHTTPChallenge(w, r)
+	if m.acme == nil || !certmagic.LooksLikeHTTPChallenge(r) || m.decide(r.Context(), hostOnly(r.Host)) != nil {
+		return false
+	}
+	return m.acme.HandleHTTPChallenge(w, r)
+}
+
+// hostOnly is a Host header without its port or an IPv6 literal's
+// brackets.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 }
 
 // HSTS adds the Strict-Transport-Security header to responses to HTTPS
