@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -115,14 +114,11 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 			}
 			o.Logger = slog.New(h)
 			if acmeRoot != "" {
-				pem, err := os.ReadFile(acmeRoot)
+				roots, err := readRoots(acmeRoot)
 				if err != nil {
 					return fmt.Errorf("--acme-ca-root: %w", err)
 				}
-				o.TLS.ACMERoots = x509.NewCertPool()
-				if !o.TLS.ACMERoots.AppendCertsFromPEM(pem) {
-					return fmt.Errorf("--acme-ca-root %s: no PEM certificate in it", acmeRoot)
-				}
+				o.TLS.ACMERoots = roots
 			}
 			if err := acmeDNS.apply(&o.TLS, os.Getenv); err != nil {
 				return err

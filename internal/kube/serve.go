@@ -100,7 +100,7 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 		return errors.New("--tls=acme obtains certificates itself: give no --tls-cert-file")
 	case o.TLS != "" && o.TLS != "off" && o.TLS != "acme":
 		return fmt.Errorf("--tls=%s: use off (with --tls-cert-file for certificate files, e.g. cert-manager's) or acme", o.TLS)
-	case o.TLS != "acme" && (o.ACME.ACMECA != "" || o.ACME.ACMEEmail != "" || o.ACME.ACMERoots != nil || o.ACMENamespace != "" || o.ACME.HSTS != 0):
+	case o.TLS != "acme" && (o.ACME.ACMECA != "" || o.ACME.ACMEEmail != "" || o.ACME.ACMERoots != nil || o.ACMENamespace != "" || o.ACME.HSTS != 0 || o.ACME.HSTSIncludeSubdomains):
 		return errors.New("the ACME settings (--acme-*, --hsts) need --tls=acme")
 	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
 		return errors.New("--tls-cert-file and --tls-key-file go together")
@@ -120,7 +120,11 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	if err != nil {
 		return err
 	}
-	defer closeAccess() // after the server stopped: its last lines are written
+	defer func() { // after the server stopped: its last lines are written
+		if err := closeAccess(); err != nil {
+			log.Error("closing the access log", "err", err)
+		}
+	}()
 	met := metrics.New()
 	gw := gateway.New(gateway.Config{
 		Domain: o.Domain, Logger: log, HoldTimeout: wakeTimeout, MaxPending: o.MaxPending,

@@ -153,7 +153,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	defer closeAccess() // after the servers stopped: their last lines are written
+	defer func() { // after the servers stopped: their last lines are written
+		if err := closeAccess(); err != nil {
+			log.Error("closing the access log", "err", err)
+		}
+	}()
 	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met,
 		AccessLog: access, TrustedProxies: o.TrustedProxies})
 	met.Registry.MustRegister(gw.Routes)

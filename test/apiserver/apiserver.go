@@ -9,6 +9,7 @@
 package apiserver
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,7 +47,8 @@ func assets(t testing.TB) string {
 		return d
 	}
 	home, _ := os.UserHomeDir()
-	apiserver := filepath.Join(home, ".cache/aim/kube/kubernetes-"+KubernetesVersion+"/kube-apiserver")
+	cache := cmp.Or(os.Getenv("AIM_KUBE_CACHE"), filepath.Join(home, ".cache/aim/kube")) // as test/cluster/lib.sh
+	apiserver := filepath.Join(cache, "kubernetes-"+KubernetesVersion, "kube-apiserver")
 	bins := []string{"/usr/bin/etcd", apiserver}
 	for _, f := range bins {
 		if _, err := os.Stat(f); err != nil {

@@ -328,10 +328,7 @@ func (s *Storage) List(ctx context.Context, dir string, recursive bool) ([]strin
 	for _, k := range keys {
 		rest := k
 		if dir != "" {
-			var ok bool
-			if rest, ok = strings.CutPrefix(k, dir+"/"); !ok {
-				continue
-			}
+			rest = strings.TrimPrefix(k, dir+"/") // keysUnder keeps only those
 		}
 		parts := strings.Split(rest, "/")
 		if !recursive {

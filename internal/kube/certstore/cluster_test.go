@@ -47,6 +47,7 @@ func TestCluster(t *testing.T) {
 		{"storage", testStorage},
 		{"lock contention", testLockContention},
 		{"stale lock takeover", testStaleLockTakeover},
+		{"unlock after a renewal it did not see", testUnlockAfterUnseenRenewal},
 		{"certmagic's cleaning", testCleanStorage},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,6 +338,34 @@ func testStaleLockTakeover(t *testing.T, kc kubernetes.Interface, ns string) {
 	}
 	if err := b.Unlock(ctx, "issue_cert_demo.aim.test"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A renewal that Unlock cancels may still be applied: the Lease then has
+// a resourceVersion the holder never saw. It is still the holder's, and
+// Unlock must remove it, not leave it for others to wait out.
+func testUnlockAfterUnseenRenewal(t *testing.T, kc kubernetes.Interface, ns string) {
+	ctx := t.Context()
+	a := newStorage(t, kc, withID(Config{Namespace: ns}, "a"))
+	if err := a.Lock(ctx, "issue_cert_demo.aim.test"); err != nil {
+		t.Fatal(err)
+	}
+	leases := kc.CoordinationV1().Leases(ns)
+	name := a.objectName("locks/issue_cert_demo.aim.test")
+	cur, err := leases.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.NewMicroTime(time.Now())
+	cur.Spec.RenewTime = &now
+	if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Unlock(ctx, "issue_cert_demo.aim.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Lease after Unlock: %v; want it gone", err)
 	}
 }
 

@@ -120,7 +120,10 @@ func transient(err error) bool {
 	return !(apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
 		apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) ||
 		apierrors.IsMethodNotSupported(err) || apierrors.IsNotAcceptable(err) ||
-		apierrors.IsUnsupportedMediaType(err))
+		apierrors.IsUnsupportedMediaType(err) ||
+		// From a create, the namespace is missing (a wrong
+		// --acme-namespace): waiting will not make it.
+		apierrors.IsNotFound(err))
 }
 
 // stale reports whether the Lease's holder has not renewed it within its
@@ -189,8 +192,18 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 	case err == nil, apierrors.IsNotFound(err):
 		return nil
 	case apierrors.IsConflict(err):
-		// Changed since our last write: taken over after this process
-		// stalled. It is the new holder's now.
+		// Changed since our last write: a renewal stop cancelled may have
+		// gone through all the same, or another holder took it over after
+		// this process stalled. Ours still, it goes; else it is theirs.
+		cur, gerr := s.leases.Get(ctx, h.lease.Name, metav1.GetOptions{})
+		if gerr == nil && cur.Spec.HolderIdentity != nil && *cur.Spec.HolderIdentity == h.holder {
+			uid, rv := cur.UID, cur.ResourceVersion
+			err = s.leases.Delete(ctx, cur.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+			if err == nil || apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("unlocking %s (Lease %s): %w", name, h.lease.Name, err)
+		}
 		s.log.Warn("a certificate lock was taken over before it was released", "lock", name, "lease", h.lease.Name)
 		return nil
 	}
