@@ -269,10 +269,14 @@ func (s *Storage) Delete(ctx context.Context, key string) error {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", k, err))
 		}
 	}
-	if _, err := s.get(ctx, key); err == nil {
-		del(key)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// A key is a file or a directory, never both (as in a file system):
+	// a file goes in one call, which certmagic makes after every
+	// challenge; only a key that is no file is listed as a directory.
+	switch err := s.secrets.Delete(ctx, s.objectName(key), metav1.DeleteOptions{}); {
+	case err == nil:
+		return nil
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("deleting %s: %w", key, err)
 	}
 	keys, err := s.keysUnder(ctx, key)
 	if err != nil {
