@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -205,6 +207,15 @@ func (t *Table) lookup(name string) *route {
 func (t *Table) Has(name string) bool {
 	_, ok := t.routes.Load(name)
 	return ok
+}
+
+// AllowCertificate is a certs.Config.Allow: a solution may have a
+// certificate when it has a route.
+func (t *Table) AllowCertificate(_ context.Context, name string) error {
+	if !t.Has(name) {
+		return fmt.Errorf("no solution %q", name)
+	}
+	return nil
 }
 
 // each calls f for every route.

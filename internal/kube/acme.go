@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,11 +22,9 @@ import (
 
 // acmeManager is the certs.Manager of `aim gateway --tls=acme`: ACME on
 // demand for the apex and the names of Solutions the gateway routes,
-// with every replica sharing the Secrets of namespace. httpAddr and
-// httpsAddr are the pod's listeners: certmagic finds them taken and so
-// never listens itself, and the challenges reach them through the
-// Service.
-func acmeManager(ctx context.Context, rc *rest.Config, namespace string, acme certs.Config, routes *gateway.Table, domain, httpAddr, httpsAddr string, log *slog.Logger) (*certs.Manager, error) {
+// with every replica sharing the Secrets of namespace. httpPort and
+// httpsPort are the pod's listeners'.
+func acmeManager(ctx context.Context, rc *rest.Config, namespace string, acme certs.Config, routes *gateway.Table, domain string, httpPort, httpsPort int, log *slog.Logger) (*certs.Manager, error) {
 	kc, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err
@@ -39,40 +35,14 @@ func acmeManager(ctx context.Context, rc *rest.Config, namespace string, acme ce
 	}
 	tc := acme
 	tc.Mode, tc.Domain, tc.Storage, tc.Logger = certs.ModeACME, domain, st, log
-	tc.Allow = func(_ context.Context, name string) error {
-		if !routes.Has(name) {
-			return fmt.Errorf("no solution %q", name)
-		}
-		return nil
-	}
-	if tc.HTTPPort, err = portOf(httpAddr); err != nil {
-		return nil, err
-	}
-	if tc.HTTPSPort, err = portOf(httpsAddr); err != nil {
-		return nil, err
-	}
+	tc.HTTPPort, tc.HTTPSPort = httpPort, httpsPort
+	tc.Allow = routes.AllowCertificate
 	m, err := certs.New(ctx, tc)
 	if err != nil {
 		return nil, fmt.Errorf("--tls=acme: %w", err)
 	}
 	log.Info("ACME on demand for the apex and existing solutions", "ca", tc.ACMECA, "storage", st.String())
 	return m, nil
-}
-
-// listenAddr is ln's address if there is one, else addr.
-func listenAddr(ln net.Listener, addr string) string {
-	if ln != nil {
-		return ln.Addr().String()
-	}
-	return addr
-}
-
-func portOf(addr string) (int, error) {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0, fmt.Errorf("listen address %q: %w", addr, err)
-	}
-	return strconv.Atoi(p)
 }
 
 // withChallenges answers the ACME HTTP-01 challenges any replica started

@@ -180,14 +180,6 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	// changes go on while requests finish.
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	var tm *certs.Manager
-	if o.TLS == "acme" {
-		tm, err = acmeManager(runCtx, rc, cmp.Or(o.ACMENamespace, ns), o.ACME, gw.Routes, gw.Domain(),
-			listenAddr(o.Listener, cmp.Or(o.HTTP, ":8080")), cmp.Or(o.HTTPS, ":8443"), log)
-		if err != nil {
-			return err
-		}
-	}
 	routerErr := make(chan error, 1)
 	synced := make(chan struct{})
 	go func() { routerErr <- router.Run(runCtx, func() { close(synced) }) }()
@@ -204,6 +196,23 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 		addr := cmp.Or(o.HTTP, ":8080")
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return fmt.Errorf("listening on %s: %w", addr, err)
+		}
+	}
+	var tlsLn net.Listener
+	if files != nil || o.TLS == "acme" {
+		addr := cmp.Or(o.HTTPS, ":8443")
+		if tlsLn, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listening on %s: %w", addr, err)
+		}
+	}
+	var tm *certs.Manager
+	if o.TLS == "acme" {
+		// The ports are the listeners' (the challenges reach them through
+		// the Service); certmagic finds them taken and never listens itself.
+		tm, err = acmeManager(runCtx, rc, cmp.Or(o.ACMENamespace, ns), o.ACME, gw.Routes, gw.Domain(),
+			ln.Addr().(*net.TCPAddr).Port, tlsLn.Addr().(*net.TCPAddr).Port, log)
+		if err != nil {
+			return err
 		}
 	}
 	limits := o.Server
@@ -227,11 +236,6 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	srvErr := make(chan error, 2)
 	var tlsSrv *gateway.Server
 	if tlsConfig != nil {
-		addr := cmp.Or(o.HTTPS, ":8443")
-		tlsLn, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listening on %s: %w", addr, err)
-		}
 		tlsSrv = gateway.NewServer(secure, limits)
 		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, tlsConfig) }()
 		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "cert", o.TLSCertFile, "tls", o.TLS)

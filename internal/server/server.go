@@ -188,12 +188,7 @@ func Run(ctx context.Context, o Options) error {
 
 	tc := o.TLS
 	tc.Dir, tc.Domain, tc.Logger = o.DataDir, o.Domain, log
-	tc.Allow = func(_ context.Context, name string) error {
-		if !gw.Routes.Has(name) {
-			return fmt.Errorf("no solution %q", name)
-		}
-		return nil
-	}
+	tc.Allow = gw.Routes.AllowCertificate
 	var tlsLn net.Listener
 	if tc.Mode != "" && tc.Mode != certs.ModeOff {
 		addr := cmp.Or(o.HTTPS, ":8443")
