@@ -104,13 +104,23 @@ func ptrTo[T any](v T) *T { return &v }
 // wait as aim's does for its /tmp, and the bare floor, which has no
 // volume at all, does not.
 func plainFloorDeployment() *appsv1.Deployment {
-	d := floorDeployment()
-	labels := map[string]string{"app": floorPlain}
-	d.Name, d.Labels = floorPlain, labels
-	d.Spec.Selector.MatchLabels = labels
-	d.Spec.Template.Labels = labels
+	d := relabeled(floorDeployment(), floorPlain)
 	d.Spec.Template.Spec.AutomountServiceAccountToken = nil
 	return d
+}
+
+// relabeled is a copy of d named name, with labels and a selector of its
+// own, at 0 replicas.
+func relabeled(d *appsv1.Deployment, name string) *appsv1.Deployment {
+	zero := int32(0)
+	labels := map[string]string{"app": name}
+	c := d.DeepCopy()
+	c.ObjectMeta = metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
+	c.Spec.Replicas = &zero
+	c.Spec.Selector = &metav1.LabelSelector{MatchLabels: labels}
+	c.Spec.Template.Labels = labels
+	c.Status = appsv1.DeploymentStatus{}
+	return c
 }
 
 // podFloorDeployment is a Deployment of exactly the pod the operator
@@ -122,18 +132,7 @@ func podFloorDeployment(ctx context.Context) (*appsv1.Deployment, error) {
 	if err != nil || len(deps.Items) != 1 {
 		return nil, fmt.Errorf("want bench's one deployment: %d, %v", len(deps.Items), err)
 	}
-	zero := int32(0)
-	labels := map[string]string{"app": floorPod}
-	tmpl := deps.Items[0].Spec.Template
-	tmpl.Labels = labels
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: floorPod, Namespace: ns, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &zero,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: tmpl,
-		},
-	}, nil
+	return relabeled(&appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: deps.Items[0].Spec.Template}}, floorPod), nil
 }
 
 // TestWakeBenchmark measures, round by round with the order rotating, how
@@ -530,6 +529,8 @@ func meanSE(ps []phases, f func(phases) time.Duration) (mean, se time.Duration) 
 
 func answer(p phases) time.Duration  { return p.answer }
 func created(p phases) time.Duration { return p.created }
+func toStart(p phases) time.Duration { return p.started }
+func ipKnown(p phases) time.Duration { return p.ip }
 
 // unrounded is a wake without the wait for the kubelet's relist: until
 // the process started, plus from the pod's IP known to the answer. Every
@@ -558,11 +559,11 @@ func benchReport(aimT, bare, plain, pod []phases) string {
 	}
 	for _, r := range rows {
 		m, se := meanSE(r.ps, answer)
-		sm, sse := meanSE(r.ps, func(p phases) time.Duration { return p.started })
+		sm, sse := meanSE(r.ps, toStart)
 		fmt.Fprintf(&b, "| %s | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | **%.0f ± %.0f ms** | %.0f ± %.0f ms |\n", r.name,
 			ms(medianOf(r.ps, created)),
-			ms(medianOf(r.ps, func(p phases) time.Duration { return p.started })),
-			ms(medianOf(r.ps, func(p phases) time.Duration { return p.ip })),
+			ms(medianOf(r.ps, toStart)),
+			ms(medianOf(r.ps, ipKnown)),
 			ms(medianOf(r.ps, phases.afterIP)),
 			ms(medianOf(r.ps, answer)), ms(m), ms(se), ms(sm), ms(sse))
 	}

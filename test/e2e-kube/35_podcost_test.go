@@ -25,11 +25,7 @@ func TestPodCost(t *testing.T) {
 	ctx := context.Background()
 	op := benchSolution(t, ctx)
 	variant := func(name string, edit func(*corev1.PodSpec)) *appsv1.Deployment {
-		d := op.DeepCopy()
-		d.Name = name
-		d.Labels = map[string]string{"app": name}
-		d.Spec.Selector.MatchLabels = map[string]string{"app": name}
-		d.Spec.Template.Labels = map[string]string{"app": name}
+		d := relabeled(op, name)
 		if edit != nil {
 			edit(&d.Spec.Template.Spec)
 		}
@@ -57,7 +53,6 @@ func TestPodCost(t *testing.T) {
 	}
 	for _, d := range deps {
 		_ = kc.AppsV1().Deployments(ns).Delete(ctx, d.Name, metav1.DeleteOptions{})
-		time.Sleep(time.Second)
 		if _, err := kc.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -68,13 +63,13 @@ func TestPodCost(t *testing.T) {
 	for _, d := range deps {
 		jitters[d.Name] = startJitters(rounds)
 	}
+	var sels []string
+	for _, d := range deps {
+		sels = append(sels, "app="+d.Name)
+	}
 	for i := range rounds {
 		for k := range deps {
 			d := deps[(i+k)%len(deps)]
-			var sels []string
-			for _, o := range deps {
-				sels = append(sels, "app="+o.Name)
-			}
 			if err := waitNoPods(ctx, sels...); err != nil {
 				t.Fatal(err)
 			}
@@ -94,8 +89,6 @@ func TestPodCost(t *testing.T) {
 		}
 		slices.Sort(ans)
 		t.Logf("%-14s created %5.0f  ip %6.0f  answer %6.0f ms (median), sorted answers %v", d.Name,
-			ms(medianOf(ps, func(p phases) time.Duration { return p.created })),
-			ms(medianOf(ps, func(p phases) time.Duration { return p.ip })),
-			ms(medianOf(ps, func(p phases) time.Duration { return p.answer })), ans)
+			ms(medianOf(ps, created)), ms(medianOf(ps, ipKnown)), ms(medianOf(ps, answer)), ans)
 	}
 }
