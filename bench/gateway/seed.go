@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/aimhub/aim/internal/controller"
+	aimsol "github.com/aimhub/aim/internal/solution"
+
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 )
@@ -33,7 +34,7 @@ func seed(ctx context.Context, dataDir, image string, n int) error {
 			Manifest:   m,
 			Images:     map[string]string{"web": "aim.local/seeded/" + name + "-web:g1"},
 			Generation: 1,
-			State:      string(controller.Sleeping),
+			State:      string(aimsol.Sleeping),
 		}
 		if err := st.Put(ctx, sol); err != nil {
 			return err

@@ -13,16 +13,17 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/solution"
+
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/spec"
 )
 
 // Controller is what the API drives.
 type Controller interface {
-	Deploy(ctx context.Context, req controller.DeployRequest, progress controller.Progress) (*controller.Info, error)
-	Get(ctx context.Context, name string) (*controller.Info, error)
-	List(ctx context.Context) []*controller.Info
+	Deploy(ctx context.Context, req solution.DeployRequest, progress solution.Progress) (*solution.Info, error)
+	Get(ctx context.Context, name string) (*solution.Info, error)
+	List(ctx context.Context) []*solution.Info
 	Remove(ctx context.Context, name string) error
 	Logs(ctx context.Context, name, component string, opts runtime.LogOptions) (io.ReadCloser, error)
 	Wake(ctx context.Context, name string) error
@@ -185,22 +186,22 @@ func (f flushWriter) Write(b []byte) (int, error) {
 // place errors become HTTP statuses.
 func (a *API) fail(w http.ResponseWriter, err error) {
 	var (
-		ie *controller.InputError
-		se *controller.StartError
+		ie *solution.InputError
+		se *solution.StartError
 		me *spec.Error
-		we *controller.WakeError
+		we *solution.WakeError
 	)
 	switch {
-	case errors.Is(err, controller.ErrNotFound), errors.Is(err, runtime.ErrNotFound):
+	case errors.Is(err, solution.ErrNotFound), errors.Is(err, runtime.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.As(err, &me), errors.As(err, &ie):
 		// The request was well-formed HTTP, but what it asked for can't be built.
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
-	case errors.As(err, &se), errors.As(err, new(*controller.CheckError)):
+	case errors.As(err, &se), errors.As(err, new(*solution.CheckError)):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.As(err, &we):
 		writeError(w, http.StatusGatewayTimeout, err.Error())
-	case errors.As(err, new(*controller.ForbiddenError)):
+	case errors.As(err, new(*solution.ForbiddenError)):
 		// The platform refused aim's own identity: nothing the caller can
 		// retry, and not its token (that would be 401); the message says
 		// which permission the installation lacks.
@@ -237,6 +238,6 @@ type Event struct {
 	Component string            `json:"component,omitempty"`
 	Message   string            `json:"message,omitempty"`
 	Error     string            `json:"error,omitempty"`
-	Result    *controller.Info  `json:"result,omitempty"`
+	Result    *solution.Info    `json:"result,omitempty"`
 	Problems  []spec.FieldError `json:"problems,omitempty"`
 }

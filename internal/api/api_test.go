@@ -11,19 +11,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/solution"
+
 	"github.com/aimhub/aim/internal/runtime"
 )
 
 // failing is a Controller whose every action fails with err.
 type failing struct{ err error }
 
-func (f failing) Deploy(context.Context, controller.DeployRequest, controller.Progress) (*controller.Info, error) {
+func (f failing) Deploy(context.Context, solution.DeployRequest, solution.Progress) (*solution.Info, error) {
 	return nil, f.err
 }
-func (f failing) Get(context.Context, string) (*controller.Info, error) { return nil, f.err }
-func (f failing) List(context.Context) []*controller.Info               { return nil }
-func (f failing) Remove(context.Context, string) error                  { return f.err }
+func (f failing) Get(context.Context, string) (*solution.Info, error) { return nil, f.err }
+func (f failing) List(context.Context) []*solution.Info               { return nil }
+func (f failing) Remove(context.Context, string) error                { return f.err }
 func (f failing) Logs(context.Context, string, string, runtime.LogOptions) (io.ReadCloser, error) {
 	return nil, f.err
 }
@@ -38,7 +39,7 @@ func (anyToken) VerifyToken(context.Context, string) (string, error) { return "a
 // Regression: a permission the cluster denied aim's own service account
 // (the chart's API Role lacked deployments/scale) was answered 500.
 func TestFailStatus(t *testing.T) {
-	forbidden := &controller.ForbiddenError{
+	forbidden := &solution.ForbiddenError{
 		Action: "waking solution x",
 		Err:    errors.New(`deployments.apps "x-web" is forbidden: User "system:serviceaccount:aim:aim-api" cannot patch resource "deployments/scale"`),
 	}
@@ -48,9 +49,9 @@ func TestFailStatus(t *testing.T) {
 		want int
 		says string
 	}{
-		{"not found", fmt.Errorf("solution x: %w", controller.ErrNotFound), http.StatusNotFound, "not found"},
-		{"input", &controller.InputError{Msg: "bad image"}, http.StatusUnprocessableEntity, "bad image"},
-		{"wake timeout", &controller.WakeError{Msg: "no answer"}, http.StatusGatewayTimeout, "no answer"},
+		{"not found", fmt.Errorf("solution x: %w", solution.ErrNotFound), http.StatusNotFound, "not found"},
+		{"input", &solution.InputError{Msg: "bad image"}, http.StatusUnprocessableEntity, "bad image"},
+		{"wake timeout", &solution.WakeError{Msg: "no answer"}, http.StatusGatewayTimeout, "no answer"},
 		{"refused by the cluster", fmt.Errorf("wrapped: %w", forbidden), http.StatusForbidden, `cannot patch resource "deployments/scale"`},
 		{"anything else", errors.New("disk on fire"), http.StatusInternalServerError, "disk on fire"},
 	}

@@ -13,7 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/solution"
+
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -66,7 +67,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("the URL names solution %q but the manifest names %q", name, m.Name))
 		return
 	}
-	req := controller.DeployRequest{Manifest: m, Contexts: map[string]io.Reader{}, SkipChecks: up.skipChecks}
+	req := solution.DeployRequest{Manifest: m, Contexts: map[string]io.Reader{}, SkipChecks: up.skipChecks}
 	for comp, f := range up.contexts {
 		if _, ok := m.Component(comp); !ok {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the upload has a build context for %q, which the manifest does not name", comp))

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aimhub/aim/internal/solution"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -22,7 +24,6 @@ import (
 	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/client"
 	"github.com/aimhub/aim/internal/clientconfig"
-	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/server"
 	"github.com/aimhub/aim/internal/spec"
@@ -296,7 +297,7 @@ func statusCmd(g *globals) *cobra.Command {
 	}
 }
 
-func printStatus(w io.Writer, s *controller.Info) {
+func printStatus(w io.Writer, s *solution.Info) {
 	fmt.Fprintf(w, "Name:        %s\nTitle:       %s\nURL:         %s\nState:       %s\n", s.Name, s.Title, s.URL, s.State)
 	if s.Reason != "" {
 		fmt.Fprintf(w, "Last error:  %s\n", s.Reason)

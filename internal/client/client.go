@@ -15,9 +15,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aimhub/aim/internal/solution"
+
 	"github.com/aimhub/aim/internal/api"
 	"github.com/aimhub/aim/internal/buildctx"
-	"github.com/aimhub/aim/internal/controller"
 )
 
 // Client talks to one aim server.
@@ -83,17 +84,17 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 }
 
 // List returns every solution.
-func (c *Client) List(ctx context.Context) ([]controller.Info, error) {
+func (c *Client) List(ctx context.Context) ([]solution.Info, error) {
 	var out struct {
-		Solutions []controller.Info `json:"solutions"`
+		Solutions []solution.Info `json:"solutions"`
 	}
 	err := c.getJSON(ctx, "/api/v1/solutions", &out)
 	return out.Solutions, err
 }
 
 // Get returns one solution.
-func (c *Client) Get(ctx context.Context, name string) (*controller.Info, error) {
-	var out controller.Info
+func (c *Client) Get(ctx context.Context, name string) (*solution.Info, error) {
+	var out solution.Info
 	if err := c.getJSON(ctx, "/api/v1/solutions/"+url.PathEscape(name), &out); err != nil {
 		return nil, err
 	}
@@ -110,13 +111,13 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 }
 
 // Post calls one of the solution actions (wake, sleep).
-func (c *Client) Post(ctx context.Context, name, action string) (*controller.Info, error) {
+func (c *Client) Post(ctx context.Context, name, action string) (*solution.Info, error) {
 	resp, err := c.do(ctx, http.MethodPost, "/api/v1/solutions/"+url.PathEscape(name)+"/"+action, nil, "")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out controller.Info
+	var out solution.Info
 	return &out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
@@ -159,7 +160,7 @@ type DeployRequest struct {
 
 // Deploy uploads a solution and follows the deploy; onEvent sees every
 // progress line. It returns the deployed solution or the deploy's error.
-func (c *Client) Deploy(ctx context.Context, req DeployRequest, onEvent func(api.Event)) (*controller.Info, error) {
+func (c *Client) Deploy(ctx context.Context, req DeployRequest, onEvent func(api.Event)) (*solution.Info, error) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {

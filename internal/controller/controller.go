@@ -6,7 +6,6 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,22 +18,9 @@ import (
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
-)
-
-// State is a solution's state as users see it.
-type State string
-
-// The states of a solution.
-const (
-	Deploying State = "deploying" // first deploy in progress
-	Starting  State = "starting"  // containers started, not answering yet
-	Ready     State = "ready"
-	Stopping  State = "stopping" // going to sleep: routed as sleeping, containers still stopping
-	Sleeping  State = "sleeping" // scaled to zero; the next request wakes it
-	Waking    State = "waking"
-	Failed    State = "failed"
 )
 
 // Store is the part of the state store the controller uses.
@@ -99,17 +85,17 @@ type Controller struct {
 	probe   *http.Client
 
 	mu   sync.Mutex
-	sols map[string]*solution
+	sols map[string]*tracked
 }
 
 // solution is the controller's in-memory view of one solution.
-type solution struct {
+type tracked struct {
 	// op serialises deploys, removals, wakes and sleeps of the solution.
 	op sync.Mutex
 
 	mu     sync.Mutex // guards the fields below
 	rec    *store.Solution
-	state  State
+	state  solution.State
 	reason string
 	wake   *wakeOp
 	// replicas is how many replicas of each component serve now; 0 until
@@ -119,7 +105,7 @@ type solution struct {
 
 // currentReplicas is how many replicas serve, or the manifest's floor
 // before anything has been counted.
-func (s *solution) currentReplicas(m *spec.Manifest) int {
+func (s *tracked) currentReplicas(m *spec.Manifest) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.replicas > 0 {
@@ -128,13 +114,13 @@ func (s *solution) currentReplicas(m *spec.Manifest) int {
 	return replicasFor(m)
 }
 
-func (s *solution) snapshot() (*store.Solution, State, string) {
+func (s *tracked) snapshot() (*store.Solution, solution.State, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rec, s.state, s.reason
 }
 
-func (s *solution) set(state State, reason string) {
+func (s *tracked) set(state solution.State, reason string) {
 	s.mu.Lock()
 	s.state, s.reason = state, reason
 	s.mu.Unlock()
@@ -174,22 +160,22 @@ func New(cfg Config, rt runtime.Runtime, b Builder, st Store, routes Routes) *Co
 		cfg: cfg, rt: rt, builder: b, store: st, routes: routes, log: cfg.Logger,
 		probe: &http.Client{Transport: tr, Timeout: gateway.ReadyTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		sols: map[string]*solution{},
+		sols: map[string]*tracked{},
 	}
 }
 
-func (c *Controller) get(name string) *solution {
+func (c *Controller) get(name string) *tracked {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sols[name]
 }
 
-func (c *Controller) getOrCreate(name string) *solution {
+func (c *Controller) getOrCreate(name string) *tracked {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.sols[name]
 	if !ok {
-		s = &solution{}
+		s = &tracked{}
 		c.sols[name] = s
 	}
 	return s
@@ -245,24 +231,24 @@ func (c *Controller) Adopt(ctx context.Context) error {
 		s := c.getOrCreate(rec.Name)
 		s.mu.Lock()
 		s.rec = rec
-		s.state, s.reason = State(rec.State), rec.LastError
+		s.state, s.reason = solution.State(rec.State), rec.LastError
 		s.mu.Unlock()
 		if stale[rec.Name] {
 			if err := c.rt.Prune(ctx, rec.Name, rec.Generation); err != nil {
 				c.log.Error("pruning", "solution", rec.Name, "err", err)
 			}
 		}
-		switch State(rec.State) {
-		case Sleeping, Failed:
-			c.publish(rec, State(rec.State), rec.LastError, nil)
-		case Deploying:
+		switch solution.State(rec.State) {
+		case solution.Sleeping, solution.Failed:
+			c.publish(rec, solution.State(rec.State), rec.LastError, nil)
+		case solution.Deploying:
 			// aim stopped during the first deploy: nothing ever served.
 			msg := "the deploy was interrupted when aim stopped; deploy again"
-			s.set(Failed, msg)
-			_ = c.store.SetState(ctx, rec.Name, string(Failed), msg)
-			c.publish(rec, Failed, msg, nil)
+			s.set(solution.Failed, msg)
+			_ = c.store.SetState(ctx, rec.Name, string(solution.Failed), msg)
+			c.publish(rec, solution.Failed, msg, nil)
 		default:
-			c.publish(rec, Starting, "", nil)
+			c.publish(rec, solution.Starting, "", nil)
 			go c.restore(ctx, s, rec)
 		}
 	}
@@ -279,7 +265,7 @@ func (c *Controller) Adopt(ctx context.Context) error {
 
 // restore brings an adopted solution back to serving: it starts what is
 // missing (Apply keeps containers that exist) and waits until it answers.
-func (c *Controller) restore(ctx context.Context, s *solution, rec *store.Solution) {
+func (c *Controller) restore(ctx context.Context, s *tracked, rec *store.Solution) {
 	s.op.Lock()
 	defer s.op.Unlock()
 	sp := c.runtimeSpec(rec)
@@ -294,17 +280,17 @@ func (c *Controller) restore(ctx context.Context, s *solution, rec *store.Soluti
 		return
 	}
 	s.mu.Lock()
-	s.state, s.reason, s.replicas = Ready, "", n
+	s.state, s.reason, s.replicas = solution.Ready, "", n
 	s.mu.Unlock()
-	_ = c.store.SetState(ctx, rec.Name, string(Ready), "")
-	c.publish(rec, Ready, "", addrs)
+	_ = c.store.SetState(ctx, rec.Name, string(solution.Ready), "")
+	c.publish(rec, solution.Ready, "", addrs)
 }
 
-func (c *Controller) fail(ctx context.Context, s *solution, rec *store.Solution, reason string) {
+func (c *Controller) fail(ctx context.Context, s *tracked, rec *store.Solution, reason string) {
 	c.log.Warn("solution failed", "solution", rec.Name, "reason", reason)
-	s.set(Failed, reason)
-	_ = c.store.SetState(ctx, rec.Name, string(Failed), reason)
-	c.publish(rec, Failed, reason, nil)
+	s.set(solution.Failed, reason)
+	_ = c.store.SetState(ctx, rec.Name, string(solution.Failed), reason)
+	c.publish(rec, solution.Failed, reason, nil)
 }
 
 // replicasFor is how many replicas a solution runs when awake.
@@ -317,15 +303,15 @@ func replicasFor(m *spec.Manifest) int {
 
 // publish tells the gateway about a solution. addrs maps public component
 // names to the addresses of their ready replicas.
-func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs map[string][]string) {
+func (c *Controller) publish(rec *store.Solution, st solution.State, reason string, addrs map[string][]string) {
 	rs := gateway.RouteSpec{Name: rec.Name, Title: rec.Manifest.DisplayTitle(), Reason: reason, Hold: rec.Manifest.Scaling.Hold,
 		Limits: c.limits(rec.Manifest.Limits)}
 	switch st {
-	case Ready:
+	case solution.Ready:
 		rs.State = gateway.StateReady
-	case Sleeping:
+	case solution.Sleeping:
 		rs.State = gateway.StateSleeping
-	case Failed:
+	case solution.Failed:
 		rs.State = gateway.StateFailed
 	default:
 		rs.State = gateway.StateStarting
@@ -342,30 +328,7 @@ func (c *Controller) publish(rec *store.Solution, st State, reason string, addrs
 // limits resolves a manifest's limits against the platform's defaults and
 // caps.
 func (c *Controller) limits(l spec.Limits) gateway.Limits {
-	return ResolveLimits(l, c.cfg.Limits, c.cfg.LimitCaps)
-}
-
-// ResolveLimits fills a manifest's unset limits from the platform's
-// defaults def and bounds them by its caps cp (zero fields: none). The
-// Kubernetes gateway resolves a Solution's limits with it too, so both
-// platforms treat a manifest alike.
-func ResolveLimits(l, def, cp spec.Limits) gateway.Limits {
-	if l.RPS == 0 {
-		l.RPS, l.Burst = def.RPS, cmp.Or(l.Burst, def.Burst)
-	}
-	if l.Body == 0 {
-		l.Body = def.Body
-	}
-	if cp.RPS > 0 && (l.RPS == 0 || l.RPS > cp.RPS) {
-		l.RPS = cp.RPS
-	}
-	if cp.Burst > 0 && (l.Burst == 0 || l.Burst > cp.Burst) {
-		l.Burst = cp.Burst
-	}
-	if cp.Body > 0 && (l.Body == 0 || l.Body > cp.Body) {
-		l.Body = cp.Body
-	}
-	return gateway.Limits{RPS: l.RPS, Burst: l.Burst, Body: int64(l.Body)}
+	return gateway.ResolveLimits(l, c.cfg.Limits, c.cfg.LimitCaps)
 }
 
 // resyncAll follows crashes and restarts of awake solutions: the engine
@@ -373,7 +336,7 @@ func ResolveLimits(l, def, cp spec.Limits) gateway.Limits {
 // address, so the routes follow what the runtime reports.
 func (c *Controller) resyncAll(ctx context.Context) {
 	c.mu.Lock()
-	sols := make([]*solution, 0, len(c.sols))
+	sols := make([]*tracked, 0, len(c.sols))
 	for _, s := range c.sols {
 		sols = append(sols, s)
 	}
@@ -383,14 +346,14 @@ func (c *Controller) resyncAll(ctx context.Context) {
 			continue // a deploy, wake or removal is in charge of it
 		}
 		rec, st, _ := s.snapshot()
-		if rec != nil && rec.Generation > 0 && st == Ready {
+		if rec != nil && rec.Generation > 0 && st == solution.Ready {
 			c.resync(ctx, s, rec)
 		}
 		s.op.Unlock()
 	}
 }
 
-func (c *Controller) resync(ctx context.Context, s *solution, rec *store.Solution) {
+func (c *Controller) resync(ctx context.Context, s *tracked, rec *store.Solution) {
 	status, err := c.rt.Inspect(ctx, rec.Name)
 	if errors.Is(err, runtime.ErrNotFound) {
 		c.log.Warn("containers vanished; starting them again", "solution", rec.Name)
@@ -432,10 +395,10 @@ func (c *Controller) resync(ctx context.Context, s *solution, rec *store.Solutio
 		s.mu.Unlock()
 		if reason != "" {
 			c.log.Warn("solution degraded", "solution", rec.Name, "reason", reason)
-			_ = c.store.SetState(ctx, rec.Name, string(Ready), reason)
+			_ = c.store.SetState(ctx, rec.Name, string(solution.Ready), reason)
 		}
 	}
-	c.publish(rec, Ready, reason, addrs)
+	c.publish(rec, solution.Ready, reason, addrs)
 }
 
 func describeDown(comp string, r runtime.Replica) string {

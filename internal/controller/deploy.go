@@ -3,39 +3,26 @@ package controller
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/aimhub/aim/internal/check"
+	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 )
 
-// DeployRequest is one `aim deploy`.
-type DeployRequest struct {
-	Manifest *spec.Manifest
-	// Contexts holds a tar build context for each component that builds.
-	Contexts map[string]io.Reader
-	// SkipChecks records that the operator skipped conformance checks.
-	SkipChecks bool
-}
-
-// Progress receives human-readable steps of a deploy.
-type Progress func(component, msg string)
-
 // Deploy builds or fetches the images, starts the new generation, waits
 // until it answers and only then routes to it and removes the previous
 // one. A failed update leaves the previous generation serving.
-func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Progress) (*Info, error) {
+func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, progress solution.Progress) (*solution.Info, error) {
 	if progress == nil {
 		progress = func(string, string) {}
 	}
 	m := req.Manifest
 	for _, comp := range m.Components {
 		if comp.Build != "" && req.Contexts[comp.Name] == nil {
-			return nil, &InputError{Msg: fmt.Sprintf("component %s builds from %q but no build context was uploaded", comp.Name, comp.Build)}
+			return nil, &solution.InputError{Msg: fmt.Sprintf("component %s builds from %q but no build context was uploaded", comp.Name, comp.Build)}
 		}
 	}
 	s := c.getOrCreate(m.Name)
@@ -58,32 +45,32 @@ func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Pro
 			tag := fmt.Sprintf("%s/%s-%s:g%d", c.cfg.ImagePrefix, m.Name, comp.Name, gen)
 			progress(comp.Name, "building "+tag)
 			if err := c.builder.Build(ctx, req.Contexts[comp.Name], comp.Dockerfile, tag, func(line string) { progress(comp.Name, line) }); err != nil {
-				return nil, &InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+				return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
 			}
 			images[comp.Name] = tag
 			continue
 		}
 		progress(comp.Name, "using image "+comp.Image)
 		if err := c.builder.EnsureImage(ctx, comp.Image, func(line string) { progress(comp.Name, line) }); err != nil {
-			return nil, &InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+			return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
 		}
 		images[comp.Name] = comp.Image
 	}
 
-	rec := &store.Solution{Name: m.Name, Manifest: m, Images: images, Generation: gen, State: string(Starting), SkipChecks: req.SkipChecks}
-	first := prev == nil || prev.Generation == 0 || prev.State == string(Failed) || prev.State == string(Deploying)
+	rec := &store.Solution{Name: m.Name, Manifest: m, Images: images, Generation: gen, State: string(solution.Starting), SkipChecks: req.SkipChecks}
+	first := prev == nil || prev.Generation == 0 || prev.State == string(solution.Failed) || prev.State == string(solution.Deploying)
 	if first {
 		if prev != nil {
 			rec.CreatedAt = prev.CreatedAt
 		}
-		rec.State = string(Deploying)
+		rec.State = string(solution.Deploying)
 		if err := c.store.Put(ctx, rec); err != nil {
 			return nil, err
 		}
 		s.mu.Lock()
-		s.rec, s.state, s.reason = rec, Deploying, ""
+		s.rec, s.state, s.reason = rec, solution.Deploying, ""
 		s.mu.Unlock()
-		c.publish(rec, Starting, "", nil)
+		c.publish(rec, solution.Starting, "", nil)
 	}
 
 	sp := c.runtimeSpec(rec)
@@ -115,7 +102,7 @@ func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Pro
 		return nil, err
 	}
 
-	rec.State = string(Ready)
+	rec.State = string(solution.Ready)
 	if prev != nil {
 		rec.CreatedAt = prev.CreatedAt
 	}
@@ -123,9 +110,9 @@ func (c *Controller) Deploy(ctx context.Context, req DeployRequest, progress Pro
 		return nil, err
 	}
 	s.mu.Lock()
-	s.rec, s.state, s.reason, s.replicas = rec, Ready, "", n
+	s.rec, s.state, s.reason, s.replicas = rec, solution.Ready, "", n
 	s.mu.Unlock()
-	c.publish(rec, Ready, "", addrs)
+	c.publish(rec, solution.Ready, "", addrs)
 	progress("", "serving at "+c.cfg.URL(m.Name))
 	if err := c.rt.Prune(context.WithoutCancel(ctx), m.Name, gen); err != nil {
 		c.log.Warn("removing the previous generation", "solution", m.Name, "err", err)
@@ -155,7 +142,7 @@ func (c *Controller) removeImages(ctx context.Context, imgs, keep map[string]str
 func (c *Controller) Remove(ctx context.Context, name string) error {
 	s := c.get(name)
 	if s == nil {
-		return fmt.Errorf("solution %s: %w", name, ErrNotFound)
+		return fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	s.op.Lock()
 	defer s.op.Unlock()
@@ -177,31 +164,6 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// ErrNotFound is returned for a solution aim doesn't have.
-var ErrNotFound = errors.New("not found")
-
-// ForbiddenError is an action that the platform under aim refused to aim
-// itself: on Kubernetes, the API server denying the service account that
-// aim's API runs as (its Role lacks a permission). It is the
-// installation's to fix, not the caller's, whose token was accepted.
-type ForbiddenError struct {
-	// Action says what aim was doing, e.g. "waking solution x".
-	Action string
-	Err    error
-}
-
-func (e *ForbiddenError) Error() string {
-	return fmt.Sprintf("%s: the cluster refused aim's own service account, so this aim installation lacks a permission (the Helm chart's Role for the API grants it; upgrade the release or add the rule): %v", e.Action, e.Err)
-}
-
-func (e *ForbiddenError) Unwrap() error { return e.Err }
-
-// InputError is a deploy that failed because of what was sent: a build
-// that fails, an image that doesn't exist. The API answers it with 400/422.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string { return e.Msg }
-
 // fastCheck runs the checks of the packaging standard that need only HTTP
 // against the new generation, which answers by now: the root page, the
 // private components' answers, and the recommendations. A failing rule
@@ -221,14 +183,7 @@ func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[
 	if rep.Failed() {
 		var txt bytes.Buffer
 		_ = check.WriteText(&txt, rep)
-		return js.Bytes(), &CheckError{Report: txt.String()}
+		return js.Bytes(), &solution.CheckError{Report: txt.String()}
 	}
 	return js.Bytes(), nil
-}
-
-// CheckError is a deploy refused by the packaging standard's checks.
-type CheckError struct{ Report string }
-
-func (e *CheckError) Error() string {
-	return "the solution does not follow the packaging standard (deploy with --skip-checks to override):\n" + e.Report
 }

@@ -8,56 +8,21 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/aimhub/aim/internal/runtime"
-	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/store"
 )
 
-// Info is a solution as the API shows it.
-type Info struct {
-	Name        string        `json:"name"`
-	Title       string        `json:"title"`
-	Description string        `json:"description,omitempty"`
-	Provider    spec.Provider `json:"provider"`
-	Tags        []string      `json:"tags,omitempty"`
-	URL         string        `json:"url"`
-	State       State         `json:"state"`
-	Reason      string        `json:"reason,omitempty"`
-	Generation  int64         `json:"generation"`
-	SkipChecks  bool          `json:"skipChecks,omitempty"`
-	// OpenAPI is the URL of the solution's OpenAPI document, when the
-	// deploy's checks found one.
-	OpenAPI    string          `json:"openapi,omitempty"`
-	Components []ComponentInfo `json:"components"`
-	Manifest   *spec.Manifest  `json:"manifest"`
-	CreatedAt  time.Time       `json:"createdAt"`
-	UpdatedAt  time.Time       `json:"updatedAt"`
-}
-
-// ComponentInfo is one component's part of Info.
-type ComponentInfo struct {
-	Name     string   `json:"name"`
-	Public   bool     `json:"public"`
-	Paths    []string `json:"paths,omitempty"`
-	Image    string   `json:"image"`
-	Replicas int      `json:"replicas"`
-	Running  int      `json:"running"`
-	Restarts int      `json:"restarts"`
-	// LastExit is the exit code of the last replica that stopped.
-	LastExit int `json:"lastExit,omitempty"`
-}
-
 // Get returns one solution with its runtime status.
-func (c *Controller) Get(ctx context.Context, name string) (*Info, error) {
+func (c *Controller) Get(ctx context.Context, name string) (*solution.Info, error) {
 	s := c.get(name)
 	if s == nil {
-		return nil, fmt.Errorf("solution %s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	rec, st, reason := s.snapshot()
 	if rec == nil {
-		return nil, fmt.Errorf("solution %s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	status, err := c.rt.Inspect(ctx, name)
 	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
@@ -67,7 +32,7 @@ func (c *Controller) Get(ctx context.Context, name string) (*Info, error) {
 }
 
 // List returns every solution, by name, without runtime details.
-func (c *Controller) List(ctx context.Context) []*Info {
+func (c *Controller) List(ctx context.Context) []*solution.Info {
 	c.mu.Lock()
 	names := make([]string, 0, len(c.sols))
 	for n := range c.sols {
@@ -75,7 +40,7 @@ func (c *Controller) List(ctx context.Context) []*Info {
 	}
 	c.mu.Unlock()
 	sort.Strings(names)
-	out := make([]*Info, 0, len(names))
+	out := make([]*solution.Info, 0, len(names))
 	for _, n := range names {
 		s := c.get(n)
 		if s == nil {
@@ -90,9 +55,9 @@ func (c *Controller) List(ctx context.Context) []*Info {
 	return out
 }
 
-func (c *Controller) info(rec *store.Solution, st State, reason string, status *runtime.Status) *Info {
+func (c *Controller) info(rec *store.Solution, st solution.State, reason string, status *runtime.Status) *solution.Info {
 	name, m := rec.Name, rec.Manifest
-	in := &Info{
+	in := &solution.Info{
 		Name: name, Title: m.DisplayTitle(), Description: m.Description, Provider: m.Provider, Tags: m.Tags,
 		URL: c.cfg.URL(name), State: st, Reason: reason, Generation: rec.Generation, SkipChecks: rec.SkipChecks,
 		Manifest: m, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt,
@@ -106,7 +71,7 @@ func (c *Controller) info(rec *store.Solution, st State, reason string, status *
 		}
 	}
 	for _, comp := range m.Components {
-		ci := ComponentInfo{Name: comp.Name, Public: comp.IsPublic(), Paths: comp.Paths, Image: rec.Images[comp.Name]}
+		ci := solution.ComponentInfo{Name: comp.Name, Public: comp.IsPublic(), Paths: comp.Paths, Image: rec.Images[comp.Name]}
 		if status != nil {
 			cs, _ := status.Component(comp.Name)
 			for _, r := range cs.Of(rec.Generation) {
@@ -128,18 +93,18 @@ func (c *Controller) info(rec *store.Solution, st State, reason string, status *
 func (c *Controller) Logs(ctx context.Context, name, component string, opts runtime.LogOptions) (io.ReadCloser, error) {
 	s := c.get(name)
 	if s == nil {
-		return nil, fmt.Errorf("solution %s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	if component != "" {
 		if rec, _, _ := s.snapshot(); rec != nil {
 			if _, ok := rec.Manifest.Component(component); !ok {
-				return nil, fmt.Errorf("solution %s has no component %q: %w", name, component, ErrNotFound)
+				return nil, fmt.Errorf("solution %s has no component %q: %w", name, component, solution.ErrNotFound)
 			}
 		}
 	}
 	rc, err := c.rt.Logs(ctx, name, component, opts)
 	if errors.Is(err, runtime.ErrNotFound) {
-		return nil, fmt.Errorf("solution %s has no containers (yet): %w", name, ErrNotFound)
+		return nil, fmt.Errorf("solution %s has no containers (yet): %w", name, solution.ErrNotFound)
 	}
 	return rc, err
 }

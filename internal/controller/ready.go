@@ -11,6 +11,7 @@ import (
 
 	"github.com/aimhub/aim/internal/procnet"
 	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -114,7 +115,7 @@ func (c *Controller) crashError(ctx context.Context, sol, comp string, r runtime
 	if lines := c.lastLogLines(ctx, sol, comp, 10); lines != "" {
 		b.WriteString("; its last output:\n" + lines)
 	}
-	return &StartError{Msg: b.String()}
+	return &solution.StartError{Msg: b.String()}
 }
 
 func (c *Controller) timeoutError(sp runtime.Spec, n int, status *runtime.Status, ready map[string]bool) error {
@@ -149,7 +150,7 @@ func (c *Controller) timeoutError(sp runtime.Spec, n int, status *runtime.Status
 			break
 		}
 	}
-	return &StartError{Msg: strings.Join(probs, "; ")}
+	return &solution.StartError{Msg: strings.Join(probs, "; ")}
 }
 
 func (c *Controller) lastLogLines(ctx context.Context, sol, comp string, n int) string {
@@ -167,9 +168,3 @@ func (c *Controller) lastLogLines(ctx context.Context, sol, comp string, n int) 
 	}
 	return strings.Join(lines, "\n")
 }
-
-// StartError says why a solution did not start. Gateways answer it with
-// 504 and the message.
-type StartError struct{ Msg string }
-
-func (e *StartError) Error() string { return e.Msg }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/solution"
 )
 
 // drainPause is how long a replica leaving the routes keeps running before
@@ -22,12 +23,12 @@ const drainPause = 200 * time.Millisecond
 func (c *Controller) ScaleTo(ctx context.Context, name string, n int) error {
 	s := c.get(name)
 	if s == nil {
-		return fmt.Errorf("solution %s: %w", name, ErrNotFound)
+		return fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	s.op.Lock()
 	defer s.op.Unlock()
 	rec, st, _ := s.snapshot()
-	if st != Ready || rec == nil {
+	if st != solution.Ready || rec == nil {
 		return nil
 	}
 	m := rec.Manifest
@@ -45,7 +46,7 @@ func (c *Controller) ScaleTo(ctx context.Context, name string, n int) error {
 		if err != nil {
 			return err
 		}
-		c.publish(rec, Ready, "", addrs)
+		c.publish(rec, solution.Ready, "", addrs)
 		s.mu.Lock()
 		s.replicas = n
 		s.mu.Unlock()
@@ -70,7 +71,7 @@ func (c *Controller) ScaleTo(ctx context.Context, name string, n int) error {
 	s.mu.Lock()
 	s.replicas = n
 	s.mu.Unlock()
-	c.publish(rec, Ready, "", addrs)
+	c.publish(rec, solution.Ready, "", addrs)
 	c.log.Info("scaled up", "solution", name, "from", cur, "to", n, "took", time.Since(start))
 	return nil
 }

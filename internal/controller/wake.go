@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/aimhub/aim/internal/scaler"
+	"github.com/aimhub/aim/internal/solution"
 )
 
 // wakeOp is one wake in flight; every request for the solution waits on
@@ -23,11 +23,11 @@ type wakeOp struct {
 func (c *Controller) Wake(ctx context.Context, name string) error {
 	s := c.get(name)
 	if s == nil {
-		return fmt.Errorf("solution %s: %w", name, ErrNotFound)
+		return fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	s.mu.Lock()
 	switch {
-	case s.state == Ready:
+	case s.state == solution.Ready:
 		s.mu.Unlock()
 		return nil
 	case s.wake == nil:
@@ -44,7 +44,7 @@ func (c *Controller) Wake(ctx context.Context, name string) error {
 	}
 }
 
-func (c *Controller) doWake(s *solution, op *wakeOp) {
+func (c *Controller) doWake(s *tracked, op *wakeOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WakeTimeout)
 	defer cancel()
 	defer func() {
@@ -56,10 +56,10 @@ func (c *Controller) doWake(s *solution, op *wakeOp) {
 	s.op.Lock()
 	defer s.op.Unlock()
 	rec, st, _ := s.snapshot()
-	if st == Ready {
+	if st == solution.Ready {
 		return
 	}
-	s.set(Waking, "")
+	s.set(solution.Waking, "")
 	start := time.Now()
 	sp := c.runtimeSpec(rec)
 	n := replicasFor(rec.Manifest)
@@ -73,17 +73,17 @@ func (c *Controller) doWake(s *solution, op *wakeOp) {
 	if err != nil {
 		// Stopped again, so that the next request tries afresh.
 		_ = c.rt.Scale(context.WithoutCancel(ctx), sp, 0)
-		s.set(Sleeping, err.Error())
-		c.publish(rec, Sleeping, err.Error(), nil)
-		op.err = &WakeError{Msg: err.Error()}
+		s.set(solution.Sleeping, err.Error())
+		c.publish(rec, solution.Sleeping, err.Error(), nil)
+		op.err = &solution.WakeError{Msg: err.Error()}
 		return
 	}
-	s.set(Ready, "")
+	s.set(solution.Ready, "")
 	s.mu.Lock()
 	s.replicas = n
 	s.mu.Unlock()
-	_ = c.store.SetState(ctx, rec.Name, string(Ready), "")
-	c.publish(rec, Ready, "", addrs)
+	_ = c.store.SetState(ctx, rec.Name, string(solution.Ready), "")
+	c.publish(rec, solution.Ready, "", addrs)
 	c.log.Info("woke", "solution", rec.Name, "took", time.Since(start))
 }
 
@@ -91,38 +91,32 @@ func (c *Controller) doWake(s *solution, op *wakeOp) {
 func (c *Controller) Sleep(ctx context.Context, name string) error {
 	s := c.get(name)
 	if s == nil {
-		return fmt.Errorf("solution %s: %w", name, ErrNotFound)
+		return fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	s.op.Lock()
 	defer s.op.Unlock()
 	rec, st, _ := s.snapshot()
-	if st != Ready {
+	if st != solution.Ready {
 		return nil
 	}
 	// Route first, so that new requests wait for a wake instead of
 	// hitting containers that are stopping; the wake they ask for waits
 	// for the stop to finish. The state says "sleeping" only once the
 	// containers have stopped.
-	s.set(Stopping, "")
-	c.publish(rec, Sleeping, "", nil)
+	s.set(solution.Stopping, "")
+	c.publish(rec, solution.Sleeping, "", nil)
 	if err := c.rt.Scale(ctx, c.runtimeSpec(rec), 0); err != nil {
 		return fmt.Errorf("stopping %s: %w", name, err)
 	}
-	s.set(Sleeping, "")
-	return c.store.SetState(ctx, name, string(Sleeping), "")
+	s.set(solution.Sleeping, "")
+	return c.store.SetState(ctx, name, string(solution.Sleeping), "")
 }
-
-// WakeError is a wake that failed; the gateway answers it with 504.
-type WakeError struct{ Msg string }
-
-func (e *WakeError) Error() string   { return "the solution did not become ready: " + e.Msg }
-func (e *WakeError) HTTPStatus() int { return http.StatusGatewayTimeout }
 
 // Awake lists the solutions that are serving, with their idle timeouts,
 // for the scaler.
 func (c *Controller) Awake() []scaler.Awake {
 	c.mu.Lock()
-	sols := make([]*solution, 0, len(c.sols))
+	sols := make([]*tracked, 0, len(c.sols))
 	for _, s := range c.sols {
 		sols = append(sols, s)
 	}
@@ -130,7 +124,7 @@ func (c *Controller) Awake() []scaler.Awake {
 	var out []scaler.Awake
 	for _, s := range sols {
 		rec, st, _ := s.snapshot()
-		if st != Ready || rec == nil {
+		if st != solution.Ready || rec == nil {
 			continue
 		}
 		m := rec.Manifest

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"math"
 	"net/http"
 	"net/netip"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aimhub/aim/internal/spec"
 )
 
 // Limits protect one solution. Zero values mean no limit.
@@ -202,4 +205,27 @@ func (ps Proxies) clientIP(r *http.Request) netip.Addr {
 		}
 	}
 	return peer
+}
+
+// ResolveLimits fills a manifest's unset limits from the platform's
+// defaults def and bounds them by its caps cp (zero fields: none). The
+// Kubernetes gateway resolves a Solution's limits with it too, so both
+// platforms treat a manifest alike.
+func ResolveLimits(l, def, cp spec.Limits) Limits {
+	if l.RPS == 0 {
+		l.RPS, l.Burst = def.RPS, cmp.Or(l.Burst, def.Burst)
+	}
+	if l.Body == 0 {
+		l.Body = def.Body
+	}
+	if cp.RPS > 0 && (l.RPS == 0 || l.RPS > cp.RPS) {
+		l.RPS = cp.RPS
+	}
+	if cp.Burst > 0 && (l.Burst == 0 || l.Burst > cp.Burst) {
+		l.Burst = cp.Burst
+	}
+	if cp.Body > 0 && (l.Body == 0 || l.Body > cp.Body) {
+		l.Body = cp.Body
+	}
+	return Limits{RPS: l.RPS, Burst: l.Burst, Body: int64(l.Body)}
 }

@@ -8,11 +8,12 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/aimhub/aim/internal/solution"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aimhub/aim/api/v1alpha1"
-	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/runtime"
 )
 
@@ -32,7 +33,7 @@ func (s *Solutions) logs(ctx context.Context, name, component string, opts runti
 		return nil, err
 	}
 	if component != "" && !slicesContainsComponent(sol, component) {
-		return nil, fmt.Errorf("solution %s has no component %q: %w", name, component, controller.ErrNotFound)
+		return nil, fmt.Errorf("solution %s has no component %q: %w", name, component, solution.ErrNotFound)
 	}
 	sel := v1alpha1.LabelSolution + "=" + name
 	if component != "" {
@@ -50,7 +51,7 @@ func (s *Solutions) logs(ctx context.Context, name, component string, opts runti
 		}
 	}
 	if len(picked) == 0 {
-		return nil, fmt.Errorf("solution %s has no running pods (asleep, or not started yet): %w", name, controller.ErrNotFound)
+		return nil, fmt.Errorf("solution %s has no running pods (asleep, or not started yet): %w", name, solution.ErrNotFound)
 	}
 	sort.Slice(picked, func(i, j int) bool {
 		a, b := picked[i], picked[j]

@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/aimhub/aim/api/v1alpha1"
-	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/spec"
@@ -39,7 +38,7 @@ type RouterConfig struct {
 	// Routes is the gateway's table the Router keeps. Required.
 	Routes *gateway.Table
 	// Limits fill a Solution's unset limits; LimitCaps bound what it may
-	// ask for (controller.ResolveLimits). Zero fields mean none.
+	// ask for (gateway.ResolveLimits). Zero fields mean none.
 	Limits, LimitCaps spec.Limits
 	// WakeTimeout bounds one wake. Zero means 2m.
 	WakeTimeout time.Duration
@@ -449,7 +448,7 @@ func (r *Router) sync(ctx context.Context, name string) {
 }
 
 func (r *Router) limits(l spec.Limits) gateway.Limits {
-	return controller.ResolveLimits(l, r.cfg.Limits, r.cfg.LimitCaps)
+	return gateway.ResolveLimits(l, r.cfg.Limits, r.cfg.LimitCaps)
 }
 
 // reportActivity writes, every interval, the solutions' last activity

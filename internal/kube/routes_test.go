@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aimhub/aim/api/v1alpha1"
-	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/spec"
 )
@@ -71,7 +70,7 @@ func cond(typ string, ok bool, reason, msg string) metav1.Condition {
 }
 
 var testLimits = func(l spec.Limits) gateway.Limits {
-	return controller.ResolveLimits(l, spec.Limits{RPS: 100, Burst: 200, Body: 1 << 20}, spec.Limits{})
+	return gateway.ResolveLimits(l, spec.Limits{RPS: 100, Burst: 200, Body: 1 << 20}, spec.Limits{})
 }
 
 func TestBuildRoute(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aimhub/aim/internal/solution"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,7 +25,6 @@ import (
 
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/api"
-	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -130,7 +131,7 @@ func (s *Solutions) get(ctx context.Context, name string) (*v1alpha1.Solution, e
 		err = s.client.Get(ctx, s.key(name), sol)
 	}
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+		return nil, fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading solution %s: %w", name, err)
@@ -139,12 +140,12 @@ func (s *Solutions) get(ctx context.Context, name string) (*v1alpha1.Solution, e
 }
 
 // Get returns one solution with its pods' restarts and exit codes.
-func (s *Solutions) Get(ctx context.Context, name string) (*controller.Info, error) {
+func (s *Solutions) Get(ctx context.Context, name string) (*solution.Info, error) {
 	in, err := s.getInfo(ctx, name)
 	return in, refused("reading solution "+name, err)
 }
 
-func (s *Solutions) getInfo(ctx context.Context, name string) (*controller.Info, error) {
+func (s *Solutions) getInfo(ctx context.Context, name string) (*solution.Info, error) {
 	sol, err := s.get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -172,14 +173,14 @@ func (s *Solutions) getInfo(ctx context.Context, name string) (*controller.Info,
 }
 
 // List returns every solution, by name, from the cache.
-func (s *Solutions) List(ctx context.Context) []*controller.Info {
+func (s *Solutions) List(ctx context.Context) []*solution.Info {
 	var l v1alpha1.SolutionList
 	if err := s.cache.List(ctx, &l, client.InNamespace(s.cfg.Namespace)); err != nil {
 		s.log.Warn("listing solutions", "err", err)
 		return nil
 	}
 	sort.Slice(l.Items, func(i, j int) bool { return l.Items[i].Name < l.Items[j].Name })
-	out := make([]*controller.Info, 0, len(l.Items))
+	out := make([]*solution.Info, 0, len(l.Items))
 	for i := range l.Items {
 		out = append(out, s.info(&l.Items[i]))
 	}
@@ -187,9 +188,9 @@ func (s *Solutions) List(ctx context.Context) []*controller.Info {
 }
 
 // info is a Solution as the API shows it.
-func (s *Solutions) info(sol *v1alpha1.Solution) *controller.Info {
+func (s *Solutions) info(sol *v1alpha1.Solution) *solution.Info {
 	st, reason := stateOf(sol)
-	in := &controller.Info{
+	in := &solution.Info{
 		Name: sol.Name, Title: cmp.Or(sol.Spec.Title, sol.Name), Description: sol.Spec.Description,
 		Provider: spec.Provider{Name: sol.Spec.Provider.Name, Contact: sol.Spec.Provider.Contact},
 		Tags:     sol.Spec.Tags, URL: s.cfg.URL(sol.Name), State: st, Reason: reason,
@@ -208,7 +209,7 @@ func (s *Solutions) info(sol *v1alpha1.Solution) *controller.Info {
 		in.Manifest = m
 	}
 	for _, c := range sol.Spec.Components {
-		ci := controller.ComponentInfo{Name: c.Name, Image: c.Image, Paths: c.Paths}
+		ci := solution.ComponentInfo{Name: c.Name, Image: c.Image, Paths: c.Paths}
 		if m != nil {
 			mc, _ := m.Component(c.Name)
 			ci.Public, ci.Paths = mc.IsPublic(), mc.Paths
@@ -224,26 +225,26 @@ func (s *Solutions) info(sol *v1alpha1.Solution) *controller.Info {
 }
 
 // stateOf maps a Solution's status to the API's states.
-func stateOf(sol *v1alpha1.Solution) (controller.State, string) {
+func stateOf(sol *v1alpha1.Solution) (solution.State, string) {
 	if f := meta.FindStatusCondition(sol.Status.Conditions, v1alpha1.ConditionFailed); f != nil && f.Status == metav1.ConditionTrue {
-		return controller.Failed, f.Message
+		return solution.Failed, f.Message
 	}
 	ready := meta.FindStatusCondition(sol.Status.Conditions, v1alpha1.ConditionReady)
 	switch sol.Status.State {
 	case v1alpha1.StateRunning:
-		return controller.Ready, ""
+		return solution.Ready, ""
 	case v1alpha1.StateSleeping:
-		return controller.Sleeping, ""
+		return solution.Sleeping, ""
 	case "":
-		return controller.Deploying, "waiting for the operator"
+		return solution.Deploying, "waiting for the operator"
 	}
 	if ready == nil {
-		return controller.Deploying, ""
+		return solution.Deploying, ""
 	}
 	if ready.Reason == "Waking" {
-		return controller.Waking, ready.Message
+		return solution.Waking, ready.Message
 	}
-	return controller.Deploying, ready.Message
+	return solution.Deploying, ready.Message
 }
 
 // Deploy creates or updates the solution's Solution and waits until the
@@ -251,26 +252,26 @@ func stateOf(sol *v1alpha1.Solution) (controller.State, string) {
 // name images the cluster's nodes have or can pull: a cluster has no
 // builder of aim's. A failed update puts the previous spec back, so the
 // previous version keeps serving.
-func (s *Solutions) Deploy(ctx context.Context, req controller.DeployRequest, progress controller.Progress) (*controller.Info, error) {
+func (s *Solutions) Deploy(ctx context.Context, req solution.DeployRequest, progress solution.Progress) (*solution.Info, error) {
 	in, err := s.deploy(ctx, req, progress)
 	return in, refused("deploying solution "+req.Manifest.Name, err)
 }
 
-func (s *Solutions) deploy(ctx context.Context, req controller.DeployRequest, progress controller.Progress) (*controller.Info, error) {
+func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, progress solution.Progress) (*solution.Info, error) {
 	if progress == nil {
 		progress = func(string, string) {}
 	}
 	m := req.Manifest
 	for _, c := range m.Components {
 		if c.Build != "" {
-			return nil, &controller.InputError{Msg: fmt.Sprintf(
+			return nil, &solution.InputError{Msg: fmt.Sprintf(
 				"component %s builds from the directory %q, but on Kubernetes aim runs images the cluster's nodes can pull (or have imported); nothing in the cluster builds them. Build and push the image, then name it with image: in %s",
 				c.Name, c.Build, spec.FileName)}
 		}
 	}
 	want := v1alpha1.FromManifest(m, nil)
 	if _, err := v1alpha1.ToManifest(m.Name, want); err != nil {
-		return nil, &controller.InputError{Msg: err.Error()}
+		return nil, &solution.InputError{Msg: err.Error()}
 	}
 	prev, gen, err := s.apply(ctx, m.Name, want)
 	if err != nil {
@@ -319,7 +320,7 @@ func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.Soluti
 			return nil, 0, fmt.Errorf("reading solution %s: %w", name, err)
 		}
 		if !cur.DeletionTimestamp.IsZero() {
-			return nil, 0, &controller.InputError{Msg: fmt.Sprintf("solution %s is being removed; deploy it again once it is gone", name)}
+			return nil, 0, &solution.InputError{Msg: fmt.Sprintf("solution %s is being removed; deploy it again once it is gone", name)}
 		}
 		prev := cur.Spec.DeepCopy()
 		cur.Spec = want
@@ -338,7 +339,7 @@ func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.Soluti
 // rules) into an input error.
 func createError(name string, err error) error {
 	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
-		return &controller.InputError{Msg: fmt.Sprintf("the cluster refused solution %s: %v", name, err)}
+		return &solution.InputError{Msg: fmt.Sprintf("the cluster refused solution %s: %v", name, err)}
 	}
 	return fmt.Errorf("writing solution %s: %w", name, err)
 }
@@ -349,7 +350,7 @@ var fatalWaiting = []string{"ErrImageNeverPull", "InvalidImageName", "ErrImagePu
 // waitReady waits until the operator reports generation gen of the
 // solution running. A pod that crashes, or whose image is missing, fails
 // it at once (as on Docker); otherwise it fails after StartTimeout.
-func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, progress controller.Progress) error {
+func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, progress solution.Progress) error {
 	name := m.Name
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
@@ -371,7 +372,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 			}
 		} else if sol.Status.ObservedGeneration >= gen {
 			if f := meta.FindStatusCondition(sol.Status.Conditions, v1alpha1.ConditionFailed); f != nil && f.Status == metav1.ConditionTrue && f.ObservedGeneration >= gen {
-				return &controller.StartError{Msg: fmt.Sprintf("%s: %s", f.Reason, f.Message)}
+				return &solution.StartError{Msg: fmt.Sprintf("%s: %s", f.Reason, f.Message)}
 			}
 			switch sol.Status.State {
 			case v1alpha1.StateRunning:
@@ -395,7 +396,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 				say(c.Name, msg)
 				if fatal {
 					why := diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
-					return &controller.StartError{Msg: why}
+					return &solution.StartError{Msg: why}
 				}
 			}
 		}
@@ -404,7 +405,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				why := diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
-				return &controller.StartError{Msg: fmt.Sprintf("not ready after %s: %s", s.cfg.StartTimeout, why)}
+				return &solution.StartError{Msg: fmt.Sprintf("not ready after %s: %s", s.cfg.StartTimeout, why)}
 			}
 			return ctx.Err()
 		}
@@ -463,7 +464,7 @@ func (s *Solutions) remove(ctx context.Context, name string) error {
 	sol := &v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.cfg.Namespace}}
 	err := s.client.Delete(ctx, sol, client.PropagationPolicy(metav1.DeletePropagationForeground))
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+		return fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("removing solution %s: %w", name, err)
@@ -495,14 +496,14 @@ func (s *Solutions) wake(ctx context.Context, name string) error {
 	}
 	m, err := v1alpha1.ToManifest(name, sol.Spec)
 	if err != nil {
-		return &controller.InputError{Msg: err.Error()}
+		return &solution.InputError{Msg: err.Error()}
 	}
 	if err := scaleUp(ctx, s.kc, s.cfg.Namespace, name, awakeReplicas(m)); err != nil {
 		return err
 	}
 	err = s.waitState(ctx, name, v1alpha1.StateRunning)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &controller.WakeError{Msg: diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)}
+		return &solution.WakeError{Msg: diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)}
 	}
 	return err
 }
@@ -553,7 +554,7 @@ func (s *Solutions) waitState(ctx context.Context, name, state string) error {
 // internal error. Any other error, and nil, pass unchanged.
 func refused(action string, err error) error {
 	if err != nil && apierrors.IsForbidden(err) {
-		return &controller.ForbiddenError{Action: action, Err: err}
+		return &solution.ForbiddenError{Action: action, Err: err}
 	}
 	return err
 }

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/aimhub/aim/internal/solution"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-
-	"github.com/aimhub/aim/internal/controller"
 )
 
 // TestRefused: the API server's 403 for aim's own service account becomes
@@ -34,7 +34,7 @@ func TestRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := refused("waking solution x", tt.err)
-			var fe *controller.ForbiddenError
+			var fe *solution.ForbiddenError
 			if errors.As(got, &fe) != tt.forbidden {
 				t.Fatalf("refused(%v) = %v; a ForbiddenError: %v, want %v", tt.err, got, !tt.forbidden, tt.forbidden)
 			}

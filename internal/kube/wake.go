@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aimhub/aim/internal/solution"
+
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,7 +17,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/aimhub/aim/api/v1alpha1"
-	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -29,14 +30,14 @@ type wakeOp struct {
 // Wake implements gateway.Waker: it scales a sleeping solution's
 // Deployments up once, however many requests ask at the same time, and
 // returns once the solution can serve (the route is published by then),
-// or with a *controller.WakeError (504) saying why not. The wake goes on if
+// or with a *solution.WakeError (504) saying why not. The wake goes on if
 // the request that asked for it goes away.
 func (r *Router) Wake(ctx context.Context, name string) error {
 	r.mu.Lock()
 	st := r.sols[name]
 	if st == nil {
 		r.mu.Unlock()
-		return fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+		return fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	if st.wake == nil {
 		st.wake = &wakeOp{done: make(chan struct{})}
@@ -82,13 +83,13 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 	now := time.Now()
 	in, _, err := r.input(ctx, name)
 	if err != nil {
-		return now, &controller.WakeError{Msg: err.Error()}
+		return now, &solution.WakeError{Msg: err.Error()}
 	}
 	if in == nil {
-		return now, fmt.Errorf("solution %s: %w", name, controller.ErrNotFound)
+		return now, fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
 	}
 	if in.m == nil {
-		return now, &controller.WakeError{Msg: "its spec is invalid: " + in.invalid.Error()}
+		return now, &solution.WakeError{Msg: "its spec is invalid: " + in.invalid.Error()}
 	}
 	if wakeDone(in) {
 		return now, nil
@@ -99,7 +100,7 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 	r.mu.Unlock()
 	m := in.m
 	if err := r.scaleFromZero(ctx, name, st, awakeReplicas(m), len(m.Components)); err != nil {
-		return now, &controller.WakeError{Msg: err.Error()}
+		return now, &solution.WakeError{Msg: err.Error()}
 	}
 	scaled := time.Now()
 
@@ -113,7 +114,7 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 		case err != nil:
 			r.log.Warn("wake: reading the solution", "solution", name, "err", err)
 		case in == nil:
-			return scaled, fmt.Errorf("solution %s was removed while waking: %w", name, controller.ErrNotFound)
+			return scaled, fmt.Errorf("solution %s was removed while waking: %w", name, solution.ErrNotFound)
 		case wakeDone(in):
 			return scaled, nil
 		default:
@@ -154,7 +155,7 @@ func (r *Router) wakeFailed(name string, m *spec.Manifest) error {
 	if err := scaleTo(ctx, r.kc, r.cfg.Namespace, name, 0, false); err != nil {
 		r.log.Warn("cannot scale back to zero after a failed wake", "solution", name, "err", err)
 	}
-	return &controller.WakeError{Msg: fmt.Sprintf("not ready after %s: %s", r.cfg.WakeTimeout, why)}
+	return &solution.WakeError{Msg: fmt.Sprintf("not ready after %s: %s", r.cfg.WakeTimeout, why)}
 }
 
 // scaleFromZero scales a sleeping solution's Deployments up to n, all at

@@ -73,9 +73,6 @@ func New() *Metrics {
 	return m
 }
 
-// States are the values aim_solution_state takes.
-var States = []string{"deploying", "starting", "ready", "stopping", "sleeping", "waking", "failed"}
-
 // SetState marks a solution's current state.
 func (m *Metrics) SetState(solution, state string, replicas int) {
 	if m == nil {

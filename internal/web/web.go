@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/solution"
 )
 
 //go:embed templates/*.html
@@ -17,7 +17,7 @@ var templates embed.FS
 
 // Lister lists the solutions to show.
 type Lister interface {
-	List(ctx context.Context) []*controller.Info
+	List(ctx context.Context) []*solution.Info
 }
 
 // Catalog is the page at / on the apex host.
@@ -47,7 +47,7 @@ func (c *Catalog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := c.tmpl.ExecuteTemplate(w, "catalog.html", struct {
-		Solutions []*controller.Info
+		Solutions []*solution.Info
 		CAURL     string
 	}{c.list.List(r.Context()), c.CAURL}); err != nil {
 		c.log.Error("rendering the catalog", "err", err)

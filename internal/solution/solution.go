@@ -1,0 +1,126 @@
+// Package solution holds what both ways of running aim say about a
+// solution: its state, how the API shows it, what a deploy asks for, and
+// the errors a backend returns. The Docker controller
+// (internal/controller) and the Kubernetes backend (internal/kube/backend)
+// produce these; the API, the client, the web pages and the metrics read
+// them. It depends on the packaging standard (internal/spec) alone, so that
+// none of its readers links a runtime.
+package solution
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// State is a solution's state as users see it.
+type State string
+
+// The states of a solution.
+const (
+	Deploying State = "deploying" // first deploy in progress
+	Starting  State = "starting"  // containers started, not answering yet
+	Ready     State = "ready"
+	Stopping  State = "stopping" // going to sleep: routed as sleeping, containers still stopping
+	Sleeping  State = "sleeping" // scaled to zero; the next request wakes it
+	Waking    State = "waking"
+	Failed    State = "failed"
+)
+
+// States lists every State, in lifecycle order; the metrics export one
+// series per state.
+var States = []State{Deploying, Starting, Ready, Stopping, Sleeping, Waking, Failed}
+
+// Info is a solution as the API shows it.
+type Info struct {
+	Name        string        `json:"name"`
+	Title       string        `json:"title"`
+	Description string        `json:"description,omitempty"`
+	Provider    spec.Provider `json:"provider"`
+	Tags        []string      `json:"tags,omitempty"`
+	URL         string        `json:"url"`
+	State       State         `json:"state"`
+	Reason      string        `json:"reason,omitempty"`
+	Generation  int64         `json:"generation"`
+	SkipChecks  bool          `json:"skipChecks,omitempty"`
+	// OpenAPI is the URL of the solution's OpenAPI document, when the
+	// deploy's checks found one.
+	OpenAPI    string          `json:"openapi,omitempty"`
+	Components []ComponentInfo `json:"components"`
+	Manifest   *spec.Manifest  `json:"manifest"`
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
+}
+
+// ComponentInfo is one component's part of Info.
+type ComponentInfo struct {
+	Name     string   `json:"name"`
+	Public   bool     `json:"public"`
+	Paths    []string `json:"paths,omitempty"`
+	Image    string   `json:"image"`
+	Replicas int      `json:"replicas"`
+	Running  int      `json:"running"`
+	Restarts int      `json:"restarts"`
+	// LastExit is the exit code of the last replica that stopped.
+	LastExit int `json:"lastExit,omitempty"`
+}
+
+// DeployRequest is one `aim deploy`.
+type DeployRequest struct {
+	Manifest *spec.Manifest
+	// Contexts holds a tar build context for each component that builds.
+	Contexts map[string]io.Reader
+	// SkipChecks records that the operator skipped conformance checks.
+	SkipChecks bool
+}
+
+// Progress receives human-readable steps of a deploy.
+type Progress func(component, msg string)
+
+// ErrNotFound is returned for a solution aim doesn't have.
+var ErrNotFound = errors.New("not found")
+
+// ForbiddenError is an action that the platform under aim refused to aim
+// itself: on Kubernetes, the API server denying the service account that
+// aim's API runs as (its Role lacks a permission). It is the
+// installation's to fix, not the caller's, whose token was accepted.
+type ForbiddenError struct {
+	// Action says what aim was doing, e.g. "waking solution x".
+	Action string
+	Err    error
+}
+
+func (e *ForbiddenError) Error() string {
+	return fmt.Sprintf("%s: the cluster refused aim's own service account, so this aim installation lacks a permission (the Helm chart's Role for the API grants it; upgrade the release or add the rule): %v", e.Action, e.Err)
+}
+
+func (e *ForbiddenError) Unwrap() error { return e.Err }
+
+// InputError is a deploy that failed because of what was sent: a build
+// that fails, an image that doesn't exist. The API answers it with 400/422.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+// CheckError is a deploy refused by the packaging standard's checks.
+type CheckError struct{ Report string }
+
+func (e *CheckError) Error() string {
+	return "the solution does not follow the packaging standard (deploy with --skip-checks to override):\n" + e.Report
+}
+
+// StartError says why a solution did not start. Gateways answer it with
+// 504 and the message.
+type StartError struct{ Msg string }
+
+func (e *StartError) Error() string { return e.Msg }
+
+// WakeError is a wake that failed; the gateway answers it with 504.
+type WakeError struct{ Msg string }
+
+func (e *WakeError) Error() string   { return "the solution did not become ready: " + e.Msg }
+func (e *WakeError) HTTPStatus() int { return http.StatusGatewayTimeout }
