@@ -18,10 +18,10 @@ import (
 // maxBody bounds what a probe reads of an answer.
 const maxBody = 1 << 20
 
-// newHTTPClient is the probes' client: no proxy from the environment, no
+// NewHTTPClient is the probes' client: no proxy from the environment, no
 // connection reuse (each probe sees the server as a new visitor would),
 // and a timeout per request.
-func newHTTPClient() *http.Client {
+func NewHTTPClient() *http.Client {
 	return &http.Client{
 		Timeout: 5 * time.Second,
 		Transport: &http.Transport{
@@ -31,16 +31,17 @@ func newHTTPClient() *http.Client {
 	}
 }
 
-type answer struct {
+// Answer is what one GET found.
+type Answer struct {
 	status int
 	ctype  string // media type without parameters
 	body   []byte
 	chain  []string // paths of redirects followed, if any
 }
 
-// get fetches path from addr (host:port), with Host set to host when
+// Get fetches path from addr (host:port), with Host set to host when
 // host is not empty.
-func get(ctx context.Context, hc *http.Client, addr, host, p string) (*answer, error) {
+func Get(ctx context.Context, hc *http.Client, addr, host, p string) (*Answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+p, nil)
 	if err != nil {
 		return nil, err
@@ -69,11 +70,11 @@ func get(ctx context.Context, hc *http.Client, addr, host, p string) (*answer, e
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return &answer{status: resp.StatusCode, ctype: mt, body: body, chain: chain}, nil
+	return &Answer{status: resp.StatusCode, ctype: mt, body: body, chain: chain}, nil
 }
 
 // describe writes an answer as evidence: "GET / → 302 /ui/ → 200 text/html".
-func (a *answer) describe(p string) string {
+func (a *Answer) describe(p string) string {
 	var b strings.Builder
 	b.WriteString("GET " + p)
 	for _, c := range a.chain {
@@ -90,8 +91,8 @@ func (a *answer) describe(p string) string {
 	return b.String()
 }
 
-// shortErr trims Go's "Get \"http://...\": " prefix from a client error.
-func shortErr(err error) string {
+// ShortErr trims Go's "Get \"http://...\": " prefix from a client error.
+func ShortErr(err error) string {
 	s := err.Error()
 	if i := strings.LastIndex(s, "\": "); i >= 0 {
 		s = s[i+3:]
@@ -99,39 +100,39 @@ func shortErr(err error) string {
 	return s
 }
 
-// probeRoot judges root-html on the component serving "/".
-func probeRoot(ctx context.Context, hc *http.Client, addr, comp string) (Result, []byte) {
-	a, err := get(ctx, hc, addr, "", "/")
+// ProbeRoot judges root-html on the component serving "/".
+func ProbeRoot(ctx context.Context, hc *http.Client, addr, comp string) (Result, []byte) {
+	a, err := Get(ctx, hc, addr, "", "/")
 	if err != nil {
-		return result("root-html", comp, Fail, "GET / failed: "+shortErr(err)), nil
+		return NewResult("root-html", comp, Fail, "GET / failed: "+ShortErr(err)), nil
 	}
 	if a.status == http.StatusOK && (a.ctype == "text/html" || a.ctype == "application/xhtml+xml") {
-		return result("root-html", comp, Pass, fmt.Sprintf("%s (%s)", a.describe("/"), fmtBytes(int64(len(a.body))))), a.body
+		return NewResult("root-html", comp, Pass, fmt.Sprintf("%s (%s)", a.describe("/"), FormatBytes(int64(len(a.body))))), a.body
 	}
-	return result("root-html", comp, Fail, a.describe("/")), a.body
+	return NewResult("root-html", comp, Fail, a.describe("/")), a.body
 }
 
 // linkRE finds a link to an OpenAPI document in a page: an href, src or
 // url: whose target names openapi or swagger and ends in .json or .yaml.
 var linkRE = regexp.MustCompile(`(?i)(?:href|src|url)\s*[=:]\s*["']([^"'#?]*(?:openapi|swagger)[^"'#?]*\.(?:json|ya?ml))["']`)
 
-// apiTarget is a public component as the OpenAPI and health probes see it.
-type apiTarget struct {
-	comp  spec.Component
-	addr  string
-	paths []string
-	root  []byte // the body of GET /, for the component serving "/"
+// APITarget is a public component as the OpenAPI and health probes see it.
+type APITarget struct {
+	Comp  spec.Component
+	Addr  string
+	Paths []string
+	Root  []byte // the body of GET /, for the component serving "/"
 }
 
-// probeOpenAPI looks for an OpenAPI document at <prefix>/openapi.json of
+// ProbeOpenAPI looks for an OpenAPI document at <prefix>/openapi.json of
 // every public component, then for one the root page links. It returns
 // the result and the document's path.
-func probeOpenAPI(ctx context.Context, hc *http.Client, ts []apiTarget) (Result, string) {
+func ProbeOpenAPI(ctx context.Context, hc *http.Client, ts []APITarget) (Result, string) {
 	var tried []string
-	check := func(t apiTarget, p string) (string, bool) {
-		a, err := get(ctx, hc, t.addr, "", p)
+	check := func(t APITarget, p string) (string, bool) {
+		a, err := Get(ctx, hc, t.Addr, "", p)
 		if err != nil {
-			tried = append(tried, "GET "+p+": "+shortErr(err))
+			tried = append(tried, "GET "+p+": "+ShortErr(err))
 			return "", false
 		}
 		if a.status != http.StatusOK {
@@ -160,74 +161,77 @@ func probeOpenAPI(ctx context.Context, hc *http.Client, ts []apiTarget) (Result,
 		return fmt.Sprintf("GET %s → 200 (YAML)", p), true
 	}
 	for _, t := range ts {
-		for _, prefix := range t.paths {
+		for _, prefix := range t.Paths {
 			p := path.Join(prefix, "openapi.json")
 			if ev, ok := check(t, p); ok {
-				return result("openapi", "", Pass, ev), p
+				return NewResult("openapi", "", Pass, ev), p
 			}
 		}
 	}
 	for _, t := range ts {
-		if t.root == nil {
+		if t.Root == nil {
 			continue
 		}
-		m := linkRE.FindSubmatch(t.root)
+		m := linkRE.FindSubmatch(t.Root)
 		if m == nil {
 			continue
 		}
 		p := string(m[1])
 		if strings.Contains(p, "://") {
-			return result("openapi", "", Pass, "the root page links "+p), p
+			return NewResult("openapi", "", Pass, "the root page links "+p), p
 		}
 		if !strings.HasPrefix(p, "/") {
 			p = "/" + p
 		}
 		if ev, ok := check(t, p); ok {
-			return result("openapi", "", Pass, "the root page links "+p+"; "+ev), p
+			return NewResult("openapi", "", Pass, "the root page links "+p+"; "+ev), p
 		}
 	}
-	return result("openapi", "", Warn, strings.Join(tried, "; ")+"; the root page links no OpenAPI document"), ""
+	return NewResult("openapi", "", Warn, strings.Join(tried, "; ")+"; the root page links no OpenAPI document"), ""
 }
 
 // healthPaths are the health paths the probe tries, in order.
 var healthPaths = []string{"healthz", "health", "livez", "readyz"}
 
-// probeHealth looks for a health path that answers 2xx under the
+// ProbeHealth looks for a health path that answers 2xx under the
 // component's path prefixes.
-func probeHealth(ctx context.Context, hc *http.Client, t apiTarget) Result {
+func ProbeHealth(ctx context.Context, hc *http.Client, t APITarget) Result {
 	var tried []string
-	for _, prefix := range t.paths {
+	for _, prefix := range t.Paths {
 		for _, h := range healthPaths {
 			p := path.Join(prefix, h)
-			a, err := get(ctx, hc, t.addr, "", p)
+			a, err := Get(ctx, hc, t.Addr, "", p)
 			if err != nil {
-				tried = append(tried, p+": "+shortErr(err))
+				tried = append(tried, p+": "+ShortErr(err))
 				continue
 			}
 			if a.status >= 200 && a.status < 300 {
-				return result("health", t.comp.Name, Pass, fmt.Sprintf("GET %s → %d", p, a.status))
+				return NewResult("health", t.Comp.Name, Pass, fmt.Sprintf("GET %s → %d", p, a.status))
 			}
 			tried = append(tried, fmt.Sprintf("%s → %d", p, a.status))
 		}
 	}
-	return result("health", t.comp.Name, Warn, "no health path answers 2xx: "+strings.Join(tried, ", "))
+	return NewResult("health", t.Comp.Name, Warn, "no health path answers 2xx: "+strings.Join(tried, ", "))
 }
 
-// probeSibling asks a private component what a sibling would: GET / with
+// ProbeSibling asks a private component what a sibling would: GET / with
 // Host <name>:8080. Any answer but a server error or a refused Host
 // header (400, 421) passes: the component need not serve a page.
-func probeSibling(ctx context.Context, hc *http.Client, addr, name string) Result {
+func ProbeSibling(ctx context.Context, hc *http.Client, addr, name string) Result {
 	host := fmt.Sprintf("%s:%d", name, spec.Port)
-	a, err := get(ctx, hc, addr, host, "/")
+	a, err := Get(ctx, hc, addr, host, "/")
 	if err != nil {
-		return result("siblings", name, Fail, fmt.Sprintf("GET http://%s/ failed: %s", host, shortErr(err)))
+		return NewResult("siblings", name, Fail, fmt.Sprintf("GET http://%s/ failed: %s", host, ShortErr(err)))
 	}
 	ev := fmt.Sprintf("GET http://%s/ → %d", host, a.status)
 	switch {
 	case a.status >= 500:
-		return result("siblings", name, Fail, ev)
+		return NewResult("siblings", name, Fail, ev)
 	case a.status == http.StatusBadRequest || a.status == http.StatusMisdirectedRequest:
-		return result("siblings", name, Fail, ev+" (the server refuses the Host header "+host+")")
+		return NewResult("siblings", name, Fail, ev+" (the server refuses the Host header "+host+")")
 	}
-	return result("siblings", name, Pass, ev)
+	return NewResult("siblings", name, Pass, ev)
 }
+
+// StatusCode is the answer's HTTP status.
+func (a *Answer) StatusCode() int { return a.status }

@@ -41,7 +41,7 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	tw.Flush()
 	if !r.Fast {
-		fmt.Fprintf(&b, "\nstart-up %s · idle memory %s · image %s\n", r.StartupTime, fmtBytes(r.IdleMemory), fmtBytes(r.ImageSize))
+		fmt.Fprintf(&b, "\nstart-up %s · idle memory %s · image %s\n", r.StartupTime, FormatBytes(r.IdleMemory), FormatBytes(r.ImageSize))
 	} else {
 		b.WriteString("\n")
 	}

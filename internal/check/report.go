@@ -85,7 +85,7 @@ func (r *Report) Result(id, comp string) (Result, bool) {
 // Duration is a time.Duration that reads and writes JSON as "1.25s".
 type Duration time.Duration
 
-func (d Duration) String() string { return fmtDuration(time.Duration(d)) }
+func (d Duration) String() string { return FormatDuration(time.Duration(d)) }
 
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
@@ -103,7 +103,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // fmtDuration rounds to what a person reads: 0.31s, 4.2s, 1m12s.
-func fmtDuration(d time.Duration) string {
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d%time.Second == 0 && d < 10*time.Minute:
 		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
@@ -117,7 +117,7 @@ func fmtDuration(d time.Duration) string {
 }
 
 // fmtBytes writes n in binary units: 512B, 9.4MiB, 1.2GiB.
-func fmtBytes(n int64) string {
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatInt(n, 10) + "B"

@@ -60,8 +60,8 @@ func ruleByID(id string) Rule {
 	panic("check: unknown rule " + id)
 }
 
-// result makes a Result of rule id, with the fix when it is not a pass.
-func result(id, comp string, st Status, evidence string) Result {
+// NewResult makes a Result of rule id, with the fix when it is not a pass.
+func NewResult(id, comp string, st Status, evidence string) Result {
 	r := ruleByID(id)
 	res := Result{ID: id, Component: comp, Rule: r.Text, Status: st, Evidence: evidence}
 	if st == Fail || st == Warn {
@@ -70,8 +70,8 @@ func result(id, comp string, st Status, evidence string) Result {
 	return res
 }
 
-// failOrWarn is Fail for a required rule and Warn for a recommendation.
-func failOrWarn(id string) Status {
+// FailOrWarn is Fail for a required rule and Warn for a recommendation.
+func FailOrWarn(id string) Status {
 	if ruleByID(id).Required {
 		return Fail
 	}

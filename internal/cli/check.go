@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aimhub/aim/internal/check"
+	"github.com/aimhub/aim/internal/check/dockercheck"
 	"github.com/aimhub/aim/internal/runtime/docker"
 )
 
@@ -16,7 +17,7 @@ import (
 var errCheckFailed = errors.New("the solution does not follow the packaging standard")
 
 func checkCmd(g *globals) *cobra.Command {
-	var o check.Options
+	var o dockercheck.Options
 	var asJSON, quiet bool
 	cmd := &cobra.Command{
 		Use:   "check [DIR]",
@@ -44,7 +45,7 @@ and network it started, also when interrupted. The exit status is 1 when a rule 
 				return err
 			}
 			defer d.Close()
-			rep, err := check.Run(ctx, d, o)
+			rep, err := dockercheck.Run(ctx, d.Client(), d, o)
 			if err != nil {
 				if ctx.Err() != nil {
 					return fmt.Errorf("check interrupted; its containers and network are removed: %w", err)

@@ -1,4 +1,4 @@
-package check
+package dockercheck
 
 import (
 	"net/netip"

@@ -1,4 +1,4 @@
-package check
+package dockercheck
 
 import (
 	"archive/tar"
@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 
+	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/runtime/docker"
 )
 
@@ -25,7 +26,7 @@ import (
 const testImage = "aim-check-test/server:dev"
 
 // repoRoot is where go test runs this package from, two levels down.
-const repoRoot = "../.."
+const repoRoot = "../../.."
 
 var engine *docker.Docker
 
@@ -140,19 +141,19 @@ func TestCorpus(t *testing.T) {
 	cases := []struct {
 		name     string
 		rule     string // "" for none
-		status   Status
+		status   check.Status
 		evidence string
 	}{
-		{"good", "", Pass, ""},
-		{"siblings", "", Pass, ""},
-		{"wrong-port", "port-8080", Fail, "nothing on 8080 after 5s; the process listens on [::]:5000"},
-		{"no-root", "root-html", Fail, "GET / → 404"},
-		{"json-root", "root-html", Fail, "GET / → 200 application/json"},
-		{"write-fs", "read-only-fs", Fail, "wrote /cache.bin; read-only, it said: cannot write cache: open /cache.bin: read-only file system"},
-		{"crash", "starts", Fail, "exited with code 3"},
-		{"slow-start", "port-8080", Fail, "nothing on 8080 after 5s; the process listens on no TCP port"},
-		{"ignore-sigterm", "sigterm", Fail, "still running 3s after SIGTERM"},
-		{"internet", "no-internet", Warn, "tried to connect to 198.51.100.1:443 at start"},
+		{"good", "", check.Pass, ""},
+		{"siblings", "", check.Pass, ""},
+		{"wrong-port", "port-8080", check.Fail, "nothing on 8080 after 5s; the process listens on [::]:5000"},
+		{"no-root", "root-html", check.Fail, "GET / → 404"},
+		{"json-root", "root-html", check.Fail, "GET / → 200 application/json"},
+		{"write-fs", "read-only-fs", check.Fail, "wrote /cache.bin; read-only, it said: cannot write cache: open /cache.bin: read-only file system"},
+		{"crash", "starts", check.Fail, "exited with code 3"},
+		{"slow-start", "port-8080", check.Fail, "nothing on 8080 after 5s; the process listens on no TCP port"},
+		{"ignore-sigterm", "sigterm", check.Fail, "still running 3s after SIGTERM"},
+		{"internet", "no-internet", check.Warn, "tried to connect to 198.51.100.1:443 at start"},
 	}
 	t.Cleanup(func() { assertNothingLeft(t) })
 	for _, tc := range cases {
@@ -160,12 +161,12 @@ func TestCorpus(t *testing.T) {
 			t.Parallel()
 			o := fastOptions(t)
 			o.Dir = filepath.Join(repoRoot, "testdata", "check", tc.name)
-			rep, err := Run(context.Background(), engine, o)
+			rep, err := Run(context.Background(), engine.Client(), engine, o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var text bytes.Buffer
-			_ = WriteText(&text, rep)
+			_ = check.WriteText(&text, rep)
 			t.Log("\n" + text.String())
 			for _, res := range rep.Results {
 				if res.ID == tc.rule {
@@ -174,7 +175,7 @@ func TestCorpus(t *testing.T) {
 					}
 					continue
 				}
-				if res.Status != Pass && res.Status != Skip {
+				if res.Status != check.Pass && res.Status != check.Skip {
 					t.Errorf("%s (not this case's rule): %s %q", res.ID, res.Status, res.Evidence)
 				}
 			}
@@ -184,11 +185,11 @@ func TestCorpus(t *testing.T) {
 				}
 			}
 			if tc.name == "siblings" {
-				if res, _ := rep.Result("siblings", "api"); res.Status != Pass {
+				if res, _ := rep.Result("siblings", "api"); res.Status != check.Pass {
 					t.Errorf("siblings/api: got %s %q, want pass", res.Status, res.Evidence)
 				}
 			}
-			if got, want := rep.Failed(), tc.status == Fail; got != want {
+			if got, want := rep.Failed(), tc.status == check.Fail; got != want {
 				t.Errorf("Failed() = %v, want %v", got, want)
 			}
 		})
@@ -202,13 +203,13 @@ func TestImage(t *testing.T) {
 	needEngine(t)
 	o := fastOptions(t)
 	o.Image = testImage
-	rep, err := Run(context.Background(), engine, o)
+	rep, err := Run(context.Background(), engine.Client(), engine, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Failed() {
 		var b bytes.Buffer
-		_ = WriteText(&b, rep)
+		_ = check.WriteText(&b, rep)
 		t.Errorf("the test image fails:\n%s", b.String())
 	}
 	if rep.ImageSize == 0 || rep.IdleMemory == 0 || rep.StartupTime == 0 {

@@ -1,4 +1,4 @@
-package check
+package dockercheck
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/scaffold"
 )
 
@@ -88,15 +89,15 @@ func TestTemplates(t *testing.T) {
 			o := fastOptions(t)
 			o.StartTimeout = 30 * time.Second
 			o.Dir = dir
-			rep, err := Run(context.Background(), engine, o)
+			rep, err := Run(context.Background(), engine.Client(), engine, o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var b bytes.Buffer
-			_ = WriteText(&b, rep)
+			_ = check.WriteText(&b, rep)
 			t.Log("\n" + b.String())
 			for _, res := range rep.Results {
-				if res.Status == Fail || (res.Status == Warn && !(tmpl == "static" && res.ID == "openapi")) {
+				if res.Status == check.Fail || (res.Status == check.Warn && !(tmpl == "static" && res.ID == "openapi")) {
 					t.Errorf("%s: %s %q", res.ID, res.Status, res.Evidence)
 				}
 			}
@@ -143,12 +144,12 @@ func TestExamples(t *testing.T) {
 			o.StartTimeout = 60 * time.Second
 			o.StopTimeout = 10 * time.Second
 			o.Dir = dir
-			rep, err := Run(context.Background(), engine, o)
+			rep, err := Run(context.Background(), engine.Client(), engine, o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var b bytes.Buffer
-			_ = WriteText(&b, rep)
+			_ = check.WriteText(&b, rep)
 			t.Log("\n" + b.String())
 			if rep.Failed() {
 				t.Errorf("%s fails the standard", dir)

@@ -1,4 +1,4 @@
-package check
+package dockercheck
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -27,9 +28,9 @@ const pollEvery = 50 * time.Millisecond
 func (r *compRun) probe(ctx context.Context) error {
 	name := r.comp.Name
 	if r.imageSize > r.o.MaxImageSize {
-		r.set(result("image-size", name, Warn, fmt.Sprintf("%s is %s, above %s", r.image, fmtBytes(r.imageSize), fmtBytes(r.o.MaxImageSize))))
+		r.set(check.NewResult("image-size", name, check.Warn, fmt.Sprintf("%s is %s, above %s", r.image, check.FormatBytes(r.imageSize), check.FormatBytes(r.o.MaxImageSize))))
 	} else {
-		r.set(result("image-size", name, Pass, fmt.Sprintf("%s is %s", r.image, fmtBytes(r.imageSize))))
+		r.set(check.NewResult("image-size", name, check.Pass, fmt.Sprintf("%s is %s", r.image, check.FormatBytes(r.imageSize))))
 	}
 	ins, err := r.s.cli.ContainerInspect(ctx, r.id)
 	if err != nil {
@@ -49,19 +50,19 @@ func (r *compRun) probe(ctx context.Context) error {
 	}
 	if r.ready {
 		if slices.Contains(r.comp.Paths, "/") && r.comp.IsPublic() {
-			var res Result
-			res, r.root = probeRoot(ctx, r.hc, r.addr(), name)
+			var res check.Result
+			res, r.root = check.ProbeRoot(ctx, r.hc, r.addr(), name)
 			r.set(res)
 		}
 		if r.comp.IsPublic() {
-			r.set(probeHealth(ctx, r.hc, apiTarget{comp: r.comp, addr: r.addr(), paths: r.comp.Paths}))
+			r.set(check.ProbeHealth(ctx, r.hc, check.APITarget{Comp: r.comp, Addr: r.addr(), Paths: r.comp.Paths}))
 		}
 		r.set(r.memory(ctx))
-		st := Pass
+		st := check.Pass
 		if r.readyAfter > r.o.SlowStart {
-			st = Warn
+			st = check.Warn
 		}
-		r.set(result("startup-time", name, st, fmt.Sprintf("answered on 8080 %s after start", fmtDuration(r.readyAfter))))
+		r.set(check.NewResult("startup-time", name, st, fmt.Sprintf("answered on 8080 %s after start", check.FormatDuration(r.readyAfter))))
 		// A process that dies after its first answer did not start.
 		ins, err := r.s.cli.ContainerInspect(ctx, r.id)
 		if err != nil {
@@ -70,7 +71,7 @@ func (r *compRun) probe(ctx context.Context) error {
 		}
 		if !ins.State.Running {
 			exited = true
-			r.set(result("starts", name, Fail, r.exitEvidence(ctx, ins.State, "after answering")))
+			r.set(check.NewResult("starts", name, check.Fail, r.exitEvidence(ctx, ins.State, "after answering")))
 		}
 	} else {
 		for _, id := range []string{"root-html", "health", "memory-idle", "startup-time"} {
@@ -80,11 +81,11 @@ func (r *compRun) probe(ctx context.Context) error {
 			if id == "health" && !r.comp.IsPublic() {
 				continue
 			}
-			r.set(result(id, name, Skip, "it never answered on 8080"))
+			r.set(check.NewResult(id, name, check.Skip, "it never answered on 8080"))
 		}
 	}
 	if !exited {
-		r.set(result("starts", name, Pass, "running"))
+		r.set(check.NewResult("starts", name, check.Pass, "running"))
 	}
 	stopWatch()
 	r.set(r.internet(ctx))
@@ -104,23 +105,23 @@ func (r *compRun) waitReady(ctx context.Context) (exited bool, err error) {
 			return false, fmt.Errorf("inspecting %s: %w", name, err)
 		}
 		if !ins.State.Running {
-			r.set(result("starts", name, Fail, r.exitEvidence(ctx, ins.State, "")))
-			r.set(result("port-8080", name, Skip, "the process exited before it answered"))
+			r.set(check.NewResult("starts", name, check.Fail, r.exitEvidence(ctx, ins.State, "")))
+			r.set(check.NewResult("port-8080", name, check.Skip, "the process exited before it answered"))
 			return true, nil
 		}
 		if r.ip != "" {
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
-			a, err := get(pctx, r.hc, r.addr(), "", "/")
+			a, err := check.Get(pctx, r.hc, r.addr(), "", "/")
 			cancel()
 			if err == nil {
 				r.ready, r.readyAfter = true, time.Since(r.started)
-				r.set(result("port-8080", name, Pass, fmt.Sprintf("GET / → %d after %s", a.status, fmtDuration(r.readyAfter))))
+				r.set(check.NewResult("port-8080", name, check.Pass, fmt.Sprintf("GET / → %d after %s", a.StatusCode(), check.FormatDuration(r.readyAfter))))
 				return false, nil
 			}
 			lastErr = err
 		}
 		if time.Now().After(deadline) {
-			r.set(result("port-8080", name, Fail, r.portEvidence(lastErr)))
+			r.set(check.NewResult("port-8080", name, check.Fail, r.portEvidence(lastErr)))
 			return false, nil
 		}
 		select {
@@ -133,7 +134,7 @@ func (r *compRun) waitReady(ctx context.Context) (exited bool, err error) {
 
 // portEvidence says why nothing answered, from where the process listens.
 func (r *compRun) portEvidence(lastErr error) string {
-	after := fmtDuration(r.o.StartTimeout)
+	after := check.FormatDuration(r.o.StartTimeout)
 	ss, err := sockets(r.pid)
 	if err != nil {
 		return fmt.Sprintf("nothing answers on 8080 after %s (where the process listens is unknown: %v)", after, err)
@@ -155,7 +156,7 @@ func (r *compRun) portEvidence(lastErr error) string {
 	default:
 		e := "no answer"
 		if lastErr != nil {
-			e = shortErr(lastErr)
+			e = check.ShortErr(lastErr)
 		}
 		return fmt.Sprintf("the process listens on %s but gives no HTTP answer after %s: %s", strings.Join(on8080, ", "), after, e)
 	}
@@ -173,7 +174,7 @@ func (r *compRun) exitEvidence(ctx context.Context, st *container.State, when st
 	if when != "" {
 		b.WriteString(" " + when)
 	} else if fin, err := time.Parse(time.RFC3339Nano, st.FinishedAt); err == nil && fin.After(r.started) {
-		fmt.Fprintf(&b, " %s after start", fmtDuration(fin.Sub(r.started)))
+		fmt.Fprintf(&b, " %s after start", check.FormatDuration(fin.Sub(r.started)))
 	}
 	if lines := lastLines(r.logs(ctx, r.id), 3); len(lines) > 0 {
 		b.WriteString("; its last output: " + strings.Join(lines, " | "))
@@ -216,7 +217,7 @@ var resolveFailures = []string{"no such host", "Temporary failure in name resolu
 
 // internet judges no-internet from the kernel's record of connection
 // attempts, and from the output when a name lookup failed.
-func (r *compRun) internet(ctx context.Context) Result {
+func (r *compRun) internet(ctx context.Context) check.Result {
 	name := r.comp.Name
 	r.mu.Lock()
 	attempts := slices.Clone(r.attempts)
@@ -243,33 +244,33 @@ func (r *compRun) internet(ctx context.Context) Result {
 		ev = append(ev, "its output says: "+strings.Join(lastLines(strings.Join(lookups, "\n"), 2), " | "))
 	}
 	if len(ev) > 0 {
-		return result("no-internet", name, Warn, strings.Join(ev, "; "))
+		return check.NewResult("no-internet", name, check.Warn, strings.Join(ev, "; "))
 	}
 	if ok, err := hasDefaultRoute(r.pid); err == nil && !ok {
-		return result("no-internet", name, Skip, "this engine gives internal networks no default route, so an attempt fails at once and leaves no trace; the output shows no failed lookup")
+		return check.NewResult("no-internet", name, check.Skip, "this engine gives internal networks no default route, so an attempt fails at once and leaves no trace; the output shows no failed lookup")
 	}
 	if r.pid <= 0 {
-		return result("no-internet", name, Skip, "the process's sockets could not be read")
+		return check.NewResult("no-internet", name, check.Skip, "the process's sockets could not be read")
 	}
 	if _, err := sockets(r.pid); err != nil && len(attempts) == 0 && r.ready {
-		return result("no-internet", name, Skip, fmt.Sprintf("the process's sockets could not be read (aim check must run on the engine's host): %v", err))
+		return check.NewResult("no-internet", name, check.Skip, fmt.Sprintf("the process's sockets could not be read (aim check must run on the engine's host): %v", err))
 	}
-	return result("no-internet", name, Pass, "no connection attempt beyond its network at start")
+	return check.NewResult("no-internet", name, check.Pass, "no connection attempt beyond its network at start")
 }
 
 // memory judges memory-idle from one sample of the engine's stats, taken
 // once the component has answered.
-func (r *compRun) memory(ctx context.Context) Result {
+func (r *compRun) memory(ctx context.Context) check.Result {
 	name := r.comp.Name
 	limit := int64(r.comp.Resources.Or(r.o.Defaults).Memory)
 	resp, err := r.s.cli.ContainerStatsOneShot(ctx, r.id)
 	if err != nil {
-		return result("memory-idle", name, Skip, fmt.Sprintf("no stats from the engine: %v", err))
+		return check.NewResult("memory-idle", name, check.Skip, fmt.Sprintf("no stats from the engine: %v", err))
 	}
 	defer resp.Body.Close()
 	var st container.StatsResponse
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return result("memory-idle", name, Skip, fmt.Sprintf("reading the engine's stats: %v", err))
+		return check.NewResult("memory-idle", name, check.Skip, fmt.Sprintf("reading the engine's stats: %v", err))
 	}
 	used := int64(st.MemoryStats.Usage)
 	// As docker stats does: the page cache the kernel can drop is not use.
@@ -279,11 +280,11 @@ func (r *compRun) memory(ctx context.Context) Result {
 		used -= int64(v)
 	}
 	r.memUsage = used
-	ev := fmt.Sprintf("%s of %s (%.0f%%)", fmtBytes(used), fmtBytes(limit), 100*float64(used)/float64(limit))
+	ev := fmt.Sprintf("%s of %s (%.0f%%)", check.FormatBytes(used), check.FormatBytes(limit), 100*float64(used)/float64(limit))
 	if used >= limit*9/10 {
-		return result("memory-idle", name, Fail, ev+" when idle, too close to the limit")
+		return check.NewResult("memory-idle", name, check.Fail, ev+" when idle, too close to the limit")
 	}
-	return result("memory-idle", name, Pass, ev)
+	return check.NewResult("memory-idle", name, check.Pass, ev)
 }
 
 // stop sends SIGTERM and judges sigterm by how long the process takes to
@@ -291,31 +292,31 @@ func (r *compRun) memory(ctx context.Context) Result {
 func (r *compRun) stop(ctx context.Context) {
 	name := r.comp.Name
 	if !r.ready {
-		r.set(result("sigterm", name, Skip, "it never answered on 8080"))
+		r.set(check.NewResult("sigterm", name, check.Skip, "it never answered on 8080"))
 		return
 	}
 	ins, err := r.s.cli.ContainerInspect(ctx, r.id)
 	if err != nil || !ins.State.Running {
-		r.set(result("sigterm", name, Skip, "it was not running"))
+		r.set(check.NewResult("sigterm", name, check.Skip, "it was not running"))
 		return
 	}
 	t0 := time.Now()
 	if err := r.s.cli.ContainerKill(ctx, r.id, "SIGTERM"); err != nil {
-		r.set(result("sigterm", name, Skip, fmt.Sprintf("sending SIGTERM: %v", err)))
+		r.set(check.NewResult("sigterm", name, check.Skip, fmt.Sprintf("sending SIGTERM: %v", err)))
 		return
 	}
 	for {
 		ins, err := r.s.cli.ContainerInspect(ctx, r.id)
 		if err != nil {
-			r.set(result("sigterm", name, Skip, fmt.Sprintf("inspecting after SIGTERM: %v", err)))
+			r.set(check.NewResult("sigterm", name, check.Skip, fmt.Sprintf("inspecting after SIGTERM: %v", err)))
 			return
 		}
 		if !ins.State.Running {
-			r.set(result("sigterm", name, Pass, fmt.Sprintf("exited %s after SIGTERM (code %d)", fmtDuration(time.Since(t0)), ins.State.ExitCode)))
+			r.set(check.NewResult("sigterm", name, check.Pass, fmt.Sprintf("exited %s after SIGTERM (code %d)", check.FormatDuration(time.Since(t0)), ins.State.ExitCode)))
 			return
 		}
 		if time.Since(t0) >= r.o.StopTimeout {
-			r.set(result("sigterm", name, Fail, fmt.Sprintf("still running %s after SIGTERM", fmtDuration(r.o.StopTimeout))))
+			r.set(check.NewResult("sigterm", name, check.Fail, fmt.Sprintf("still running %s after SIGTERM", check.FormatDuration(r.o.StopTimeout))))
 			return
 		}
 		select {

@@ -1,4 +1,4 @@
-package check
+package dockercheck
 
 import (
 	"context"
@@ -11,8 +11,11 @@ import (
 	"path/filepath"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
@@ -27,19 +30,41 @@ import (
 // started survives it, even what a cancelled create left behind.
 const LabelCheck = "dev.aim.check"
 
-// Engine is what a check needs from aim's Docker runtime: the engine's
-// client, its image builder, and a pull for images the engine lacks.
-type Engine interface {
-	Client() *client.Client
+// API is the part of the Docker engine's API a check calls: its own
+// containers and network, and the images it inspects. *client.Client
+// implements it; so can a test's recorder.
+type API interface {
+	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)
+	ContainerStart(ctx context.Context, container string, options container.StartOptions) error
+	ContainerInspect(ctx context.Context, container string) (container.InspectResponse, error)
+	ContainerKill(ctx context.Context, container, signal string) error
+	ContainerLogs(ctx context.Context, container string, options container.LogsOptions) (io.ReadCloser, error)
+	ContainerDiff(ctx context.Context, container string) ([]container.FilesystemChange, error)
+	ContainerStatsOneShot(ctx context.Context, container string) (container.StatsResponseReader, error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerRemove(ctx context.Context, container string, options container.RemoveOptions) error
+	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
+	NetworkInspect(ctx context.Context, network string, options network.InspectOptions) (network.Inspect, error)
+	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+	NetworkRemove(ctx context.Context, network string) error
+	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (image.InspectResponse, error)
+}
+
+var _ API = (*client.Client)(nil)
+
+// Builder makes and fetches the images a check runs: aim's Docker
+// runtime, whose builder aim deploy uses too, so a check builds what a
+// deploy would.
+type Builder interface {
 	Build(ctx context.Context, buildContext io.Reader, dockerfile, tag string, progress func(string)) error
 	EnsureImage(ctx context.Context, ref string, progress func(string)) error
 }
 
-var _ Engine = (*docker.Docker)(nil)
+var _ Builder = (*docker.Docker)(nil)
 
 // session is one check run's footprint on the engine.
 type session struct {
-	cli    client.APIClient
+	cli    API
 	id     string
 	extra  map[string]string // Options.Labels and the solution's name
 	net    string            // network name
@@ -137,7 +162,7 @@ func (s *session) cleanup(ctx context.Context) error {
 // Cleanup removes the containers, their anonymous volumes, and the
 // networks of check run id; an empty id removes those of every run (for
 // leftovers of a check that was killed).
-func Cleanup(ctx context.Context, cli client.APIClient, id string) error {
+func Cleanup(ctx context.Context, cli API, id string) error {
 	label := LabelCheck
 	if id != "" {
 		label += "=" + id
@@ -167,7 +192,7 @@ func Cleanup(ctx context.Context, cli client.APIClient, id string) error {
 
 // buildImages builds the components of m that name a build directory
 // (relative to dir) and returns every component's image reference.
-func buildImages(ctx context.Context, eng Engine, m *spec.Manifest, dir string, progress func(string)) (map[string]string, error) {
+func buildImages(ctx context.Context, eng Builder, m *spec.Manifest, dir string, progress func(string)) (map[string]string, error) {
 	images := map[string]string{}
 	for _, c := range m.Components {
 		if c.Build == "" {

@@ -1,4 +1,4 @@
-package check
+package dockercheck
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aimhub/aim/internal/check"
 	"github.com/docker/docker/api/types/container"
 )
 
@@ -33,7 +34,7 @@ func (r *compRun) probeWrites(ctx context.Context) error {
 		}
 		if ip != "" {
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := get(pctx, r.hc, fmt.Sprintf("%s:8080", ip), "", "/")
+			_, err := check.Get(pctx, r.hc, fmt.Sprintf("%s:8080", ip), "", "/")
 			cancel()
 			if err == nil {
 				// Let a write that follows the first request land.
@@ -56,7 +57,7 @@ func (r *compRun) probeWrites(ctx context.Context) error {
 	}
 	changes, err := r.s.cli.ContainerDiff(ctx, r.twinID)
 	if err != nil {
-		r.set(result("read-only-fs", name, Skip, fmt.Sprintf("the engine gives no diff of the writable run: %v", err)))
+		r.set(check.NewResult("read-only-fs", name, check.Skip, fmt.Sprintf("the engine gives no diff of the writable run: %v", err)))
 		return nil
 	}
 	wrote := writtenFiles(changes)
@@ -79,10 +80,10 @@ func (r *compRun) probeWrites(ctx context.Context) error {
 		ev = append(ev, "read-only, it said: "+strings.Join(lastLines(strings.Join(refused, "\n"), 2), " | "))
 	}
 	if len(ev) > 0 {
-		r.set(result("read-only-fs", name, Fail, strings.Join(ev, "; ")))
+		r.set(check.NewResult("read-only-fs", name, check.Fail, strings.Join(ev, "; ")))
 		return nil
 	}
-	r.set(result("read-only-fs", name, Pass, "wrote nothing outside /tmp"))
+	r.set(check.NewResult("read-only-fs", name, check.Pass, "wrote nothing outside /tmp"))
 	return nil
 }
 
