@@ -42,7 +42,7 @@ $GO test -tags cluster -count=1 -timeout 10m ./internal/operator/ ./internal/kub
 # Two replicas sharing certificates in Secrets, and aim gateway --tls=acme
 # under the chart's RBAC, with pebble; the rest of these packages ran in
 # go test ./... already.
-$GO test -tags cluster -count=1 -timeout 10m -run '^TestCluster' ./internal/certs/ ./internal/kube/
+$GO test -tags cluster -count=1 -timeout 10m -run '^TestCluster' ./internal/certs/ ./internal/kube/kubegateway/
 
 # A cluster that already runs (an engineer's) is used and left up; one
 # this run brings up is taken down on every way out, a failed test or a

@@ -124,6 +124,9 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 			if err := acmeDNS.apply(&o.TLS, os.Getenv); err != nil {
 				return err
 			}
+			if o.Runtime != "docker" && o.Runtime != "kubernetes" {
+				return fmt.Errorf("--runtime %q: use docker or kubernetes", o.Runtime)
+			}
 			return server.Run(cmd.Context(), o)
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"time"
 
@@ -12,12 +13,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aimhub/aim/internal/gateway"
-	"github.com/aimhub/aim/internal/kube"
+	"github.com/aimhub/aim/internal/kube/kubegateway"
 )
 
 // gatewayCmd runs aim's gateway inside a Kubernetes cluster.
 func gatewayCmd(g *globals) *cobra.Command {
-	var o kube.GatewayOptions
+	var o kubegateway.GatewayOptions
 	var logJSON, debug bool
 	var acmeRoot string
 	cmd := &cobra.Command{
@@ -59,7 +60,10 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 				}
 				o.ACME.ACMERoots = roots
 			}
-			return kube.RunGateway(cmd.Context(), o)
+			if err := validateGateway(o); err != nil {
+				return err
+			}
+			return kubegateway.RunGateway(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -96,6 +100,26 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
 	f.BoolVar(&debug, "debug", false, "log the steps of each wake")
 	return cmd
+}
+
+// validateGateway refuses combinations of aim gateway's flags that mean
+// nothing together.
+func validateGateway(o kubegateway.GatewayOptions) error {
+	switch {
+	case o.TLS == "acme" && o.TLSCertFile != "":
+		return errors.New("--tls=acme obtains certificates itself: give no --tls-cert-file")
+	case o.TLS != "" && o.TLS != "off" && o.TLS != "acme":
+		return fmt.Errorf("--tls=%s: use off (with --tls-cert-file for certificate files, e.g. cert-manager's) or acme", o.TLS)
+	case o.TLS != "acme" && (o.ACME.ACMECA != "" || o.ACME.ACMEEmail != "" || o.ACME.ACMERoots != nil || o.ACMENamespace != "" || o.ACME.HSTS != 0 || o.ACME.HSTSIncludeSubdomains):
+		return errors.New("the ACME settings (--acme-*, --hsts) need --tls=acme")
+	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
+		return errors.New("--tls-cert-file and --tls-key-file go together")
+	case o.APIUpstream != "":
+		if u, err := url.Parse(o.APIUpstream); err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("--api-upstream %q is not an http(s) URL", o.APIUpstream)
+		}
+	}
+	return nil
 }
 
 // serverFlags registers the listeners' timeouts and header limit, the same

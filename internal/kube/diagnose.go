@@ -14,10 +14,10 @@ import (
 	"github.com/aimhub/aim/api/v1alpha1"
 )
 
-// diagnose says why a solution's pods do not serve, for a failed wake or
+// Diagnose says why a solution's pods do not serve, for a failed wake or
 // deploy: per component the first pod with a problem, what the kubelet
 // reports of it, and the last lines it wrote.
-func diagnose(ctx context.Context, kc kubernetes.Interface, ns, name string) string {
+func Diagnose(ctx context.Context, kc kubernetes.Interface, ns, name string) string {
 	pods, err := kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelSolution + "=" + name})
 	if err != nil {
 		return fmt.Sprintf("cannot list its pods: %v", err)
@@ -35,7 +35,7 @@ func diagnose(ctx context.Context, kc kubernetes.Interface, ns, name string) str
 		if seen[comp] {
 			continue
 		}
-		why := podProblem(p)
+		why := PodProblem(p)
 		if why == "" {
 			continue
 		}
@@ -51,9 +51,9 @@ func diagnose(ctx context.Context, kc kubernetes.Interface, ns, name string) str
 	return strings.Join(out, "; ")
 }
 
-// podProblem is what keeps a pod from serving, in the kubelet's words;
+// PodProblem is what keeps a pod from serving, in the kubelet's words;
 // "" for a ready pod.
-func podProblem(p *corev1.Pod) string {
+func PodProblem(p *corev1.Pod) string {
 	if p.DeletionTimestamp != nil {
 		return "" // going away: not the one to explain
 	}

@@ -1,15 +1,20 @@
-// Package kube runs aim's own parts against a Kubernetes cluster whose
-// Solutions (aim.dev/v1alpha1) the operator serves:
+// Package kube is what aim's parts in a cluster share: finding the
+// cluster (Connect), the scheme with aim's Solution type, klog and
+// controller-runtime logging through slog, scaling a solution's
+// Deployments, and diagnosing why its pods do not serve. The parts
+// themselves are its subpackages, one per role:
 //
-//   - Router keeps an in-cluster gateway's route table in step with the
+//   - router keeps an in-cluster gateway's route table in step with the
 //     Solutions and their EndpointSlices, wakes sleeping solutions by
 //     scaling their Deployments, and reports activity on the Solutions so
 //     that the operator judges idleness from every gateway replica;
-//   - RunGateway is `aim gateway`: that gateway as a server;
-//   - Solutions is the REST API's controller (`aim serve --runtime
-//     kubernetes`): deploy, list, status, logs and remove, as Solutions.
+//   - kubegateway is `aim gateway`: that gateway as a server, with its
+//     certificates;
+//   - backend is the REST API's controller for `aim serve --runtime
+//     kubernetes`: deploy, list, status, logs and remove, as Solutions;
+//   - certstore keeps the gateway's ACME state in Secrets and Leases.
 //
-// Neither keeps state of its own: the Solutions, Deployments and
+// None keeps state of its own: the Solutions, Deployments and
 // EndpointSlices are the state, so any replica may restart at any time.
 package kube
 

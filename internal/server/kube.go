@@ -4,20 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/aimhub/aim/internal/api"
-	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/edge"
 	"github.com/aimhub/aim/internal/kube"
+	"github.com/aimhub/aim/internal/kube/backend"
 	"github.com/aimhub/aim/internal/metrics"
-	"github.com/aimhub/aim/internal/store"
-	"github.com/aimhub/aim/internal/web"
 )
 
 // KubeOptions find the cluster of `aim serve --runtime kubernetes`.
@@ -37,10 +30,7 @@ type KubeOptions struct {
 func runKubernetes(ctx context.Context, o Options) error {
 	log := o.Logger
 	kube.UseLogger(log)
-	if err := os.MkdirAll(filepath.Join(o.DataDir, "tmp"), 0o700); err != nil {
-		return fmt.Errorf("creating the data directory: %w", err)
-	}
-	st, err := store.Open(ctx, filepath.Join(o.DataDir, "aim.db"))
+	st, err := openStore(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -50,7 +40,7 @@ func runKubernetes(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	sols, err := kube.NewSolutions(rc, kube.SolutionsConfig{
+	sols, err := backend.New(rc, backend.Config{
 		Namespace:    ns,
 		URL:          func(name string) string { return "http://" + name + "." + o.Domain + "/" },
 		StartTimeout: o.StartTimeout,
@@ -71,31 +61,22 @@ func runKubernetes(ctx context.Context, o Options) error {
 		return err
 	}
 
-	ln := o.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", o.HTTP); err != nil {
-			return fmt.Errorf("listening on %s: %w", o.HTTP, err)
-		}
+	// TLS is the in-cluster gateway's, in front of this server.
+	e, err := edge.Listen(edge.Config{HTTP: o.HTTP, Listener: o.Listener, Server: o.Server, Logger: log}, false)
+	if err != nil {
+		return err
 	}
-	serverURL := fmt.Sprintf("http://%s:%d", apiHost(ln.Addr()), ln.Addr().(*net.TCPAddr).Port)
+	defer e.Close()
+	httpPort, _ := e.Ports()
+	serverURL := fmt.Sprintf("http://%s:%d", apiHost(e.Addr()), httpPort)
 	if err := firstStart(ctx, st, o.ClientConfig, serverURL, log); err != nil {
 		return err
 	}
-
-	met := metrics.New()
-	apex := http.NewServeMux()
-	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: log}, sols, st))
-	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
-	apex.Handle("/", web.NewCatalog(sols, log))
-	limits := o.Server
-	limits.Logger = log
-	srv := gateway.NewServer(apex, limits)
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
+	apex, _ := apexMux(o, sols, st, metrics.New())
+	srvErr, err := e.Serve(apex, nil)
+	if err != nil {
+		return err
+	}
 	log.Info("aim is serving the API for Kubernetes", "url", serverURL, "namespace", ns, "data", o.DataDir)
 	if o.Ready != nil {
 		o.Ready(serverURL)
@@ -103,7 +84,6 @@ func runKubernetes(ctx context.Context, o Options) error {
 	select {
 	case <-ctx.Done():
 	case err := <-watchErr:
-		_ = srv.Close()
 		return fmt.Errorf("watching solutions: %w", err)
 	case err := <-srvErr:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -112,5 +92,5 @@ func runKubernetes(ctx context.Context, o Options) error {
 	}
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
-	return srv.Shutdown(shutdown)
+	return e.Shutdown(shutdown)
 }

@@ -11,10 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,7 +21,9 @@ import (
 	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/clientconfig"
 	"github.com/aimhub/aim/internal/controller"
+	"github.com/aimhub/aim/internal/edge"
 	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/kube/backend"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/scaler"
@@ -96,54 +96,55 @@ type Options struct {
 
 // Run serves until ctx ends.
 func Run(ctx context.Context, o Options) error {
-	if o.DataDir == "" {
-		o.DataDir = "aim-data"
-	}
-	if o.HTTP == "" {
-		o.HTTP = ":8080"
-	}
-	if o.Domain == "" {
-		o.Domain = "localhost"
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.DataDir = cmp.Or(o.DataDir, "aim-data")
+	o.HTTP = cmp.Or(o.HTTP, ":8080")
+	o.Domain = cmp.Or(o.Domain, "localhost")
+	o.Logger = cmp.Or(o.Logger, slog.Default())
 	switch o.Runtime {
 	case "", "docker":
+		return runDocker(ctx, o)
 	case "kubernetes":
 		return runKubernetes(ctx, o)
 	default:
-		return fmt.Errorf("--runtime %q: use docker or kubernetes", o.Runtime)
+		return fmt.Errorf("runtime %q: use docker or kubernetes", o.Runtime)
 	}
-	log := o.Logger
+}
+
+// openStore opens the database in the data directory, creating both.
+func openStore(ctx context.Context, o Options) (*store.Store, error) {
 	if err := os.MkdirAll(filepath.Join(o.DataDir, "tmp"), 0o700); err != nil {
-		return fmt.Errorf("creating the data directory: %w", err)
+		return nil, fmt.Errorf("creating the data directory: %w", err)
 	}
-	st, err := store.Open(ctx, filepath.Join(o.DataDir, "aim.db"))
+	return store.Open(ctx, filepath.Join(o.DataDir, "aim.db"))
+}
+
+// runDocker is `aim serve` on this host's Docker engine: the controller
+// and the scaler drive the runtime, the gateway routes to it.
+func runDocker(ctx context.Context, o Options) error {
+	log := o.Logger
+	st, err := openStore(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-
 	rt, err := docker.New(ctx, docker.Options{Logger: log, Prefix: o.DockerPrefix})
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 
-	ln := o.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", o.HTTP); err != nil {
-			return fmt.Errorf("listening on %s: %w", o.HTTP, err)
-		}
+	tlsOn := o.TLS.Mode != "" && o.TLS.Mode != certs.ModeOff
+	e, err := edge.Listen(edge.Config{HTTP: o.HTTP, Listener: o.Listener, HTTPS: o.HTTPS, LoopbackPlain: true, Server: o.Server, Logger: log}, tlsOn)
+	if err != nil {
+		return err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	defer e.Close()
+	httpPort, httpsPort := e.Ports()
 	portSuffix := ""
-	if port != 80 {
-		portSuffix = fmt.Sprintf(":%d", port)
+	if httpPort != 80 {
+		portSuffix = fmt.Sprintf(":%d", httpPort)
 	}
-	serverURL := "http://" + apiHost(ln.Addr()) + portSuffix
-
+	serverURL := "http://" + apiHost(e.Addr()) + portSuffix
 	if err := firstStart(ctx, st, o.ClientConfig, serverURL, log); err != nil {
 		return err
 	}
@@ -175,30 +176,12 @@ func Run(ctx context.Context, o Options) error {
 	}, rt, rt, st, gw.Routes)
 	gw.SetWaker(ctl)
 
-	apex := http.NewServeMux()
-	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: log}, ctl, st))
-	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
-	catalog := web.NewCatalog(ctl, log)
-	apex.Handle("/", catalog)
+	apex, catalog := apexMux(o, ctl, st, met)
 	gw.SetApex(apex)
-
 	tc := o.TLS
 	tc.Dir, tc.Domain, tc.Logger = o.DataDir, o.Domain, log
 	tc.Allow = gw.Routes.AllowCertificate
-	var tlsLn net.Listener
-	if tc.Mode != "" && tc.Mode != certs.ModeOff {
-		addr := cmp.Or(o.HTTPS, ":8443")
-		if tlsLn, err = net.Listen("tcp", addr); err != nil {
-			return fmt.Errorf("listening on %s: %w", addr, err)
-		}
-		defer tlsLn.Close()
-		tc.HTTPPort = cmp.Or(tc.HTTPPort, port)
-		tc.HTTPSPort = cmp.Or(tc.HTTPSPort, tlsLn.Addr().(*net.TCPAddr).Port)
-	}
+	tc.HTTPPort, tc.HTTPSPort = cmp.Or(tc.HTTPPort, httpPort), cmp.Or(tc.HTTPSPort, httpsPort)
 	tm, err := certs.New(ctx, tc)
 	if err != nil {
 		return fmt.Errorf("TLS: %w", err)
@@ -207,14 +190,6 @@ func Run(ctx context.Context, o Options) error {
 		apex.Handle("GET /ca.crt", tm.CAHandler())
 		catalog.CAURL = "/ca.crt"
 	}
-
-	var plain http.Handler = gw
-	if tm.Enabled() {
-		plain = localPlain(gw, tm.HTTPHandler(gw))
-	}
-	limits := o.Server
-	limits.Logger = log
-	srv := gateway.NewServer(plain, limits)
 
 	if err := ctl.Adopt(ctx); err != nil {
 		return err
@@ -226,27 +201,21 @@ func Run(ctx context.Context, o Options) error {
 	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
 	if o.DebugAddr != "" {
-		dbg := http.NewServeMux()
-		dbg.HandleFunc("/debug/pprof/", pprof.Index)
-		dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		dbg.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		dbgLn, err := net.Listen("tcp", o.DebugAddr)
+		stop, err := serveDebug(o.DebugAddr)
 		if err != nil {
-			return fmt.Errorf("listening on %s: %w", o.DebugAddr, err)
+			return err
 		}
-		defer dbgLn.Close()
-		go func() { _ = http.Serve(dbgLn, dbg) }()
+		defer stop()
 	}
-	srvErr := make(chan error, 2)
-	go func() { srvErr <- srv.Serve(ln) }()
-	var tlsSrv *gateway.Server
-	if tlsLn != nil {
-		tlsSrv = gateway.NewServer(tm.HSTS(gw), limits)
-		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, tm.TLSConfig()) }()
-		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "tls", string(tc.Mode))
+	var certSource edge.Certificates
+	if tlsOn {
+		certSource = tm
 	}
-	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir)
+	srvErr, err := e.Serve(gw, certSource)
+	if err != nil {
+		return err
+	}
+	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir, "tls", string(tc.Mode))
 	if o.Ready != nil {
 		o.Ready(serverURL)
 	}
@@ -265,27 +234,37 @@ func Run(ctx context.Context, o Options) error {
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	// Solutions keep running: the next aim adopts them.
-	if tlsSrv != nil {
-		_ = tlsSrv.Shutdown(shutdown)
-	}
-	return srv.Shutdown(shutdown)
+	return e.Shutdown(shutdown)
 }
 
-// localPlain serves requests addressed to a loopback IP (the CLI on this
-// machine, which has no certificate to check) over plain HTTP, and sends
-// everything else to the HTTPS redirect.
-func localPlain(local, redirect http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.IsLoopback() {
-			local.ServeHTTP(w, r)
-			return
-		}
-		redirect.ServeHTTP(w, r)
+// apexMux is what the apex host serves: the API, the catalog, /healthz
+// and /metrics.
+func apexMux(o Options, ctl api.Controller, st api.Tokens, met *metrics.Metrics) (*http.ServeMux, *web.Catalog) {
+	apex := http.NewServeMux()
+	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger}, ctl, st))
+	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
 	})
+	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
+	catalog := web.NewCatalog(ctl, o.Logger)
+	apex.Handle("/", catalog)
+	return apex, catalog
+}
+
+// serveDebug serves Go's pprof profiles on addr until stop.
+func serveDebug(addr string) (stop func(), err error) {
+	dbg := http.NewServeMux()
+	dbg.HandleFunc("/debug/pprof/", pprof.Index)
+	dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	dbg.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	go func() { _ = http.Serve(ln, dbg) }()
+	return func() { ln.Close() }, nil
 }
 
 // apiHost is the host the CLI uses to reach this server.
@@ -329,3 +308,10 @@ func firstStart(ctx context.Context, st *store.Store, cfgPath, serverURL string,
 	log.Info("created the admin token and wrote the client configuration", "path", cfgPath)
 	return nil
 }
+
+// The two runtimes meet at the API: the Docker controller here, the
+// Kubernetes backend in kube.go.
+var (
+	_ api.Controller = (*controller.Controller)(nil)
+	_ api.Controller = (*backend.Solutions)(nil)
+)

@@ -1,4 +1,9 @@
-package kube
+// Package backend is the REST API's controller when aim runs on Kubernetes
+// (`aim serve --runtime kubernetes`): it implements api.Controller on
+// Solutions, as internal/controller does on Docker containers. Deploy
+// writes a Solution and waits for the operator to make it ready; wake and
+// sleep scale its Deployments; logs come from its pods.
+package backend
 
 import (
 	"cmp"
@@ -10,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/aimhub/aim/internal/kube"
 
 	"github.com/aimhub/aim/internal/solution"
 
@@ -30,9 +37,9 @@ import (
 
 var _ api.Controller = (*Solutions)(nil)
 
-// SolutionsConfig configures Solutions. Zero values take the defaults
+// Config configures Solutions. Zero values take the defaults
 // named.
-type SolutionsConfig struct {
+type Config struct {
 	// Namespace holds the Solutions. Required.
 	Namespace string
 	// URL is a solution's address while its status names none yet.
@@ -53,15 +60,15 @@ type SolutionsConfig struct {
 // the status is the Solutions' status and pods'; logs are the pods' logs.
 // It keeps no state: the Solutions are the record.
 type Solutions struct {
-	cfg    SolutionsConfig
+	cfg    Config
 	cache  cache.Cache
 	client client.Client
 	kc     kubernetes.Interface
 	log    *slog.Logger
 }
 
-// NewSolutions connects to the cluster; Run starts watching.
-func NewSolutions(rc *rest.Config, cfg SolutionsConfig) (*Solutions, error) {
+// New connects to the cluster; Run starts watching.
+func New(rc *rest.Config, cfg Config) (*Solutions, error) {
 	if cfg.Namespace == "" {
 		return nil, errors.New("kube solutions: a namespace is required")
 	}
@@ -73,7 +80,7 @@ func NewSolutions(rc *rest.Config, cfg SolutionsConfig) (*Solutions, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	scheme, err := Scheme()
+	scheme, err := kube.Scheme()
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +314,7 @@ func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.Soluti
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.cfg.Namespace},
 				Spec:       want,
 			}
-			err = s.client.Create(ctx, sol, client.FieldOwner(fieldManager))
+			err = s.client.Create(ctx, sol, client.FieldOwner(kube.FieldManager))
 			if apierrors.IsAlreadyExists(err) && attempt < 3 {
 				continue
 			}
@@ -324,7 +331,7 @@ func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.Soluti
 		}
 		prev := cur.Spec.DeepCopy()
 		cur.Spec = want
-		err = s.client.Update(ctx, cur, client.FieldOwner(fieldManager))
+		err = s.client.Update(ctx, cur, client.FieldOwner(kube.FieldManager))
 		if apierrors.IsConflict(err) && attempt < 5 {
 			continue
 		}
@@ -383,7 +390,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 				if !woke {
 					woke = true
 					say("", "it was asleep; waking it")
-					if err := scaleUp(ctx, s.kc, s.cfg.Namespace, name, awakeReplicas(m)); err != nil {
+					if err := kube.ScaleUp(ctx, s.kc, s.cfg.Namespace, name, kube.AwakeReplicas(m)); err != nil {
 						return err
 					}
 				}
@@ -395,7 +402,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 				msg, fatal := componentProgress(pods.Items, c.Name)
 				say(c.Name, msg)
 				if fatal {
-					why := diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
+					why := kube.Diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
 					return &solution.StartError{Msg: why}
 				}
 			}
@@ -404,7 +411,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 		case <-tick.C:
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				why := diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
+				why := kube.Diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
 				return &solution.StartError{Msg: fmt.Sprintf("not ready after %s: %s", s.cfg.StartTimeout, why)}
 			}
 			return ctx.Err()
@@ -424,7 +431,7 @@ func componentProgress(pods []corev1.Pod, comp string) (string, bool) {
 			continue
 		}
 		total++
-		if podProblem(p) == "" {
+		if kube.PodProblem(p) == "" {
 			ready++
 			continue
 		}
@@ -498,12 +505,12 @@ func (s *Solutions) wake(ctx context.Context, name string) error {
 	if err != nil {
 		return &solution.InputError{Msg: err.Error()}
 	}
-	if err := scaleUp(ctx, s.kc, s.cfg.Namespace, name, awakeReplicas(m)); err != nil {
+	if err := kube.ScaleUp(ctx, s.kc, s.cfg.Namespace, name, kube.AwakeReplicas(m)); err != nil {
 		return err
 	}
 	err = s.waitState(ctx, name, v1alpha1.StateRunning)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &solution.WakeError{Msg: diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)}
+		return &solution.WakeError{Msg: kube.Diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)}
 	}
 	return err
 }
@@ -518,7 +525,7 @@ func (s *Solutions) sleep(ctx context.Context, name string) error {
 	if _, err := s.get(ctx, name); err != nil {
 		return err
 	}
-	if err := scaleTo(ctx, s.kc, s.cfg.Namespace, name, 0, false); err != nil {
+	if err := kube.ScaleTo(ctx, s.kc, s.cfg.Namespace, name, 0, false); err != nil {
 		return err
 	}
 	err := s.waitState(ctx, name, v1alpha1.StateSleeping)

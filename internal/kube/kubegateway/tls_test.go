@@ -1,4 +1,4 @@
-package kube
+package kubegateway
 
 import (
 	"crypto/ecdsa"

@@ -4,11 +4,11 @@
 // (envtest) and a real ACME server (pebble), acting with the permissions
 // the chart gives the gateway with tls.mode acme:
 //
-//	go test -tags cluster -run '^TestClusterGatewayACME' ./internal/kube/
+//	go test -tags cluster -run '^TestClusterGatewayACME' ./internal/kube/kubegateway/
 //
 // scripts/test-kube.sh runs it; it needs helm (hack/manifests.sh installs
 // it) and the binaries test/apiserver names.
-package kube
+package kubegateway
 
 import (
 	"bytes"
@@ -27,6 +27,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aimhub/aim/internal/kube"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,7 +54,7 @@ import (
 func TestClusterGatewayACME(t *testing.T) {
 	const ns = "aim-system"
 	cfg := apiserver.Start(t, "../../deploy/helm/aim/crds")
-	scheme, err := Scheme()
+	scheme, err := kube.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}

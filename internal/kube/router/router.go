@@ -1,4 +1,9 @@
-package kube
+// Package router keeps an in-cluster gateway's route table in step with the
+// Solutions and their EndpointSlices, wakes sleeping solutions by scaling
+// their Deployments (one wake per solution and replica), and writes the
+// last activity it saw to each Solution, from which the operator judges
+// idleness. Its Router implements gateway.Waker.
+package router
 
 import (
 	"context"
@@ -10,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aimhub/aim/internal/kube"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,8 +38,8 @@ import (
 	"github.com/aimhub/aim/internal/spec"
 )
 
-// RouterConfig configures a Router. Zero values take the defaults named.
-type RouterConfig struct {
+// Config configures a Router. Zero values take the defaults named.
+type Config struct {
 	// Namespace whose Solutions are served. Required.
 	Namespace string
 	// Routes is the gateway's table the Router keeps. Required.
@@ -60,7 +67,7 @@ type RouterConfig struct {
 	Logger *slog.Logger
 }
 
-func (c RouterConfig) withDefaults() RouterConfig {
+func (c Config) withDefaults() Config {
 	if c.WakeTimeout == 0 {
 		c.WakeTimeout = 2 * time.Minute
 	}
@@ -84,7 +91,7 @@ func (c RouterConfig) withDefaults() RouterConfig {
 // activity. Its only state is derived: a replica that restarts rebuilds it
 // from the cluster and its own requests.
 type Router struct {
-	cfg   RouterConfig
+	cfg   Config
 	cache cache.Cache
 	// client writes (the activity annotation) and reads past the cache.
 	client client.Client
@@ -135,13 +142,13 @@ const probeTrust = 30 * time.Second
 
 var _ gateway.Waker = (*Router)(nil)
 
-// NewRouter connects to the cluster; Run serves.
-func NewRouter(rc *rest.Config, cfg RouterConfig) (*Router, error) {
+// New connects to the cluster; Run serves.
+func New(rc *rest.Config, cfg Config) (*Router, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Namespace == "" || cfg.Routes == nil {
 		return nil, errors.New("kube router: a namespace and a route table are required")
 	}
-	scheme, err := Scheme()
+	scheme, err := kube.Scheme()
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package kube
+package router
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aimhub/aim/internal/kube"
+
 	"github.com/aimhub/aim/internal/solution"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/spec"
@@ -99,7 +99,7 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 	poke := st.poke
 	r.mu.Unlock()
 	m := in.m
-	if err := r.scaleFromZero(ctx, name, st, awakeReplicas(m), len(m.Components)); err != nil {
+	if err := r.scaleFromZero(ctx, name, st, kube.AwakeReplicas(m), len(m.Components)); err != nil {
 		return now, &solution.WakeError{Msg: err.Error()}
 	}
 	scaled := time.Now()
@@ -151,8 +151,8 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 func (r *Router) wakeFailed(name string, m *spec.Manifest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	why := diagnose(ctx, r.kc, r.cfg.Namespace, name)
-	if err := scaleTo(ctx, r.kc, r.cfg.Namespace, name, 0, false); err != nil {
+	why := kube.Diagnose(ctx, r.kc, r.cfg.Namespace, name)
+	if err := kube.ScaleTo(ctx, r.kc, r.cfg.Namespace, name, 0, false); err != nil {
 		r.log.Warn("cannot scale back to zero after a failed wake", "solution", name, "err", err)
 	}
 	return &solution.WakeError{Msg: fmt.Sprintf("not ready after %s: %s", r.cfg.WakeTimeout, why)}
@@ -179,7 +179,7 @@ func (r *Router) scaleFromZero(ctx context.Context, name string, st *solState, n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := deps.Patch(ctx, d, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}, "scale")
+			_, err := deps.Patch(ctx, d, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: kube.FieldManager}, "scale")
 			if err == nil || apierrors.IsNotFound(err) {
 				errs[i] = err
 				return
@@ -193,7 +193,7 @@ func (r *Router) scaleFromZero(ctx context.Context, name string, st *solState, n
 			if sc.Spec.Replicas >= n {
 				return
 			}
-			_, errs[i] = deps.Patch(ctx, d, types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)), metav1.PatchOptions{FieldManager: fieldManager}, "scale")
+			_, errs[i] = deps.Patch(ctx, d, types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)), metav1.PatchOptions{FieldManager: kube.FieldManager}, "scale")
 		}()
 	}
 	wg.Wait()
@@ -219,53 +219,8 @@ func (r *Router) listAndScale(ctx context.Context, name string, st *solState, n 
 	r.mu.Lock()
 	st.deployments = names
 	r.mu.Unlock()
-	return scaleDeployments(ctx, r.kc, r.cfg.Namespace, name, deps.Items, n, true)
+	return kube.ScaleDeployments(ctx, r.kc, r.cfg.Namespace, name, deps.Items, n, true)
 }
-
-// awakeReplicas is how many replicas of each component an awake solution
-// runs at least: max(scaling.min, 1), as the operator creates them.
-func awakeReplicas(m *spec.Manifest) int32 {
-	return max(int32(m.Scaling.Min), 1)
-}
-
-// scaleUp sets every component of a solution below n replicas to n.
-func scaleUp(ctx context.Context, kc kubernetes.Interface, ns, name string, n int32) error {
-	return scaleTo(ctx, kc, ns, name, n, true)
-}
-
-// scaleTo sets the replicas of a solution's Deployments through their
-// scale subresource; with upOnly it leaves those at n or above alone.
-func scaleTo(ctx context.Context, kc kubernetes.Interface, ns, name string, n int32, upOnly bool) error {
-	deps, err := kc.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelSolution + "=" + name})
-	if err != nil {
-		return fmt.Errorf("listing the deployments of %s: %w", name, err)
-	}
-	return scaleDeployments(ctx, kc, ns, name, deps.Items, n, upOnly)
-}
-
-func scaleDeployments(ctx context.Context, kc kubernetes.Interface, ns, name string, deps []appsv1.Deployment, n int32, upOnly bool) error {
-	if len(deps) == 0 {
-		return fmt.Errorf("solution %s has no deployments (yet): is the operator running?", name)
-	}
-	patch := []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n))
-	for _, d := range deps {
-		cur := int32(1)
-		if d.Spec.Replicas != nil {
-			cur = *d.Spec.Replicas
-		}
-		if cur == n || upOnly && cur > n {
-			continue
-		}
-		_, err := kc.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}, "scale")
-		if err != nil {
-			return fmt.Errorf("scaling deployment %s to %d: %w", d.Name, n, err)
-		}
-	}
-	return nil
-}
-
-// fieldManager names aim's gateway and API in managedFields.
-const fieldManager = "aim-gateway"
 
 // probeClient probes pods directly; no keep-alive, the pod is probed once.
 var probeClient = &http.Client{

@@ -1,4 +1,4 @@
-package kube
+package kubegateway
 
 import (
 	"context"
@@ -45,13 +45,20 @@ func acmeManager(ctx context.Context, rc *rest.Config, namespace string, acme ce
 	return m, nil
 }
 
-// withChallenges answers the ACME HTTP-01 challenges any replica started
-// before next (the redirect to HTTPS) sees the request.
-func withChallenges(m *certs.Manager, next http.Handler) http.Handler {
+// acmeCerts is the gateway's own ACME: plain HTTP answers the HTTP-01
+// challenges any replica started, before it redirects the domain's
+// requests, and serves the rest (the kubelet's probes, Prometheus).
+type acmeCerts struct {
+	*certs.Manager
+	domain string
+}
+
+func (c *acmeCerts) HTTPHandler(next http.Handler) http.Handler {
+	redirect := redirectToHTTPS(c.domain, next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if m.HandleHTTPChallenge(w, r) {
+		if c.HandleHTTPChallenge(w, r) {
 			return
 		}
-		next.ServeHTTP(w, r)
+		redirect.ServeHTTP(w, r)
 	})
 }

@@ -1,10 +1,13 @@
-package kube
+// Package kubegateway is `aim gateway`: the gateway of internal/gateway in a
+// cluster, routed by internal/kube/router, served by internal/edge with
+// certificates from mounted files (cert-manager) or its own ACME, shared
+// by every replica through internal/kube/certstore; and its drain on
+// SIGTERM.
+package kubegateway
 
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +16,10 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/aimhub/aim/internal/edge"
+	"github.com/aimhub/aim/internal/kube"
+	"github.com/aimhub/aim/internal/kube/router"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -43,7 +50,7 @@ type GatewayOptions struct {
 	// ActivityInterval is how often activity is written to Solutions.
 	// Zero means 5s.
 	ActivityInterval time.Duration
-	// MaxIdleWithConnections: see RouterConfig. Zero means 4h.
+	// MaxIdleWithConnections: see router.Config. Zero means 4h.
 	MaxIdleWithConnections time.Duration
 	// MaxPending bounds the requests held per solution. Zero means 1000.
 	MaxPending int64
@@ -91,30 +98,21 @@ type GatewayOptions struct {
 // RunGateway serves the gateway until ctx ends, then drains: /healthz
 // fails, keep-alive ends, new connections are still answered for
 // DrainDelay, then the listener closes and requests in flight finish.
+// The options are assumed valid (the CLI checks its flags' combinations).
 func RunGateway(ctx context.Context, o GatewayOptions) error {
 	log := cmp.Or(o.Logger, slog.Default())
-	UseLogger(log)
+	kube.UseLogger(log)
 	var files *certFiles
-	switch {
-	case o.TLS == "acme" && o.TLSCertFile != "":
-		return errors.New("--tls=acme obtains certificates itself: give no --tls-cert-file")
-	case o.TLS != "" && o.TLS != "off" && o.TLS != "acme":
-		return fmt.Errorf("--tls=%s: use off (with --tls-cert-file for certificate files, e.g. cert-manager's) or acme", o.TLS)
-	case o.TLS != "acme" && (o.ACME.ACMECA != "" || o.ACME.ACMEEmail != "" || o.ACME.ACMERoots != nil || o.ACMENamespace != "" || o.ACME.HSTS != 0 || o.ACME.HSTSIncludeSubdomains):
-		return errors.New("the ACME settings (--acme-*, --hsts) need --tls=acme")
-	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
-		return errors.New("--tls-cert-file and --tls-key-file go together")
-	case o.TLSCertFile != "":
+	if o.TLSCertFile != "" {
 		var err error
 		if files, err = newCertFiles(o.TLSCertFile, o.TLSKeyFile); err != nil {
 			return err
 		}
 	}
-	rc, ns, err := Connect(o.Kubeconfig, o.Namespace)
+	rc, ns, err := kube.Connect(o.Kubeconfig, o.Namespace)
 	if err != nil {
 		return err
 	}
-	wakeTimeout := cmp.Or(o.WakeTimeout, 2*time.Minute)
 	// No files: a pod's output is collected anyway, and files would fill its disk.
 	access, closeAccess, err := gateway.OpenAccessLog(o.AccessLog, false)
 	if err != nil {
@@ -126,12 +124,13 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 		}
 	}()
 	met := metrics.New()
+	wakeTimeout := cmp.Or(o.WakeTimeout, 2*time.Minute)
 	gw := gateway.New(gateway.Config{
 		Domain: o.Domain, Logger: log, HoldTimeout: wakeTimeout, MaxPending: o.MaxPending,
 		Metrics: met, AccessLog: access, TrustedProxies: o.TrustedProxies,
 	})
 	met.Registry.MustRegister(gw.Routes)
-	router, err := NewRouter(rc, RouterConfig{
+	rt, err := router.New(rc, router.Config{
 		Namespace: ns, Routes: gw.Routes, Limits: o.Limits, LimitCaps: o.LimitCaps,
 		WakeTimeout: wakeTimeout, ActivityInterval: o.ActivityInterval,
 		MaxIdleWithConnections: o.MaxIdleWithConnections, Metrics: met, Logger: log,
@@ -139,40 +138,11 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	if err != nil {
 		return err
 	}
-	gw.SetWaker(router)
-
+	gw.SetWaker(rt)
 	var draining atomic.Bool
-	apex := http.NewServeMux()
-	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		switch {
-		case draining.Load():
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-		case !router.Synced():
-			http.Error(w, "routes not synced yet", http.StatusServiceUnavailable)
-		default:
-			_, _ = w.Write([]byte("ok\n"))
-		}
-	})
-	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
-	if o.APIUpstream != "" {
-		u, err := url.Parse(o.APIUpstream)
-		if err != nil || u.Scheme == "" || u.Host == "" {
-			return fmt.Errorf("--api-upstream %q is not an http(s) URL", o.APIUpstream)
-		}
-		apex.Handle("/", &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(u)
-				pr.SetXForwarded()
-			},
-			// Deploy progress and followed logs are streamed.
-			FlushInterval: -1,
-			ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		})
-	} else {
-		apex.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "aim gateway: solutions are served at <name>."+gw.Domain(), http.StatusNotFound)
-		})
+	apex, err := apexMux(o.APIUpstream, gw.Domain(), rt, met, &draining, log)
+	if err != nil {
+		return err
 	}
 	gw.SetApex(apex)
 
@@ -182,7 +152,7 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 	defer stop()
 	routerErr := make(chan error, 1)
 	synced := make(chan struct{})
-	go func() { routerErr <- router.Run(runCtx, func() { close(synced) }) }()
+	go func() { routerErr <- rt.Run(runCtx, func() { close(synced) }) }()
 	select {
 	case <-synced:
 	case err := <-routerErr:
@@ -191,88 +161,96 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 		return nil
 	}
 
-	ln := o.Listener
-	if ln == nil {
-		addr := cmp.Or(o.HTTP, ":8080")
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			return fmt.Errorf("listening on %s: %w", addr, err)
-		}
+	e, err := edge.Listen(edge.Config{HTTP: o.HTTP, Listener: o.Listener, HTTPS: o.HTTPS, Server: o.Server, Logger: log},
+		files != nil || o.TLS == "acme")
+	if err != nil {
+		return err
 	}
-	var tlsLn net.Listener
-	if files != nil || o.TLS == "acme" {
-		addr := cmp.Or(o.HTTPS, ":8443")
-		if tlsLn, err = net.Listen("tcp", addr); err != nil {
-			return fmt.Errorf("listening on %s: %w", addr, err)
-		}
-	}
-	var tm *certs.Manager
-	if o.TLS == "acme" {
+	defer e.Close()
+	var cs edge.Certificates
+	switch {
+	case files != nil:
+		cs = &fileCerts{files: files, domain: gw.Domain()}
+	case o.TLS == "acme":
 		// The ports are the listeners' (the challenges reach them through
 		// the Service); certmagic finds them taken and never listens itself.
-		tm, err = acmeManager(runCtx, rc, cmp.Or(o.ACMENamespace, ns), o.ACME, gw.Routes, gw.Domain(),
-			ln.Addr().(*net.TCPAddr).Port, tlsLn.Addr().(*net.TCPAddr).Port, log)
+		httpPort, httpsPort := e.Ports()
+		m, err := acmeManager(runCtx, rc, cmp.Or(o.ACMENamespace, ns), o.ACME, gw.Routes, gw.Domain(), httpPort, httpsPort, log)
 		if err != nil {
 			return err
 		}
+		cs = &acmeCerts{Manager: m, domain: gw.Domain()}
 	}
-	limits := o.Server
-	limits.Logger = log
-	var tlsConfig *tls.Config
-	var secure http.Handler = gw
-	switch {
-	case files != nil:
-		tlsConfig = &tls.Config{GetCertificate: files.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-	case tm != nil:
-		tlsConfig, secure = tm.TLSConfig(), tm.HSTS(gw)
+	srvErr, err := e.Serve(gw, cs)
+	if err != nil {
+		return err
 	}
-	var plain http.Handler = gw
-	if tlsConfig != nil {
-		plain = redirectToHTTPS(gw.Domain(), gw)
-	}
-	if tm != nil {
-		plain = withChallenges(tm, plain)
-	}
-	srv := gateway.NewServer(plain, limits)
-	srvErr := make(chan error, 2)
-	var tlsSrv *gateway.Server
-	if tlsConfig != nil {
-		tlsSrv = gateway.NewServer(secure, limits)
-		go func() { srvErr <- tlsSrv.ServeTLS(tlsLn, tlsConfig) }()
-		log.Info("serving HTTPS", "addr", tlsLn.Addr().String(), "cert", o.TLSCertFile, "tls", o.TLS)
-	}
-	go func() { srvErr <- srv.Serve(ln) }()
-	log.Info("aim gateway is serving", "addr", ln.Addr().String(), "domain", gw.Domain(), "namespace", ns)
+	log.Info("aim gateway is serving", "addr", e.Addr().String(), "domain", gw.Domain(), "namespace", ns, "tls", o.TLS, "cert", o.TLSCertFile)
 
 	select {
 	case <-ctx.Done():
 	case err := <-routerErr:
-		_ = srv.Close()
 		return err
 	case err := <-srvErr:
 		return fmt.Errorf("serving: %w", err)
 	}
-	drain := cmp.Or(o.DrainDelay, 5*time.Second)
-	log.Info("draining", "delay", drain)
+	return drain(e, o, &draining, log)
+}
+
+// drain fails /healthz and ends keep-alive, so that clients open their
+// next connection to a replica that stays, goes on answering for
+// DrainDelay while the endpoint's removal reaches every kube-proxy and
+// load balancer, then shuts down with the requests in flight.
+func drain(e *edge.Edge, o GatewayOptions, draining *atomic.Bool, log *slog.Logger) error {
+	d := cmp.Or(o.DrainDelay, 5*time.Second)
+	log.Info("draining", "delay", d)
 	draining.Store(true)
-	// Answers say "Connection: close" from now on, so that clients open
-	// their next connection to a replica that stays.
-	srv.SetKeepAlivesEnabled(false)
-	if tlsSrv != nil {
-		tlsSrv.SetKeepAlivesEnabled(false)
-	}
-	time.Sleep(drain)
+	e.SetKeepAlivesEnabled(false)
+	time.Sleep(d)
 	shutdown, cancel := context.WithTimeout(context.Background(), cmp.Or(o.ShutdownTimeout, 20*time.Second))
 	defer cancel()
-	tlsDone := make(chan error, 1)
-	if tlsSrv != nil {
-		go func() { tlsDone <- tlsSrv.Shutdown(shutdown) }()
-	} else {
-		tlsDone <- nil
-	}
-	err = errors.Join(srv.Shutdown(shutdown), <-tlsDone)
-	if err != nil {
+	if err := e.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutting down with requests in flight: %w", err)
 	}
 	log.Info("stopped; every request in flight was answered")
 	return nil
+}
+
+// apexMux serves the apex host: /healthz (failing while draining or
+// before the routes are synced), /metrics, and aim's API and catalog
+// from upstream when one is set.
+func apexMux(upstream, domain string, rt *router.Router, met *metrics.Metrics, draining *atomic.Bool, log *slog.Logger) (*http.ServeMux, error) {
+	apex := http.NewServeMux()
+	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		switch {
+		case draining.Load():
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case !rt.Synced():
+			http.Error(w, "routes not synced yet", http.StatusServiceUnavailable)
+		default:
+			_, _ = w.Write([]byte("ok\n"))
+		}
+	})
+	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
+	if upstream == "" {
+		apex.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "aim gateway: solutions are served at <name>."+domain, http.StatusNotFound)
+		})
+		return apex, nil
+	}
+	u, err := url.Parse(upstream)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("the API upstream %q is not an http(s) URL", upstream)
+	}
+	apex.Handle("/", &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.SetXForwarded()
+		},
+		// Deploy progress and followed logs are streamed.
+		FlushInterval: -1,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
+	return apex, nil
 }

@@ -1,4 +1,4 @@
-package kube
+package router
 
 import (
 	"net"
@@ -122,7 +122,7 @@ type routeInput struct {
 	// can serve (see wakeDone).
 	waking bool
 	// privateReady is true when every private component has had a ready
-	// replica for a moment (RouterConfig.SiblingDelay): its siblings reach
+	// replica for a moment (Config.SiblingDelay): its siblings reach
 	// it through its Service, whose rules kube-proxy rewrites at most
 	// about once a second. Vacuously true without private components.
 	privateReady bool

@@ -1,4 +1,4 @@
-package kube
+package kubegateway
 
 import (
 	"crypto/tls"
@@ -81,3 +81,20 @@ func redirectToHTTPS(domain string, next http.Handler) http.Handler {
 		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	})
 }
+
+// fileCerts serves HTTPS from certificate files (cert-manager's wildcard);
+// plain HTTP redirects the domain's requests.
+type fileCerts struct {
+	files  *certFiles
+	domain string
+}
+
+func (c *fileCerts) TLSConfig() *tls.Config {
+	return &tls.Config{GetCertificate: c.files.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+}
+
+func (c *fileCerts) HTTPHandler(next http.Handler) http.Handler {
+	return redirectToHTTPS(c.domain, next)
+}
+
+func (c *fileCerts) HSTS(next http.Handler) http.Handler { return next }
