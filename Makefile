@@ -14,10 +14,12 @@ demo:
 images:
 	images/build.sh all
 
-# Every test: unit tests, integration tests against the real engine, the
-# examples' own tests, then aim on Kubernetes (test-kube). CI runs this.
+# Every test: go.mod and go.sum tidy, unit tests, integration tests against
+# the real engine, the examples' own tests, then aim on Kubernetes
+# (test-kube). CI runs this.
 test:
 	scripts/ensure-docker.sh
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) test-examples

@@ -16,22 +16,48 @@ import (
 	"time"
 )
 
-// The fast path: plain HTTP/1.1 GET and HEAD requests for awake solutions,
-// which is what nearly every visitor sends, served by the connection's own
-// goroutine: it reads the head in place, forwards its lines to a pooled
-// connection of the replica, and copies the answer back as bytes. net/http
-// costs several times as much per request (its Request and Header maps,
-// a context, a background read to notice a client leaving, a response
-// writer); profiles of the gateway put it at about half the time of a
-// request, and aim proxied at 0.59 of nginx's rate with it.
+// The fast path: plain HTTP/1.1 GET and HEAD requests, and POST and PUT
+// with a Content-Length body that fits with its head in the read buffer,
+// for awake solutions: what nearly every visitor and API client sends,
+// served by the connection's own goroutine. It reads the head in place,
+// forwards its lines to a pooled connection of the replica, and copies
+// the answer back as bytes. net/http costs several times as much per
+// request (its Request and Header maps, a context, a background read to
+// notice a client leaving, a response writer); profiles of the gateway put
+// it at about half the time of a request, and aim proxied at 0.59 of
+// nginx's rate with it.
 //
 // Anything else goes to net/http, at a request boundary and for the rest
 // of the connection: other methods and bodies, upgrades, event streams,
 // expectations, unusual heads, the apex, solutions asleep or starting,
-// refused rates, trusted proxies' forwarded chains. So does a request
-// whose replica fails before any byte of the answer was written: GET and
-// HEAD are idempotent, and net/http's path retries, waits or explains the
-// failure as it always has.
+// refused rates, trusted proxies' forwarded chains. So does a GET or HEAD
+// whose replica fails before any byte of the answer was written: they are
+// idempotent, and net/http's path retries, waits or explains the failure
+// as it always has. A body is never sent twice.
+//
+// The fence. The fast path is fast.go, head.go and sysconn*.go; what it
+// takes from the rest of the package is, and should stay, only:
+//   - the route table: Table.lookup, route and its snapshot (state,
+//     limits, prefixes), snapshot.pick and the upstream it picks;
+//   - the replica pool: connPool's get, put and dial, and upConn, the same
+//     pooled connections net/http's path (proxy.go) uses;
+//   - the counters and limits: stats.observe, the limiter's allow and
+//     giveBack, Proxies.trusts, isBot, and the access log's accessEntry
+//     and logAccess, so both paths count, limit and log alike;
+//   - the server: Server.track and Server.give, the hand-over of a
+//     connection to net/http with the bytes read ahead.
+//
+// Its invariants:
+//   - head.go changes only with FuzzParseRequest (the differential fuzz
+//     test against net/http's reader) passing: the fast path accepts a
+//     strict subset of what net/http does, never a head net/http would
+//     read differently, which is what keeps the two from disagreeing about
+//     where a request ends (request smuggling);
+//   - a request the fast path cannot finish is handed over before any
+//     byte of its answer reached the client, or answered 502 by the fast
+//     path itself once a body may have reached the replica;
+//   - socket calls run inside RawConn callbacks on non-blocking sockets
+//     (sysconn.go), and never block there.
 
 // errBadAnswer marks an answer the fast path does not pass on itself.
 var errBadAnswer = errors.New("an answer the fast path does not handle")

@@ -1,7 +1,9 @@
-// Package runtime defines what aim needs from the thing that runs
-// containers. The docker package implements it for one host; a Kubernetes
-// implementation serves clusters. The controller, the gateway and the
-// scaler see only these types, never Docker's or Kubernetes'.
+// Package runtime defines what the single-host controller
+// (internal/controller) needs from the engine that runs containers; the
+// docker package implements it. It is not the seam to Kubernetes: there
+// the operator reconciles Solutions and the API's backend
+// (internal/kube/backend) writes them, so the two ways of running aim
+// meet one level up, at api.Controller (docs/architecture.md says why).
 package runtime
 
 import (
