@@ -353,6 +353,7 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 			add("nodeGroup", "%v", err)
 		}
 	}
+	probs = append(probs, m.validateAccess(file, idx)...)
 	if len(probs) > 0 {
 		return probs
 	}
@@ -400,4 +401,58 @@ func (m *Manifest) fillDefaults() *defaultsError {
 		return &defaultsError{"components", `no public component serves "/": the solution's web page must be at /`}
 	}
 	return nil
+}
+
+// validateAccess checks visibility and its access list: a private
+// solution admits someone, a public or unlisted one names no list (which
+// would suggest a restriction that is not enforced), and each entry is
+// well formed.
+func (m *Manifest) validateAccess(file string, idx *nodeIndex) []FieldError {
+	var probs []FieldError
+	add := func(field, format string, args ...any) {
+		probs = append(probs, FieldError{File: file, Line: idx.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch m.Visibility {
+	case "", Public, Unlisted:
+		if !m.Access.Empty() {
+			add("access", "only a private solution has an access list; add visibility: private")
+		}
+	case Private:
+		if m.Access.Empty() {
+			add("access", "a private solution needs at least one of emails, domains or groups (its provider and the admins are always admitted)")
+		}
+	default:
+		add("visibility", "%q is not one of public, unlisted, private", m.Visibility)
+	}
+	for i, e := range m.Access.Emails {
+		local, domain, ok := strings.Cut(e, "@")
+		if !ok || local == "" || !validDomain(domain) || strings.ContainsAny(e, " \t<>,;") {
+			add(fmt.Sprintf("access.emails[%d]", i), "%q is not an e-mail address", e)
+		}
+	}
+	for i, d := range m.Access.Domains {
+		if !validDomain(strings.TrimPrefix(d, "@")) || strings.HasPrefix(d, "*") {
+			add(fmt.Sprintf("access.domains[%d]", i), "%q is not a domain like example.com", d)
+		}
+	}
+	for i, g := range m.Access.Groups {
+		if g == "" || len(g) > 256 || strings.ContainsAny(g, "\n\r") {
+			add(fmt.Sprintf("access.groups[%d]", i), "a group name has 1 to 256 characters on one line")
+		}
+	}
+	return probs
+}
+
+// validDomain accepts a DNS name of two or more labels.
+func validDomain(d string) bool {
+	labels := strings.Split(strings.ToLower(d), ".")
+	if len(labels) < 2 || len(d) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if ValidName(l) != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -28,7 +28,47 @@ type Manifest struct {
 	// (e.g. general, solutions, gpu), a DNS label. Empty means the
 	// operator's default group. On Docker it is ignored: there is one host.
 	NodeGroup string `yaml:"nodeGroup,omitempty" json:"nodeGroup,omitempty"`
+	// Visibility says who finds and reaches the solution: public (the
+	// default: listed, and open to everyone), unlisted (open to everyone
+	// who has its URL, not listed in the catalog) or private (listed for
+	// and open to Access only, besides its provider and the admins).
+	Visibility Visibility `yaml:"visibility,omitempty" json:"visibility,omitempty"`
+	// Access names who may see and use a private solution. Only with
+	// visibility: private, which needs at least one entry.
+	Access Access `yaml:"access,omitempty" json:"access,omitzero"`
 }
+
+// Visibility is who finds and reaches a solution.
+type Visibility string
+
+// The visibilities; empty means Public.
+const (
+	Public   Visibility = "public"
+	Unlisted Visibility = "unlisted"
+	Private  Visibility = "private"
+)
+
+// Access lists the people a private solution is open to, as the OpenID
+// provider names them: any one match admits.
+type Access struct {
+	// Emails are addresses, compared case-insensitively.
+	Emails []string `yaml:"emails,omitempty" json:"emails,omitempty"`
+	// Domains admit every verified address at that domain (not its
+	// subdomains), e.g. example.com.
+	Domains []string `yaml:"domains,omitempty" json:"domains,omitempty"`
+	// Groups admit members of these OpenID groups (the groups claim).
+	Groups []string `yaml:"groups,omitempty" json:"groups,omitempty"`
+}
+
+// Empty reports whether the list admits no one.
+func (a Access) Empty() bool { return len(a.Emails)+len(a.Domains)+len(a.Groups) == 0 }
+
+// IsPrivate reports whether the solution is open to its Access only.
+func (m *Manifest) IsPrivate() bool { return m.Visibility == Private }
+
+// Listed reports whether the catalog may show the solution to everyone
+// (a private one is shown only to those it admits).
+func (m *Manifest) Listed() bool { return m.Visibility == "" || m.Visibility == Public }
 
 // Provider says who offers the solution and how to reach them.
 type Provider struct {
