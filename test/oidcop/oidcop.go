@@ -72,8 +72,9 @@ func New(cfg Config) (*Server, error) {
 	}, nil
 }
 
-// Run serves the provider until ctx ends, then shuts it down, waiting up
-// to five seconds for requests under way.
+// Run serves the provider until ctx ends, then shuts it down: requests
+// under way get two seconds, then every connection is closed (a browser
+// may hold preconnected sockets that Shutdown would wait on).
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
@@ -82,10 +83,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("oidcop: serving: %w", err)
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("oidcop: shutting down: %w", err)
+		if err := s.http.Close(); err != nil {
+			return fmt.Errorf("oidcop: closing: %w", err)
+		}
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("oidcop: serving: %w", err)

@@ -30,6 +30,8 @@ import (
 // ends, and returns the DSN (a postgres:// URL) of its postgres database.
 func Start(t testing.TB) string {
 	t.Helper()
+	// Not t.TempDir: its parents are root's, mode 0700, and the postgres
+	// user could not reach a data directory inside.
 	dir, err := os.MkdirTemp("", "aim-postgres-")
 	if err != nil {
 		t.Fatalf("postgres: %v", err)
