@@ -19,6 +19,7 @@ images:
 # (test-kube). CI runs this.
 test:
 	scripts/ensure-docker.sh
+	scripts/ensure-test-deps.sh
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
