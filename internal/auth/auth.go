@@ -83,13 +83,13 @@ func (id Identity) MayDeployAs(owner string, exists bool) bool {
 // manifest m: everyone a public or unlisted one; a private one its owner,
 // the admins and those its access list names.
 func Admits(id Identity, owner string, m *spec.Manifest) bool {
-	if !m.IsPrivate() {
-		return true
-	}
-	if id.Manages(owner) {
-		return true
-	}
-	return inAccess(id, m.Access)
+	return !m.IsPrivate() || AdmitsPrivate(id, owner, m.Access)
+}
+
+// AdmitsPrivate reports whether id may reach a private solution of owner
+// open to access: its owner, the admins, and those access names.
+func AdmitsPrivate(id Identity, owner string, access spec.Access) bool {
+	return id.Manages(owner) || inAccess(id, access)
 }
 
 // Lists reports whether the catalog and the API's listings show the
