@@ -103,6 +103,53 @@ func TestWake(t *testing.T) {
 				t.Errorf("Wake = %v, want not found", err)
 			}
 		},
+	}, {
+		// Regression: the first build failing left the controller tracking
+		// a solution with no record, and waking it (POST .../wake) was a
+		// nil dereference in the wake's goroutine, which ended aim.
+		name: "a solution whose first build failed",
+		run: func(t *testing.T, h *harness) {
+			h.b.failBuild = errors.New("no Dockerfile")
+			if _, err := h.c.Deploy(context.Background(), request(manifest(t, built)), nil); err == nil {
+				t.Fatal("the deploy succeeded")
+			}
+			if err := h.c.Wake(context.Background(), "hello"); !errors.Is(err, solution.ErrNotFound) {
+				t.Errorf("Wake = %v, want not found", err)
+			}
+		},
+	}, {
+		// Regression: a wake asked for while the solution was being
+		// removed waited for the removal and then started its containers
+		// and routed to them again.
+		name: "a wake that waited for a removal",
+		run: func(t *testing.T, h *harness) {
+			asleep(t, h)
+			h.rt.removeGate = make(chan struct{})
+			removed := make(chan error)
+			go func() { removed <- h.c.Remove(context.Background(), "hello") }()
+			eventually(t, "the removal deletes the route", func() bool { _, ok := h.routes.route("hello"); return !ok })
+			woke := make(chan error)
+			go func() { woke <- h.c.Wake(context.Background(), "hello") }()
+			s := h.c.get("hello")
+			eventually(t, "the wake waits for the removal", func() bool {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return s.wake != nil
+			})
+			close(h.rt.removeGate)
+			if err := <-removed; err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+			if err := <-woke; !errors.Is(err, solution.ErrNotFound) {
+				t.Errorf("Wake = %v, want not found", err)
+			}
+			if rs, ok := h.routes.route("hello"); ok {
+				t.Errorf("the removed solution is routed again: %+v", rs)
+			}
+			if gens := h.rt.generations("hello"); len(gens) != 0 {
+				t.Errorf("the removed solution has containers again: generations %v", gens)
+			}
+		},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
