@@ -181,6 +181,21 @@ func (c *Controller) getOrCreate(name string) *tracked {
 	return s
 }
 
+// lock takes the op lock of name's solution, tracking it if it is new. A
+// removal that held the lock meanwhile forgets the one it removed, so
+// lock starts over with a fresh one rather than deploy into what nobody
+// tracks any more.
+func (c *Controller) lock(name string) *tracked {
+	for {
+		s := c.getOrCreate(name)
+		s.op.Lock()
+		if c.get(name) == s {
+			return s
+		}
+		s.op.Unlock()
+	}
+}
+
 func (c *Controller) runtimeSpec(rec *store.Solution) runtime.Spec {
 	return runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults}
 }
@@ -268,6 +283,9 @@ func (c *Controller) Adopt(ctx context.Context) error {
 func (c *Controller) restore(ctx context.Context, s *tracked, rec *store.Solution) {
 	s.op.Lock()
 	defer s.op.Unlock()
+	if cur, _, _ := s.snapshot(); cur == nil {
+		return // removed while this waited
+	}
 	sp := c.runtimeSpec(rec)
 	n := replicasFor(rec.Manifest)
 	if err := c.rt.Scale(ctx, sp, n); err != nil {

@@ -25,8 +25,7 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 			return nil, &solution.InputError{Msg: fmt.Sprintf("component %s builds from %q but no build context was uploaded", comp.Name, comp.Build)}
 		}
 	}
-	s := c.getOrCreate(m.Name)
-	s.op.Lock()
+	s := c.lock(m.Name)
 	defer s.op.Unlock()
 
 	prev, _, _ := s.snapshot()
@@ -160,6 +159,11 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 	c.mu.Lock()
 	delete(c.sols, name)
 	c.mu.Unlock()
+	// Wakes, sleeps and restores that waited for the removal find nothing
+	// to start or route.
+	s.mu.Lock()
+	s.rec, s.state, s.reason = nil, "", ""
+	s.mu.Unlock()
 	c.cfg.Metrics.Forget(name)
 	return nil
 }

@@ -32,7 +32,7 @@ func (c *Controller) Wake(ctx context.Context, name string) error {
 		return nil
 	case s.wake == nil:
 		s.wake = &wakeOp{done: make(chan struct{})}
-		go c.doWake(s, s.wake)
+		go c.doWake(name, s, s.wake)
 	}
 	op := s.wake
 	s.mu.Unlock()
@@ -44,7 +44,7 @@ func (c *Controller) Wake(ctx context.Context, name string) error {
 	}
 }
 
-func (c *Controller) doWake(s *tracked, op *wakeOp) {
+func (c *Controller) doWake(name string, s *tracked, op *wakeOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WakeTimeout)
 	defer cancel()
 	defer func() {
@@ -56,6 +56,12 @@ func (c *Controller) doWake(s *tracked, op *wakeOp) {
 	s.op.Lock()
 	defer s.op.Unlock()
 	rec, st, _ := s.snapshot()
+	if rec == nil {
+		// Nothing was deployed (the first build failed), or the solution
+		// was removed while this wake waited for the removal.
+		op.err = fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
+		return
+	}
 	if st == solution.Ready {
 		return
 	}
