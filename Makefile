@@ -18,6 +18,7 @@ images:
 # examples' own tests, then aim on Kubernetes (test-kube). CI runs this.
 test:
 	scripts/ensure-docker.sh
+	scripts/ensure-test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) test-examples
