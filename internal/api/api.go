@@ -17,6 +17,7 @@ import (
 
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
 )
 
 // Controller is what the API drives.
@@ -32,7 +33,7 @@ type Controller interface {
 
 // Tokens checks API tokens.
 type Tokens interface {
-	VerifyToken(ctx context.Context, tok string) (string, error)
+	VerifyToken(ctx context.Context, tok string) (*store.Token, error)
 }
 
 // Config configures the API.

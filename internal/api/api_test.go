@@ -14,6 +14,7 @@ import (
 	"github.com/aimhub/aim/internal/solution"
 
 	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/store"
 )
 
 // failing is a Controller whose every action fails with err.
@@ -33,7 +34,9 @@ func (f failing) Sleep(context.Context, string) error { return f.err }
 
 type anyToken struct{}
 
-func (anyToken) VerifyToken(context.Context, string) (string, error) { return "admin", nil }
+func (anyToken) VerifyToken(context.Context, string) (*store.Token, error) {
+	return &store.Token{Name: "admin", Role: store.RoleAdmin}, nil
+}
 
 // TestFailStatus pins the status each kind of error is answered with.
 // Regression: a permission the cluster denied aim's own service account

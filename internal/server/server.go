@@ -284,7 +284,7 @@ func firstStart(ctx context.Context, st *store.Store, cfgPath, serverURL string,
 	if err != nil || has {
 		return err
 	}
-	tok, err := st.CreateToken(ctx, "admin")
+	tok, _, err := st.CreateToken(ctx, store.Token{Name: "admin", Role: store.RoleAdmin})
 	if err != nil {
 		return err
 	}
