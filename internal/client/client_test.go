@@ -23,6 +23,7 @@ import (
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
 	"github.com/aimhub/aim/internal/testlog"
 )
 
@@ -147,11 +148,11 @@ func (f *fakeCtl) Sleep(_ context.Context, name string) error {
 
 type tokens struct{}
 
-func (tokens) VerifyToken(_ context.Context, tok string) (string, error) {
+func (tokens) VerifyToken(_ context.Context, tok string) (*store.Token, error) {
 	if tok != token {
-		return "", errors.New("unknown token")
+		return nil, store.ErrTokenUnknown
 	}
-	return "admin", nil
+	return &store.Token{ID: "t1", Name: "admin", Role: store.RoleAdmin}, nil
 }
 
 // serve starts the real API on ctl.
