@@ -361,6 +361,9 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	if snap.body > 0 && h.length > snap.body {
 		return false, false // net/http answers 413
 	}
+	if snap.private {
+		return false, false // net/http checks who may reach it (admit)
+	}
 	up := snap.pick(string(h.path))
 	if up == nil {
 		return false, false

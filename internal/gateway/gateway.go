@@ -59,6 +59,9 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the
 	// client, for rate limits and access logs.
 	TrustedProxies Proxies
+	// Guard checks who may reach a private solution. Nil refuses every
+	// request for one (403): without sign-in, no one is admitted.
+	Guard Guard
 }
 
 // DefaultBotAgents match health checkers, monitors and crawlers.
@@ -105,6 +108,9 @@ func New(cfg Config) *Gateway {
 
 // SetWaker sets the waker; call it before serving.
 func (g *Gateway) SetWaker(w Waker) { g.cfg.Waker = w }
+
+// SetGuard sets the guard of private solutions; call it before serving.
+func (g *Gateway) SetGuard(gd Guard) { g.cfg.Guard = gd }
 
 // SetApex sets the handler of the apex host; call it before serving.
 func (g *Gateway) SetApex(h http.Handler) { g.cfg.Apex = h }
@@ -177,6 +183,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, body)
 		}
 	}
+	if !g.admit(rw, r, rt, rt.snap.Load()) {
+		return
+	}
+	stripCredentials(r.Header)
 	if r.Body != nil && r.Body != http.NoBody {
 		rw.body = r.Body
 		r.Body = rw.bodyReader()
@@ -409,6 +419,10 @@ func (g *Gateway) newProxy(target *url.URL) *httputil.ReverseProxy {
 		FlushInterval: -1,
 		BufferPool:    bufferPool{},
 		ErrorHandler:  g.proxyError,
+		ModifyResponse: func(resp *http.Response) error {
+			safeSetCookies(resp.Header)
+			return nil
+		},
 	}
 }
 

@@ -46,6 +46,7 @@ const (
 	hdrXFF            // X-Forwarded-For: written anew
 	hdrHop            // hop-by-hop or written anew: dropped
 	hdrSlow           // only net/http handles these
+	hdrCookie         // forwarded, unless it carries aim's cookies
 )
 
 // hdrKind classifies a header name (any case) for requests.
@@ -63,6 +64,9 @@ func hdrKind(name []byte) int {
 		if eqFold(name, "accept") {
 			return hdrAccept
 		}
+		if eqFold(name, "cookie") {
+			return hdrCookie
+		}
 		if eqFold(name, "expect") {
 			return hdrSlow
 		}
@@ -76,6 +80,10 @@ func hdrKind(name []byte) int {
 	case 9:
 		if eqFold(name, "forwarded") {
 			return hdrHop
+		}
+	case 11:
+		if eqFold(name, "x-aim-token") {
+			return hdrSlow // aim's credential: net/http strips it
 		}
 	case 10:
 		if eqFold(name, "user-agent") {
@@ -207,6 +215,13 @@ func parseRequest(head []byte, h *reqHead) bool {
 			h.ref = value
 		case hdrAccept:
 			if bytes.Contains(value, []byte("text/event-stream")) {
+				return false
+			}
+		case hdrCookie:
+			// aim's cookies are its credentials; net/http strips them
+			// (stripCredentials). Any "aim_" in any case: a cookie the
+			// fast path cannot prove harmless goes the careful way.
+			if containsFold(value, "aim_") {
 				return false
 			}
 		case hdrConn:
@@ -442,6 +457,18 @@ func readOneHead(r lineReader, dst []byte) ([]byte, respHead, error) {
 				}
 				te = value
 			}
+		}
+		if len(name) == 10 && eqFold(name, "set-cookie") {
+			// As net/http's path does (safeSetCookies): host-only, and
+			// never under one of aim's names.
+			v, ok := safeSetCookie(string(value))
+			if !ok {
+				continue
+			}
+			dst = append(dst, "Set-Cookie: "...)
+			dst = append(dst, v...)
+			dst = append(dst, "\r\n"...)
+			continue
 		}
 		dst = append(dst, line...)
 		dst = append(dst, "\r\n"...)

@@ -405,6 +405,7 @@ func (g *Gateway) exchange(c *upConn, r *http.Request, hasBody bool) (*http.Resp
 // answer was read to its end.
 func copyResponse(w http.ResponseWriter, resp *http.Response) error {
 	defer resp.Body.Close()
+	safeSetCookies(resp.Header)
 	h := w.Header()
 	connHdr := resp.Header["Connection"]
 	for k, vv := range resp.Header {

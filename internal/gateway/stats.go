@@ -14,10 +14,11 @@ const (
 	refusedQueueFull        // too many requests held while it wakes
 	refusedWakeFailed
 	refusedHoldTimeout
+	refusedAuth // a private solution's request without a credential it admits
 	nRefusals
 )
 
-var refusalNames = [nRefusals]string{"rate_limited", "body_too_large", "queue_full", "wake_failed", "hold_timeout"}
+var refusalNames = [nRefusals]string{"rate_limited", "body_too_large", "queue_full", "wake_failed", "hold_timeout", "not_admitted"}
 
 // latencyBuckets are the upper bounds of the request duration histogram,
 // in seconds.
@@ -85,7 +86,7 @@ var (
 	descInflight = prometheus.NewDesc("aim_http_requests_in_flight",
 		"Requests being proxied to each solution now, open WebSockets and event streams among them.", []string{"solution"}, nil)
 	descRefused = prometheus.NewDesc("aim_requests_refused_total",
-		"Requests the gateway refused, by reason: rate_limited (429), body_too_large (413), queue_full (503 while waking), wake_failed and hold_timeout (504).", []string{"solution", "reason"}, nil)
+		"Requests the gateway refused, by reason: rate_limited (429), body_too_large (413), queue_full (503 while waking), wake_failed and hold_timeout (504), not_admitted (401 or 403 of a private solution).", []string{"solution", "reason"}, nil)
 )
 
 var classNames = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}

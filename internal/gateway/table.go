@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aimhub/aim/internal/spec"
 )
 
 // State is what the gateway knows of a solution's readiness.
@@ -46,6 +48,12 @@ type RouteSpec struct {
 	Hold      bool
 	Upstreams []Upstream
 	Limits    Limits
+	// Private solutions are open only to the identities Access admits,
+	// besides their Owner (a provider's name; empty for the admins') and
+	// the admins; see Guard. The others are open to everyone.
+	Private bool
+	Owner   string
+	Access  spec.Access
 }
 
 // route is the gateway's live view of one solution. Requests read it
@@ -118,6 +126,7 @@ type snapshot struct {
 	changed chan struct{}
 	// prefixes, longest first, each with the upstream that owns it.
 	prefixes []prefix
+	privateRoute
 }
 
 type prefix struct {
@@ -237,7 +246,8 @@ func (t *Table) Len() int {
 func (t *Table) Set(rs RouteSpec) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason, hold: rs.Hold, body: rs.Limits.Body, changed: make(chan struct{})}
+	snap := &snapshot{title: rs.Title, state: rs.State, reason: rs.Reason, hold: rs.Hold, body: rs.Limits.Body, changed: make(chan struct{}),
+		privateRoute: privateRoute{private: rs.Private, owner: rs.Owner, access: rs.Access}}
 	for _, u := range rs.Upstreams {
 		up := &upstream{component: u.Component}
 		for _, a := range u.Addrs {
