@@ -323,7 +323,7 @@ func replicasFor(m *spec.Manifest) int {
 // names to the addresses of their ready replicas.
 func (c *Controller) publish(rec *store.Solution, st solution.State, reason string, addrs map[string][]string) {
 	rs := gateway.RouteSpec{Name: rec.Name, Title: rec.Manifest.DisplayTitle(), Reason: reason, Hold: rec.Manifest.Scaling.Hold,
-		Limits: c.limits(rec.Manifest.Limits)}
+		Limits: c.limits(rec.Manifest.Limits), Private: rec.Manifest.IsPrivate(), Owner: rec.Owner, Access: rec.Manifest.Access}
 	switch st {
 	case solution.Ready:
 		rs.State = gateway.StateReady
