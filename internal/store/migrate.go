@@ -22,6 +22,7 @@ type migration struct {
 var migrations = []migration{
 	{"base", statements(baseSchema...)},
 	{"roles", roles},
+	{"inquiries", statements(inquirySchema...)},
 }
 
 // baseSchema is the schema from before versions were recorded. Its
