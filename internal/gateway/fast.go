@@ -399,6 +399,9 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 		rt.active(end.UnixNano())
 	}
 	rt.stats.observe(status, end.Sub(start), h.length, out)
+	if g.cfg.Usage != nil && !bot {
+		g.cfg.Usage.Request(rt.name, fc.peer, h.html && h.method == "GET", status)
+	}
 	if g.cfg.AccessLog != nil {
 		g.logAccess(&accessEntry{
 			solution: rt.name, client: fc.peer, method: h.method, host: h.host,

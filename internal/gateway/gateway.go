@@ -59,9 +59,19 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the
 	// client, for rate limits and access logs.
 	TrustedProxies Proxies
+	// Usage, when set, is told of every request to a solution that is
+	// not a bot's (internal/usage counts them for providers).
+	Usage Usage
 	// Guard checks who may reach a private solution. Nil refuses every
 	// request for one (403): without sign-in, no one is admitted.
 	Guard Guard
+}
+
+// Usage is told of the requests people and programs make to solutions.
+type Usage interface {
+	// Request is one request from client; page is a browser asking for
+	// a page (GET, Accept text/html), else it is an API call.
+	Request(solution string, client netip.Addr, page bool, status int)
 }
 
 // DefaultBotAgents match health checkers, monitors and crawlers.
@@ -148,13 +158,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := getWriter(w)
 	defer putWriter(rw)
 	var client netip.Addr
-	if g.cfg.AccessLog != nil || rt.lim.Load() != nil {
+	if g.cfg.AccessLog != nil || g.cfg.Usage != nil || rt.lim.Load() != nil {
 		client = g.cfg.TrustedProxies.clientIP(r)
 	}
+	bot := g.isBot(r)
 	var wake time.Duration
 	defer func() {
 		end := time.Now()
 		rt.stats.observe(rw.status, end.Sub(start), rw.in, rw.out)
+		if g.cfg.Usage != nil && !bot {
+			g.cfg.Usage.Request(rt.name, client, wantsHTML(r), rw.status)
+		}
 		if g.cfg.AccessLog != nil {
 			g.logAccess(&accessEntry{
 				solution: rt.name, client: client, method: r.Method, host: []byte(r.Host), uri: []byte(r.RequestURI),
@@ -191,7 +205,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.body = r.Body
 		r.Body = rw.bodyReader()
 	}
-	bot := g.isBot(r)
 	b, waited := g.backendFor(rw, r, rt, bot)
 	if b == nil {
 		return

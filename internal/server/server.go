@@ -23,12 +23,14 @@ import (
 	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/edge"
 	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/inquiry"
 	"github.com/aimhub/aim/internal/kube/backend"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/scaler"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
+	"github.com/aimhub/aim/internal/usage"
 	"github.com/aimhub/aim/internal/web"
 )
 
@@ -150,6 +152,10 @@ func runDocker(ctx context.Context, o Options) error {
 	}
 
 	met := metrics.New()
+	// Usage counts for providers; written every usage.FlushInterval and
+	// once more when aim stops.
+	rec := usage.New(st, log)
+	met.OnWake = rec.Wake
 	access, closeAccess, err := gateway.OpenAccessLog(o.AccessLog, true)
 	if err != nil {
 		return err
@@ -160,7 +166,7 @@ func runDocker(ctx context.Context, o Options) error {
 		}
 	}()
 	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met,
-		AccessLog: access, TrustedProxies: o.TrustedProxies})
+		AccessLog: access, TrustedProxies: o.TrustedProxies, Usage: rec})
 	met.Registry.MustRegister(gw.Routes)
 	ctl := controller.New(controller.Config{
 		StartTimeout: o.StartTimeout,
@@ -198,6 +204,10 @@ func runDocker(ctx context.Context, o Options) error {
 	defer cancel()
 	ctlErr := make(chan error, 1)
 	go func() { ctlErr <- ctl.Run(ctx) }()
+	usageDone := make(chan struct{})
+	go func() { _ = rec.Run(ctx); close(usageDone) }()
+	defer func() { cancel(); <-usageDone }() // the last counts are written
+	go func() { _ = (&inquiry.Deliverer{Store: st, Logger: log}).Run(ctx) }()
 	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
 	if o.DebugAddr != "" {

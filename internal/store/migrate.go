@@ -23,6 +23,7 @@ var migrations = []migration{
 	{"base", statements(baseSchema...)},
 	{"roles", roles},
 	{"inquiries", statements(inquirySchema...)},
+	{"usage", statements(usageSchema...)},
 }
 
 // baseSchema is the schema from before versions were recorded. Its
