@@ -202,14 +202,8 @@ func runDocker(ctx context.Context, o Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ctlErr := make(chan error, 1)
-	go func() { ctlErr <- ctl.Run(ctx) }()
-	usageDone := make(chan struct{})
-	go func() { _ = rec.Run(ctx); close(usageDone) }()
-	defer func() { cancel(); <-usageDone }() // the last counts are written
-	go func() { _ = (&inquiry.Deliverer{Store: st, Logger: log}).Run(ctx) }()
-	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
-	go func() { _ = sc.Run(ctx) }()
+	ctlErr, stopped := runBackground(ctx, o, ctl, gw, st, rec)
+	defer func() { cancel(); stopped() }()
 	if o.DebugAddr != "" {
 		stop, err := serveDebug(o.DebugAddr)
 		if err != nil {
@@ -245,6 +239,21 @@ func runDocker(ctx context.Context, o Options) error {
 	defer done()
 	// Solutions keep running: the next aim adopts them.
 	return e.Shutdown(shutdown)
+}
+
+// runBackground starts what works beside the servers until ctx ends: the
+// controller's resync, the scaler, the usage counts' flushes and the
+// inquiries' deliveries. stopped waits for the last usage flush.
+func runBackground(ctx context.Context, o Options, ctl *controller.Controller, gw *gateway.Gateway, st *store.Store, rec *usage.Recorder) (ctlErr <-chan error, stopped func()) {
+	errc := make(chan error, 1)
+	go func() { errc <- ctl.Run(ctx) }()
+	usageDone := make(chan struct{})
+	go func() { _ = rec.Run(ctx); close(usageDone) }()
+	go func() { _ = (&inquiry.Deliverer{Store: st, Logger: o.Logger}).Run(ctx) }()
+	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay,
+		Concurrency: spec.DefaultDefaults.Concurrency, Logger: o.Logger}, ctl, gw.Routes)
+	go func() { _ = sc.Run(ctx) }()
+	return errc, func() { <-usageDone }
 }
 
 // apexMux is what the apex host serves: the API, the catalog, /healthz
