@@ -24,6 +24,7 @@ var migrations = []migration{
 	{"roles", roles},
 	{"inquiries", statements(inquirySchema...)},
 	{"usage", statements(usageSchema...)},
+	{"generations", statements(generationSchema...)},
 }
 
 // baseSchema is the schema from before versions were recorded. Its
