@@ -80,6 +80,7 @@ var DefaultBotAgents = []string{"bot", "crawl", "spider", "slurp", "kube-probe",
 // Gateway is an http.Handler.
 type Gateway struct {
 	cfg    Config
+	domain string // lower case
 	suffix string // "." + domain
 	Routes *Table
 	log    *slog.Logger
@@ -111,7 +112,7 @@ func New(cfg Config) *Gateway {
 	for i, a := range cfg.BotAgents {
 		cfg.BotAgents[i] = strings.ToLower(a)
 	}
-	g := &Gateway{cfg: cfg, suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
+	g := &Gateway{cfg: cfg, domain: strings.ToLower(cfg.Domain), suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
 	g.Routes = newTable(g.newProxy)
 	return g
 }
@@ -143,9 +144,34 @@ func (g *Gateway) solutionName(host string) string {
 	return name
 }
 
+// apexHost reports whether a Host that names no solution is the apex's:
+// the domain itself, or an IP address (the CLI on this machine uses
+// 127.0.0.1; a cluster's probes and Prometheus use the pod's IP). A
+// browser never sends an IP for a name, so DNS rebinding cannot reach
+// the apex through that door.
+func (g *Gateway) apexHost(host string) bool {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(lower(host), ".")
+	if host == g.domain {
+		return true
+	}
+	_, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil
+}
+
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := g.solutionName(r.Host)
 	if name == "" {
+		if !g.apexHost(r.Host) {
+			// Not the platform's name nor a solution's: a name pointed at
+			// this server by someone else (DNS rebinding) or a deeper
+			// subdomain. Neither gets the API or the catalog.
+			g.errorPage(w, r, http.StatusMisdirectedRequest, "Not served here",
+				"This server answers for "+g.cfg.Domain+" and its solutions only.", 0)
+			return
+		}
 		g.cfg.Apex.ServeHTTP(w, r)
 		return
 	}
