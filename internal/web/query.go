@@ -19,7 +19,7 @@ type Query struct {
 	Q string
 	// Tag, Provider, State and Phase filter; empty means any.
 	Tag, Provider, Phase string
-	State            solution.State
+	State                solution.State
 	// Sort is "newest" (the default) or "used" (most page views and API
 	// calls in the last 30 days), then by name.
 	Sort string
