@@ -79,6 +79,7 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 			Paths:     append([]string(nil), c.Paths...),
 			RunAsRoot: c.RunAsRoot,
 			Resources: Resources{Pids: c.Resources.Pids},
+			Ready:     Ready{Path: c.Ready.Path},
 		}
 		if c.Public != nil {
 			p := *c.Public
@@ -157,6 +158,7 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 			Env:       c.Env,
 			RunAsRoot: c.RunAsRoot,
 			Resources: spec.Resources{Pids: c.Resources.Pids},
+			Ready:     spec.Ready{Path: c.Ready.Path},
 		}
 		if q := c.Resources.CPU; q != nil {
 			if q.MilliValue() <= 0 {

@@ -14,7 +14,8 @@ import (
 // TestRoundTrip converts the example manifests to a SolutionSpec, through
 // JSON as the API server stores it, and back.
 func TestRoundTrip(t *testing.T) {
-	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding"} {
+	// valid-ready.yaml names ready paths, which the examples do not.
+	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml"} {
 		t.Run(dir, func(t *testing.T) {
 			m, err := spec.ReadFile(dir)
 			if err != nil {
@@ -84,6 +85,8 @@ func TestToManifestErrors(t *testing.T) {
 		{"second public without paths", "shop", func(s *SolutionSpec) {
 			s.Components = append(s.Components, Component{Name: "api", Image: "a:1", Public: &yes})
 		}, `spec.components[1].paths: a public component other than the first must name its path prefixes, e.g. [/api]`},
+		{"ready path with a dot segment", "shop", func(s *SolutionSpec) { s.Components[0].Ready.Path = "/a/../ready" },
+			`spec.components[0].ready.path: "/a/../ready" is not a clean absolute path like /-/ready (URL path characters only: no query, no spaces, no . or .. segments)`},
 		{"bad node group", "shop", func(s *SolutionSpec) { s.NodeGroup = "GPU" },
 			`spec.nodeGroup: "GPU" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
 	} {

@@ -160,6 +160,24 @@ type Component struct {
 	// profile requires.
 	// +optional
 	RunAsRoot bool `json:"runAsRoot,omitempty"`
+	// Ready says when the component is ready to serve: its pods'
+	// readinessProbe, and what the gateway waits for when it wakes the
+	// solution. Unset means a TCP connection to 8080 for the kubelet and
+	// GET / below 500 for the gateway's wake.
+	// +optional
+	Ready Ready `json:"ready,omitempty,omitzero"`
+}
+
+// Ready is how a component is judged ready to serve.
+type Ready struct {
+	// Path is a clean absolute path, without query, that a GET on port
+	// 8080 must answer with 2xx once the component can serve, e.g.
+	// /-/ready. The kubelet also counts a redirect as ready, so it should
+	// not redirect.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/[^?# \t]*$`
+	Path string `json:"path"`
 }
 
 // Resources bound one replica of a component. Unset fields take the

@@ -35,6 +35,14 @@ components:
   - name: engine
     image: aim-test/engine:1
 `
+	// readyAt is built, judged ready by GET /-/ready.
+	readyAt = `
+name: hello
+components:
+  - name: web
+    build: web
+    ready: {path: /-/ready}
+`
 	// scalable grows to three replicas.
 	scalable = `
 name: hello

@@ -186,6 +186,14 @@ func TestDeploy(t *testing.T) {
 			wantFailed(t, h, r.err, "component web: listens on 8080 but GET / answers 5xx or hangs after 300ms")
 		},
 	}, {
+		// The site answers GET / at once but 404 at /-/ready: with a
+		// ready.path, / answering no longer makes the component ready.
+		name: "first deploy whose ready.path never answers 2xx", manifest: readyAt, startTimeout: 300 * time.Millisecond,
+		replica: func(t *testing.T) behaviour { return behaviour{pid: listener(t, 8080)} },
+		check: func(t *testing.T, h *harness, r deployRun) {
+			wantFailed(t, h, r.err, "component web: listens on 8080 but GET /-/ready (its ready.path) does not answer 2xx after 300ms")
+		},
+	}, {
 		name: "build fails on update", manifest: built, earlier: true,
 		setup: func(h *harness, _ *solution.DeployRequest) {
 			h.b.failBuild = errors.New("the command '/bin/sh -c make' returned 2")

@@ -50,7 +50,7 @@ func (c *Controller) waitReady(ctx context.Context, sp runtime.Spec, n int) (map
 					return nil, c.crashError(ctx, sp.Manifest.Name, comp.Name, r)
 				}
 				if !ready[r.ID] {
-					if !r.Running || r.Addr == "" || !c.answers(ctx, r.Addr, comp.IsPublic()) {
+					if !r.Running || r.Addr == "" || !c.answers(ctx, r.Addr, comp) {
 						all = false
 						continue
 					}
@@ -82,10 +82,11 @@ func crashed(r runtime.Replica) bool {
 	return r.Restarts > 0 || (!r.Running && !r.FinishedAt.IsZero() && r.FinishedAt.After(r.StartedAt))
 }
 
-// answers judges readiness as the proxy would: a public component must
-// answer GET / below 500; a private one must answer HTTP at all.
-func (c *Controller) answers(ctx context.Context, addr string, public bool) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+// answers judges readiness by the component's rule (spec.Component's
+// ReadyAnswer): its ready.path must answer 2xx; without one, a public
+// component must answer GET / below 500 and a private one HTTP at all.
+func (c *Controller) answers(ctx context.Context, addr string, comp spec.Component) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+comp.ReadyPath(), nil)
 	if err != nil {
 		return false
 	}
@@ -96,7 +97,7 @@ func (c *Controller) answers(ctx context.Context, addr string, public bool) bool
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return !public || resp.StatusCode < 500
+	return comp.ReadyAnswer(resp.StatusCode)
 }
 
 func (c *Controller) crashError(ctx context.Context, sol, comp string, r runtime.Replica) error {
@@ -140,7 +141,9 @@ func (c *Controller) timeoutError(sp runtime.Spec, n int, status *runtime.Status
 				for _, p := range ports {
 					listensOn8080 = listensOn8080 || p == spec.Port
 				}
-				if listensOn8080 && comp.IsPublic() {
+				if listensOn8080 && comp.Ready.Path != "" {
+					msg = fmt.Sprintf("component %s: listens on %d but GET %s (its ready.path) does not answer 2xx after %s", comp.Name, spec.Port, comp.Ready.Path, c.cfg.StartTimeout)
+				} else if listensOn8080 && comp.IsPublic() {
 					msg = fmt.Sprintf("component %s: listens on %d but GET / answers 5xx or hangs after %s", comp.Name, spec.Port, c.cfg.StartTimeout)
 				} else if !listensOn8080 {
 					msg = fmt.Sprintf("component %s: nothing listens on port %d after %s; %s", comp.Name, spec.Port, c.cfg.StartTimeout, procnet.Describe(ports, spec.Port))

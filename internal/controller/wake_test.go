@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +97,43 @@ func TestWake(t *testing.T) {
 			if calls := h.rt.callLog(); calls[len(calls)-1] != "scale g1 x0" {
 				t.Errorf("runtime calls %v, want the failed replicas stopped last", calls)
 			}
+		},
+	}, {
+		// Issue 20: a server that answers / long before its API makes a
+		// wake that judges by / hand the held requests to an app that
+		// answers 503. With a ready.path the wake waits for it.
+		name: "a wake waits for the ready.path",
+		run: func(t *testing.T, h *harness) {
+			var ready atomic.Bool
+			ready.Store(true)
+			h.rt.plan = all(behaviour{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.URL.Path != "/-/ready":
+					site.ServeHTTP(w, r)
+				case !ready.Load():
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+			})})
+			h.deploy(t, readyAt)
+			if err := h.c.Sleep(context.Background(), "hello"); err != nil {
+				t.Fatal(err)
+			}
+			ready.Store(false)
+			woke := make(chan error, 1)
+			go func() { woke <- h.c.Wake(context.Background(), "hello") }()
+			select {
+			case err := <-woke:
+				t.Fatalf("Wake returned (%v) while GET /-/ready answered 503", err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if st, _ := h.state(t, "hello"); st != solution.Waking {
+				t.Errorf("state while /-/ready answers 503 = %s, want waking", st)
+			}
+			ready.Store(true)
+			if err := <-woke; err != nil {
+				t.Fatalf("Wake = %v", err)
+			}
+			h.wantServing(t, 1, 1)
 		},
 	}, {
 		name: "unknown solution",

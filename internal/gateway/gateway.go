@@ -84,6 +84,8 @@ type Gateway struct {
 	suffix string // "." + domain
 	Routes *Table
 	log    *slog.Logger
+	// heldRetryPause is forwardHeld's pause; tests shorten it.
+	heldRetryPause time.Duration
 }
 
 // New builds a gateway.
@@ -112,7 +114,7 @@ func New(cfg Config) *Gateway {
 	for i, a := range cfg.BotAgents {
 		cfg.BotAgents[i] = strings.ToLower(a)
 	}
-	g := &Gateway{cfg: cfg, domain: strings.ToLower(cfg.Domain), suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
+	g := &Gateway{cfg: cfg, domain: strings.ToLower(cfg.Domain), suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger, heldRetryPause: heldRetryPause}
 	g.Routes = newTable(g.newProxy)
 	return g
 }
@@ -256,14 +258,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt.enter()
 	defer rt.leave()
+	if waited > 0 && rw.body == nil && retriable(r) {
+		g.forwardHeld(rw, r, rt, b, bot)
+		return
+	}
+	g.forward(rw, r, b)
+}
+
+// forward proxies r to the replica b.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, b *backend) {
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
 	if !pooled(r) {
-		b.proxy.ServeHTTP(rw, r)
+		b.proxy.ServeHTTP(w, r)
 		return
 	}
-	if err := g.roundTrip(rw, r, b); err != nil {
-		g.proxyError(rw, r, err)
+	if err := g.roundTrip(w, r, b); err != nil {
+		g.proxyError(w, r, err)
 	}
 }
 

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +36,9 @@ type stats struct {
 	refused  [nRefusals]atomic.Uint64
 	buckets  [len(latencyBuckets) + 1]atomic.Uint64 // the last is +Inf
 	sumNanos atomic.Uint64
+	// retried counts held requests sent again (forwardHeld), by the
+	// status dropped: 502, 503, 504 at 0, 1, 2.
+	retried [3]atomic.Uint64
 }
 
 func (s *stats) observe(status int, d time.Duration, in, out int64) {
@@ -58,6 +63,9 @@ func (s *stats) observe(status int, d time.Duration, in, out int64) {
 }
 
 func (s *stats) refuse(reason int) { s.refused[reason].Add(1) }
+
+// retry counts a held request sent again after the answer code.
+func (s *stats) retry(code int) { s.retried[code-http.StatusBadGateway].Add(1) }
 
 // seen is true once the solution had a request.
 func (s *stats) seen() bool {
@@ -87,13 +95,15 @@ var (
 		"Requests being proxied to each solution now, open WebSockets and event streams among them.", []string{"solution"}, nil)
 	descRefused = prometheus.NewDesc("aim_requests_refused_total",
 		"Requests the gateway refused, by reason: rate_limited (429), body_too_large (413), queue_full (503 while waking), wake_failed and hold_timeout (504), not_admitted (401 or 403 of a private solution).", []string{"solution", "reason"}, nil)
+	descRetried = prometheus.NewDesc("aim_held_requests_retried_total",
+		"Held requests (GET, HEAD) the gateway sent again, once, because the solution answered them with the code (502, 503, 504) just after its wake: its readiness rule passes too early (ready.path in aim.yaml).", []string{"solution", "code"}, nil)
 )
 
 var classNames = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Describe implements prometheus.Collector.
 func (t *Table) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descBytesIn, descBytesOut, descInflight, descRefused} {
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descBytesIn, descBytesOut, descInflight, descRefused, descRetried} {
 		ch <- d
 	}
 }
@@ -125,6 +135,11 @@ func (t *Table) Collect(ch chan<- prometheus.Metric) {
 		for i, name := range refusalNames {
 			if n := s.refused[i].Load(); n > 0 {
 				ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(n), r.name, name)
+			}
+		}
+		for i := range s.retried {
+			if n := s.retried[i].Load(); n > 0 {
+				ch <- prometheus.MustNewConstMetric(descRetried, prometheus.CounterValue, float64(n), r.name, strconv.Itoa(http.StatusBadGateway+i))
 			}
 		}
 	})

@@ -239,18 +239,25 @@ func container(sol string, c spec.Component, def spec.Defaults) *corev1ac.Contai
 		WithEnv(env...).
 		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(spec.Port).WithProtocol(corev1.ProtocolTCP)).
 		WithResources(corev1ac.ResourceRequirements().WithRequests(amounts).WithLimits(amounts)).
-		// A TCP probe, not HTTP: a public component that serves /api only
-		// may answer 404 at /, and a private one need not serve a page.
-		// Every second, so that a woken solution is routed to at once.
-		WithReadinessProbe(corev1ac.Probe().
-			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString("http"))).
-			WithPeriodSeconds(1).
-			WithFailureThreshold(3)).
+		WithReadinessProbe(readinessProbe(c)).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithAllowPrivilegeEscalation(false).
 			WithReadOnlyRootFilesystem(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
+}
+
+// readinessProbe is the component's ready.path as an HTTP probe, as the
+// Docker runtime judges it (the kubelet also takes a 3xx). Without one, a
+// TCP probe, not HTTP: a public component that serves /api only may
+// answer 404 at /, and a private one need not serve a page. Every second,
+// so that a woken solution is routed to at once.
+func readinessProbe(c spec.Component) *corev1ac.ProbeApplyConfiguration {
+	p := corev1ac.Probe().WithPeriodSeconds(1).WithFailureThreshold(3)
+	if c.Ready.Path != "" {
+		return p.WithHTTPGet(corev1ac.HTTPGetAction().WithPath(c.Ready.Path).WithPort(intstr.FromString("http")))
+	}
+	return p.WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString("http")))
 }
 
 func sortedKeys(m map[string]string) []string {

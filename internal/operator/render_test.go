@@ -19,7 +19,8 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // The manifests the goldens render: a single component, and the
-// part-comparer example's three (web and api public, engine private).
+// part-comparer example's three (web and api public, engine private; api
+// judged ready by its health path, the others by the default rule).
 const (
 	oneComponent = `
 name: hello
@@ -42,6 +43,7 @@ components:
     paths: ["/api"]
     env: {ENGINE_URL: "http://engine:8080", LOG_LEVEL: info}
     resources: {cpu: "0.5", memory: 128Mi}
+    ready: {path: /api/healthz}
   - name: engine
     image: registry.example/part-comparer-engine:1
     runAsRoot: true

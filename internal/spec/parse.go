@@ -337,6 +337,9 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 		if c.Resources.Pids < 0 {
 			add(f+".resources.pids", "must not be negative")
 		}
+		if msg := readyProblem(c.Ready, idx.byPath[f+".ready"] != nil); msg != "" {
+			add(f+".ready.path", "%s", msg)
+		}
 	}
 	if len(m.Components) > 0 && publicCount == 0 {
 		add("components", "no component is public: mark the one that serves the web page with public: true")

@@ -139,6 +139,9 @@ type Component struct {
 	// RunAsRoot lets a component whose image needs root keep it. By
 	// default aim runs a root image as uid 65534.
 	RunAsRoot bool `yaml:"runAsRoot,omitempty" json:"runAsRoot,omitempty"`
+	// Ready says when the component is ready to serve. Unset means the
+	// default rule (see ReadyAnswer).
+	Ready Ready `yaml:"ready,omitempty" json:"ready,omitzero"`
 }
 
 // IsPublic reports whether the gateway routes to the component.

@@ -31,7 +31,8 @@ func main() {
 	// When the process started, for test/e2e-kube's wake benchmark: a
 	// wake's time to the process, which the kubelet's once-a-second relist
 	// does not round (the pod's IP, and so the first answer, waits for it).
-	started := strconv.FormatInt(time.Now().UnixNano(), 10)
+	startedAt := time.Now()
+	started := strconv.FormatInt(startedAt.UnixNano(), 10)
 	mode := os.Getenv("MODE")
 	fmt.Printf("testserver starting: mode=%q component=%q\n", mode, os.Getenv("AIM_COMPONENT"))
 	port := "8080"
@@ -194,9 +195,26 @@ func main() {
 		fmt.Fprintln(w, "exiting", code)
 		go func() { time.Sleep(50 * time.Millisecond); os.Exit(code) }()
 	})
+	readyAfter, _ := time.ParseDuration(os.Getenv("READY_AFTER"))
+	if readyAfter == 0 {
+		readyAfter = 2 * time.Second
+	}
+	if mode == "late-api" {
+		// /-/ready is the readiness path a provider would name in
+		// aim.yaml: 503 while the API is not ready (see below), then 200.
+		mux.HandleFunc("/-/ready", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
+	}
 	// A component public under /api sees /api/... paths: route them as if
 	// the prefix were not there, so one binary serves any component.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// late-api answers / at once and everything else with 503 for
+		// its first two seconds (or READY_AFTER), as Prometheus does
+		// until its storage is open (issue 20): a readiness rule that
+		// asks / is satisfied too early.
+		if mode == "late-api" && r.URL.Path != "/" && time.Since(startedAt) < readyAfter {
+			http.Error(w, "not ready: opening storage", http.StatusServiceUnavailable)
+			return
+		}
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/api/"); ok {
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = "/" + rest

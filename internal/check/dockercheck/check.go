@@ -254,6 +254,10 @@ type compRun struct {
 	memUsage   int64
 	attempts   []netip.AddrPort // connection attempts beyond the network
 
+	// readyAt is when the component met its readiness rule, zero when
+	// waitReady could not tell (ProbeReadiness then probes it).
+	readyAt time.Time
+
 	mu      sync.Mutex
 	results map[string]check.Result
 }
@@ -266,10 +270,18 @@ func (r *compRun) set(res check.Result) {
 
 func (r *compRun) addr() string { return fmt.Sprintf("%s:%d", r.ip, spec.Port) }
 
+// notReady says why the rules that need the component ready are skipped.
+func (r *compRun) notReady() string {
+	if r.comp.Ready.Path != "" {
+		return "it never answered 2xx at its ready.path " + r.comp.Ready.Path
+	}
+	return "it never answered on 8080"
+}
+
 // ifReady runs a probe of rule id only when the component answered.
 func (r *compRun) ifReady(id string, probe func() check.Result) check.Result {
 	if !r.ready {
-		return check.NewResult(id, r.comp.Name, check.Skip, "it never answered on 8080")
+		return check.NewResult(id, r.comp.Name, check.Skip, r.notReady())
 	}
 	return probe()
 }

@@ -143,17 +143,22 @@ func TestCorpus(t *testing.T) {
 		rule     string // "" for none
 		status   check.Status
 		evidence string
+		fix      string // how the fix starts; "" checks none
 	}{
-		{"good", "", check.Pass, ""},
-		{"siblings", "", check.Pass, ""},
-		{"wrong-port", "port-8080", check.Fail, "nothing on 8080 after 5s; the process listens on [::]:5000"},
-		{"no-root", "root-html", check.Fail, "GET / → 404"},
-		{"json-root", "root-html", check.Fail, "GET / → 200 application/json"},
-		{"write-fs", "read-only-fs", check.Fail, "wrote /cache.bin; read-only, it said: cannot write cache: open /cache.bin: read-only file system"},
-		{"crash", "starts", check.Fail, "exited with code 3"},
-		{"slow-start", "port-8080", check.Fail, "nothing on 8080 after 5s; the process listens on no TCP port"},
-		{"ignore-sigterm", "sigterm", check.Fail, "still running 3s after SIGTERM"},
-		{"internet", "no-internet", check.Warn, "tried to connect to 198.51.100.1:443 at start"},
+		{"good", "", check.Pass, "", ""},
+		{"siblings", "", check.Pass, "", ""},
+		{"wrong-port", "port-8080", check.Fail, "nothing on 8080 after 5s; the process listens on [::]:5000", ""},
+		{"no-root", "root-html", check.Fail, "GET / → 404", ""},
+		{"json-root", "root-html", check.Fail, "GET / → 200 application/json", ""},
+		{"write-fs", "read-only-fs", check.Fail, "wrote /cache.bin; read-only, it said: cannot write cache: open /cache.bin: read-only file system", ""},
+		{"crash", "starts", check.Fail, "exited with code 3", ""},
+		{"slow-start", "port-8080", check.Fail, "nothing on 8080 after 5s; the process listens on no TCP port", ""},
+		{"ignore-sigterm", "sigterm", check.Fail, "still running 3s after SIGTERM", ""},
+		{"internet", "no-internet", check.Warn, "tried to connect to 198.51.100.1:443 at start", ""},
+		// Issue 20: / answers long before the API stops answering 503.
+		{"late-api", "readiness", check.Warn, "judged ready by GET / ", "add ready: {path: /-/ready} to component web in aim.yaml"},
+		{"late-api-ready", "", check.Pass, "", ""},
+		{"ready-never", "port-8080", check.Fail, "but GET /-/ready (its ready.path) → 503 after 5s", "name a ready.path that answers 2xx"},
 	}
 	t.Cleanup(func() { assertNothingLeft(t) })
 	for _, tc := range cases {
@@ -172,6 +177,9 @@ func TestCorpus(t *testing.T) {
 				if res.ID == tc.rule {
 					if res.Status != tc.status || !strings.Contains(res.Evidence, tc.evidence) {
 						t.Errorf("%s: got %s %q, want %s with %q", res.ID, res.Status, res.Evidence, tc.status, tc.evidence)
+					}
+					if tc.fix != "" && !strings.HasPrefix(res.Fix, tc.fix) {
+						t.Errorf("%s: fix %q, want it to start %q", res.ID, res.Fix, tc.fix)
 					}
 					continue
 				}

@@ -49,6 +49,11 @@ func (r *compRun) probe(ctx context.Context) error {
 		return err
 	}
 	if r.ready {
+		// First, so that the probes below see the component once it can
+		// serve, as a visitor would.
+		r.set(check.ProbeReadiness(ctx, r.hc, check.ReadinessTarget{
+			Comp: r.comp, Addr: r.addr(), Started: r.started, Ready: r.readyAt, Deadline: r.started.Add(r.o.StartTimeout), Progress: r.o.Progress,
+		}))
 		if slices.Contains(r.comp.Paths, "/") && r.comp.IsPublic() {
 			var res check.Result
 			res, r.root = check.ProbeRoot(ctx, r.hc, r.addr(), name)
@@ -74,14 +79,14 @@ func (r *compRun) probe(ctx context.Context) error {
 			r.set(check.NewResult("starts", name, check.Fail, r.exitEvidence(ctx, ins.State, "after answering")))
 		}
 	} else {
-		for _, id := range []string{"root-html", "health", "memory-idle", "startup-time"} {
+		for _, id := range []string{"root-html", "health", "readiness", "memory-idle", "startup-time"} {
 			if id == "root-html" && !(r.comp.IsPublic() && slices.Contains(r.comp.Paths, "/")) {
 				continue
 			}
 			if id == "health" && !r.comp.IsPublic() {
 				continue
 			}
-			r.set(check.NewResult(id, name, check.Skip, "it never answered on 8080"))
+			r.set(check.NewResult(id, name, check.Skip, r.notReady()))
 		}
 	}
 	if !exited {
@@ -92,13 +97,16 @@ func (r *compRun) probe(ctx context.Context) error {
 	return nil
 }
 
-// waitReady polls until the component answers HTTP on 8080, exits, or the
-// start-up limit passes; it sets the starts and port-8080 results. exited
-// reports that the process ended.
+// waitReady polls until the component answers HTTP on 8080 (and its
+// ready.path, when it names one, with 2xx: aim's runtimes would not route
+// to it before), exits, or the start-up limit passes; it sets the starts
+// and port-8080 results. exited reports that the process ended.
 func (r *compRun) waitReady(ctx context.Context) (exited bool, err error) {
 	name := r.comp.Name
 	deadline := r.started.Add(r.o.StartTimeout)
 	var lastErr error
+	var answered time.Duration // when GET / first answered
+	lastReady := ""            // what the ready.path last answered
 	for {
 		ins, err := r.s.cli.ContainerInspect(ctx, r.id)
 		if err != nil {
@@ -109,19 +117,47 @@ func (r *compRun) waitReady(ctx context.Context) (exited bool, err error) {
 			r.set(check.NewResult("port-8080", name, check.Skip, "the process exited before it answered"))
 			return true, nil
 		}
-		if r.ip != "" {
+		if r.ip != "" && answered == 0 {
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
 			a, err := check.Get(pctx, r.hc, r.addr(), "", "/")
 			cancel()
 			if err == nil {
-				r.ready, r.readyAfter = true, time.Since(r.started)
-				r.set(check.NewResult("port-8080", name, check.Pass, fmt.Sprintf("GET / → %d after %s", a.StatusCode(), check.FormatDuration(r.readyAfter))))
-				return false, nil
+				answered = max(time.Since(r.started), 1)
+				ev := fmt.Sprintf("GET / → %d after %s", a.StatusCode(), check.FormatDuration(answered))
+				if r.comp.Ready.Path == "" {
+					r.ready, r.readyAfter = true, answered
+					if r.comp.ReadyAnswer(a.StatusCode()) {
+						r.readyAt = r.started.Add(answered)
+					}
+					r.set(check.NewResult("port-8080", name, check.Pass, ev))
+					return false, nil
+				}
 			}
 			lastErr = err
 		}
+		if answered > 0 {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			code, ok, err := check.ProbeReady(pctx, r.hc, r.addr(), r.comp)
+			cancel()
+			if ok {
+				r.ready, r.readyAfter = true, time.Since(r.started)
+				r.readyAt = r.started.Add(r.readyAfter)
+				r.set(check.NewResult("port-8080", name, check.Pass, fmt.Sprintf("GET %s (its ready.path) → %d after %s; GET / answered after %s",
+					r.comp.Ready.Path, code, check.FormatDuration(r.readyAfter), check.FormatDuration(answered))))
+				return false, nil
+			}
+			lastReady = fmt.Sprint(code)
+			if err != nil {
+				lastReady = check.ShortErr(err)
+			}
+		}
 		if time.Now().After(deadline) {
-			r.set(check.NewResult("port-8080", name, check.Fail, r.portEvidence(lastErr)))
+			res := check.NewResult("port-8080", name, check.Fail, r.portEvidence(lastErr))
+			if answered > 0 {
+				res.Evidence = fmt.Sprintf("GET / answered after %s, but GET %s (its ready.path) → %s after %s", check.FormatDuration(answered), r.comp.Ready.Path, lastReady, check.FormatDuration(r.o.StartTimeout))
+				res.Fix = "name a ready.path that answers 2xx once the component can serve, within the start-up limit, or remove ready to use the default rule (GET / below 500)"
+			}
+			r.set(res)
 			return false, nil
 		}
 		select {
@@ -292,7 +328,7 @@ func (r *compRun) memory(ctx context.Context) check.Result {
 func (r *compRun) stop(ctx context.Context) {
 	name := r.comp.Name
 	if !r.ready {
-		r.set(check.NewResult("sigterm", name, check.Skip, "it never answered on 8080"))
+		r.set(check.NewResult("sigterm", name, check.Skip, r.notReady()))
 		return
 	}
 	ins, err := r.s.cli.ContainerInspect(ctx, r.id)

@@ -126,7 +126,7 @@ func (r *Router) wake(ctx context.Context, name string, st *solState) (time.Time
 					if !probing[a] {
 						probing[a] = true
 						r.log.Debug("wake: probing a new pod", "solution", name, "addr", a, "after", time.Since(scaled))
-						go probe(ctx, a, answered)
+						go probe(ctx, a, c, answered)
 					}
 				}
 			}
@@ -231,18 +231,19 @@ var probeClient = &http.Client{
 	},
 }
 
-// probe asks addr for / until it answers below 500 (the Docker runtime's
-// rule for public components), then sends addr on answered.
-func probe(ctx context.Context, addr string, answered chan<- string) {
+// probe asks addr for the component's ready path until the answer means
+// ready by the Docker runtime's rule (spec.Component's ReadyAnswer: 2xx
+// at ready.path, else below 500 at /), then sends addr on answered.
+func probe(ctx context.Context, addr string, c spec.Component, answered chan<- string) {
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+c.ReadyPath(), nil)
 		if err != nil {
 			return
 		}
 		req.Header.Set("User-Agent", "aim-gateway-wake-probe")
 		if resp, err := probeClient.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode < 500 {
+			if c.ReadyAnswer(resp.StatusCode) {
 				select {
 				case answered <- addr:
 				case <-ctx.Done():
