@@ -239,7 +239,7 @@ func runDocker(ctx context.Context, o Options) error {
 
 // apexMux is what the apex host serves: the API, the catalog, /healthz
 // and /metrics.
-func apexMux(o Options, ctl api.Controller, st api.Tokens, met *metrics.Metrics) (*http.ServeMux, *web.Catalog) {
+func apexMux(o Options, ctl api.Controller, st api.Store, met *metrics.Metrics) (*http.ServeMux, *web.Catalog) {
 	apex := http.NewServeMux()
 	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger}, ctl, st))
 	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
