@@ -34,6 +34,16 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 			prev = got
 		}
 	}
+	// The API decided the owner before this deploy took the solution's
+	// lock; another provider's first deploy may have claimed the name
+	// since.
+	owner := req.Owner
+	if prev != nil {
+		if owner != "" && prev.Owner != owner {
+			return nil, &solution.OwnedError{Name: m.Name}
+		}
+		owner = prev.Owner
+	}
 	gen, err := c.store.NextGeneration(ctx)
 	if err != nil {
 		return nil, err
@@ -56,7 +66,7 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 		images[comp.Name] = comp.Image
 	}
 
-	rec := &store.Solution{Name: m.Name, Manifest: m, Images: images, Generation: gen, State: string(solution.Starting), SkipChecks: req.SkipChecks}
+	rec := &store.Solution{Name: m.Name, Manifest: m, Owner: owner, Images: images, Generation: gen, State: string(solution.Starting), SkipChecks: req.SkipChecks}
 	first := prev == nil || prev.Generation == 0 || prev.State == string(solution.Failed) || prev.State == string(solution.Deploying)
 	if first {
 		if prev != nil {
