@@ -82,6 +82,11 @@ type DeployRequest struct {
 	Contexts map[string]io.Reader
 	// SkipChecks records that the operator skipped conformance checks.
 	SkipChecks bool
+	// By says who deploys, for the history: a token's name, a person.
+	By string
+	// RollbackOf is the generation a rollback serves again; 0 for a
+	// deploy.
+	RollbackOf int64
 	// Owner is the provider the API decided the solution belongs to
 	// (empty: the admins). The first deploy of a name stores it; an
 	// update keeps the stored owner, and is refused with an *OwnedError
