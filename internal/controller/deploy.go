@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 
 	"github.com/aimhub/aim/internal/check"
@@ -186,15 +187,26 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 	if err := c.rt.Remove(ctx, name); err != nil {
 		return err
 	}
+	// Its images, and those kept for rollbacks, each once.
+	imgs := map[string]string{}
 	if rec != nil {
-		c.removeImages(ctx, rec.Images, nil)
+		maps.Copy(imgs, rec.Images)
 	}
-	// And those kept for rollbacks.
 	if gens, err := c.store.ListGenerations(ctx, name, 0); err == nil {
 		for _, g := range gens {
-			c.removeImages(ctx, g.Images, nil)
+			for comp, ref := range g.Images {
+				imgs[fmt.Sprint(g.Generation, "/", comp)] = ref
+			}
 		}
 	}
+	seen := map[string]bool{}
+	for k, ref := range imgs {
+		if seen[ref] {
+			delete(imgs, k)
+		}
+		seen[ref] = true
+	}
+	c.removeImages(ctx, imgs, nil)
 	if err := c.store.Delete(ctx, name); err != nil {
 		return err
 	}
