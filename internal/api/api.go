@@ -1,6 +1,8 @@
 // Package api is aim's REST API under /api/v1/, which the CLI and the
-// catalog page use. Reads are open; anything that changes a solution or
-// reveals its logs needs a bearer token.
+// catalog page use. Every request is authenticated (a bearer token, or
+// none: an anonymous visitor) and every route is registered with the rule
+// that guards it (policy.go), so that no handler can forget a check.
+// docs/roles.md tells who may call what.
 package api
 
 import (
@@ -10,12 +12,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
-	"github.com/aimhub/aim/internal/solution"
-
 	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 )
@@ -31,10 +31,30 @@ type Controller interface {
 	Sleep(ctx context.Context, name string) error
 }
 
-// Tokens checks API tokens.
+// Tokens keeps the API tokens: it checks every request's, and the admins
+// and providers manage them through the API.
 type Tokens interface {
-	VerifyToken(ctx context.Context, tok string) (*store.Token, error)
+	VerifyToken(ctx context.Context, secret string) (*store.Token, error)
+	CreateToken(ctx context.Context, t store.Token) (string, *store.Token, error)
+	ListTokens(ctx context.Context, provider string) ([]store.Token, error)
+	RevokeToken(ctx context.Context, id string) error
 }
+
+// Providers keeps the providers, whom the admins manage.
+type Providers interface {
+	PutProvider(ctx context.Context, p *store.Provider) error
+	GetProvider(ctx context.Context, name string) (*store.Provider, error)
+	ListProviders(ctx context.Context) ([]store.Provider, error)
+	DeleteProvider(ctx context.Context, name string) error
+}
+
+// Store is the part of aim's store the API uses; *store.Store is one.
+type Store interface {
+	Tokens
+	Providers
+}
+
+var _ Store = (*store.Store)(nil)
 
 // Config configures the API.
 type Config struct {
@@ -48,153 +68,125 @@ type Config struct {
 
 // API serves /api/v1/.
 type API struct {
-	cfg    Config
-	ctl    Controller
-	tokens Tokens
-	log    *slog.Logger
-	mux    *http.ServeMux
+	cfg       Config
+	ctl       Controller
+	tokens    Tokens
+	providers Providers
+	log       *slog.Logger
+	mux       *http.ServeMux
+	// routes are the endpoints, each with its rule; tests walk them.
+	routes []route
 }
 
 // New builds the API handler.
-func New(cfg Config, ctl Controller, tokens Tokens) *API {
+func New(cfg Config, ctl Controller, st Store) *API {
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 1 << 30
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &API{cfg: cfg, ctl: ctl, tokens: tokens, log: cfg.Logger, mux: http.NewServeMux()}
-	a.mux.HandleFunc("GET /api/v1/solutions", a.list)
-	a.mux.HandleFunc("GET /api/v1/solutions/{name}", a.get)
-	a.mux.Handle("PUT /api/v1/solutions/{name}", a.auth(a.deploy))
-	a.mux.Handle("DELETE /api/v1/solutions/{name}", a.auth(a.remove))
-	a.mux.Handle("GET /api/v1/solutions/{name}/logs", a.auth(a.logs))
-	a.mux.Handle("POST /api/v1/solutions/{name}/wake", a.auth(a.wake))
-	a.mux.Handle("POST /api/v1/solutions/{name}/sleep", a.auth(a.sleep))
+	a := &API{cfg: cfg, ctl: ctl, tokens: st, providers: st, log: cfg.Logger, mux: http.NewServeMux()}
+	a.routes = a.table()
+	for _, rt := range a.routes {
+		a.mux.Handle(rt.pattern, a.guard(rt))
+	}
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return a
 }
 
+// table is every endpoint of the API with the rule that guards it and
+// what it does, as the refusals say it.
+func (a *API) table() []route {
+	return []route{
+		{"GET /api/v1/solutions", anyone, "listing solutions", a.list},
+		{"GET /api/v1/solutions/{name}", admitted, "reading solution {name}", a.get},
+		{"PUT /api/v1/solutions/{name}", deployer, "deploying solution {name}", a.deploy},
+		{"DELETE /api/v1/solutions/{name}", manager, "removing solution {name}", a.remove},
+		{"GET /api/v1/solutions/{name}/logs", manager, "reading the logs of solution {name}", a.logs},
+		{"POST /api/v1/solutions/{name}/wake", manager, "waking solution {name}", a.wake},
+		{"POST /api/v1/solutions/{name}/sleep", manager, "putting solution {name} to sleep", a.sleep},
+		{"GET /api/v1/providers", admin, "listing providers", a.listProviders},
+		{"GET /api/v1/providers/{name}", admin, "reading provider {name}", a.getProvider},
+		{"PUT /api/v1/providers/{name}", admin, "saving provider {name}", a.putProvider},
+		{"DELETE /api/v1/providers/{name}", admin, "deleting provider {name}", a.deleteProvider},
+		{"GET /api/v1/tokens", tokenHolder, "listing tokens", a.listTokens},
+		{"POST /api/v1/tokens", tokenHolder, "creating a token", a.createToken},
+		{"DELETE /api/v1/tokens/{id}", tokenManager, "revoking token {id}", a.revokeToken},
+		{"GET /api/v1/me", anyone, "asking who you are", a.me},
+	}
+}
+
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
-func (a *API) auth(h http.HandlerFunc) http.Handler {
+// guard authenticates and authorizes a request for rt before its handler
+// runs.
+func (a *API) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="aim"`)
-			writeError(w, http.StatusUnauthorized, "this call needs an API token: pass it as 'Authorization: Bearer <token>' (aim serve wrote one to the client configuration)")
+		c, err := a.authenticate(r)
+		if err != nil {
+			a.fail(w, err)
 			return
 		}
-		if _, err := a.tokens.VerifyToken(r.Context(), tok); err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="aim", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "the API token is not valid")
+		g, err := a.authorize(r, c, rt)
+		if err != nil {
+			a.fail(w, err)
 			return
 		}
-		// The server's read and write timeouts stop slow clients of the
-		// solutions; a provider's upload, a deploy's progress stream or a
-		// followed log may rightly take longer, and the caller is known.
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
-		h(w, r)
+		if !c.id.Anonymous() {
+			// The server's read and write timeouts stop slow clients of
+			// the solutions; a provider's upload, a deploy's progress
+			// stream or a followed log may rightly take longer, and the
+			// caller is known.
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
+		rt.handle(w, r, g)
 	})
 }
 
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	const p = "Bearer "
-	if len(h) <= len(p) || h[:len(p)] != p {
-		return "", false
-	}
-	return h[len(p):], true
+// statusError is an answer the API itself chose: a refusal of the
+// caller's credential or role, or input it cannot take.
+type statusError struct {
+	status int
+	msg    string
+	// challenge, for a 401 or 403, is the WWW-Authenticate header.
+	challenge string
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"solutions": a.ctl.List(r.Context())})
-}
-
-func (a *API) get(w http.ResponseWriter, r *http.Request) {
-	info, err := a.ctl.Get(r.Context(), r.PathValue("name"))
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, info)
-}
-
-func (a *API) remove(w http.ResponseWriter, r *http.Request) {
-	if err := a.ctl.Remove(r.Context(), r.PathValue("name")); err != nil {
-		a.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (a *API) wake(w http.ResponseWriter, r *http.Request) {
-	if err := a.ctl.Wake(r.Context(), r.PathValue("name")); err != nil {
-		a.fail(w, err)
-		return
-	}
-	a.get(w, r)
-}
-
-func (a *API) sleep(w http.ResponseWriter, r *http.Request) {
-	if err := a.ctl.Sleep(r.Context(), r.PathValue("name")); err != nil {
-		a.fail(w, err)
-		return
-	}
-	a.get(w, r)
-}
-
-func (a *API) logs(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	opts := runtime.LogOptions{Follow: q.Get("follow") == "true"}
-	if t := q.Get("tail"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "tail must be a whole number of lines")
-			return
-		}
-		opts.Tail = n
-	}
-	rc, err := a.ctl.Logs(r.Context(), r.PathValue("name"), q.Get("component"), opts)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	defer rc.Close()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	fw := flushWriter{w: w, rc: http.NewResponseController(w)}
-	_, _ = io.Copy(fw, rc)
-}
-
-type flushWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
-}
-
-func (f flushWriter) Write(b []byte) (int, error) {
-	n, err := f.w.Write(b)
-	_ = f.rc.Flush()
-	return n, err
-}
+func (e *statusError) Error() string { return e.msg }
 
 // fail answers an error with the status that fits it. This is the one
 // place errors become HTTP statuses.
 func (a *API) fail(w http.ResponseWriter, err error) {
 	var (
-		ie *solution.InputError
-		se *solution.StartError
-		me *spec.Error
-		we *solution.WakeError
+		ste *statusError
+		ie  *solution.InputError
+		se  *solution.StartError
+		me  *spec.Error
+		we  *solution.WakeError
 	)
 	switch {
-	case errors.Is(err, solution.ErrNotFound), errors.Is(err, runtime.ErrNotFound):
+	case errors.As(err, &ste):
+		if ste.challenge != "" {
+			w.Header().Set("WWW-Authenticate", ste.challenge)
+		}
+		writeError(w, ste.status, ste.msg)
+	case errors.Is(err, solution.ErrNotFound), errors.Is(err, runtime.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.As(err, new(*solution.OwnedError)):
+		// Another provider's first deploy claimed the name after this
+		// one was authorized: refused as the authorization would have.
+		writeError(w, http.StatusForbidden, err.Error())
+	case errors.As(err, new(*store.InUseError)):
+		// The provider still owns solutions: the conflict is with state
+		// the caller can change, by removing them.
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.As(err, new(*store.InputError)), errors.As(err, new(*store.UnknownProviderError)):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.As(err, &me), errors.As(err, &ie):
 		// The request was well-formed HTTP, but what it asked for can't be built.
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
@@ -231,6 +223,21 @@ type ErrorBody struct {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, ErrorBody{Error: msg})
+}
+
+// readJSON decodes a request's JSON body into v strictly: an unknown
+// field is an error, as in aim.yaml. An empty body leaves v as it is.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return &statusError{status: http.StatusBadRequest, msg: "the request body is not the JSON this call takes: " + err.Error()}
+	}
+	return nil
 }
 
 // Event is one line of a deploy's NDJSON answer.

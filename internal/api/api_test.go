@@ -7,36 +7,33 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aimhub/aim/internal/solution"
 
 	"github.com/aimhub/aim/internal/runtime"
-	"github.com/aimhub/aim/internal/store"
+	"github.com/aimhub/aim/internal/spec"
 )
 
-// failing is a Controller whose every action fails with err.
+// failing is a Controller whose every action fails with err; the one
+// solution it reports is the admins'.
 type failing struct{ err error }
 
 func (f failing) Deploy(context.Context, solution.DeployRequest, solution.Progress) (*solution.Info, error) {
 	return nil, f.err
 }
-func (f failing) Get(context.Context, string) (*solution.Info, error) { return nil, f.err }
-func (f failing) List(context.Context) []*solution.Info               { return nil }
-func (f failing) Remove(context.Context, string) error                { return f.err }
+func (f failing) Get(_ context.Context, name string) (*solution.Info, error) {
+	return &solution.Info{Name: name, Manifest: &spec.Manifest{Name: name}}, nil
+}
+func (f failing) List(context.Context) []*solution.Info { return nil }
+func (f failing) Remove(context.Context, string) error  { return f.err }
 func (f failing) Logs(context.Context, string, string, runtime.LogOptions) (io.ReadCloser, error) {
 	return nil, f.err
 }
 func (f failing) Wake(context.Context, string) error  { return f.err }
 func (f failing) Sleep(context.Context, string) error { return f.err }
-
-type anyToken struct{}
-
-func (anyToken) VerifyToken(context.Context, string) (*store.Token, error) {
-	return &store.Token{Name: "admin", Role: store.RoleAdmin}, nil
-}
 
 // TestFailStatus pins the status each kind of error is answered with.
 // Regression: a permission the cluster denied aim's own service account
@@ -58,13 +55,10 @@ func TestFailStatus(t *testing.T) {
 		{"refused by the cluster", fmt.Errorf("wrapped: %w", forbidden), http.StatusForbidden, `cannot patch resource "deployments/scale"`},
 		{"anything else", errors.New("disk on fire"), http.StatusInternalServerError, "disk on fire"},
 	}
+	w := newWorld(t, filepath.Join(t.TempDir(), "aim.db"))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			a := New(Config{}, failing{c.err}, anyToken{})
-			req := httptest.NewRequest(http.MethodPost, "/api/v1/solutions/x/wake", nil)
-			req.Header.Set("Authorization", "Bearer t")
-			rec := httptest.NewRecorder()
-			a.ServeHTTP(rec, req)
+			rec := call(t, newAPI(t, failing{c.err}, w.st), http.MethodPost, "/api/v1/solutions/x/wake", w.secrets["admin"], nil, "")
 			if rec.Code != c.want {
 				t.Errorf("status %d, want %d", rec.Code, c.want)
 			}

@@ -29,8 +29,9 @@ const (
 // and one tar build context per component that builds. It validates
 // everything before it answers, then streams the deploy's progress as
 // NDJSON; the last line carries the result or the error. The deploy goes
-// on if the client disconnects, so nothing is left half-done.
-func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
+// on if the client disconnects, so nothing is left half-done. The
+// solution belongs to whom authorizeDeploy decided.
+func (a *API) deploy(w http.ResponseWriter, r *http.Request, g *grant) {
 	name := r.PathValue("name")
 	r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxUpload)
 	mr, err := r.MultipartReader()
@@ -67,7 +68,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("the URL names solution %q but the manifest names %q", name, m.Name))
 		return
 	}
-	req := solution.DeployRequest{Manifest: m, Contexts: map[string]io.Reader{}, SkipChecks: up.skipChecks}
+	req := solution.DeployRequest{Manifest: m, Contexts: map[string]io.Reader{}, SkipChecks: up.skipChecks, Owner: g.owner}
 	for comp, f := range up.contexts {
 		if _, ok := m.Component(comp); !ok {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the upload has a build context for %q, which the manifest does not name", comp))
@@ -97,7 +98,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		send(Event{Error: err.Error()})
 		return
 	}
-	send(Event{Result: info})
+	send(Event{Result: view(g.id, info)})
 }
 
 type upload struct {

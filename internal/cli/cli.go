@@ -52,7 +52,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.server, "server", "", "aim server URL (default $AIM_SERVER, then the client configuration)")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $AIM_TOKEN, then the client configuration)")
 	root.AddCommand(serveCmd(g), deployCmd(g), lsCmd(g), statusCmd(g), logsCmd(g), rmCmd(g), actionCmd(g, "wake", "Wake a sleeping solution"), actionCmd(g, "sleep", "Stop a solution's containers until its next request"),
-		checkCmd(g), initCmd(g))
+		checkCmd(g), initCmd(g), providerCmd(g), tokenCmd(g), whoamiCmd(g))
 	root.AddCommand(operatorCmd(g))
 	root.AddCommand(gatewayCmd(g))
 	return root
@@ -124,6 +124,9 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 			if err := acmeDNS.apply(&o.TLS, os.Getenv); err != nil {
 				return err
 			}
+			if o.Database == "" {
+				o.Database = os.Getenv(databaseEnv)
+			}
 			if o.Runtime != "docker" && o.Runtime != "kubernetes" {
 				return fmt.Errorf("--runtime %q: use docker or kubernetes", o.Runtime)
 			}
@@ -131,7 +134,8 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataDir, "data", "aim-data", "directory for aim's state (an SQLite file)")
+	f.StringVar(&o.DataDir, "data", "aim-data", "directory for aim's state (an SQLite file, unless --database), uploads and TLS")
+	f.StringVar(&o.Database, "database", "", "keep aim's state in PostgreSQL at this postgres:// URL instead of the SQLite file in --data, so that API replicas share it (default $"+databaseEnv+", which keeps a password off the command line)")
 	f.StringVar(&o.HTTP, "http", ":8080", "address the gateway listens on")
 	f.StringVar(&o.Domain, "domain", "localhost", "solutions are served at <name>.<domain>; the apex serves the catalog and the API")
 	f.DurationVar(&o.StartTimeout, "start-timeout", 60*time.Second, "how long a component may take to answer on port 8080")

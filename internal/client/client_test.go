@@ -27,8 +27,6 @@ import (
 	"github.com/aimhub/aim/internal/testlog"
 )
 
-const token = "secret"
-
 // fakeCtl is the controller behind the real API handler, so that the
 // client is tested against the routes, the error bodies and the deploy
 // stream the server has.
@@ -50,8 +48,8 @@ var _ api.Controller = (*fakeCtl)(nil)
 
 func newFakeCtl() *fakeCtl {
 	return &fakeCtl{sols: map[string]*solution.Info{
-		"hello": {Name: "hello", Title: "Hello", State: solution.Ready, Generation: 3, URL: "http://hello.localhost"},
-		"other": {Name: "other", Title: "Other", State: solution.Sleeping, Generation: 1},
+		"hello": {Name: "hello", Title: "Hello", State: solution.Ready, Generation: 3, URL: "http://hello.localhost", Manifest: &spec.Manifest{Name: "hello"}},
+		"other": {Name: "other", Title: "Other", State: solution.Sleeping, Generation: 1, Manifest: &spec.Manifest{Name: "other"}},
 	}}
 }
 
@@ -76,7 +74,7 @@ func (f *fakeCtl) Deploy(_ context.Context, req solution.DeployRequest, progress
 	if f.deployErr != nil {
 		return nil, f.deployErr
 	}
-	info := &solution.Info{Name: req.Manifest.Name, State: solution.Ready, Generation: 4, SkipChecks: req.SkipChecks}
+	info := &solution.Info{Name: req.Manifest.Name, State: solution.Ready, Generation: 4, SkipChecks: req.SkipChecks, Manifest: req.Manifest, Owner: req.Owner}
 	f.mu.Lock()
 	f.sols[info.Name] = info
 	f.mu.Unlock()
@@ -146,22 +144,31 @@ func (f *fakeCtl) Sleep(_ context.Context, name string) error {
 	return f.setState(name, solution.Sleeping)
 }
 
-type tokens struct{}
+// token, in a case, stands for the admin token of the store serve makes.
+const token = "the admin's token"
 
-func (tokens) VerifyToken(_ context.Context, tok string) (*store.Token, error) {
-	if tok != token {
-		return nil, store.ErrTokenUnknown
-	}
-	return &store.Token{ID: "t1", Name: "admin", Role: store.RoleAdmin}, nil
-}
-
-// serve starts the real API on ctl.
-func serve(t *testing.T, ctl *fakeCtl) *httptest.Server {
+// serve starts the real API on ctl and a real store, and returns it with
+// a function that turns a case's token into the secret to send.
+func serve(t *testing.T, ctl *fakeCtl) (*httptest.Server, func(string) string) {
 	t.Helper()
-	a := api.New(api.Config{TempDir: t.TempDir(), Logger: testlog.Logger(t, slog.LevelDebug)}, ctl, tokens{})
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "aim.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	admin, _, err := st.CreateToken(context.Background(), store.Token{Name: "admin", Role: store.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := api.New(api.Config{TempDir: t.TempDir(), Logger: testlog.Logger(t, slog.LevelDebug)}, ctl, st)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, func(tok string) string {
+		if tok == token {
+			return admin
+		}
+		return tok
+	}
 }
 
 // wantAPIError checks that err is the API's answer with status and a
@@ -263,11 +270,11 @@ func TestCalls(t *testing.T) {
 	}, {
 		name:   "remove without a token",
 		call:   func(_ *testing.T, c *client.Client, _ *fakeCtl) error { return c.Remove(ctx, "hello") },
-		status: http.StatusUnauthorized, msg: "this call needs an API token",
+		status: http.StatusUnauthorized, msg: "removing solution hello needs the token of the provider it belongs to, or an admin token; the request carried none",
 	}, {
 		name: "remove with a wrong token", token: "guess",
 		call:   func(_ *testing.T, c *client.Client, _ *fakeCtl) error { return c.Remove(ctx, "hello") },
-		status: http.StatusUnauthorized, msg: "the API token is not valid",
+		status: http.StatusUnauthorized, msg: "the API token is unknown to this aim",
 	}, {
 		name: "logs", token: token,
 		call: func(t *testing.T, c *client.Client, ctl *fakeCtl) error {
@@ -295,7 +302,7 @@ func TestCalls(t *testing.T) {
 		call: func(_ *testing.T, c *client.Client, _ *fakeCtl) error {
 			return c.Logs(ctx, "hello", "", false, 0, io.Discard)
 		},
-		status: http.StatusUnauthorized, msg: "this call needs an API token",
+		status: http.StatusUnauthorized, msg: "reading the logs of solution hello needs the token of the provider it belongs to, or an admin token",
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -303,8 +310,8 @@ func TestCalls(t *testing.T) {
 			if c.ctl != nil {
 				c.ctl(ctl)
 			}
-			srv := serve(t, ctl)
-			err := c.call(t, client.New(srv.URL+"/", c.token), ctl)
+			srv, secret := serve(t, ctl)
+			err := c.call(t, client.New(srv.URL+"/", secret(c.token)), ctl)
 			if c.status == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -361,15 +368,15 @@ func TestDeploy(t *testing.T) {
 		{name: "another solution's manifest", token: token, manifest: []byte(strings.Replace(good, "hello", "other", 1)),
 			status: http.StatusBadRequest, msg: `the URL names solution "hello" but the manifest names "other"`},
 		{name: "no token", manifest: []byte(good),
-			status: http.StatusUnauthorized, msg: "this call needs an API token"},
+			status: http.StatusUnauthorized, msg: "deploying solution hello needs a provider or an admin token; the request carried none"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctl := newFakeCtl()
 			ctl.deployErr = c.deployErr
-			srv := serve(t, ctl)
+			srv, secret := serve(t, ctl)
 			var events []api.Event
-			info, err := client.New(srv.URL, c.token).Deploy(context.Background(), client.DeployRequest{
+			info, err := client.New(srv.URL, secret(c.token)).Deploy(context.Background(), client.DeployRequest{
 				Name: "hello", Manifest: c.manifest, Contexts: map[string]string{"web": buildDir(t)}, SkipChecks: c.skipChecks,
 			}, func(e api.Event) { events = append(events, e) })
 			switch {

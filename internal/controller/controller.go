@@ -31,6 +31,10 @@ type Store interface {
 	Delete(ctx context.Context, name string) error
 	SetState(ctx context.Context, name, state, lastError string) error
 	NextGeneration(ctx context.Context) (int64, error)
+	PutGeneration(ctx context.Context, g *store.Generation) error
+	SetOutcome(ctx context.Context, solution string, gen int64, o store.Outcome, reason string) error
+	GetGeneration(ctx context.Context, solution string, gen int64) (*store.Generation, error)
+	ListGenerations(ctx context.Context, solution string, limit int) ([]store.Generation, error)
 }
 
 // Builder makes the images a solution's components run.
@@ -38,6 +42,9 @@ type Builder interface {
 	Build(ctx context.Context, buildContext io.Reader, dockerfile, tag string, progress func(string)) error
 	EnsureImage(ctx context.Context, ref string, progress func(string)) error
 	RemoveImage(ctx context.Context, ref string) error
+	// ImageID is the image's content digest, the engine's ID for it; an
+	// error when the engine has no such image.
+	ImageID(ctx context.Context, ref string) (string, error)
 }
 
 // Routes is the gateway's routing table.
@@ -63,6 +70,9 @@ type Config struct {
 	// Limits fill a manifest's unset limits; LimitCaps bound what a
 	// manifest may ask for (zero fields: no cap).
 	Limits, LimitCaps spec.Limits
+	// KeepGenerations is how many generations that served keep their
+	// images, for `aim rollback`. Zero means 3.
+	KeepGenerations int
 	// ImagePrefix names the images aim builds: <prefix>/<solution>-<component>:g<generation>.
 	// Servers sharing an engine need different prefixes. Empty means "aim.local/aim".
 	ImagePrefix string
@@ -134,6 +144,9 @@ func New(cfg Config, rt runtime.Runtime, b Builder, st Store, routes Routes) *Co
 	}
 	if cfg.WakeTimeout == 0 {
 		cfg.WakeTimeout = 2 * time.Minute
+	}
+	if cfg.KeepGenerations <= 0 {
+		cfg.KeepGenerations = keepDefault
 	}
 	if cfg.ImagePrefix == "" {
 		cfg.ImagePrefix = "aim.local/aim"

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"strings"
 
 	"github.com/aimhub/aim/internal/check"
+	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
@@ -34,29 +37,28 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 			prev = got
 		}
 	}
+	// The API decided the owner before this deploy took the solution's
+	// lock; another provider's first deploy may have claimed the name
+	// since.
+	owner := req.Owner
+	if prev != nil {
+		if owner != "" && prev.Owner != owner {
+			return nil, &solution.OwnedError{Name: m.Name}
+		}
+		owner = prev.Owner
+	}
 	gen, err := c.store.NextGeneration(ctx)
 	if err != nil {
 		return nil, err
 	}
-	images := map[string]string{}
-	for _, comp := range m.Components {
-		if comp.Build != "" {
-			tag := fmt.Sprintf("%s/%s-%s:g%d", c.cfg.ImagePrefix, m.Name, comp.Name, gen)
-			progress(comp.Name, "building "+tag)
-			if err := c.builder.Build(ctx, req.Contexts[comp.Name], comp.Dockerfile, tag, func(line string) { progress(comp.Name, line) }); err != nil {
-				return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
-			}
-			images[comp.Name] = tag
-			continue
-		}
-		progress(comp.Name, "using image "+comp.Image)
-		if err := c.builder.EnsureImage(ctx, comp.Image, func(line string) { progress(comp.Name, line) }); err != nil {
-			return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
-		}
-		images[comp.Name] = comp.Image
+	images, digests, err := c.images(ctx, m, req.Contexts, gen, progress)
+	if err != nil {
+		return nil, err
 	}
+	c.recordGeneration(ctx, &store.Generation{Solution: m.Name, Generation: gen, Manifest: m, Images: images, Digests: digests,
+		DeployedBy: req.By, RollbackOf: req.RollbackOf, Outcome: store.OutcomeDeploying})
 
-	rec := &store.Solution{Name: m.Name, Manifest: m, Images: images, Generation: gen, State: string(solution.Starting), SkipChecks: req.SkipChecks}
+	rec := &store.Solution{Name: m.Name, Manifest: m, Owner: owner, Images: images, Generation: gen, State: string(solution.Starting), SkipChecks: req.SkipChecks}
 	first := prev == nil || prev.Generation == 0 || prev.State == string(solution.Failed) || prev.State == string(solution.Deploying)
 	if first {
 		if prev != nil {
@@ -73,21 +75,10 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 	}
 
 	sp := c.runtimeSpec(rec)
-	progress("", "starting containers")
 	n := replicasFor(m)
-	err = c.rt.Apply(ctx, sp, n)
-	var addrs map[string][]string
-	if err == nil {
-		progress("", "waiting for the solution to answer on port 8080")
-		addrs, err = c.waitReady(ctx, sp, n)
-	}
-	if err == nil && !req.SkipChecks {
-		progress("", "checking the packaging standard")
-		var report []byte
-		report, err = c.fastCheck(ctx, m, addrs)
-		rec.Check = report
-	}
+	addrs, err := c.start(ctx, rec, sp, n, req.SkipChecks, progress)
 	if err != nil {
+		c.setOutcome(ctx, m.Name, gen, store.OutcomeFailed, err.Error())
 		if !first {
 			// The previous generation goes on serving; the new one is
 			// removed so that nothing is left half-replaced.
@@ -116,10 +107,56 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 	if err := c.rt.Prune(context.WithoutCancel(ctx), m.Name, gen); err != nil {
 		c.log.Warn("removing the previous generation", "solution", m.Name, "err", err)
 	}
-	if prev != nil {
-		c.removeImages(ctx, prev.Images, images)
+	c.setOutcome(ctx, m.Name, gen, store.OutcomeServing, "")
+	if prev != nil && prev.Generation != 0 && prev.Generation != gen {
+		c.setOutcome(ctx, m.Name, prev.Generation, store.OutcomeReplaced, "")
 	}
+	c.retire(ctx, m.Name, images)
 	return c.Get(ctx, m.Name)
+}
+
+// images builds or fetches each component's image for generation gen,
+// and returns the references and their digests (the engine's image IDs).
+func (c *Controller) images(ctx context.Context, m *spec.Manifest, contexts map[string]io.Reader, gen int64, progress solution.Progress) (images, digests map[string]string, err error) {
+	images, digests = map[string]string{}, map[string]string{}
+	for _, comp := range m.Components {
+		if comp.Build != "" {
+			tag := fmt.Sprintf("%s/%s-%s:g%d", c.cfg.ImagePrefix, m.Name, comp.Name, gen)
+			progress(comp.Name, "building "+tag)
+			if err := c.builder.Build(ctx, contexts[comp.Name], comp.Dockerfile, tag, func(line string) { progress(comp.Name, line) }); err != nil {
+				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+			}
+			images[comp.Name] = tag
+		} else {
+			progress(comp.Name, "using image "+comp.Image)
+			if err := c.builder.EnsureImage(ctx, comp.Image, func(line string) { progress(comp.Name, line) }); err != nil {
+				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+			}
+			images[comp.Name] = comp.Image
+		}
+		if id, err := c.builder.ImageID(ctx, images[comp.Name]); err == nil {
+			digests[comp.Name] = id
+		}
+	}
+	return images, digests, nil
+}
+
+// start runs a new generation and waits until it answers and passes the
+// fast checks (unless skipChecks), recording the report in rec.
+func (c *Controller) start(ctx context.Context, rec *store.Solution, sp runtime.Spec, n int, skipChecks bool, progress solution.Progress) (map[string][]string, error) {
+	progress("", "starting containers")
+	if err := c.rt.Apply(ctx, sp, n); err != nil {
+		return nil, err
+	}
+	progress("", "waiting for the solution to answer on port 8080")
+	addrs, err := c.waitReady(ctx, sp, n)
+	if err != nil || skipChecks {
+		return addrs, err
+	}
+	progress("", "checking the packaging standard")
+	report, err := c.fastCheck(ctx, rec.Manifest, addrs)
+	rec.Check = report
+	return addrs, err
 }
 
 // removeImages deletes the images aim built in imgs that keep doesn't use.
@@ -150,9 +187,26 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 	if err := c.rt.Remove(ctx, name); err != nil {
 		return err
 	}
+	// Its images, and those kept for rollbacks, each once.
+	imgs := map[string]string{}
 	if rec != nil {
-		c.removeImages(ctx, rec.Images, nil)
+		maps.Copy(imgs, rec.Images)
 	}
+	if gens, err := c.store.ListGenerations(ctx, name, 0); err == nil {
+		for _, g := range gens {
+			for comp, ref := range g.Images {
+				imgs[fmt.Sprint(g.Generation, "/", comp)] = ref
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for k, ref := range imgs {
+		if seen[ref] {
+			delete(imgs, k)
+		}
+		seen[ref] = true
+	}
+	c.removeImages(ctx, imgs, nil)
 	if err := c.store.Delete(ctx, name); err != nil {
 		return err
 	}

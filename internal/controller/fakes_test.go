@@ -38,9 +38,58 @@ type fakeStore struct {
 	mu   sync.Mutex
 	sols map[string]*store.Solution
 	gen  int64
+	gens map[string][]store.Generation // oldest first
 }
 
-func newFakeStore() *fakeStore { return &fakeStore{sols: map[string]*store.Solution{}} }
+func newFakeStore() *fakeStore {
+	return &fakeStore{sols: map[string]*store.Solution{}, gens: map[string][]store.Generation{}}
+}
+
+func (f *fakeStore) PutGeneration(_ context.Context, g *store.Generation) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.gens[g.Solution] {
+		if f.gens[g.Solution][i].Generation == g.Generation {
+			f.gens[g.Solution][i] = *g
+			return nil
+		}
+	}
+	f.gens[g.Solution] = append(f.gens[g.Solution], *g)
+	return nil
+}
+
+func (f *fakeStore) SetOutcome(_ context.Context, sol string, gen int64, o store.Outcome, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.gens[sol] {
+		if g := &f.gens[sol][i]; g.Generation == gen {
+			g.Outcome, g.Reason = o, reason
+			return nil
+		}
+	}
+	return store.ErrNotFound
+}
+
+func (f *fakeStore) GetGeneration(_ context.Context, sol string, gen int64) (*store.Generation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, g := range f.gens[sol] {
+		if g.Generation == gen {
+			return &g, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+func (f *fakeStore) ListGenerations(_ context.Context, sol string, limit int) ([]store.Generation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Generation
+	for i := len(f.gens[sol]) - 1; i >= 0 && (limit == 0 || len(out) < limit); i-- {
+		out = append(out, f.gens[sol][i])
+	}
+	return out, nil
+}
 
 func copyRec(s *store.Solution) *store.Solution {
 	c := *s
@@ -146,6 +195,15 @@ func (f *fakeBuilder) EnsureImage(_ context.Context, ref string, _ func(string))
 		return fmt.Errorf("pull access denied for %s, repository does not exist", ref)
 	}
 	return nil
+}
+
+func (f *fakeBuilder) ImageID(_ context.Context, ref string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.missing[ref] || slices.Contains(f.removed, ref) {
+		return "", fmt.Errorf("no such image %s", ref)
+	}
+	return "sha256:" + ref, nil
 }
 
 func (f *fakeBuilder) RemoveImage(_ context.Context, ref string) error {

@@ -60,7 +60,7 @@ func (c *Controller) info(rec *store.Solution, st solution.State, reason string,
 	in := &solution.Info{
 		Name: name, Title: m.DisplayTitle(), Description: m.Description, Provider: m.Provider, Tags: m.Tags,
 		URL: c.cfg.URL(name), State: st, Reason: reason, Generation: rec.Generation, SkipChecks: rec.SkipChecks,
-		Manifest: m, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt,
+		Manifest: m, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Owner: rec.Owner, Visibility: solution.VisibilityOf(m),
 	}
 	if len(rec.Check) > 0 {
 		var rep struct {

@@ -25,8 +25,9 @@ type KubeOptions struct {
 
 // runKubernetes serves the API and the catalog for Solutions in a cluster.
 // Requests for solutions are the in-cluster gateway's (`aim gateway`), so
-// there is no gateway, scaler or TLS here; API tokens stay in the SQLite
-// file in the data directory.
+// there is no gateway, scaler or TLS here; API tokens and providers stay
+// in the SQLite file in the data directory, or in PostgreSQL with
+// --database, which lets several replicas share them.
 func runKubernetes(ctx context.Context, o Options) error {
 	log := o.Logger
 	kube.UseLogger(log)
@@ -77,7 +78,7 @@ func runKubernetes(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	log.Info("aim is serving the API for Kubernetes", "url", serverURL, "namespace", ns, "data", o.DataDir)
+	log.Info("aim is serving the API for Kubernetes", "url", serverURL, "namespace", ns, "data", o.DataDir, "database", databaseName(o))
 	if o.Ready != nil {
 		o.Ready(serverURL)
 	}

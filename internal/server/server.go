@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,8 +38,14 @@ import (
 
 // Options configure `aim serve`. Zero values take the defaults named.
 type Options struct {
-	// DataDir holds the database. Empty means ./aim-data.
+	// DataDir holds the SQLite database (unless Database names another),
+	// uploads in flight and TLS state. Empty means ./aim-data.
 	DataDir string
+	// Database, when set, is a PostgreSQL URL (postgres://user:password@
+	// host/db) that keeps aim's state instead of the SQLite file in
+	// DataDir, so that several API replicas can share it. It may hold a
+	// password, and is never logged whole.
+	Database string
 	// HTTP is the gateway's listen address. Empty means ":8080".
 	HTTP string
 	// Domain is the apex; solutions are at <name>.<Domain>. Empty means
@@ -112,12 +120,38 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-// openStore opens the database in the data directory, creating both.
+// openStore opens the database: o.Database, or the SQLite file in the
+// data directory. The data directory is made either way, for uploads and
+// TLS.
 func openStore(ctx context.Context, o Options) (*store.Store, error) {
 	if err := os.MkdirAll(filepath.Join(o.DataDir, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data directory: %w", err)
 	}
-	return store.Open(ctx, filepath.Join(o.DataDir, "aim.db"))
+	if o.Database == "" {
+		return store.Open(ctx, filepath.Join(o.DataDir, "aim.db"))
+	}
+	if !strings.HasPrefix(o.Database, "postgres://") && !strings.HasPrefix(o.Database, "postgresql://") {
+		return nil, fmt.Errorf("--database %s: want a postgres:// URL (the SQLite file lives in --data)", databaseName(o))
+	}
+	st, err := store.Open(ctx, o.Database)
+	if err != nil {
+		return nil, fmt.Errorf("--database %s: %w", databaseName(o), err)
+	}
+	return st, nil
+}
+
+// databaseName names where the state is for logs and errors: a
+// PostgreSQL URL's host and database only, never its user, password or
+// parameters.
+func databaseName(o Options) string {
+	if o.Database == "" {
+		return filepath.Join(o.DataDir, "aim.db")
+	}
+	u, err := url.Parse(o.Database)
+	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
+		return "(a database URL that does not parse)"
+	}
+	return "postgres://" + u.Host + u.Path
 }
 
 // runDocker is `aim serve` on this host's Docker engine: the controller
@@ -219,7 +253,7 @@ func runDocker(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir, "tls", string(tc.Mode))
+	log.Info("aim is serving", "url", serverURL, "domain", o.Domain, "data", o.DataDir, "database", databaseName(o), "tls", string(tc.Mode))
 	if o.Ready != nil {
 		o.Ready(serverURL)
 	}
@@ -258,7 +292,7 @@ func runBackground(ctx context.Context, o Options, ctl *controller.Controller, g
 
 // apexMux is what the apex host serves: the API, the catalog, /healthz
 // and /metrics.
-func apexMux(o Options, ctl api.Controller, st api.Tokens, met *metrics.Metrics) (*http.ServeMux, *web.Catalog) {
+func apexMux(o Options, ctl api.Controller, st api.Store, met *metrics.Metrics) (*http.ServeMux, *web.Catalog) {
 	apex := http.NewServeMux()
 	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger}, ctl, st))
 	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -82,6 +82,17 @@ type DeployRequest struct {
 	Contexts map[string]io.Reader
 	// SkipChecks records that the operator skipped conformance checks.
 	SkipChecks bool
+	// By says who deploys, for the history: a token's name, a person.
+	By string
+	// RollbackOf is the generation a rollback serves again; 0 for a
+	// deploy.
+	RollbackOf int64
+	// Owner is the provider the API decided the solution belongs to
+	// (empty: the admins). The first deploy of a name stores it; an
+	// update keeps the stored owner, and is refused with an *OwnedError
+	// when Owner is set and differs from it (another provider claimed
+	// the name between the API's decision and the deploy).
+	Owner string
 }
 
 // Progress receives human-readable steps of a deploy.
@@ -105,6 +116,26 @@ func (e *ForbiddenError) Error() string {
 }
 
 func (e *ForbiddenError) Unwrap() error { return e.Err }
+
+// OwnedError refuses a deploy of a name another provider holds. It
+// names neither that provider nor anything of theirs.
+type OwnedError struct{ Name string }
+
+func (e *OwnedError) Error() string {
+	return fmt.Sprintf("solution %s belongs to another provider: deploy under another name", e.Name)
+}
+
+// VisibilityOf is m's visibility with the default filled in; a nil
+// manifest (one a backend could not read) has none.
+func VisibilityOf(m *spec.Manifest) spec.Visibility {
+	switch {
+	case m == nil:
+		return ""
+	case m.Visibility == "":
+		return spec.Public
+	}
+	return m.Visibility
+}
 
 // InputError is a deploy that failed because of what was sent: a build
 // that fails, an image that doesn't exist. The API answers it with 400/422.

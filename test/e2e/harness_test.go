@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +26,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	archive "github.com/moby/go-archive"
+
+	"github.com/aimhub/aim/test/postgres"
 )
 
 // TestImage is the testserver image every test deploys.
@@ -103,15 +106,17 @@ func BuildTestImage(ctx context.Context, cli *client.Client, dir, tag string) er
 
 // Aim is one `aim serve` process with its own data, port and Docker prefix.
 type Aim struct {
-	t       *testing.T
-	Data    string
-	Config  string
-	Addr    string // 127.0.0.1:port
-	Prefix  string
-	cmd     *exec.Cmd
-	logs    *bytes.Buffer
-	extra   []string
-	stopped bool
+	t      *testing.T
+	Data   string
+	Config string
+	Addr   string // 127.0.0.1:port
+	Prefix string
+	// Database is the --database URL when the state is in PostgreSQL.
+	Database string
+	cmd      *exec.Cmd
+	logs     *bytes.Buffer
+	extra    []string
+	stopped  bool
 }
 
 // StartAim starts aim serve; it is killed and everything it made is
@@ -134,7 +139,11 @@ func StartAimAt(t *testing.T, addr string, extra ...string) *Aim {
 		extra:  extra,
 	}
 	if len(a.Prefix) > 30 {
-		a.Prefix = a.Prefix[:30]
+		// Subtests share their parent's long name: a hash of the whole
+		// keeps their prefixes apart.
+		h := fnv.New32a()
+		h.Write([]byte(t.Name()))
+		a.Prefix = fmt.Sprintf("%s%08x", a.Prefix[:22], h.Sum32())
 	}
 	a.Start()
 	t.Cleanup(func() {
@@ -144,6 +153,16 @@ func StartAimAt(t *testing.T, addr string, extra ...string) *Aim {
 		}
 		CleanDocker(t, a.Prefix)
 	})
+	return a
+}
+
+// StartAimOnPostgres is StartAim with aim's state in a PostgreSQL server
+// of the test's own (aim serve --database), stopped after aim.
+func StartAimOnPostgres(t *testing.T, extra ...string) *Aim {
+	t.Helper()
+	dsn := postgres.Start(t)
+	a := StartAim(t, append([]string{"--database", dsn}, extra...)...)
+	a.Database = dsn
 	return a
 }
 
@@ -183,14 +202,20 @@ func (a *Aim) Kill() {
 	a.stopped = true
 }
 
-// CLI runs an aim command against this server and returns its stdout,
-// stderr and error.
+// CLI runs an aim command against this server as the admin and returns
+// its stdout, stderr and error.
 func (a *Aim) CLI(args ...string) (string, string, error) {
+	a.t.Helper()
+	return a.CLIAs(a.Token(), args...)
+}
+
+// CLIAs is CLI with another API token; "" sends none.
+func (a *Aim) CLIAs(token string, args ...string) (string, string, error) {
 	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, aimBin, args...)
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME=/nonexistent", "AIM_SERVER=http://"+a.Addr, "AIM_TOKEN="+a.Token())
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME=/nonexistent", "AIM_SERVER=http://"+a.Addr, "AIM_TOKEN="+token)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -8,6 +8,9 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -51,8 +54,21 @@ func getWhoami(t *testing.T, a *Aim, sol, path string) whoami {
 	return w
 }
 
+// TestOneComponentLifecycle deploys, uses, inspects and removes a
+// solution, with aim's state in SQLite (the default) and in PostgreSQL.
 func TestOneComponentLifecycle(t *testing.T) {
-	a := StartAim(t)
+	for _, db := range []struct {
+		name  string
+		start func(t *testing.T) *Aim
+	}{
+		{"sqlite", func(t *testing.T) *Aim { return StartAim(t) }},
+		{"postgres", func(t *testing.T) *Aim { return StartAimOnPostgres(t) }},
+	} {
+		t.Run(db.name, func(t *testing.T) { oneComponentLifecycle(t, db.start(t)) })
+	}
+}
+
+func oneComponentLifecycle(t *testing.T, a *Aim) {
 	out := a.MustCLI("deploy", "-q", "--name", "hello", "--image", TestImage)
 	if strings.TrimSpace(out) != "http://hello.localhost:"+strings.Split(a.Addr, ":")[1]+"/" {
 		t.Errorf("deploy printed %q, want the solution's URL", out)
@@ -85,6 +101,9 @@ func TestOneComponentLifecycle(t *testing.T) {
 		t.Errorf("logs:\n%s", logs)
 	}
 	checkSecurity(t, a, "hello")
+	if a.Database != "" {
+		checkStateInDatabase(t, a)
+	}
 
 	a.MustCLI("rm", "hello")
 	if cs := a.Containers("hello"); len(cs) != 0 {
@@ -95,6 +114,37 @@ func TestOneComponentLifecycle(t *testing.T) {
 	}
 	if code, _ := a.Get("hello", "/"); code != http.StatusNotFound {
 		t.Errorf("removed solution answers %d, want 404", code)
+	}
+}
+
+// checkStateInDatabase checks that the state is in a's PostgreSQL and
+// nowhere else: no SQLite file in --data, and an aim started on another,
+// empty data directory and the same database knows the solution and the
+// token, and serves it. The log names the database without its user.
+func checkStateInDatabase(t *testing.T, a *Aim) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(a.Data, "aim.db")); !os.IsNotExist(err) {
+		t.Errorf("aim serve --database made an SQLite file in --data (%v)", err)
+	}
+	u, err := url.Parse(a.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := a.logs.String()
+	if want := "database=postgres://" + u.Host + u.Path; !strings.Contains(logs, want) {
+		t.Errorf("the log does not say %s:\n%s", want, logs)
+	}
+	if strings.Contains(logs, a.Database) {
+		t.Errorf("the log has the whole database URL %s", a.Database)
+	}
+	a.Kill()
+	a.Data = filepath.Join(t.TempDir(), "other-data")
+	a.Start()
+	if st := a.MustCLI("status", "hello"); !strings.Contains(st, "State:       ready") {
+		t.Errorf("after a restart on another data directory, status:\n%s", st)
+	}
+	if w := getWhoami(t, a, "hello", "/whoami"); w.Solution != "hello" {
+		t.Errorf("after a restart on another data directory: %+v", w)
 	}
 }
 

@@ -37,6 +37,12 @@ import (
 
 var _ api.Controller = (*Solutions)(nil)
 
+// AnnotationOwner on a Solution names the aim provider it belongs to;
+// absent means the platform's admins. Deploy writes it on the first
+// deploy of a name and keeps it on updates, so that the API's
+// authorization holds on Kubernetes as on Docker.
+const AnnotationOwner = "aim.dev/owner"
+
 // Config configures Solutions. Zero values take the defaults
 // named.
 type Config struct {
@@ -202,6 +208,7 @@ func (s *Solutions) info(sol *v1alpha1.Solution) *solution.Info {
 		Provider: spec.Provider{Name: sol.Spec.Provider.Name, Contact: sol.Spec.Provider.Contact},
 		Tags:     sol.Spec.Tags, URL: s.cfg.URL(sol.Name), State: st, Reason: reason,
 		Generation: sol.Generation, CreatedAt: sol.CreationTimestamp.Time, UpdatedAt: sol.CreationTimestamp.Time,
+		Owner: sol.Annotations[AnnotationOwner],
 	}
 	if u := sol.Status.URL; u != "" {
 		in.URL = strings.TrimSuffix(u, "/") + "/"
@@ -214,6 +221,7 @@ func (s *Solutions) info(sol *v1alpha1.Solution) *solution.Info {
 	m, err := v1alpha1.ToManifest(sol.Name, sol.Spec)
 	if err == nil {
 		in.Manifest = m
+		in.Visibility = solution.VisibilityOf(m)
 	}
 	for _, c := range sol.Spec.Components {
 		ci := solution.ComponentInfo{Name: c.Name, Image: c.Image, Paths: c.Paths}
@@ -280,7 +288,7 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	if _, err := v1alpha1.ToManifest(m.Name, want); err != nil {
 		return nil, &solution.InputError{Msg: err.Error()}
 	}
-	prev, gen, err := s.apply(ctx, m.Name, want)
+	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +299,7 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	}
 	if err := s.waitReady(ctx, m, gen, progress); err != nil {
 		if prev != nil {
-			if _, _, rerr := s.apply(context.WithoutCancel(ctx), m.Name, *prev); rerr != nil {
+			if _, _, rerr := s.apply(context.WithoutCancel(ctx), m.Name, req.Owner, *prev); rerr != nil {
 				return nil, fmt.Errorf("%w; putting the previous version back failed too: %v", err, rerr)
 			}
 			progress("", "put the previous version back; it keeps serving")
@@ -303,9 +311,11 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	return s.getInfo(ctx, m.Name)
 }
 
-// apply creates the Solution or sets its spec, returning the previous spec
-// (nil when created) and the generation to wait for.
-func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.SolutionSpec) (*v1alpha1.SolutionSpec, int64, error) {
+// apply creates the Solution owned by owner or sets its spec, returning
+// the previous spec (nil when created) and the generation to wait for. An
+// update keeps the Solution's owner, and is refused when owner is set and
+// is not it (see solution.DeployRequest.Owner).
+func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1.SolutionSpec) (*v1alpha1.SolutionSpec, int64, error) {
 	for attempt := 0; ; attempt++ {
 		cur := &v1alpha1.Solution{}
 		err := s.client.Get(ctx, s.key(name), cur)
@@ -313,6 +323,9 @@ func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.Soluti
 			sol := &v1alpha1.Solution{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.cfg.Namespace},
 				Spec:       want,
+			}
+			if owner != "" {
+				sol.Annotations = map[string]string{AnnotationOwner: owner}
 			}
 			err = s.client.Create(ctx, sol, client.FieldOwner(kube.FieldManager))
 			if apierrors.IsAlreadyExists(err) && attempt < 3 {
@@ -328,6 +341,9 @@ func (s *Solutions) apply(ctx context.Context, name string, want v1alpha1.Soluti
 		}
 		if !cur.DeletionTimestamp.IsZero() {
 			return nil, 0, &solution.InputError{Msg: fmt.Sprintf("solution %s is being removed; deploy it again once it is gone", name)}
+		}
+		if owner != "" && cur.Annotations[AnnotationOwner] != owner {
+			return nil, 0, &solution.OwnedError{Name: name}
 		}
 		prev := cur.Spec.DeepCopy()
 		cur.Spec = want

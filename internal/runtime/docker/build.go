@@ -120,3 +120,13 @@ func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// ImageID returns the engine's ID of an image, its content digest; an
+// error when the engine has no such image.
+func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
+	img, err := d.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("inspecting image %q: %w", ref, err)
+	}
+	return img.ID, nil
+}

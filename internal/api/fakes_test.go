@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/solution"
+	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
+	"github.com/aimhub/aim/test/postgres"
+)
+
+// TestMain stops the PostgreSQL server the tests share once they ran.
+func TestMain(m *testing.M) { postgres.Main(m) }
+
+// backends are the stores the API's tests run on, each test on a
+// database of its own.
+var backends = []struct {
+	name string
+	dsn  func(t *testing.T) string
+}{
+	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "aim.db") }},
+	{"postgres", func(t *testing.T) string { return postgres.NewDatabase(t) }},
+}
+
+func openStore(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// fakeCtl is the controller behind the API in its unit tests: solutions
+// in a map, actions that only record themselves. The routes' logic is
+// what is under test.
+type fakeCtl struct {
+	mu   sync.Mutex
+	sols map[string]*solution.Info
+	// calls records the actions, e.g. "remove b-public".
+	calls []string
+	// deployed is the last deploy's request.
+	deployed solution.DeployRequest
+}
+
+var _ Controller = (*fakeCtl)(nil)
+
+func newFakeCtl(sols ...*solution.Info) *fakeCtl {
+	f := &fakeCtl{sols: map[string]*solution.Info{}}
+	for _, s := range sols {
+		f.sols[s.Name] = s
+	}
+	return f
+}
+
+// sol makes a solution as a controller reports it, from an aim.yaml.
+func sol(t *testing.T, owner, yaml string) *solution.Info {
+	t.Helper()
+	m, err := spec.Parse(spec.FileName, []byte(yaml))
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	return &solution.Info{Name: m.Name, Title: m.DisplayTitle(), Owner: owner, Visibility: solution.VisibilityOf(m),
+		State: solution.Ready, Manifest: m, URL: "http://" + m.Name + ".localhost/", CreatedAt: time.Unix(0, 0).UTC()}
+}
+
+func (f *fakeCtl) record(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeCtl) Deploy(_ context.Context, req solution.DeployRequest, progress solution.Progress) (*solution.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deployed = req
+	owner := req.Owner
+	if prev, ok := f.sols[req.Manifest.Name]; ok {
+		if owner != "" && owner != prev.Owner {
+			return nil, &solution.OwnedError{Name: prev.Name}
+		}
+		owner = prev.Owner
+	}
+	progress("", "starting containers")
+	info := &solution.Info{Name: req.Manifest.Name, Owner: owner, Visibility: solution.VisibilityOf(req.Manifest), State: solution.Ready, Manifest: req.Manifest}
+	f.sols[info.Name] = info
+	f.calls = append(f.calls, "deploy "+info.Name)
+	return info, nil
+}
+
+func (f *fakeCtl) Get(_ context.Context, name string) (*solution.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sols[name]
+	if !ok {
+		return nil, fmt.Errorf("solution %s: %w", name, solution.ErrNotFound)
+	}
+	c := *s
+	return &c, nil
+}
+
+func (f *fakeCtl) List(context.Context) []*solution.Info {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*solution.Info
+	for _, n := range slices.Sorted(maps.Keys(f.sols)) {
+		c := *f.sols[n]
+		out = append(out, &c)
+	}
+	return out
+}
+
+func (f *fakeCtl) Remove(_ context.Context, name string) error {
+	f.record("remove %s", name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sols, name)
+	return nil
+}
+
+func (f *fakeCtl) Logs(_ context.Context, name, _ string, _ runtime.LogOptions) (io.ReadCloser, error) {
+	f.record("logs %s", name)
+	return io.NopCloser(strings.NewReader("web | listening on :8080\n")), nil
+}
+
+func (f *fakeCtl) Wake(_ context.Context, name string) error {
+	f.record("wake %s", name)
+	return nil
+}
+
+func (f *fakeCtl) Sleep(_ context.Context, name string) error {
+	f.record("sleep %s", name)
+	return nil
+}
