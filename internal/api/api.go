@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aimhub/aim/internal/inquiry"
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
@@ -52,6 +53,7 @@ type Providers interface {
 type Store interface {
 	Tokens
 	Providers
+	Market
 }
 
 var _ Store = (*store.Store)(nil)
@@ -64,6 +66,9 @@ type Config struct {
 	// TempDir holds uploads while they build. Empty means os.TempDir().
 	TempDir string
 	Logger  *slog.Logger
+	// Inquirer takes inquiries; nil makes one on the store allowing 5 an
+	// hour per client and 50 per solution. The pages share it.
+	Inquirer *Inquirer
 }
 
 // API serves /api/v1/.
@@ -72,6 +77,8 @@ type API struct {
 	ctl       Controller
 	tokens    Tokens
 	providers Providers
+	market    Market
+	inquirer  *Inquirer
 	log       *slog.Logger
 	mux       *http.ServeMux
 	// routes are the endpoints, each with its rule; tests walk them.
@@ -86,7 +93,11 @@ func New(cfg Config, ctl Controller, st Store) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &API{cfg: cfg, ctl: ctl, tokens: st, providers: st, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, ctl: ctl, tokens: st, providers: st, market: st, log: cfg.Logger, mux: http.NewServeMux()}
+	a.inquirer = cfg.Inquirer
+	if a.inquirer == nil {
+		a.inquirer = &Inquirer{Store: st, Providers: st, Limits: inquiry.NewLimiter(5, 50, time.Hour)}
+	}
 	a.routes = a.table()
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.pattern, a.guard(rt))
@@ -116,6 +127,12 @@ func (a *API) table() []route {
 		{"POST /api/v1/tokens", tokenHolder, "creating a token", a.createToken},
 		{"DELETE /api/v1/tokens/{id}", tokenManager, "revoking token {id}", a.revokeToken},
 		{"GET /api/v1/me", anyone, "asking who you are", a.me},
+		{"GET /api/v1/solutions/{name}/history", manager, "reading the history of solution {name}", a.history},
+		{"POST /api/v1/solutions/{name}/rollback", manager, "rolling solution {name} back", a.rollback},
+		{"GET /api/v1/solutions/{name}/usage", manager, "reading the usage of solution {name}", a.usage},
+		{"POST /api/v1/solutions/{name}/inquiries", admitted, "asking about solution {name}", a.addInquiry},
+		{"GET /api/v1/inquiries", tokenHolder, "reading inquiries", a.listInquiries},
+		{"PUT /api/v1/providers/{name}/webhook", providerSelf, "setting the webhook of provider {name}", a.putWebhook},
 	}
 }
 

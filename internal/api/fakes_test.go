@@ -143,3 +143,13 @@ func (f *fakeCtl) Sleep(_ context.Context, name string) error {
 	f.record("sleep %s", name)
 	return nil
 }
+
+func (f *fakeCtl) History(_ context.Context, name string, _ int) ([]store.Generation, error) {
+	f.record("history %s", name)
+	return []store.Generation{{Solution: name, Generation: 1, Outcome: store.OutcomeServing}}, nil
+}
+
+func (f *fakeCtl) Rollback(_ context.Context, name string, to int64, by string, _ solution.Progress) (*solution.Info, error) {
+	f.record("rollback %s to %d by %s", name, to, by)
+	return f.Get(context.Background(), name)
+}

@@ -42,6 +42,8 @@ const (
 	// tokenManager: an admin, or the provider token {id} belongs to; a
 	// provider asking for another's token is answered 404.
 	tokenManager
+	// providerSelf: an admin, or the provider {name} itself.
+	providerSelf
 )
 
 // route is one endpoint of the API and the rule that guards it.
@@ -85,6 +87,11 @@ func (a *API) authorize(r *http.Request, c caller, rt route) (*grant, error) {
 		return g, nil
 	case tokenManager:
 		return a.authorizeToken(r, c, what)
+	case providerSelf:
+		if !c.id.IsAdmin() && !(c.id.Role == auth.Provider && c.id.Provider == r.PathValue("name")) {
+			return nil, needs(c, what, "that provider's token or an admin token")
+		}
+		return g, nil
 	case admitted, manager:
 		return a.authorizeSolution(r, c, rt.need, what)
 	case deployer:

@@ -176,6 +176,18 @@ func routeCases() []routeCase {
 			return "/api/v1/tokens/" + tok.ID
 		}},
 		{method: "GET", path: "/api/v1/me"},
+		{method: "GET", path: "/api/v1/solutions/acme-public/history"},
+		{method: "GET", path: "/api/v1/solutions/beta-private/history"},
+		{method: "POST", path: "/api/v1/solutions/acme-public/rollback"},
+		{method: "POST", path: "/api/v1/solutions/beta-private/rollback"},
+		{method: "GET", path: "/api/v1/solutions/acme-public/usage"},
+		{method: "GET", path: "/api/v1/solutions/beta-private/usage"},
+		{method: "POST", path: "/api/v1/solutions/acme-public/inquiries",
+			body: jsonBody(`{"name": "Ann", "email": "ann@example.com", "message": "Can we try it on our data?"}`)},
+		{method: "POST", path: "/api/v1/solutions/acme-private/inquiries",
+			body: jsonBody(`{"name": "Ann", "email": "ann@example.com", "message": "Can we try it on our data?"}`)},
+		{method: "GET", path: "/api/v1/inquiries"},
+		{method: "PUT", path: "/api/v1/providers/acme/webhook", body: jsonBody(`{"webhook": "https://hooks.example.com/aim"}`)},
 	}
 }
 
