@@ -80,6 +80,8 @@ type RollbackResult struct {
 	// Seconds the rollback took, from the request to the new generation
 	// serving.
 	Seconds float64 `json:"seconds"`
+	// ServedAgain is the generation whose images now serve again.
+	ServedAgain int64 `json:"servedAgain"`
 }
 
 func (a *API) rollback(w http.ResponseWriter, r *http.Request, g *grant) {
@@ -101,7 +103,11 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, g *grant) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, RollbackResult{Result: info, Seconds: time.Since(start).Seconds()})
+	res := RollbackResult{Result: info, Seconds: time.Since(start).Seconds(), ServedAgain: to}
+	if latest, err := gens.History(r.Context(), g.sol.Name, 1); err == nil && len(latest) == 1 {
+		res.ServedAgain = latest[0].RollbackOf
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // who names a caller in a solution's history.

@@ -52,7 +52,8 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.server, "server", "", "aim server URL (default $AIM_SERVER, then the client configuration)")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $AIM_TOKEN, then the client configuration)")
 	root.AddCommand(serveCmd(g), deployCmd(g), lsCmd(g), statusCmd(g), logsCmd(g), rmCmd(g), actionCmd(g, "wake", "Wake a sleeping solution"), actionCmd(g, "sleep", "Stop a solution's containers until its next request"),
-		checkCmd(g), initCmd(g), providerCmd(g), tokenCmd(g), whoamiCmd(g))
+		checkCmd(g), initCmd(g), providerCmd(g), tokenCmd(g), whoamiCmd(g),
+		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g))
 	root.AddCommand(operatorCmd(g))
 	root.AddCommand(gatewayCmd(g))
 	return root
@@ -144,6 +145,7 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	f.DurationVar(&o.MaxIdleWithConnections, "max-idle-with-connections", 4*time.Hour, "how long open WebSockets and event streams alone keep a solution awake")
 	f.DurationVar(&o.ScaleDownDelay, "scale-down-delay", time.Minute, "how long the load must stay low before a solution with scaling.max above 1 loses a replica")
 	f.Int64Var(&o.MaxPending, "max-pending", 1000, "requests held per solution while it wakes; more get 503 with Retry-After")
+	f.IntVar(&o.KeepGenerations, "keep-generations", 3, "generations that served whose images are kept, for aim rollback")
 	f.StringVar(&o.ClientConfig, "client-config", "", "where the first start writes the CLI's configuration (default $XDG_CONFIG_HOME/aim/config.json; - for none)")
 	f.StringVar(&o.DockerPrefix, "docker-prefix", "aim", "prefix of the containers and networks aim creates")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")

@@ -80,7 +80,7 @@ func providerCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(add, ls, rm)
+	cmd.AddCommand(add, ls, rm, webhookCmd(g))
 	return cmd
 }
 

@@ -79,6 +79,9 @@ type Options struct {
 	// MaxPending bounds the requests held per solution while it wakes.
 	// Zero means 1000.
 	MaxPending int64
+	// KeepGenerations is how many generations that served keep their
+	// images for `aim rollback`. Zero means 3.
+	KeepGenerations int
 	// ClientConfig is where the first start writes the CLI's server URL
 	// and token. Empty means the user's config directory; "-" writes none.
 	ClientConfig string
@@ -203,16 +206,17 @@ func runDocker(ctx context.Context, o Options) error {
 		AccessLog: access, TrustedProxies: o.TrustedProxies, Usage: rec})
 	met.Registry.MustRegister(gw.Routes)
 	ctl := controller.New(controller.Config{
-		StartTimeout: o.StartTimeout,
-		WakeTimeout:  o.WakeTimeout,
-		IdleTimeout:  o.IdleTimeout,
-		Defaults:     spec.DefaultDefaults,
-		Limits:       o.Limits,
-		LimitCaps:    o.LimitCaps,
-		URL:          func(name string) string { return "http://" + name + "." + o.Domain + portSuffix + "/" },
-		Logger:       log,
-		Metrics:      met,
-		ImagePrefix:  "aim.local/" + rt.Prefix(),
+		StartTimeout:    o.StartTimeout,
+		WakeTimeout:     o.WakeTimeout,
+		IdleTimeout:     o.IdleTimeout,
+		Defaults:        spec.DefaultDefaults,
+		Limits:          o.Limits,
+		LimitCaps:       o.LimitCaps,
+		URL:             func(name string) string { return "http://" + name + "." + o.Domain + portSuffix + "/" },
+		Logger:          log,
+		Metrics:         met,
+		ImagePrefix:     "aim.local/" + rt.Prefix(),
+		KeepGenerations: o.KeepGenerations,
 	}, rt, rt, st, gw.Routes)
 	gw.SetWaker(ctl)
 
