@@ -54,6 +54,10 @@ type Info struct {
 	Manifest   *spec.Manifest  `json:"manifest"`
 	CreatedAt  time.Time       `json:"createdAt"`
 	UpdatedAt  time.Time       `json:"updatedAt"`
+	// Owner is the aim provider the solution belongs to; empty means the
+	// platform's admins. The API shows it to those who manage the
+	// solution only.
+	Owner string `json:"owner,omitempty"`
 }
 
 // ComponentInfo is one component's part of Info.
