@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -209,6 +210,10 @@ func (fc *fastConn) run(fd uintptr) bool {
 		}
 		fc.first = false
 		head, err := fc.readHead()
+		if err == errBareLF {
+			fc.badRequest("request lines must end in CRLF")
+			return true
+		}
 		if err != nil {
 			return err != errWouldBlock
 		}
@@ -307,7 +312,11 @@ func (fc *fastConn) peek() []byte {
 func (fc *fastConn) readHead() ([]byte, error) {
 	for {
 		b, _ := fc.br.Peek(fc.br.Buffered())
-		if n := endOfHead(b); n >= 0 {
+		n := endOfHead(b)
+		if bareLF(b, n) {
+			return nil, errBareLF
+		}
+		if n >= 0 {
 			return b[:n], nil
 		}
 		if len(b) == fc.br.Size() {
@@ -318,6 +327,40 @@ func (fc *fastConn) readHead() ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// errBareLF is a head with a line ended by LF alone. RFC 9112 lets a
+// server take those; the fast path refuses them, since waiting for the
+// CRLFCRLF that would end such a head leaves the client with no answer
+// at all, and proxies that read line ends differently are how requests
+// are smuggled.
+var errBareLF = errors.New("a line ended by a bare LF")
+
+// bareLF reports whether the head in b (n bytes long, or all of b when
+// n < 0) has an LF not preceded by CR.
+func bareLF(b []byte, n int) bool {
+	if n >= 0 {
+		b = b[:n]
+	}
+	for i := bytes.IndexByte(b, '\n'); i >= 0; {
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+	}
+	return false
+}
+
+// badRequest answers a head the fast path could not read, and the
+// connection closes after it: where the next request starts is unknown.
+func (fc *fastConn) badRequest(why string) {
+	body := "400 Bad Request: " + why + "\n"
+	fmt.Fprintf(fc.bw, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	_ = fc.bw.Flush()
 }
 
 // handOff gives the connection, and what was read of it, to net/http.
@@ -399,6 +442,9 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 		rt.active(end.UnixNano())
 	}
 	rt.stats.observe(status, end.Sub(start), h.length, out)
+	if g.cfg.Usage != nil && !bot {
+		g.cfg.Usage.Request(rt.name, fc.peer, h.html && h.method == "GET", status)
+	}
 	if g.cfg.AccessLog != nil {
 		g.logAccess(&accessEntry{
 			solution: rt.name, client: fc.peer, method: h.method, host: h.host,

@@ -59,9 +59,19 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the
 	// client, for rate limits and access logs.
 	TrustedProxies Proxies
+	// Usage, when set, is told of every request to a solution that is
+	// not a bot's (internal/usage counts them for providers).
+	Usage Usage
 	// Guard checks who may reach a private solution. Nil refuses every
 	// request for one (403): without sign-in, no one is admitted.
 	Guard Guard
+}
+
+// Usage is told of the requests people and programs make to solutions.
+type Usage interface {
+	// Request is one request from client; page is a browser asking for
+	// a page (GET, Accept text/html), else it is an API call.
+	Request(solution string, client netip.Addr, page bool, status int)
 }
 
 // DefaultBotAgents match health checkers, monitors and crawlers.
@@ -70,6 +80,7 @@ var DefaultBotAgents = []string{"bot", "crawl", "spider", "slurp", "kube-probe",
 // Gateway is an http.Handler.
 type Gateway struct {
 	cfg    Config
+	domain string // lower case
 	suffix string // "." + domain
 	Routes *Table
 	log    *slog.Logger
@@ -101,7 +112,7 @@ func New(cfg Config) *Gateway {
 	for i, a := range cfg.BotAgents {
 		cfg.BotAgents[i] = strings.ToLower(a)
 	}
-	g := &Gateway{cfg: cfg, suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
+	g := &Gateway{cfg: cfg, domain: strings.ToLower(cfg.Domain), suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger}
 	g.Routes = newTable(g.newProxy)
 	return g
 }
@@ -133,9 +144,34 @@ func (g *Gateway) solutionName(host string) string {
 	return name
 }
 
+// apexHost reports whether a Host that names no solution is the apex's:
+// the domain itself, or an IP address (the CLI on this machine uses
+// 127.0.0.1; a cluster's probes and Prometheus use the pod's IP). A
+// browser never sends an IP for a name, so DNS rebinding cannot reach
+// the apex through that door.
+func (g *Gateway) apexHost(host string) bool {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(lower(host), ".")
+	if host == g.domain {
+		return true
+	}
+	_, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil
+}
+
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := g.solutionName(r.Host)
 	if name == "" {
+		if !g.apexHost(r.Host) {
+			// Not the platform's name nor a solution's: a name pointed at
+			// this server by someone else (DNS rebinding) or a deeper
+			// subdomain. Neither gets the API or the catalog.
+			g.errorPage(w, r, http.StatusMisdirectedRequest, "Not served here",
+				"This server answers for "+g.cfg.Domain+" and its solutions only.", 0)
+			return
+		}
 		g.cfg.Apex.ServeHTTP(w, r)
 		return
 	}
@@ -148,13 +184,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := getWriter(w)
 	defer putWriter(rw)
 	var client netip.Addr
-	if g.cfg.AccessLog != nil || rt.lim.Load() != nil {
+	if g.cfg.AccessLog != nil || g.cfg.Usage != nil || rt.lim.Load() != nil {
 		client = g.cfg.TrustedProxies.clientIP(r)
 	}
+	bot := g.isBot(r)
 	var wake time.Duration
 	defer func() {
 		end := time.Now()
 		rt.stats.observe(rw.status, end.Sub(start), rw.in, rw.out)
+		if g.cfg.Usage != nil && !bot {
+			g.cfg.Usage.Request(rt.name, client, wantsHTML(r), rw.status)
+		}
 		if g.cfg.AccessLog != nil {
 			g.logAccess(&accessEntry{
 				solution: rt.name, client: client, method: r.Method, host: []byte(r.Host), uri: []byte(r.RequestURI),
@@ -191,7 +231,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.body = r.Body
 		r.Body = rw.bodyReader()
 	}
-	bot := g.isBot(r)
 	b, waited := g.backendFor(rw, r, rt, bot)
 	if b == nil {
 		return

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -224,6 +225,31 @@ func TestContainsFold(t *testing.T) {
 	} {
 		if got := containsFold(tc.s, tc.sub); got != tc.want {
 			t.Errorf("containsFold(%q, %q) = %v", tc.s, tc.sub, got)
+		}
+	}
+}
+
+func TestApexAnswersItsOwnNamesOnly(t *testing.T) {
+	apex := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "apex") })
+	g := New(Config{Domain: "aim.example.com", Apex: apex})
+	for host, want := range map[string]int{
+		"aim.example.com":             200,
+		"AIM.example.com.:8080":       200,
+		"127.0.0.1:8080":              200,
+		"[::1]:8080":                  200,
+		"10.1.2.3":                    200, // a pod's IP: the kubelet's probes
+		"engine.evil.aim.example.com": 421,
+		"attacker.example":            421, // a name pointed here by DNS
+		"localhost:8080":              421,
+		"":                            421,
+		"example.com":                 421,
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/v1/solutions", nil)
+		req.Host = host
+		g.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %q: %d, want %d", host, rec.Code, want)
 		}
 	}
 }

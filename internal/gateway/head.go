@@ -31,6 +31,7 @@ type reqHead struct {
 	ua       []byte
 	ref      []byte // Referer, for the access log
 	close    bool   // the client said Connection: close
+	html     bool   // a GET asking for text/html: a page view
 	xff      bool   // it sent X-Forwarded-For
 }
 
@@ -217,6 +218,7 @@ func parseRequest(head []byte, h *reqHead) bool {
 			if bytes.Contains(value, []byte("text/event-stream")) {
 				return false
 			}
+			h.html = bytes.Contains(value, []byte("text/html"))
 		case hdrCookie:
 			// aim's cookies are its credentials; net/http strips them
 			// (stripCredentials). Any "aim_" in any case: a cookie the

@@ -595,3 +595,30 @@ func TestServerPostNeverSentTwice(t *testing.T) {
 		t.Errorf("%d hand-offs: net/http would send it again", n)
 	}
 }
+
+// TestServerBareLF: a head with bare LF line ends gets 400 and the
+// connection closes (issue 15: it used to get no answer at all).
+func TestServerBareLF(t *testing.T) {
+	g := New(Config{Domain: "localhost", Apex: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "apex") })})
+	routeTo(g, echoBackend(t), Limits{})
+	addr, _, _ := fastServer(t, g)
+	for _, head := range []string{
+		"GET / HTTP/1.1\nHost: s.localhost\n\n",
+		"GET / HTTP/1.1\r\nHost: s.localhost\n\r\n",
+		"GET / HTTP/1.1\r\nHost: localhost\nX: y\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: s.localhost\r\n\r\nGET /b HTTP/1.1\nHost: s.localhost\n\n", // the second of two
+	} {
+		rc := dialRaw(t, addr)
+		rc.send(head)
+		resp, _ := rc.read("GET")
+		if strings.Count(head, "GET") == 2 {
+			if resp.StatusCode != 200 {
+				t.Fatalf("%q: first answer %d", head, resp.StatusCode)
+			}
+			resp, _ = rc.read("GET")
+		}
+		if resp.StatusCode != http.StatusBadRequest || !resp.Close {
+			t.Errorf("%q: %d close=%v, want 400 and Connection: close", head, resp.StatusCode, resp.Close)
+		}
+	}
+}

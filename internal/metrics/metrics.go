@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +18,11 @@ type Metrics struct {
 	Wakes        *prometheus.CounterVec   // solution, result
 	WakeDuration *prometheus.HistogramVec // solution, phase
 	Held         *prometheus.CounterVec   // solution
+
+	// OnWake, when set, is told of each successful wake and its total
+	// time (the providers' usage counts; internal/usage). Set it before
+	// anything wakes.
+	OnWake func(solution string, d time.Duration)
 
 	// states holds each solution's state and replicas, read at scrape
 	// time: with thousands of solutions, a map entry each costs far less
@@ -111,6 +117,9 @@ func (m *Metrics) Wake(solution string, ok bool, start, ready float64) {
 	m.WakeDuration.WithLabelValues(solution, "start").Observe(start)
 	m.WakeDuration.WithLabelValues(solution, "ready").Observe(ready)
 	m.WakeDuration.WithLabelValues(solution, "total").Observe(start + ready)
+	if m.OnWake != nil {
+		m.OnWake(solution, time.Duration((start+ready)*float64(time.Second)))
+	}
 }
 
 // HeldRequest counts a request held for a starting solution.

@@ -24,6 +24,7 @@ import (
 	"github.com/aimhub/aim/internal/controller"
 	"github.com/aimhub/aim/internal/edge"
 	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/inquiry"
 	"github.com/aimhub/aim/internal/kube/backend"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime/docker"
@@ -31,6 +32,7 @@ import (
 	"github.com/aimhub/aim/internal/signin"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
+	"github.com/aimhub/aim/internal/usage"
 	"github.com/aimhub/aim/internal/web"
 )
 
@@ -159,6 +161,10 @@ func runDocker(ctx context.Context, o Options) error {
 	}
 
 	met := metrics.New()
+	// Usage counts for providers; written every usage.FlushInterval and
+	// once more when aim stops.
+	rec := usage.New(st, log)
+	met.OnWake = rec.Wake
 	access, closeAccess, err := gateway.OpenAccessLog(o.AccessLog, true)
 	if err != nil {
 		return err
@@ -169,7 +175,7 @@ func runDocker(ctx context.Context, o Options) error {
 		}
 	}()
 	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met,
-		AccessLog: access, TrustedProxies: o.TrustedProxies})
+		AccessLog: access, TrustedProxies: o.TrustedProxies, Usage: rec})
 	met.Registry.MustRegister(gw.Routes)
 	ctl := controller.New(controller.Config{
 		StartTimeout: o.StartTimeout,
@@ -207,10 +213,8 @@ func runDocker(ctx context.Context, o Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ctlErr := make(chan error, 1)
-	go func() { ctlErr <- ctl.Run(ctx) }()
-	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
-	go func() { _ = sc.Run(ctx) }()
+	ctlErr, stopped := runBackground(ctx, o, ctl, gw, st, rec)
+	defer func() { cancel(); stopped() }()
 	if o.DebugAddr != "" {
 		stop, err := serveDebug(o.DebugAddr)
 		if err != nil {
@@ -246,6 +250,21 @@ func runDocker(ctx context.Context, o Options) error {
 	defer done()
 	// Solutions keep running: the next aim adopts them.
 	return e.Shutdown(shutdown)
+}
+
+// runBackground starts what works beside the servers until ctx ends: the
+// controller's resync, the scaler, the usage counts' flushes and the
+// inquiries' deliveries. stopped waits for the last usage flush.
+func runBackground(ctx context.Context, o Options, ctl *controller.Controller, gw *gateway.Gateway, st *store.Store, rec *usage.Recorder) (ctlErr <-chan error, stopped func()) {
+	errc := make(chan error, 1)
+	go func() { errc <- ctl.Run(ctx) }()
+	usageDone := make(chan struct{})
+	go func() { _ = rec.Run(ctx); close(usageDone) }()
+	go func() { _ = (&inquiry.Deliverer{Store: st, Logger: o.Logger}).Run(ctx) }()
+	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay,
+		Concurrency: spec.DefaultDefaults.Concurrency, Logger: o.Logger}, ctl, gw.Routes)
+	go func() { _ = sc.Run(ctx) }()
+	return errc, func() { <-usageDone }
 }
 
 // apexMux is what the apex host serves: the API, the catalog, sign-in

@@ -58,6 +58,8 @@ type Info struct {
 	// platform's admins. The API shows it to those who manage the
 	// solution only.
 	Owner string `json:"owner,omitempty"`
+	// Visibility is the manifest's, with the default (public) filled in.
+	Visibility spec.Visibility `json:"visibility"`
 }
 
 // ComponentInfo is one component's part of Info.

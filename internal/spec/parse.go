@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -354,6 +355,7 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 		}
 	}
 	probs = append(probs, m.validateAccess(file, idx)...)
+	probs = append(probs, m.validateCatalog(file, idx)...)
 	if len(probs) > 0 {
 		return probs
 	}
@@ -455,4 +457,39 @@ func validDomain(d string) bool {
 		}
 	}
 	return true
+}
+
+// validateCatalog checks what the catalog shows of a solution: its
+// phases, each one of Phases and named once, and its thumbnail's path
+// (the file itself is checked where it is read: aim deploy and the API).
+func (m *Manifest) validateCatalog(file string, idx *nodeIndex) []FieldError {
+	var probs []FieldError
+	add := func(field, format string, args ...any) {
+		probs = append(probs, FieldError{File: file, Line: idx.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	seen := map[Phase]bool{}
+	for i, p := range m.Phases {
+		f := fmt.Sprintf("phases[%d]", i)
+		switch {
+		case !slices.Contains(Phases, p):
+			names := make([]string, len(Phases))
+			for j, q := range Phases {
+				names[j] = string(q)
+			}
+			add(f, "%q is not a phase; use one of %s", p, strings.Join(names, ", "))
+		case seen[p]:
+			add(f, "%q is named twice", p)
+		}
+		seen[p] = true
+	}
+	if t := m.Thumbnail; t != "" {
+		ext := strings.ToLower(path.Ext(t))
+		switch {
+		case filepath.IsAbs(t) || strings.HasPrefix(path.Clean(filepath.ToSlash(t)), "../") || path.Clean(t) == "..":
+			add("thumbnail", "%q must be a file inside the solution's directory", t)
+		case ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp":
+			add("thumbnail", "%q is not a .png, .jpg or .webp file", t)
+		}
+	}
+	return probs
 }

@@ -20,6 +20,12 @@ type Manifest struct {
 	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
 	Provider    Provider `yaml:"provider,omitempty" json:"provider,omitempty"`
 	Tags        []string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	// Phases are the product-creation phases the solution helps with
+	// (the paper's Figure 1), by which visitors filter the catalog.
+	Phases []Phase `yaml:"phases,omitempty" json:"phases,omitempty"`
+	// Thumbnail is an image file, relative to aim.yaml, that the catalog
+	// shows: PNG, JPEG or WebP, at most MaxThumbnail bytes.
+	Thumbnail string `yaml:"thumbnail,omitempty" json:"thumbnail,omitempty"`
 	// Components are the containers of the solution. At least one.
 	Components []Component `yaml:"components" json:"components"`
 	Scaling    Scaling     `yaml:"scaling,omitempty" json:"scaling,omitempty"`
@@ -37,6 +43,39 @@ type Manifest struct {
 	// visibility: private, which needs at least one entry.
 	Access Access `yaml:"access,omitempty" json:"access,omitzero"`
 }
+
+// Phase is a phase of product creation, as the paper's Figure 1 names
+// them.
+type Phase string
+
+// The phases, in the order of product creation.
+const (
+	StrategicPlanning     Phase = "strategic-product-planning"
+	ProductDevelopment    Phase = "product-development"
+	ServiceDevelopment    Phase = "service-development"
+	ProductionDevelopment Phase = "production-system-development"
+)
+
+// Phases lists every phase, in order.
+var Phases = []Phase{StrategicPlanning, ProductDevelopment, ServiceDevelopment, ProductionDevelopment}
+
+// Title is the phase as a person reads it.
+func (p Phase) Title() string {
+	switch p {
+	case StrategicPlanning:
+		return "Strategic product planning"
+	case ProductDevelopment:
+		return "Product development"
+	case ServiceDevelopment:
+		return "Service development"
+	case ProductionDevelopment:
+		return "Production system development"
+	}
+	return string(p)
+}
+
+// MaxThumbnail bounds a thumbnail file.
+const MaxThumbnail = 1 << 20
 
 // Visibility is who finds and reaches a solution.
 type Visibility string

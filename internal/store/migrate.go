@@ -22,6 +22,9 @@ type migration struct {
 var migrations = []migration{
 	{"base", statements(baseSchema...)},
 	{"roles", roles},
+	{"inquiries", statements(inquirySchema...)},
+	{"usage", statements(usageSchema...)},
+	{"generations", statements(generationSchema...)},
 	{"signin", statements(signinSchema...)},
 }
 

@@ -1,0 +1,209 @@
+package web
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aimhub/aim/internal/solution"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+// Query is what a visitor asks the catalog: a search and filters, an
+// order and a page, as the URL's query carries them, so that every view
+// of the catalog is a link that works without JavaScript.
+type Query struct {
+	// Q searches titles, descriptions, tags and providers: every word
+	// must appear in one of them, in any case.
+	Q string
+	// Tag, Provider, State and Phase filter; empty means any.
+	Tag, Provider, Phase string
+	State                solution.State
+	// Sort is "newest" (the default) or "used" (most page views and API
+	// calls in the last 30 days), then by name.
+	Sort string
+	// Page counts from 1; PerPage solutions a page.
+	Page int
+}
+
+// PerPage is how many solutions a catalog page shows.
+const PerPage = 24
+
+// ParseQuery reads a Query from a URL's query, ignoring what it does not
+// know and clamping what is out of range.
+func ParseQuery(v url.Values) Query {
+	q := Query{
+		Q: strings.TrimSpace(v.Get("q")), Tag: v.Get("tag"), Provider: v.Get("provider"),
+		Phase: v.Get("phase"), State: solution.State(v.Get("state")), Sort: v.Get("sort"),
+	}
+	if len(q.Q) > 200 {
+		q.Q = q.Q[:200]
+	}
+	if q.Sort != "used" {
+		q.Sort = "newest"
+	}
+	q.Page, _ = strconv.Atoi(v.Get("page"))
+	q.Page = max(q.Page, 1)
+	return q
+}
+
+// Values is the query as URL values, with page set to page (0 leaves it
+// out); the links of pages and filters are built from it.
+func (q Query) Values(page int) url.Values {
+	v := url.Values{}
+	for k, s := range map[string]string{"q": q.Q, "tag": q.Tag, "provider": q.Provider, "phase": q.Phase, "state": string(q.State)} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Sort == "used" {
+		v.Set("sort", "used")
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	return v
+}
+
+// Result is one page of the catalog.
+type Result struct {
+	Solutions []*solution.Info
+	// Total matched; Pages of PerPage.
+	Total, Pages int
+	// Facets count, over what matched the search and the other filters,
+	// the solutions of each tag, provider, phase and state: what a filter
+	// link would show.
+	Tags, Providers, Phases, States []Facet
+}
+
+// Facet is one value of a filter and how many solutions it has.
+type Facet struct {
+	Value, Label string
+	Count        int
+}
+
+// Run answers q over the solutions the visitor may see (visible decides),
+// with used giving each solution's recent use for the "used" order.
+func (q Query) Run(all []*solution.Info, visible func(*solution.Info) bool, used func(name string) int64) Result {
+	words := strings.Fields(strings.ToLower(q.Q))
+	var matched []*solution.Info
+	tags, provs, phases, states := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
+	for _, s := range all {
+		if !visible(s) || !matchesWords(s, words) {
+			continue
+		}
+		tagOK, provOK, phaseOK, stateOK := q.Tag == "" || slices.Contains(s.Tags, q.Tag), q.Provider == "" || providerOf(s) == q.Provider,
+			q.Phase == "" || hasPhase(s, q.Phase), q.State == "" || s.State == q.State
+		// A facet counts what its own filter would add to the others.
+		if provOK && phaseOK && stateOK {
+			for _, t := range s.Tags {
+				tags[t]++
+			}
+		}
+		if tagOK && phaseOK && stateOK && providerOf(s) != "" {
+			provs[providerOf(s)]++
+		}
+		if tagOK && provOK && stateOK && s.Manifest != nil {
+			for _, p := range s.Manifest.Phases {
+				phases[string(p)]++
+			}
+		}
+		if tagOK && provOK && phaseOK {
+			states[string(s.State)]++
+		}
+		if tagOK && provOK && phaseOK && stateOK {
+			matched = append(matched, s)
+		}
+	}
+	if q.Sort == "used" && used != nil {
+		slices.SortStableFunc(matched, func(a, b *solution.Info) int {
+			if ua, ub := used(a.Name), used(b.Name); ua != ub {
+				return int(ub - ua)
+			}
+			return strings.Compare(a.Name, b.Name)
+		})
+	} else {
+		slices.SortStableFunc(matched, func(a, b *solution.Info) int {
+			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Name, b.Name)
+		})
+	}
+	r := Result{Total: len(matched), Pages: max(1, (len(matched)+PerPage-1)/PerPage)}
+	page := min(q.Page, r.Pages)
+	r.Solutions = matched[min((page-1)*PerPage, len(matched)):min(page*PerPage, len(matched))]
+	r.Tags, r.Providers, r.States = facets(tags, nil), facets(provs, nil), facets(states, nil)
+	r.Phases = facets(phases, func(v string) string { return spec.Phase(v).Title() })
+	// Phases in the order of product creation, not by count.
+	slices.SortFunc(r.Phases, func(a, b Facet) int {
+		return slices.Index(spec.Phases, spec.Phase(a.Value)) - slices.Index(spec.Phases, spec.Phase(b.Value))
+	})
+	return r
+}
+
+func providerOf(s *solution.Info) string {
+	if s.Owner != "" {
+		return s.Owner
+	}
+	return s.Provider.Name
+}
+
+func hasPhase(s *solution.Info, p string) bool {
+	return s.Manifest != nil && slices.Contains(s.Manifest.Phases, spec.Phase(p))
+}
+
+// matchesWords: every word appears in the title, the description, a tag
+// or the provider.
+func matchesWords(s *solution.Info, words []string) bool {
+	if len(words) == 0 {
+		return true
+	}
+	fields := []string{s.Name, s.Title, s.Description, s.Provider.Name, s.Owner, strings.Join(s.Tags, " ")}
+	for _, w := range words {
+		found := false
+		for _, f := range fields {
+			if containsFold(f, w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold is strings.Contains ignoring ASCII and simple Unicode
+// case, without allocating a lowered copy of f per solution and word.
+func containsFold(f, lowerWord string) bool {
+	if len(lowerWord) > len(f) {
+		return false
+	}
+	for i := 0; i+len(lowerWord) <= len(f); i++ {
+		if strings.EqualFold(f[i:i+len(lowerWord)], lowerWord) {
+			return true
+		}
+	}
+	return false
+}
+
+func facets(m map[string]int, label func(string) string) []Facet {
+	out := make([]Facet, 0, len(m))
+	for v, n := range m {
+		l := v
+		if label != nil {
+			l = label(v)
+		}
+		out = append(out, Facet{Value: v, Label: l, Count: n})
+	}
+	slices.SortFunc(out, func(a, b Facet) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
+	return out
+}
