@@ -11,6 +11,7 @@ HTTP_ADDR=${AIM_HTTP:-:8080}
 DATA=${AIM_DATA:-aim-data}
 PORT=${HTTP_ADDR##*:}
 OIDC_ADDR=${AIM_DEMO_OIDC_ADDR:-127.0.0.1:5556}
+PREFIX=${AIM_DOCKER_PREFIX:-aim}
 APEX="http://localhost:$PORT"
 
 scripts/ensure-docker.sh
@@ -39,7 +40,7 @@ ISSUER=$(head -n1 "$DATA/oidcop.out")
 
 echo "==> starting aim serve on $HTTP_ADDR, signing people in at $ISSUER (log: $DATA/serve.log)"
 # The client secret goes by the environment, never the command line.
-AIM_OIDC_CLIENT_SECRET=aim-demo-secret bin/aim serve --data "$DATA" --http "$HTTP_ADDR" --client-config "$DATA/client.json" \
+AIM_OIDC_CLIENT_SECRET=aim-demo-secret bin/aim serve --data "$DATA" --http "$HTTP_ADDR" --client-config "$DATA/client.json" --docker-prefix "$PREFIX" \
   --oidc-issuer "$ISSUER" --oidc-client-id aim-demo --oidc-admin-group aim-admins >"$DATA/serve.log" 2>&1 &
 SERVE=$!
 for _ in $(seq 1 100); do
