@@ -54,17 +54,28 @@ export async function catalog(page) {
 }
 
 // signInFromCatalog opens the catalog at apex, follows its "Sign in"
-// link, fills the OpenID provider's login form (by its labels, as a
-// person would) and returns the catalog it comes back to.
-export async function signInFromCatalog(page, apex, user, password) {
+// link (with the keyboard alone when keyboard is set: Tab until the link
+// has the focus, then Enter), fills the OpenID provider's login form (by
+// its labels, as a person would) and returns the catalog it comes back
+// to, with how many Tabs the link took.
+export async function signInFromCatalog(page, apex, user, password, keyboard = false) {
   await page.goto(apex + "/", { waitUntil: "load" });
-  await page.locator("#aim-signin").click();
+  let tabs = 0;
+  if (keyboard) {
+    while (tabs < 20 && (await page.evaluate(() => document.activeElement && document.activeElement.id)) !== "aim-signin") {
+      await page.keyboard.press("Tab");
+      tabs++;
+    }
+    await page.keyboard.press("Enter");
+  } else {
+    await page.locator("#aim-signin").click();
+  }
   await page.getByLabel("Username").fill(user);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(apex + "/", { timeout: 15_000 });
   await page.locator("#aim-who").waitFor({ timeout: 5_000 });
-  return catalog(page);
+  return { ...(await catalog(page)), tabs };
 }
 
 // navigations records the main frame's navigations of page: URL and

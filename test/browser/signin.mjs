@@ -12,8 +12,9 @@
 //              (shots.solution); then signs out from the catalog
 //              (shots.signedOut) and opens the solution again, which
 //              must send it to sign in anew.
-//   refused    signs in from the catalog (shots.catalog), then opens the
-//              solution's URL: aim's 403 page (shots.refused).
+//   refused    signs in from the catalog with the keyboard alone
+//              (shots.catalog), then opens the solution's URL: aim's 403
+//              page (shots.refused).
 //
 // Prints {"ok": true, ...what each step saw} for the Go test to judge.
 import { args, call, catalog, navigations, run, signInFromCatalog } from "./lib.mjs";
@@ -31,9 +32,14 @@ await run(async (browser) => {
     await page.screenshot({ path: cfg.shots.login });
     return { url: page.url(), status: res.status(), title: await page.title(), navigations: navs };
   }
-  const listed = await signInFromCatalog(page, cfg.apex, cfg.user, cfg.password);
+  const listed = await signInFromCatalog(page, cfg.apex, cfg.user, cfg.password, mode === "refused");
   await page.screenshot({ path: cfg.shots.catalog });
   if (mode === "admitted") {
+    // The same page on a phone: nothing wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    listed.phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await page.screenshot({ path: cfg.shots.phone });
+    await page.setViewportSize({ width: 900, height: 640 });
     await page.locator(`article[data-solution="${cfg.name}"] h2 a`).click();
     // waitFor keeps polling across the starting page's own reloads.
     const h1 = page.locator("h1", { hasText: "hello from" });

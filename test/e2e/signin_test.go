@@ -61,7 +61,8 @@ type browserResult struct {
 	Status                      int
 	Catalog                     struct {
 		Who                string
-		SignIn             int
+		SignIn, Tabs       int
+		PhoneOverflow      int
 		Solutions, Private []string
 	}
 	Echo struct {
@@ -149,8 +150,8 @@ func TestSignInBrowser(t *testing.T) {
 	})
 
 	t.Run("admitted", func(t *testing.T) {
-		shots := map[string]string{"catalog": artifact(t, "signin-2-ann-catalog.png"), "solution": artifact(t, "signin-3-ann-vault.png"),
-			"signedOut": artifact(t, "signin-4-ann-signed-out.png")}
+		shots := map[string]string{"catalog": artifact(t, "signin-2-ann-catalog.png"), "phone": artifact(t, "signin-2-ann-catalog-phone.png"),
+			"solution": artifact(t, "signin-3-ann-vault.png"), "signedOut": artifact(t, "signin-4-ann-signed-out.png")}
 		var r browserResult
 		node(t, 3*time.Minute, &r, "signin.mjs", "admitted", cfg(annUser, shots))
 		for _, s := range shots {
@@ -159,6 +160,9 @@ func TestSignInBrowser(t *testing.T) {
 		t.Logf("catalog %+v; navigations %+v", r.Catalog, r.Navigations)
 		if !strings.Contains(r.Catalog.Who, annUser.Email) || !slices.Contains(r.Catalog.Solutions, "vault") || !slices.Equal(r.Catalog.Private, []string{"vault"}) {
 			t.Errorf("ann's catalog is %+v, want her name and vault listed as private", r.Catalog)
+		}
+		if r.Catalog.PhoneOverflow > 0 {
+			t.Errorf("on a phone's 390 px the catalog is %d px too wide", r.Catalog.PhoneOverflow)
 		}
 		if r.URL != vault || !strings.HasPrefix(r.H1, "hello from") {
 			t.Errorf("opening vault ended at %s with h1 %q", r.URL, r.H1)
@@ -191,6 +195,9 @@ func TestSignInBrowser(t *testing.T) {
 		}
 		if !strings.Contains(r.Catalog.Who, bobUser.Email) || slices.Contains(r.Catalog.Solutions, "vault") || !slices.Contains(r.Catalog.Solutions, "hello") {
 			t.Errorf("bob's catalog is %+v, want his name, hello and not vault", r.Catalog)
+		}
+		if r.Catalog.Tabs == 0 || r.Catalog.Tabs > 3 {
+			t.Errorf("the Sign in link took %d Tabs from the top of the page, want 1 to 3", r.Catalog.Tabs)
 		}
 		if r.Status != http.StatusForbidden || !strings.Contains(r.Notice, "vault is private") || !strings.Contains(r.Notice, bobUser.Email+" is not among them") {
 			t.Errorf("opening vault as bob: %d at %s, notice %q; want 403 saying he is not admitted", r.Status, r.URL, r.Notice)
