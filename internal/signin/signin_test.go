@@ -175,8 +175,9 @@ func TestSignInNotConfigured(t *testing.T) {
 	}
 }
 
-// A provider that does not answer makes sign-in say so (502), and aim
-// discovers it once it answers.
+// A provider that does not answer makes sign-in say so (502); the
+// catalog's sign-in link stays (discovery is tried again at the next
+// sign-in).
 func TestProviderDown(t *testing.T) {
 	e := newEnv(t, Config{Issuer: "http://127.0.0.1:1"})
 	resp, page := e.get(e.browser, e.apex+"/auth/login?return=/")
