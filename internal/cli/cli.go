@@ -96,6 +96,7 @@ func serveCmd(g *globals) *cobra.Command {
 	var logJSON bool
 	var acmeRoot string
 	var acmeDNS acmeDNSFlags
+	var oidc oidcFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the platform: gateway, API and catalog, with solutions as Docker containers",
@@ -127,6 +128,9 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 			}
 			if o.Database == "" {
 				o.Database = os.Getenv(databaseEnv)
+			}
+			if err := oidc.apply(&o, os.Getenv); err != nil {
+				return err
 			}
 			if o.Runtime != "docker" && o.Runtime != "kubernetes" {
 				return fmt.Errorf("--runtime %q: use docker or kubernetes", o.Runtime)
@@ -164,6 +168,7 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	f.StringVar(&o.TLS.ACMEEmail, "acme-email", "", "contact address given to the ACME CA")
 	f.StringVar(&acmeRoot, "acme-ca-root", "", "PEM file of the CA that signs the ACME server's own HTTPS (for a private ACME server)")
 	acmeDNS.register(f)
+	oidc.register(f)
 	f.DurationVar(&o.TLS.HSTS, "hsts", 0, "send Strict-Transport-Security with this max-age over HTTPS (0: none)")
 	f.BoolVar(&o.TLS.HSTSIncludeSubdomains, "hsts-subdomains", false, "add includeSubDomains to Strict-Transport-Security")
 	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")

@@ -73,7 +73,11 @@ func runKubernetes(ctx context.Context, o Options) error {
 	if err := firstStart(ctx, st, o.ClientConfig, serverURL, log); err != nil {
 		return err
 	}
-	apex, _ := apexMux(o, sols, st, metrics.New())
+	// The in-cluster gateway, in front, checks private solutions' requests.
+	apex, _, err := apexMux(o, sols, st, metrics.New(), publicURL(o, false, 80, 0), nil)
+	if err != nil {
+		return err
+	}
 	srvErr, err := e.Serve(apex, nil)
 	if err != nil {
 		return err

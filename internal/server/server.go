@@ -30,6 +30,7 @@ import (
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/scaler"
+	"github.com/aimhub/aim/internal/signin"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 	"github.com/aimhub/aim/internal/usage"
@@ -100,6 +101,13 @@ type Options struct {
 	Runtime string
 	// Kube finds the cluster when Runtime is "kubernetes".
 	Kube KubeOptions
+	// SignIn configures people's sign-in by OpenID Connect; an empty
+	// Issuer means none. ApexURL, Guard and Logger are filled in.
+	SignIn signin.Config
+	// PublicURL is the apex as browsers reach it, e.g. behind a proxy
+	// that ends TLS. Empty means from Domain, TLS and the listeners'
+	// ports.
+	PublicURL string
 	// Listener, when set, is used instead of listening on HTTP.
 	Listener net.Listener
 	Logger   *slog.Logger
@@ -179,10 +187,7 @@ func runDocker(ctx context.Context, o Options) error {
 	}
 	defer e.Close()
 	httpPort, httpsPort := e.Ports()
-	portSuffix := ""
-	if httpPort != 80 {
-		portSuffix = fmt.Sprintf(":%d", httpPort)
-	}
+	portSuffix := portOf(httpPort)
 	serverURL := "http://" + apiHost(e.Addr()) + portSuffix
 	if err := firstStart(ctx, st, o.ClientConfig, serverURL, log); err != nil {
 		return err
@@ -220,8 +225,10 @@ func runDocker(ctx context.Context, o Options) error {
 	}, rt, rt, st, gw.Routes)
 	gw.SetWaker(ctl)
 
-	apex, catalog := apexMux(o, ctl, st, met)
-	gw.SetApex(apex)
+	apex, catalog, err := apexMux(o, ctl, st, met, publicURL(o, tlsOn, httpPort, httpsPort), gw)
+	if err != nil {
+		return err
+	}
 	tc := o.TLS
 	tc.Dir, tc.Domain, tc.Logger = o.DataDir, o.Domain, log
 	tc.Allow = gw.Routes.AllowCertificate
@@ -294,19 +301,57 @@ func runBackground(ctx context.Context, o Options, ctl *controller.Controller, g
 	return errc, func() { <-usageDone }
 }
 
-// apexMux is what the apex host serves: the API, the catalog, /healthz
-// and /metrics.
-func apexMux(o Options, ctl api.Controller, st api.Store, met *metrics.Metrics) (*http.ServeMux, *web.Catalog) {
+// apexMux is what the apex host serves: the API, the catalog, sign-in
+// under /auth/, /healthz and /metrics. With gw (nil when the gateway is
+// the cluster's), it is gw's apex, and gw's guard of private solutions
+// checks the store, with sign-in configured or not: without it, a
+// visitor's personal access token is the way in.
+func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metrics, apexURL string, gw *gateway.Gateway) (*http.ServeMux, *web.Catalog, error) {
+	var guard *signin.StoreGuard
+	if gw != nil {
+		var err error
+		if guard, err = signin.NewStoreGuard(st, apexURL); err != nil {
+			return nil, nil, err
+		}
+		gw.SetGuard(guard)
+	}
+	pages := web.NewPages(o.Logger)
+	sc := o.SignIn
+	sc.ApexURL, sc.Guard, sc.Logger = apexURL, guard, o.Logger
+	si, err := signin.New(sc, st, ctl, pages)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign-in: %w", err)
+	}
 	apex := http.NewServeMux()
+	apex.Handle("/auth/", si)
 	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger}, ctl, st))
 	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
-	catalog := web.NewCatalog(ctl, o.Logger)
+	catalog := web.NewCatalog(ctl, si, pages)
 	apex.Handle("/", catalog)
-	return apex, catalog
+	if gw != nil {
+		gw.SetApex(apex)
+	}
+	return apex, catalog, nil
+}
+
+// publicURL is the apex as browsers reach it: Options.PublicURL, else
+// from the domain, whether TLS is on and the listeners' ports.
+func publicURL(o Options, tlsOn bool, httpPort, httpsPort int) string {
+	switch {
+	case o.PublicURL != "":
+		return strings.TrimSuffix(o.PublicURL, "/")
+	case tlsOn && httpsPort != 443:
+		return fmt.Sprintf("https://%s:%d", o.Domain, httpsPort)
+	case tlsOn:
+		return "https://" + o.Domain
+	case httpPort != 80 && httpPort != 0:
+		return fmt.Sprintf("http://%s:%d", o.Domain, httpPort)
+	}
+	return "http://" + o.Domain
 }
 
 // serveDebug serves Go's pprof profiles on addr until stop.
@@ -322,6 +367,14 @@ func serveDebug(addr string) (stop func(), err error) {
 	}
 	go func() { _ = http.Serve(ln, dbg) }()
 	return func() { ln.Close() }, nil
+}
+
+// portOf is ":port" in a URL, or "" for HTTP's 80.
+func portOf(p int) string {
+	if p == 80 {
+		return ""
+	}
+	return fmt.Sprintf(":%d", p)
 }
 
 // apiHost is the host the CLI uses to reach this server.

@@ -25,6 +25,7 @@ var migrations = []migration{
 	{"inquiries", statements(inquirySchema...)},
 	{"usage", statements(usageSchema...)},
 	{"generations", statements(generationSchema...)},
+	{"signin", statements(signinSchema...)},
 }
 
 // baseSchema is the schema from before versions were recorded. Its
@@ -151,6 +152,18 @@ func roles(ctx context.Context, tx *sql.Tx, d dialect) error {
 	}
 	_, err = tx.ExecContext(ctx, `DROP TABLE tokens_v1`)
 	return err
+}
+
+// signinSchema adds what signing people in needs beyond roles: whether
+// the OpenID provider vouched for a session's address (admitting by
+// e-mail domain needs it), and the platform's own keys (key.go).
+var signinSchema = []string{
+	`ALTER TABLE sessions ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE`,
+	`CREATE TABLE keys (
+	name       TEXT PRIMARY KEY,
+	value      TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+)`,
 }
 
 func statements(stmts ...string) func(context.Context, *sql.Tx, dialect) error {

@@ -14,13 +14,14 @@ type Session struct {
 	// knows it by. The secret itself (the cookie) is returned by
 	// CreateSession only, and is not kept. CreateSession ignores ID.
 	ID string
-	// Subject is the OpenID provider's "sub" for the person; Email, Name
-	// and Groups are its claims as of signing in.
-	Subject string
-	Email   string
-	Name    string
-	Groups  []string
-	Role    Role
+	// Subject is the OpenID provider's "sub" for the person; Email,
+	// EmailVerified, Name and Groups are its claims as of signing in.
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Groups        []string
+	Role          Role
 	// Provider is whose people a provider's session belongs to; empty for
 	// other roles.
 	Provider string
@@ -77,9 +78,9 @@ func (s *Store) CreateSession(ctx context.Context, se Session) (string, error) {
 		return "", err
 	}
 	_, err = s.exec(ctx, `
-INSERT INTO sessions (id_hash, subject, email, name, group_names, role, provider, solution, parent, created_at, expires_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		hashSecret(sec), se.Subject, se.Email, se.Name, encodeList(se.Groups), string(se.Role),
+INSERT INTO sessions (id_hash, subject, email, email_verified, name, group_names, role, provider, solution, parent, created_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		hashSecret(sec), se.Subject, se.Email, se.EmailVerified, se.Name, encodeList(se.Groups), string(se.Role),
 		nullable(se.Provider), nullable(se.Solution), nullable(se.Parent), millis(now), millis(se.ExpiresAt))
 	if s.d.foreignKey(err) {
 		// Either the parent ended since it was read, or the provider
@@ -97,7 +98,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	return sec, nil
 }
 
-const sessionColumns = `id_hash, subject, email, name, group_names, role, COALESCE(provider, ''), COALESCE(solution, ''), COALESCE(parent, ''), created_at, expires_at`
+const sessionColumns = `id_hash, subject, email, email_verified, name, group_names, role, COALESCE(provider, ''), COALESCE(solution, ''), COALESCE(parent, ''), created_at, expires_at`
 
 func scanSession(r scanner) (*Session, error) {
 	var (
@@ -105,7 +106,7 @@ func scanSession(r scanner) (*Session, error) {
 		groups           string
 		created, expires int64
 	)
-	if err := r.Scan(&se.ID, &se.Subject, &se.Email, &se.Name, &groups, &se.Role, &se.Provider, &se.Solution, &se.Parent, &created, &expires); err != nil {
+	if err := r.Scan(&se.ID, &se.Subject, &se.Email, &se.EmailVerified, &se.Name, &groups, &se.Role, &se.Provider, &se.Solution, &se.Parent, &created, &expires); err != nil {
 		return nil, err
 	}
 	var err error

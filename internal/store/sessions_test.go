@@ -63,7 +63,7 @@ func TestSessions(t *testing.T) {
 		if err := s.PutProvider(ctx, &Provider{Name: "acme"}); err != nil {
 			t.Fatal(err)
 		}
-		in := Session{Subject: "sub-1", Email: "ann@acme.example", Name: "Ann", Groups: []string{"acme-devs"},
+		in := Session{Subject: "sub-1", Email: "ann@acme.example", EmailVerified: true, Name: "Ann", Groups: []string{"acme-devs"},
 			Role: RoleProvider, Provider: "acme", ExpiresAt: c.now().Add(8 * time.Hour), ID: "ignored"}
 		sec, err := s.CreateSession(ctx, in)
 		if err != nil {
@@ -114,7 +114,7 @@ func TestSessions(t *testing.T) {
 }
 
 func equalSessions(a, b Session) bool {
-	return a.ID == b.ID && a.Subject == b.Subject && a.Email == b.Email && a.Name == b.Name && slices.Equal(a.Groups, b.Groups) &&
+	return a.ID == b.ID && a.Subject == b.Subject && a.Email == b.Email && a.EmailVerified == b.EmailVerified && a.Name == b.Name && slices.Equal(a.Groups, b.Groups) &&
 		a.Role == b.Role && a.Provider == b.Provider && a.Solution == b.Solution && a.Parent == b.Parent &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }

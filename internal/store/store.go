@@ -1,9 +1,9 @@
 // Package store keeps aim's state: the solutions with their manifests and
-// owners, the providers, the API tokens with their roles, and the sessions
-// of people signed in by OpenID Connect. It runs on an embedded SQLite file
-// (a pure-Go driver, so aim builds without cgo) or on PostgreSQL, through
-// database/sql and one set of queries; dialect.go holds the few places the
-// two differ.
+// owners, the providers, the API tokens with their roles, the sessions of
+// people signed in by OpenID Connect, and the platform's keys. It runs on
+// an embedded SQLite file (a pure-Go driver, so aim builds without cgo) or
+// on PostgreSQL, through database/sql and one set of queries; dialect.go
+// holds the few places the two differ.
 package store
 
 import (

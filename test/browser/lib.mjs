@@ -41,3 +41,58 @@ export function args(n, usage) {
   }
   return a;
 }
+
+// catalog reads aim's catalog page: who its header says is signed in,
+// and the solutions it lists (those with the private badge apart).
+export async function catalog(page) {
+  return {
+    who: await page.locator("#aim-who").textContent({ timeout: 1_000 }).catch(() => null),
+    signIn: await page.locator("#aim-signin").count(),
+    solutions: await page.locator("article[data-solution]").evaluateAll((els) => els.map((e) => e.dataset.solution)),
+    private: await page.locator("article[data-solution]:has(.badge.private)").evaluateAll((els) => els.map((e) => e.dataset.solution)),
+  };
+}
+
+// signInFromCatalog opens the catalog at apex, follows its "Sign in"
+// link (with the keyboard alone when keyboard is set: Tab until the link
+// has the focus, then Enter), fills the OpenID provider's login form (by
+// its labels, as a person would) and returns the catalog it comes back
+// to, with how many Tabs the link took.
+export async function signInFromCatalog(page, apex, user, password, keyboard = false) {
+  await page.goto(apex + "/", { waitUntil: "load" });
+  let tabs = 0;
+  if (keyboard) {
+    while (tabs < 20 && (await page.evaluate(() => document.activeElement && document.activeElement.id)) !== "aim-signin") {
+      await page.keyboard.press("Tab");
+      tabs++;
+    }
+    await page.keyboard.press("Enter");
+  } else {
+    await page.locator("#aim-signin").click();
+  }
+  await page.getByLabel("Username").fill(user);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(apex + "/", { timeout: 15_000 });
+  await page.locator("#aim-who").waitFor({ timeout: 5_000 });
+  return { ...(await catalog(page)), tabs };
+}
+
+// navigations records the main frame's navigations of page: URL and
+// status, in order.
+export function navigations(page) {
+  const seen = [];
+  page.on("response", (r) => {
+    if (r.request().isNavigationRequest() && r.frame() === page.mainFrame()) seen.push({ url: r.url(), status: r.status() });
+  });
+  return seen;
+}
+
+// call runs fetch in the page (same origin: the page's cookies go along)
+// and returns the answer's status and text.
+export async function call(page, path, init) {
+  return page.evaluate(async ([p, i]) => {
+    const r = await fetch(p, i || {});
+    return { status: r.status, text: await r.text() };
+  }, [path, init]);
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -69,6 +70,11 @@ type User struct {
 	EmailUnverified bool     `yaml:"email_unverified"`
 	Name            string   `yaml:"name"`
 	Groups          []string `yaml:"groups"`
+	// Claims are more claims of the user's ID tokens and userinfo
+	// answers, such as the one naming the aim provider a person acts for
+	// (aim serve --oidc-provider-claim). They may not redefine the
+	// standard ones above.
+	Claims map[string]any `yaml:"claims"`
 }
 
 // LoadConfig reads a configuration file, YAML or JSON (JSON is YAML),
@@ -138,6 +144,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if err := u.validate(); err != nil {
 			return cfg, err
 		}
+		if _, ok := u.Claims[cfg.GroupsClaim]; ok {
+			return cfg, fmt.Errorf("oidcop: user %q: claim %q carries the groups; set it through the user's groups", u.Username, cfg.GroupsClaim)
+		}
 		if names[u.Username] {
 			return cfg, fmt.Errorf("oidcop: user %q configured twice", u.Username)
 		}
@@ -166,12 +175,22 @@ func (c Client) validate() error {
 	return nil
 }
 
+// reservedClaims are the claims User.Claims may not set: the library's,
+// and those the provider fills from the user's fields.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "at_hash", "c_hash", "auth_time", "amr", "acr",
+	"email", "email_verified", "name", "preferred_username", "groups"}
+
 func (u User) validate() error {
 	switch {
 	case u.Username == "":
 		return errors.New("oidcop: a user has no username")
 	case u.Password == "":
 		return fmt.Errorf("oidcop: user %q has no password", u.Username)
+	}
+	for name := range u.Claims {
+		if slices.Contains(reservedClaims, name) {
+			return fmt.Errorf("oidcop: user %q: claim %q is the provider's own; set it through the user's fields", u.Username, name)
+		}
 	}
 	return nil
 }

@@ -410,8 +410,18 @@ func TestSetUser(t *testing.T) {
 	if c := claimsOf(carol); !slices.Equal(anyStrings(c["roles"]), carol.Groups) {
 		t.Errorf("after SetUser, roles %v, want %v", c["roles"], carol.Groups)
 	}
+	carol.Claims = map[string]any{"aim_provider": "acme"}
+	if err := s.SetUser(carol); err != nil {
+		t.Fatal(err)
+	}
+	if c := claimsOf(carol); c["aim_provider"] != "acme" {
+		t.Errorf("claims %v, want aim_provider acme", c)
+	}
 	if err := s.SetUser(User{Username: "dave"}); err == nil {
 		t.Errorf("SetUser took a user without a password")
+	}
+	if err := s.SetUser(User{Username: "dave", Password: "p", Claims: map[string]any{"email_verified": true}}); err == nil {
+		t.Errorf("SetUser took a claim that redefines email_verified")
 	}
 }
 

@@ -335,6 +335,9 @@ func (s *storage) fillUserinfo(info *oidc.UserInfo, subject string, scopes []str
 		groups = []string{}
 	}
 	info.AppendClaims(s.groupsClaim, slices.Clone(groups))
+	for name, v := range u.Claims {
+		info.AppendClaims(name, v)
+	}
 	return nil
 }
 

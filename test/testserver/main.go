@@ -20,6 +20,22 @@ import (
 	"github.com/coder/websocket"
 )
 
+// plantCookies is what a hostile solution tries (MODE=plant-cookies): a
+// cookie for the whole parent domain (COOKIE_DOMAIN), and cookies under
+// the names of aim's own sessions, to sign its visitors in as someone
+// else on the apex or on another solution.
+func plantCookies(w http.ResponseWriter) {
+	domain := os.Getenv("COOKIE_DOMAIN")
+	for _, c := range []string{
+		"x=1; Domain=" + domain + "; Path=/",
+		"__Host-aim_session=planted; Path=/; Secure",
+		"aim_session=planted; Domain=" + domain + "; Path=/",
+		"__Host-aim_sol=planted; Path=/; Secure",
+	} {
+		w.Header().Add("Set-Cookie", c)
+	}
+}
+
 func originalPath(r *http.Request) string {
 	if p := r.Header.Get("X-Original-Path"); p != "" {
 		return p
@@ -80,6 +96,9 @@ func main() {
 			fmt.Fprintln(w, `{"hello":"world"}`)
 			return
 		}
+		if mode == "plant-cookies" {
+			plantCookies(w)
+		}
 		host, _ := os.Hostname()
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!doctype html><title>test</title><h1>hello from %s</h1><p>component %s, path %s</p>\n", host, os.Getenv("AIM_COMPONENT"), r.URL.Path)
@@ -100,6 +119,17 @@ func main() {
 			"component": os.Getenv("AIM_COMPONENT"), "solution": os.Getenv("AIM_SOLUTION"), "hostname": host,
 			"path": originalPath(r), "host": r.Host, "xff": r.Header.Get("X-Forwarded-For"), "uid": os.Getuid(),
 		})
+	})
+	// /headers echoes the request's headers and cookies: what a solution
+	// gets to see of its visitors (tests check that aim's credentials are
+	// not among them).
+	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		cookies := map[string]string{}
+		for _, c := range r.Cookies() {
+			cookies[c.Name] = c.Value
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"host": r.Host, "headers": r.Header, "cookies": cookies})
 	})
 	// /dial?addr=host:port tries a TCP connection from inside the
 	// container; tests use it to prove isolation.
