@@ -139,6 +139,8 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", 30*time.Minute, "put a solution to sleep after this long without requests (its aim.yaml scaling.idle wins)")
 	f.DurationVar(&o.MaxIdleWithConnections, "max-idle-with-connections", 4*time.Hour, "how long open WebSockets and event streams alone keep a solution awake")
 	f.DurationVar(&o.ScaleDownDelay, "scale-down-delay", time.Minute, "how long the load must stay low before a solution with scaling.max above 1 loses a replica")
+	f.DurationVar(&o.ScaleEvery, "scale-every", time.Second, "how often idleness and load are judged")
+	_ = f.MarkHidden("scale-every") // for tests that time sleeps finer than a second
 	f.Int64Var(&o.MaxPending, "max-pending", 1000, "requests held per solution while it wakes; more get 503 with Retry-After")
 	f.StringVar(&o.ClientConfig, "client-config", "", "where the first start writes the CLI's configuration (default $XDG_CONFIG_HOME/aim/config.json; - for none)")
 	f.StringVar(&o.DockerPrefix, "docker-prefix", "aim", "prefix of the containers and networks aim creates")

@@ -56,6 +56,9 @@ type Options struct {
 	// scaling.max above 1 must stay low before a replica is removed. Zero
 	// means 1m.
 	ScaleDownDelay time.Duration
+	// ScaleEvery is how often the scaler judges idleness and load. Zero
+	// means 1s.
+	ScaleEvery time.Duration
 	// Limits fill a manifest's unset limits; LimitCaps bound what a
 	// manifest may ask for. Zero fields mean none.
 	Limits, LimitCaps spec.Limits
@@ -198,7 +201,7 @@ func runDocker(ctx context.Context, o Options) error {
 	defer cancel()
 	ctlErr := make(chan error, 1)
 	go func() { ctlErr <- ctl.Run(ctx) }()
-	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
+	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay, Every: o.ScaleEvery, Concurrency: spec.DefaultDefaults.Concurrency, Logger: log}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
 	if o.DebugAddr != "" {
 		stop, err := serveDebug(o.DebugAddr)
