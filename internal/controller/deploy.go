@@ -44,14 +44,14 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 			tag := fmt.Sprintf("%s/%s-%s:g%d", c.cfg.ImagePrefix, m.Name, comp.Name, gen)
 			progress(comp.Name, "building "+tag)
 			if err := c.builder.Build(ctx, req.Contexts[comp.Name], comp.Dockerfile, tag, func(line string) { progress(comp.Name, line) }); err != nil {
-				return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+				return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v\nfix: the build failed at the step named; run `docker build %s` to see it fail with its whole output, and fix the Dockerfile", comp.Name, err, comp.Build)}
 			}
 			images[comp.Name] = tag
 			continue
 		}
 		progress(comp.Name, "using image "+comp.Image)
 		if err := c.builder.EnsureImage(ctx, comp.Image, func(line string) { progress(comp.Name, line) }); err != nil {
-			return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+			return nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v\nfix: build or load the image on aim's engine first (docker build -t %s ., or docker load), or name one from a registry the engine can pull from", comp.Name, err, comp.Image)}
 		}
 		images[comp.Name] = comp.Image
 	}
@@ -75,18 +75,26 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 	sp := c.runtimeSpec(rec)
 	progress("", "starting containers")
 	n := replicasFor(m)
-	err = c.rt.Apply(ctx, sp, n)
+	err = commandError(c.rt.Apply(ctx, sp, n))
 	var addrs map[string][]string
+	var tr *trials
 	if err == nil {
+		if !req.SkipChecks {
+			tr = c.startTrials(ctx, sp)
+		}
 		progress("", "waiting for the solution to answer on port 8080")
 		addrs, err = c.waitReady(ctx, sp, n)
 	}
 	if err == nil && !req.SkipChecks {
 		progress("", "checking the packaging standard")
+		if tr != nil {
+			progress("", "judging, from a throwaway replica, how it stops on SIGTERM and what it writes")
+		}
 		var report []byte
-		report, err = c.fastCheck(ctx, m, addrs)
+		report, err = c.fastCheck(ctx, m, addrs, tr)
 		rec.Check = report
 	}
+	tr.stop()
 	if err != nil {
 		if !first {
 			// The previous generation goes on serving; the new one is
@@ -170,9 +178,10 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 
 // fastCheck runs the checks of the packaging standard that need only HTTP
 // against the new generation, which answers by now: the root page, the
-// private components' answers, and the recommendations. A failing rule
-// refuses the deploy with the same report `aim check` prints.
-func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[string][]string) ([]byte, error) {
+// private components' answers, and the recommendations; with the trials'
+// results (sigterm, image-tmp, writes-lost), which only warn. A failing
+// rule refuses the deploy with the same report `aim check` prints.
+func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[string][]string, tr *trials) ([]byte, error) {
 	var targets []check.Target
 	for _, comp := range m.Components {
 		if a := addrs[comp.Name]; len(a) > 0 {
@@ -180,6 +189,7 @@ func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[
 		}
 	}
 	rep := check.Fast(ctx, m, targets)
+	rep.Add(tr.wait()...)
 	var js bytes.Buffer
 	if err := check.WriteJSON(&js, rep); err != nil {
 		return nil, err
