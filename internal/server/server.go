@@ -67,6 +67,9 @@ type Options struct {
 	// scaling.max above 1 must stay low before a replica is removed. Zero
 	// means 1m.
 	ScaleDownDelay time.Duration
+	// ScaleEvery is how often the scaler judges idleness and load. Zero
+	// means 1s.
+	ScaleEvery time.Duration
 	// Limits fill a manifest's unset limits; LimitCaps bound what a
 	// manifest may ask for. Zero fields mean none.
 	Limits, LimitCaps spec.Limits
@@ -296,7 +299,7 @@ func runBackground(ctx context.Context, o Options, ctl *controller.Controller, g
 	go func() { _ = rec.Run(ctx); close(usageDone) }()
 	go func() { _ = (&inquiry.Deliverer{Store: st, Logger: o.Logger}).Run(ctx) }()
 	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay,
-		Concurrency: spec.DefaultDefaults.Concurrency, Logger: o.Logger}, ctl, gw.Routes)
+		Every: o.ScaleEvery, Concurrency: spec.DefaultDefaults.Concurrency, Logger: o.Logger}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
 	return errc, func() { <-usageDone }
 }
