@@ -196,7 +196,7 @@ func TestDeploy(t *testing.T) {
 		name: "first deploy whose ready.path never answers 2xx", manifest: readyAt, startTimeout: 300 * time.Millisecond,
 		replica: func(t *testing.T) behaviour { return behaviour{pid: listener(t, 8080)} },
 		check: func(t *testing.T, h *harness, r deployRun) {
-			wantFailed(t, h, r.err, "listens on 8080 but GET /-/ready (its ready.path) does not answer 2xx after 300ms")
+			wantFailed(t, h, r.err, port8080("listens on 8080 but GET /-/ready (its ready.path) does not answer 2xx after 300ms"))
 		},
 	}, {
 		name: "build fails on update", manifest: built, earlier: true,
