@@ -346,6 +346,9 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 			return nil, 0, &solution.OwnedError{Name: name}
 		}
 		prev := cur.Spec.DeepCopy()
+		// A manifest does not say whose a solution is: an update keeps
+		// the owner, as the store does on Docker.
+		want.Owner = cur.Spec.Owner
 		cur.Spec = want
 		err = s.client.Update(ctx, cur, client.FieldOwner(kube.FieldManager))
 		if apierrors.IsConflict(err) && attempt < 5 {
