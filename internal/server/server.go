@@ -308,14 +308,14 @@ func runBackground(ctx context.Context, o Options, ctl *controller.Controller, g
 // under /auth/, /healthz and /metrics. With gw (nil when the gateway is
 // the cluster's), it is gw's apex, and gw's guard of private solutions
 // checks the store, with sign-in configured or not: without it, a
-// visitor's personal access token is the way in.
+// visitor's personal access token is the way in. Without gw, the same
+// guard answers the cluster's gateway under signin.GuardPrefix.
 func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metrics, apexURL string, gw *gateway.Gateway) (*http.ServeMux, *web.Catalog, error) {
-	var guard *signin.StoreGuard
+	guard, err := signin.NewStoreGuard(st, apexURL)
+	if err != nil {
+		return nil, nil, err
+	}
 	if gw != nil {
-		var err error
-		if guard, err = signin.NewStoreGuard(st, apexURL); err != nil {
-			return nil, nil, err
-		}
 		gw.SetGuard(guard)
 	}
 	pages := web.NewPages(o.Logger)
@@ -327,6 +327,11 @@ func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metric
 	}
 	apex := http.NewServeMux()
 	apex.Handle("/auth/", si)
+	if gw == nil {
+		// The gateway is in a cluster, in front, with no store: its
+		// RemoteGuard asks this guard (docs/kubernetes.md).
+		apex.Handle(signin.GuardPrefix, signin.GuardHandler(guard))
+	}
 	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger}, ctl, st))
 	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

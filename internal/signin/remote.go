@@ -1,9 +1,8 @@
-// Package signin signs people in to aim and checks the credentials the
-// gateway meets on requests for private solutions. This file is the
-// gateway's Guard in a cluster: the gateway there keeps no store of its
-// own, so RemoteGuard asks aim's API, which answers through GuardHandler
-// with whatever Guard it has over its store.
 package signin
+
+// The gateway's Guard in a cluster: the gateway there keeps no store of
+// its own, so RemoteGuard asks aim's API, which answers through
+// GuardHandler with the StoreGuard it has over its store.
 
 import (
 	"bytes"

@@ -18,6 +18,7 @@ import (
 	"github.com/aimhub/aim/internal/auth"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/spec"
+	"github.com/aimhub/aim/internal/store"
 	"github.com/aimhub/aim/internal/testlog"
 )
 
@@ -370,5 +371,64 @@ func TestGatewayWithRemoteGuard(t *testing.T) {
 				t.Errorf("the solution saw %s", gateway.TokenHeader)
 			}
 		})
+	}
+}
+
+// TestRemoteStoreGuard: the RemoteGuard over GuardHandler of aim serve's
+// StoreGuard on a real store, as `aim gateway` asks `aim serve --runtime
+// kubernetes`: tokens, a code handed over once and the session it makes,
+// and the store's refusals in its own words.
+func TestRemoteStoreGuard(t *testing.T) {
+	g, st, _ := newGuard(t)
+	rg, _, _ := remote(t, g)
+	ctx := context.Background()
+	visitor, tok, err := st.CreateToken(ctx, store.Token{Name: "ada", Role: store.RoleVisitor, Email: "ada@example.com", Groups: []string{"cad"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, rtok, err := st.CreateToken(ctx, store.Token{Name: "old", Role: store.RoleVisitor, Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeToken(ctx, rtok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := rg.Token(ctx, visitor); err != nil || !reflect.DeepEqual(id, tok.Identity()) {
+		t.Errorf("visitor: %+v %v\nwant %+v", id, err, tok.Identity())
+	}
+	if _, err := rg.Token(ctx, revoked); err == nil || err.Error() != "token "+rtok.ID+": "+store.ErrTokenRevoked.Error() {
+		t.Errorf("revoked: %v", err)
+	}
+	if _, err := rg.Token(ctx, "aim_forged"); err == nil || err.Error() != store.ErrTokenUnknown.Error() {
+		t.Errorf("forged: %v", err)
+	}
+
+	platform, err := st.CreateSession(ctx, store.Session{Subject: "sub-ada", Email: "ada@example.com", Name: "Ada",
+		Role: store.RoleVisitor, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := st.CreateCode(ctx, platform, "shop", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, maxAge, err := rg.Redeem(ctx, code, "shop")
+	if err != nil || maxAge <= 59*time.Minute || maxAge > time.Hour {
+		t.Fatalf("redeem: %q %s %v", secret, maxAge, err)
+	}
+	if _, _, err := rg.Redeem(ctx, code, "shop"); err == nil || err.Error() != store.ErrCodeInvalid.Error() {
+		t.Errorf("the code again: %v", err)
+	}
+	if id, err := rg.Session(ctx, secret, "shop"); err != nil || id.Email != "ada@example.com" || id.Role != auth.Visitor {
+		t.Errorf("the solution's session: %+v %v", id, err)
+	}
+	for _, tc := range []struct{ name, secret, solution string }{
+		{"on another solution", secret, "other"},
+		{"the platform's own session", platform, "shop"},
+		{"no session", "forged", "shop"},
+	} {
+		if _, err := rg.Session(ctx, tc.secret, tc.solution); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
 	}
 }
