@@ -43,7 +43,9 @@ type GatewayOptions struct {
 	Domain string
 	// APIUpstream, when set, is the URL of aim's API and catalog (`aim
 	// serve --runtime kubernetes`), which the apex host then serves
-	// besides /healthz and /metrics.
+	// besides /healthz and /metrics, and which the gateway asks about the
+	// credentials of private solutions' visitors (signin.RemoteGuard).
+	// Empty means private solutions refuse every request.
 	APIUpstream string
 	// WakeTimeout bounds a wake and how long a request is held for one.
 	// Zero means 2m.
