@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -214,6 +215,12 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 		return nil, fmt.Errorf("checking solution %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// OwnerOf is whose sol is: its spec.owner, or for a Solution an earlier
+// aim's API deployed, its AnnotationOwner. Empty means the admins'.
+func OwnerOf(sol *Solution) string {
+	return cmp.Or(sol.Spec.Owner, sol.Annotations[AnnotationOwner])
 }
 
 // objectPath turns a manifest field path into the Solution's.

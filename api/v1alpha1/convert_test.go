@@ -107,6 +107,22 @@ func TestOwner(t *testing.T) {
 	if back := FromManifest(m, nil); back.Owner != "" {
 		t.Errorf("FromManifest made up an owner: %q", back.Owner)
 	}
+	for _, tc := range []struct {
+		name, spec, annotation, want string
+	}{
+		{"the spec's", "acme", "", "acme"},
+		{"an earlier aim's annotation", "", "beta", "beta"},
+		{"the spec wins", "acme", "beta", "acme"},
+		{"the admins'", "", "", ""},
+	} {
+		sol := &Solution{Spec: SolutionSpec{Owner: tc.spec}}
+		if tc.annotation != "" {
+			sol.Annotations = map[string]string{AnnotationOwner: tc.annotation}
+		}
+		if got := OwnerOf(sol); got != tc.want {
+			t.Errorf("%s: OwnerOf = %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }
 
 func TestToManifestErrors(t *testing.T) {

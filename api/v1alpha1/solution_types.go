@@ -22,6 +22,9 @@ const (
 	// RFC 3339 time (RFC3339Nano, UTC). The operator puts the solution to
 	// sleep once it is older than the idle timeout.
 	AnnotationLastActive = "aim.dev/last-active"
+	// AnnotationOwner is where aim's API kept a Solution's owner before
+	// spec.owner: read when spec.owner is empty (OwnerOf), never written.
+	AnnotationOwner = "aim.dev/owner"
 )
 
 // Condition types of a Solution's status.

@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aimhub/aim/api/v1alpha1"
-	"github.com/aimhub/aim/internal/store"
 )
 
 // privateYAML is the test server as a private Solution of provider acme,
@@ -47,10 +46,11 @@ spec:
 `
 
 // TestPrivateSolution: through the in-cluster gateway, a private Solution
-// refuses anonymous clients (401, or a browser sent to sign in) and
-// visitors it does not admit (403) without waking, and serves a visitor
-// its access list names, by a personal access token in X-Aim-Token that
-// the solution never sees, beside its own Authorization header.
+// refuses anonymous clients (401, or a browser sent to sign in) and the
+// visitors and providers it does not admit (403) without waking, and
+// serves a visitor its access list names, by a personal access token in
+// X-Aim-Token that the solution never sees, beside its own Authorization
+// header; its owner and the admins too. The API lists it for those alone.
 func TestPrivateSolution(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "secret.yaml")
 	if err := os.WriteFile(f, []byte(fmt.Sprintf(privateYAML, images["testserver"], idle)), 0o644); err != nil {
@@ -64,7 +64,7 @@ func TestPrivateSolution(t *testing.T) {
 	if out, err := kubectl("get", "solutions", "secret", "-n", ns); err != nil || !regexp.MustCompile(`secret\s+running\s+\S+\s+\d+\s+private\s`).MatchString(out) {
 		t.Errorf("kubectl get solutions shows no visibility: %v\n%s", err, out)
 	}
-	visitor, eve := visitorTokens(t)
+	tok := makeTokens(t)
 	waitAsleep(t, "secret", idle+2*time.Minute)
 
 	for _, tc := range []struct {
@@ -76,7 +76,8 @@ func TestPrivateSolution(t *testing.T) {
 		{"anonymous API client", nil, http.StatusUnauthorized, ""},
 		{"anonymous browser", []string{"Accept", "text/html"}, http.StatusFound, "//" + domain + "/auth/guard/signin?return=%2Fheaders&solution=secret"},
 		{"forged token", []string{"X-Aim-Token", "aim_forged"}, http.StatusUnauthorized, ""},
-		{"a visitor it does not admit", []string{"X-Aim-Token", eve}, http.StatusForbidden, ""},
+		{"a visitor it does not admit", []string{"X-Aim-Token", tok.eve}, http.StatusForbidden, ""},
+		{"another provider", []string{"X-Aim-Token", tok.beta}, http.StatusForbidden, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body, h := noFollow(t, http.MethodGet, "secret."+domain, "/headers", tc.header...)
@@ -106,7 +107,7 @@ func TestPrivateSolution(t *testing.T) {
 	})
 
 	t.Run("the visitor it admits", func(t *testing.T) {
-		code, body, _ := noFollow(t, http.MethodGet, "secret."+domain, "/headers", "X-Aim-Token", visitor, "Authorization", "Bearer the solution's own")
+		code, body, _ := noFollow(t, http.MethodGet, "secret."+domain, "/headers", "X-Aim-Token", tok.visitor, "Authorization", "Bearer the solution's own")
 		if code != http.StatusOK {
 			t.Fatalf("%d %.300s", code, body)
 		}
@@ -122,9 +123,21 @@ func TestPrivateSolution(t *testing.T) {
 			t.Errorf("the solution's own Authorization header: %q", v)
 		}
 	})
-	t.Run("the admins", func(t *testing.T) {
-		if code, body, _ := noFollow(t, http.MethodGet, "secret."+domain, "/", "X-Aim-Token", token); code != http.StatusOK {
-			t.Errorf("the admin's token: %d %.200s", code, body)
+	t.Run("its provider and the admins", func(t *testing.T) {
+		for who, secret := range map[string]string{"acme, its owner": tok.acme, "the admin": token} {
+			if code, body, _ := noFollow(t, http.MethodGet, "secret."+domain, "/", "X-Aim-Token", secret); code != http.StatusOK {
+				t.Errorf("%s: %d %.200s", who, code, body)
+			}
+		}
+	})
+	t.Run("the API lists it for those it admits only", func(t *testing.T) {
+		for who, secret := range map[string]string{"anonymous": "", "eve": tok.eve, "beta": tok.beta} {
+			if out, err := sh(repo, []string{"AIM_SERVER=" + apiURL, "AIM_TOKEN=" + secret, "XDG_CONFIG_HOME=" + os.TempDir()}, aimBin, "ls"); err != nil || strings.Contains(out, "secret") {
+				t.Errorf("aim ls as %s shows the private solution: %v\n%s", who, err, out)
+			}
+		}
+		if out, err := sh(repo, []string{"AIM_SERVER=" + apiURL, "AIM_TOKEN=" + tok.visitor, "XDG_CONFIG_HOME=" + os.TempDir()}, aimBin, "ls"); err != nil || !strings.Contains(out, "secret") {
+			t.Errorf("aim ls as the admitted visitor does not show it: %v\n%s", err, out)
 		}
 	})
 }
@@ -175,37 +188,37 @@ func stillAsleep(t *testing.T, sol string) {
 	}
 }
 
-// visitorTokens makes two visitors' personal access tokens in the API's
-// store: one for the address the private Solution admits (in another
-// case, as addresses compare), one for an address it does not. aim's CLI
-// has no command for tokens yet, so the test writes them into the API
-// pod's SQLite file itself, through internal/store, as a second aim
-// process on the same database would (SQLite's locks and WAL are made
-// for that); the cluster is on this machine, and its kubelet keeps the
-// pod's emptyDir under the cluster's directory.
-func visitorTokens(t *testing.T) (allowed, other string) {
+// tokens are personal access tokens the test makes with the CLI through
+// the in-cluster API: two visitors', one of whom (visitor) the private
+// Solution admits, and two providers', one of whom (acme) owns it.
+type tokens struct{ visitor, eve, acme, beta string }
+
+// secretLine is the secret `aim token create` prints on a line of its own.
+var secretLine = regexp.MustCompile(`(?m)^(aim_\S+)$`)
+
+func makeTokens(t *testing.T) tokens {
 	t.Helper()
-	ctx := context.Background()
-	pods, err := kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=api"})
-	if err != nil || len(pods.Items) != 1 {
-		t.Fatalf("want the one API pod, found %d (%v)", len(pods.Items), err)
+	create := func(args ...string) string {
+		t.Helper()
+		out, err := aim(append([]string{"token", "create"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := secretLine.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("aim token create %s printed no secret:\n%s", strings.Join(args, " "), out)
+		}
+		return m[1]
 	}
-	db := filepath.Join(clusterDir, "kubelet", "pods", string(pods.Items[0].UID), "volumes", "kubernetes.io~empty-dir", "data", "aim.db")
-	if _, err := os.Stat(db); err != nil {
-		t.Fatalf("the API's database is not where this cluster's kubelet keeps the pod's data volume: %v", err)
+	for _, p := range []string{"acme", "beta"} {
+		if out, err := aim("provider", "add", p); err != nil {
+			t.Fatalf("aim provider add %s: %v\n%s", p, err, out)
+		}
 	}
-	st, err := store.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
+	return tokens{
+		visitor: create("--role", "visitor", "--email", "visitor@example.com", "--name", "e2e-visitor"),
+		eve:     create("--role", "visitor", "--email", "eve@example.com", "--name", "e2e-eve"),
+		acme:    create("--provider", "acme", "--name", "e2e-acme"),
+		beta:    create("--provider", "beta", "--name", "e2e-beta"),
 	}
-	defer st.Close()
-	allowed, _, err = st.CreateToken(ctx, store.Token{Name: "e2e visitor", Role: store.RoleVisitor, Email: "visitor@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, _, err = st.CreateToken(ctx, store.Token{Name: "e2e eve", Role: store.RoleVisitor, Email: "eve@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return allowed, other
 }

@@ -190,7 +190,7 @@ func privateComponentsReady(m *spec.Manifest, eps map[string]endpoints) bool {
 // admins only.
 func buildRoute(in *routeInput, limits func(spec.Limits) gateway.Limits) gateway.RouteSpec {
 	sol := in.sol
-	rs := gateway.RouteSpec{Name: sol.Name, Title: sol.Name, Owner: sol.Spec.Owner,
+	rs := gateway.RouteSpec{Name: sol.Name, Title: sol.Name, Owner: v1alpha1.OwnerOf(sol),
 		Private: sol.Spec.Visibility == string(spec.Private) || in.m != nil && in.m.IsPrivate()}
 	if rs.Private && in.m != nil && in.m.IsPrivate() {
 		rs.Access = in.m.Access
