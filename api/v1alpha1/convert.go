@@ -62,6 +62,9 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 		Limits:     Limits{Burst: int32(m.Limits.Burst)},
 		Visibility: string(m.Visibility),
 	}
+	for _, p := range m.Phases {
+		s.Phases = append(s.Phases, string(p))
+	}
 	if !m.Access.Empty() {
 		s.Access = &Access{
 			Emails:  append([]string(nil), m.Access.Emails...),
@@ -137,6 +140,9 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 		},
 		Limits:     spec.Limits{Burst: int(s.Limits.Burst)},
 		Visibility: spec.Visibility(s.Visibility),
+	}
+	for _, p := range s.Phases {
+		m.Phases = append(m.Phases, spec.Phase(p))
 	}
 	if a := s.Access; a != nil {
 		m.Access = spec.Access{Emails: a.Emails, Domains: a.Domains, Groups: a.Groups}

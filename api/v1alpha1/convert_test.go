@@ -161,6 +161,8 @@ func TestToManifestErrors(t *testing.T) {
 			`spec.components[0].ready.path: "/a/../ready" is not a clean absolute path like /-/ready (URL path characters only: no query, no spaces, no . or .. segments)`},
 		{"bad node group", "shop", func(s *SolutionSpec) { s.NodeGroup = "GPU" },
 			`spec.nodeGroup: "GPU" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
+		{"a phase named twice", "shop", func(s *SolutionSpec) { s.Phases = []string{"product-development", "product-development"} },
+			`spec.phases[1]: "product-development" is named twice`},
 		{"bad owner", "shop", func(s *SolutionSpec) { s.Owner = "Acme Inc" },
 			`spec.owner: "Acme Inc" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
 		{"unknown visibility", "shop", func(s *SolutionSpec) { s.Visibility = "secret" },

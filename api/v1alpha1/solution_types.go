@@ -81,7 +81,8 @@ type SolutionList struct {
 // SolutionSpec is aim.yaml without its name (the object's name) and with
 // images instead of build directories: a cluster runs images that a
 // registry holds, and with its owner, which aim keeps beside the
-// manifest. ToManifest and FromManifest convert it.
+// manifest. A thumbnail, a file beside aim.yaml, is not carried: the
+// cluster has no copy of it. ToManifest and FromManifest convert it.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.access) || (has(self.visibility) && self.visibility == 'private')",message="only a private solution has an access list; add visibility: private",fieldPath=".access"
 // +kubebuilder:validation:XValidation:rule="!has(self.visibility) || self.visibility != 'private' || has(self.access)",message="a private solution needs an access list with at least one of emails, domains or groups (its owner and the admins are always admitted)",fieldPath=".access"
@@ -100,6 +101,12 @@ type SolutionSpec struct {
 	// +kubebuilder:validation:items:MaxLength=32
 	// +optional
 	Tags []string `json:"tags,omitempty"`
+	// Phases are the product-creation phases the solution helps with (the
+	// paper's Figure 1), by which visitors filter the catalog.
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:Enum=strategic-product-planning;product-development;service-development;production-system-development
+	// +optional
+	Phases []string `json:"phases,omitempty"`
 	// Components are the containers of the solution.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32

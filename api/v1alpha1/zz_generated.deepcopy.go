@@ -256,6 +256,11 @@ func (in *SolutionSpec) DeepCopyInto(out *SolutionSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.Phases != nil {
+		in, out := &in.Phases, &out.Phases
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Components != nil {
 		in, out := &in.Components, &out.Components
 		*out = make([]Component, len(*in))

@@ -339,6 +339,8 @@ func (e *env) testSchema(t *testing.T) {
 			"spec.access: Invalid value: 0: spec.access in body should have at least 1 properties"},
 		{"access on an unlisted solution", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "unlisted"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Visibility: "unlisted", Access: &v1alpha1.Access{Groups: []string{"beta"}}}},
 			"spec.access: Invalid value: \"object\": only a private solution has an access list"},
+		{"unknown phase", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "phase"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Phases: []string{"marketing"}}},
+			`spec.phases[0]: Unsupported value: "marketing"`},
 		{"owner not a DNS label", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "owner"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Owner: "Acme"}},
 			`spec.owner: Invalid value: "Acme": spec.owner in body should match`},
 		{"a private solution of a provider is accepted", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "private"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web},
