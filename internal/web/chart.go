@@ -57,8 +57,8 @@ type chartLine struct {
 }
 
 type chartTick struct {
-	X     string
-	Label string
+	X, Anchor string // Anchor is the label's text-anchor
+	Label     string
 }
 
 // usageRow is one line of the table beside the chart.
@@ -113,8 +113,11 @@ func newUsageChart(solution string, now time.Time, days []store.UsageDay, readEr
 			})
 		}
 		// A label a week, and today's, a few days from the last.
-		if (i%7 == 0 && i < chartDays-4) || i == chartDays-1 {
-			c.Ticks = append(c.Ticks, chartTick{X: num(x + barWidth), Label: t.Format("Jan 2")})
+		switch {
+		case i == chartDays-1: // ends at the chart's edge
+			c.Ticks = append(c.Ticks, chartTick{X: num(chartWidth), Anchor: "end", Label: t.Format("Jan 2")})
+		case i%7 == 0 && i < chartDays-5:
+			c.Ticks = append(c.Ticks, chartTick{X: num(x + barWidth), Anchor: "middle", Label: t.Format("Jan 2")})
 		}
 	}
 	for _, v := range []int64{top, top / 2} {

@@ -31,7 +31,7 @@ func TestUsageCounts(t *testing.T) {
 	for i := range clients {
 		c := clientAt(t, net.IPv4(127, 0, 0, byte(2+i)))
 		for range i + 1 {
-			visit(t, c, a, "/", "text/html,application/xhtml+xml")
+			visit(t, c, a, "tally", "/", "text/html,application/xhtml+xml")
 			want.Views++
 		}
 		for j := range i + 2 {
@@ -39,7 +39,7 @@ func TestUsageCounts(t *testing.T) {
 			if j%2 == 1 {
 				path = "/headers"
 			}
-			visit(t, c, a, path, "application/json")
+			visit(t, c, a, "tally", path, "application/json")
 			want.API++
 		}
 	}
@@ -59,7 +59,7 @@ func TestUsageCounts(t *testing.T) {
 	late := clientAt(t, net.IPv4(127, 0, 0, 50))
 	const extra = 3
 	for range extra {
-		visit(t, late, a, "/whoami", "application/json")
+		visit(t, late, a, "tally", "/whoami", "application/json")
 	}
 	a.Kill()
 	a.Start()
@@ -81,20 +81,21 @@ func clientAt(t *testing.T, ip net.IP) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// visit GETs path of tally through the gateway with c, asking for accept.
-func visit(t *testing.T, c *http.Client, a *Aim, path, accept string) {
+// visit GETs path of solution through the gateway with c, asking for
+// accept.
+func visit(t *testing.T, c *http.Client, a *Aim, solution, path, accept string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+a.Addr+path, nil)
-	req.Host = "tally.localhost"
+	req.Host = solution + ".localhost"
 	req.Header.Set("Accept", accept)
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("GET tally%s: %v", path, err)
+		t.Fatalf("GET %s%s: %v", solution, path, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET tally%s: %s", path, resp.Status)
+		t.Fatalf("GET %s%s: %s", solution, path, resp.Status)
 	}
 }
 
