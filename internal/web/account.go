@@ -147,6 +147,9 @@ func (a *account) signedIn(w http.ResponseWriter, r *http.Request) (Viewer, bool
 	}
 	n := Notice{Title: "Sign in first", Paragraphs: []string{"This page is for the people who run solutions here, once they have signed in."},
 		Link: v.SignIn, LinkText: "Sign in"}
+	if r.Method != http.MethodGet && v.SignIn != "" {
+		n.Link = "/me" // which sends them to sign in, and back to a page (not to a form's action)
+	}
 	if v.SignIn == "" {
 		n.Paragraphs = append(n.Paragraphs, "This aim has no sign-in configured: use the command line instead (aim usage, aim inquiries, aim provider ls, aim token ls).")
 	}
