@@ -340,6 +340,7 @@ func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metric
 	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
 	catalog := web.NewCatalog(ctl, si, pages)
 	apex.Handle("/", catalog)
+	web.MountAccount(apex, web.AccountConfig{Controller: ctl, Store: st, Viewers: si, Pages: pages, ApexURL: apexURL, Logger: o.Logger})
 	if gw != nil {
 		gw.SetApex(apex)
 	}

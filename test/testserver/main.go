@@ -145,6 +145,9 @@ func main() {
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"component": os.Getenv("AIM_COMPONENT"), "solution": os.Getenv("AIM_SOLUTION"), "hostname": host,
 			"path": originalPath(r), "host": r.Host, "xff": r.Header.Get("X-Forwarded-For"), "uid": os.Getuid(),
+			// GREETING tells versions of one solution apart (their
+			// Dockerfiles set it).
+			"greeting": os.Getenv("GREETING"),
 		})
 	})
 	// /headers echoes the request's headers and cookies: what a solution
