@@ -51,8 +51,14 @@ func ErrorLines(out string, n int) []string {
 			return append([]string{lines[t]}, lines[max(t+1, s-(n-2)):s+1]...)
 		}
 		pick := lines[s:min(len(lines), s+n)]
-		if s > 0 && errorLine.MatchString(lines[s-1]) && !crashLine.MatchString(raw[s-1]) {
-			pick = append([]string{lines[s-1]}, pick[:min(len(pick), n-1)]...)
+		// The error logged just before the crash, looked for a few lines
+		// back: stdout and stderr reach the log as two streams, so a line
+		// of the other one may have come between.
+		for j := s - 1; j >= max(0, s-3); j-- {
+			if errorLine.MatchString(lines[j]) && !crashLine.MatchString(raw[j]) {
+				pick = append([]string{lines[j]}, pick[:min(len(pick), n-1)]...)
+				break
+			}
 		}
 		return pick
 	}

@@ -55,6 +55,10 @@ func TestErrorLines(t *testing.T) {
 		{name: "a logged error near the end and what follows it", text: "starting\nerror: cannot open /data/db\nshutting down\nbye\n", n: 2, want: []string{
 			"error: cannot open /data/db", "shutting down",
 		}},
+		// Regression: stdout and stderr interleave in the log, so the
+		// starting line could land between the logged error and the panic.
+		{name: "a line of the other stream between the error and the panic", text: "level=error msg=\"loading the index\" err=\"no such file\"\ntestserver starting\npanic: assignment to entry in nil map\n\ngoroutine 1 [running]:\nmain.main()\n", n: 3, want: []string{
+			`level=error msg="loading the index" err="no such file"`, "panic: assignment to entry in nil map", "goroutine 1 [running]:"}},
 		{name: "an error long before the end is not the cause", text: "error: no GPU, using the CPU\na\nb\nc\nd\nexited\n", n: 2, want: []string{"d", "exited"}},
 		{name: "a crash loop: the last run's panic", text: "panic: first\n\ngoroutine 1 [running]:\nstarting\npanic: second\n\ngoroutine 1 [running]:\n", n: 2, want: []string{
 			"panic: second", "goroutine 1 [running]:",
