@@ -17,7 +17,7 @@ func thumbnails(ctx context.Context, tx *sql.Tx, d dialect) error {
 	return statements(`CREATE TABLE thumbnails (
 	solution     TEXT PRIMARY KEY,
 	content_type TEXT NOT NULL,
-	data         ` + d.bytesType() + ` NOT NULL,
+	data         `+d.bytesType()+` NOT NULL,
 	etag         TEXT NOT NULL,
 	updated_at   BIGINT NOT NULL
 )`)(ctx, tx, d)
