@@ -143,12 +143,11 @@ func (q Query) Run(all []*solution.Info, visible func(*solution.Info) bool, used
 	return r
 }
 
-func providerOf(s *solution.Info) string {
-	if s.Owner != "" {
-		return s.Owner
-	}
-	return s.Provider.Name
-}
+// providerOf is the provider as visitors know it: the name its manifest
+// gives. Never the owner's account name, which aim shows to those who
+// manage the solution only (docs/roles.md), so that neither a filter nor
+// a search can tell which solutions one account holds.
+func providerOf(s *solution.Info) string { return s.Provider.Name }
 
 func hasPhase(s *solution.Info, p string) bool {
 	return s.Manifest != nil && slices.Contains(s.Manifest.Phases, spec.Phase(p))
@@ -160,7 +159,7 @@ func matchesWords(s *solution.Info, words []string) bool {
 	if len(words) == 0 {
 		return true
 	}
-	fields := []string{s.Name, s.Title, s.Description, s.Provider.Name, s.Owner, strings.Join(s.Tags, " ")}
+	fields := []string{s.Name, s.Title, s.Description, s.Provider.Name, strings.Join(s.Tags, " ")}
 	for _, w := range words {
 		found := false
 		for _, f := range fields {
