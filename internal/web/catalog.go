@@ -86,7 +86,10 @@ func (c *Catalog) catalog(w http.ResponseWriter, r *http.Request) {
 	if used != nil {
 		usedFn = func(name string) int64 { return used[name] }
 	}
-	res := q.Run(c.list.List(r.Context()), func(in *solution.Info) bool { return listable(v.Identity, in) }, usedFn)
+	all := c.list.List(r.Context())
+	text, indexed := c.search.lookup(all)
+	res := q.run(all, func(in *solution.Info) bool { return listable(v.Identity, in) }, usedFn, text)
+	indexed()
 	q.Page = min(q.Page, res.Pages)
 	p := catalogPage{Viewer: v, Query: q, Total: res.Total, CAURL: c.CAURL, Pager: pages(q, res.Pages)}
 	p.Filtered = q.Q != "" || q.Tag != "" || q.Provider != "" || q.Phase != "" || q.State != ""

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -468,3 +469,35 @@ func TestFormTokenExpires(t *testing.T) {
 		t.Error("taken after its lifetime")
 	}
 }
+
+// TestSearchIndex: the catalog's kept search text follows a solution
+// whose description changed, and forgets one no longer listed (it never
+// keeps more than are listed).
+func TestSearchIndex(t *testing.T) {
+	m := newMarket(t)
+	sols := slices.Clone(m.sols)
+	admin := viewer{Identity: auth.Identity{Role: auth.Admin, Email: "root@example.test"}}
+	c := NewCatalog(listFunc(func() []*solution.Info { return sols }), admin, NewPages(nil))
+	if got := shown(get(t, c, "/?q=similar").Body.String()); got != "parts" {
+		t.Fatalf("search: %s", got)
+	}
+	changed := *sols[0]
+	changed.Description = "Ranks lookalike parts."
+	sols[0] = &changed
+	if got := shown(get(t, c, "/?q=similar").Body.String()); got != "" {
+		t.Errorf("the old description still matches: %s", got)
+	}
+	if got := shown(get(t, c, "/?q=lookalike").Body.String()); got != "parts" {
+		t.Errorf("the new description does not match: %s", got)
+	}
+	sols = sols[1:]
+	get(t, c, "/?q=x")
+	if snap := *c.search.snap.Load(); len(snap) != 3 || snap["parts"] != nil {
+		t.Errorf("the index keeps %d solutions (parts: %v), want the 3 listed", len(snap), snap["parts"] != nil)
+	}
+}
+
+// listFunc is a Lister whose solutions change between requests.
+type listFunc func() []*solution.Info
+
+func (f listFunc) List(context.Context) []*solution.Info { return f() }

@@ -115,6 +115,7 @@ type Catalog struct {
 	Inquirer Inquirer
 
 	recent   recent
+	search   searchIndex
 	excerpts sync.Map // solution name → excerpt
 	keyMu    sync.Mutex
 	key      []byte // the form token's, read once from Store
