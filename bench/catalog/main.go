@@ -70,7 +70,7 @@ type result struct {
 	bytes       int
 	// alloc is what one request allocates, on average.
 	alloc uint64
-	total       string // the page's heading: how many matched
+	total string // the page's heading: how many matched
 }
 
 func run(n int, docs string) error {
@@ -191,8 +191,10 @@ type memStore struct{ used map[string]int64 }
 
 func (m memStore) UsageTotals(context.Context, string) (map[string]int64, error) { return m.used, nil }
 func (memStore) ListProviders(context.Context) ([]store.Provider, error)         { return nil, nil }
-func (memStore) GetThumbnail(context.Context, string) (*store.Thumbnail, error)  { return nil, store.ErrNotFound }
-func (memStore) Key(context.Context, string) ([]byte, error)                     { return make([]byte, 32), nil }
+func (memStore) GetThumbnail(context.Context, string) (*store.Thumbnail, error) {
+	return nil, store.ErrNotFound
+}
+func (memStore) Key(context.Context, string) ([]byte, error) { return make([]byte, 32), nil }
 
 func report(n int, sizes []int, results [][]result) string {
 	var b strings.Builder
