@@ -86,7 +86,8 @@ func (c *Catalog) renderSolution(w http.ResponseWriter, r *http.Request, status 
 	for _, t := range in.Tags {
 		p.Tags = append(p.Tags, option{Label: t, URL: link(Query{Tag: t}, 0)})
 	}
-	if _, names := c.recentData(r.Context()); in.Owner != "" {
+	// The owner's name in the store, unless the manifest says the same.
+	if _, names := c.recentData(r.Context()); in.Owner != "" && names[in.Owner] != in.Provider.Name {
 		p.Offered = names[in.Owner]
 	}
 	if at := in.UpdatedAt; !at.IsZero() {

@@ -53,7 +53,9 @@ func ensureBrowser(t *testing.T) {
 				return
 			}
 		}
-		if _, err := os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core")); err != nil {
+		_, errPW := os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core"))
+		_, errAxe := os.Stat(filepath.Join(browserDir, "node_modules", "axe-core"))
+		if errPW != nil || errAxe != nil {
 			t.Logf("npm ci in test/browser")
 			if browserErr = run(browserDir, nil, "npm", "ci", "--no-audit", "--no-fund"); browserErr != nil {
 				return
