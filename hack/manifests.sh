@@ -41,7 +41,9 @@ if $check; then
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null
   # Every optional part at once must render and lint too.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
-    tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false
+    tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false,\
+oidc.issuer=https://id.example.com/realms/aim,oidc.clientId=aim,oidc.clientSecret.name=aim-oidc,oidc.adminGroup=aim-admins,\
+oidc.providerClaim=aim_provider,database.urlSecret.name=aim-database,api.replicas=2
   # The gateway's own ACME, with every ACME value set.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
     tls.mode=acme,tls.acme.ca=https://acme-staging-v02.api.letsencrypt.org/directory,tls.acme.email=ops@example.com,tls.acme.hsts=8760h,tls.acme.caRoot=PEM,solutions.namespace=solutions,solutions.createNamespace=true
@@ -49,6 +51,13 @@ if $check; then
   if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set tls.mode=letsencrypt 2>&1) ||
     ! grep -q 'tls.mode "letsencrypt": use none, cert-manager or acme' <<<"$out"; then
     echo "hack/manifests.sh: the chart does not refuse an unknown tls.mode with its message:" >&2
+    echo "$out" | tail -5 >&2
+    exit 1
+  fi
+  # Several API replicas need a database: SQLite on one volume serves one.
+  if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set api.replicas=2 2>&1) ||
+    ! grep -q 'api.replicas above 1 needs database.urlSecret' <<<"$out"; then
+    echo "hack/manifests.sh: the chart does not refuse api.replicas=2 without a database:" >&2
     echo "$out" | tail -5 >&2
     exit 1
   fi

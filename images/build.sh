@@ -3,7 +3,8 @@
 #
 #   images/build.sh python [--force]   -> aim-base/python:bookworm
 #   images/build.sh go     [--force]   -> aim-base/go:1.26
-#   images/build.sh all    [--force]   -> both
+#   images/build.sh jupyter [--force]  -> aim-base/jupyter:bookworm
+#   images/build.sh all    [--force]   -> python and go
 #
 # Nothing is pulled from a registry: root filesystems are made with
 # debootstrap from the Debian mirror configured on this host, then
@@ -22,6 +23,7 @@ set -euo pipefail
 SUITE=bookworm
 PY_IMAGE=aim-base/python:bookworm
 GO_IMAGE=aim-base/go:1.26
+JUPYTER_IMAGE=aim-base/jupyter:bookworm
 CACHE=${AIM_CACHE:-$HOME/.cache/aim}
 GOROOT_SRC=${AIM_GOROOT:-/usr/local/go}
 # Packages of the Python image beyond minbase. Nothing else.
@@ -30,12 +32,15 @@ PY_PACKAGES="python3 python3-fastapi python3-uvicorn python3-numpy python3-multi
 # files are extracted (R itself is not installed), so /docs needs no CDN.
 SWAGGER_PKG=r-cran-swagger
 SWAGGER_SRC=usr/lib/R/site-library/swagger/dist3
+# Jupyter Notebook as Debian packages it, for test/e2e's "bringing an
+# existing app" test: an app built the usual way, with no change for aim.
+JUPYTER_PACKAGES="jupyter-notebook python3-notebook"
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -195,6 +200,53 @@ build_python() {
   log "built $PY_IMAGE ($(docker image inspect -f '{{.Size}}' "$PY_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
+# Minbase + Jupyter Notebook, cached as a tarball; sets JUPYTER_TB.
+ensure_jupyter_tarball() {
+  local tb=$CACHE/rootfs/$SUITE-jupyter.tar.gz
+  JUPYTER_TB=$tb
+  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
+    return
+  fi
+  need_root
+  ensure_minbase
+  new_work
+  tar -C "$WORK/root" -xzf "$MINBASE_TB"
+  local r=$WORK/root
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  mount -t proc proc "$r/proc"
+  mount --bind /dev "$r/dev"
+  log "installing into chroot: $JUPYTER_PACKAGES"
+  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
+    apt-get update -qq
+    apt-get upgrade -y -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends $JUPYTER_PACKAGES >/dev/null
+  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
+  umount "$r/proc" "$r/dev"
+  rm -f "$r/etc/resolv.conf"
+  chroot "$r" python3 -m compileall -q /usr/lib/python3/dist-packages >/dev/null 2>&1 || true
+  slim_rootfs "$r"
+  pack_rootfs "$tb"
+  cleanup
+  log "cached $tb ($(du -h "$tb" | cut -f1))"
+}
+
+# The image is Jupyter as a user would package it: the notebook server on
+# 8080, and nothing changed for aim (no HOME, no runtime directory).
+build_jupyter() {
+  if image_exists "$JUPYTER_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$JUPYTER_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  ensure_jupyter_tarball
+  log "docker import $JUPYTER_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["jupyter","notebook","--ip=0.0.0.0","--port=8080","--no-browser"]' \
+    -m "aim base: Debian $SUITE minbase + $JUPYTER_PACKAGES" \
+    "$JUPYTER_TB" "$JUPYTER_IMAGE" >/dev/null
+  log "built $JUPYTER_IMAGE ($(docker image inspect -f '{{.Size}}' "$JUPYTER_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
 build_go() {
   if image_exists "$GO_IMAGE" && [ "$FORCE" != 1 ]; then
     log "$GO_IMAGE exists, skipping (use --force to rebuild)"; return
@@ -236,7 +288,7 @@ target=""
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|go|all) [ -z "$target" ] || usage; target=$a ;;
+    python|go|jupyter|all) [ -z "$target" ] || usage; target=$a ;;
     -h|--help) usage ;;
     *) usage ;;
   esac
@@ -248,6 +300,7 @@ docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon"
 case "$target" in
   python) build_python ;;
   go) build_go ;;
+  jupyter) build_jupyter ;;
   all) build_go; build_python ;;
 esac
 log "done"

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -43,7 +44,8 @@ func (e *ValidationError) Error() string {
 // FromManifest is the spec of a Solution that serves m. images maps
 // component names to the images they run, as a registry holds them; a
 // component it does not name keeps its manifest's image. A component
-// built from a directory must be in images.
+// built from a directory must be in images. The spec's Owner is left
+// empty: aim.yaml does not say whose a solution is, aim does.
 func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 	s := SolutionSpec{
 		Title:       m.Title,
@@ -57,7 +59,18 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 			Concurrency: int32(m.Scaling.Concurrency),
 			Hold:        m.Scaling.Hold,
 		},
-		Limits: Limits{Burst: int32(m.Limits.Burst)},
+		Limits:     Limits{Burst: int32(m.Limits.Burst)},
+		Visibility: string(m.Visibility),
+	}
+	for _, p := range m.Phases {
+		s.Phases = append(s.Phases, string(p))
+	}
+	if !m.Access.Empty() {
+		s.Access = &Access{
+			Emails:  append([]string(nil), m.Access.Emails...),
+			Domains: append([]string(nil), m.Access.Domains...),
+			Groups:  append([]string(nil), m.Access.Groups...),
+		}
 	}
 	if m.Scaling.Idle > 0 {
 		s.Scaling.Idle = &metav1.Duration{Duration: time.Duration(m.Scaling.Idle)}
@@ -125,7 +138,20 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 			Concurrency: int(s.Scaling.Concurrency),
 			Hold:        s.Scaling.Hold,
 		},
-		Limits: spec.Limits{Burst: int(s.Limits.Burst)},
+		Limits:     spec.Limits{Burst: int(s.Limits.Burst)},
+		Visibility: spec.Visibility(s.Visibility),
+	}
+	for _, p := range s.Phases {
+		m.Phases = append(m.Phases, spec.Phase(p))
+	}
+	if a := s.Access; a != nil {
+		m.Access = spec.Access{Emails: a.Emails, Domains: a.Domains, Groups: a.Groups}
+	}
+	// The owner is no part of aim.yaml, so spec.Parse does not see it.
+	if s.Owner != "" {
+		if err := spec.ValidName(s.Owner); err != nil {
+			add("spec.owner", "%v", err)
+		}
 	}
 	if d := s.Scaling.Idle; d != nil {
 		if d.Duration <= 0 {
@@ -195,6 +221,12 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 		return nil, fmt.Errorf("checking solution %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// OwnerOf is whose sol is: its spec.owner, or for a Solution an earlier
+// aim's API deployed, its AnnotationOwner. Empty means the admins'.
+func OwnerOf(sol *Solution) string {
+	return cmp.Or(sol.Spec.Owner, sol.Annotations[AnnotationOwner])
 }
 
 // objectPath turns a manifest field path into the Solution's.

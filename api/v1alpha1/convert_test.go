@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -53,6 +54,77 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRoundTripVisibility converts each visibility, and a private
+// solution's access list, to a SolutionSpec, through JSON, and back; the
+// spec carries them under the names the CRD's schema gives them.
+func TestRoundTripVisibility(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		wantJSON   string // in the spec's JSON, "" for no visibility or access
+	}{
+		{"unset", "", ""},
+		{"public", "visibility: public\n", `"visibility":"public"`},
+		{"unlisted", "visibility: unlisted\n", `"visibility":"unlisted"`},
+		{"private", "visibility: private\naccess:\n  emails: [Ada@Example.com]\n  domains: [example.org]\n  groups: [cad-team]\n",
+			`"visibility":"private","access":{"emails":["Ada@Example.com"],"domains":["example.org"],"groups":["cad-team"]}`},
+		{"private, one kind of entry", "visibility: private\naccess: {groups: [beta]}\n", `"visibility":"private","access":{"groups":["beta"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := spec.Parse("aim.yaml", []byte("name: shop\ncomponents:\n  - name: web\n    image: web:1\n"+tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(FromManifest(m, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tc.wantJSON) || tc.wantJSON == "" && strings.Contains(string(b), `"access"`) {
+				t.Errorf("spec %s\nwant it to hold %s", b, tc.wantJSON)
+			}
+			var stored SolutionSpec
+			if err := json.Unmarshal(b, &stored); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ToManifest(m.Name, stored)
+			if err != nil {
+				t.Fatalf("ToManifest: %v\nspec: %s", err, b)
+			}
+			if !reflect.DeepEqual(got, m) {
+				t.Errorf("round trip changed the manifest:\ngot  %+v\nwant %+v", got, m)
+			}
+		})
+	}
+}
+
+// TestOwner: the owner is the spec's alone, checked as a provider's name
+// is, and kept out of the manifest.
+func TestOwner(t *testing.T) {
+	s := SolutionSpec{Owner: "acme", Components: []Component{{Name: "web", Image: "web:1"}}}
+	m, err := ToManifest("shop", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back := FromManifest(m, nil); back.Owner != "" {
+		t.Errorf("FromManifest made up an owner: %q", back.Owner)
+	}
+	for _, tc := range []struct {
+		name, spec, annotation, want string
+	}{
+		{"the spec's", "acme", "", "acme"},
+		{"an earlier aim's annotation", "", "beta", "beta"},
+		{"the spec wins", "acme", "beta", "acme"},
+		{"the admins'", "", "", ""},
+	} {
+		sol := &Solution{Spec: SolutionSpec{Owner: tc.spec}}
+		if tc.annotation != "" {
+			sol.Annotations = map[string]string{AnnotationOwner: tc.annotation}
+		}
+		if got := OwnerOf(sol); got != tc.want {
+			t.Errorf("%s: OwnerOf = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestToManifestErrors(t *testing.T) {
 	yes := true
 	qty := func(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
@@ -89,6 +161,21 @@ func TestToManifestErrors(t *testing.T) {
 			`spec.components[0].ready.path: "/a/../ready" is not a clean absolute path like /-/ready (URL path characters only: no query, no spaces, no . or .. segments)`},
 		{"bad node group", "shop", func(s *SolutionSpec) { s.NodeGroup = "GPU" },
 			`spec.nodeGroup: "GPU" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
+		{"a phase named twice", "shop", func(s *SolutionSpec) { s.Phases = []string{"product-development", "product-development"} },
+			`spec.phases[1]: "product-development" is named twice`},
+		{"bad owner", "shop", func(s *SolutionSpec) { s.Owner = "Acme Inc" },
+			`spec.owner: "Acme Inc" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
+		{"unknown visibility", "shop", func(s *SolutionSpec) { s.Visibility = "secret" },
+			`spec.visibility: "secret" is not one of public, unlisted, private`},
+		{"private without access", "shop", func(s *SolutionSpec) { s.Visibility = "private" },
+			`spec.access: a private solution needs at least one of emails, domains or groups (its provider and the admins are always admitted)`},
+		{"private with an empty access list", "shop", func(s *SolutionSpec) { s.Visibility, s.Access = "private", &Access{} },
+			`spec.access: a private solution needs at least one of emails, domains or groups (its provider and the admins are always admitted)`},
+		{"access on a public solution", "shop", func(s *SolutionSpec) { s.Access = &Access{Emails: []string{"ada@example.com"}} },
+			`spec.access: only a private solution has an access list; add visibility: private`},
+		{"bad access entries", "shop", func(s *SolutionSpec) {
+			s.Visibility, s.Access = "private", &Access{Emails: []string{"ada"}, Domains: []string{"*.example.com"}, Groups: []string{""}}
+		}, `spec.access.emails[0]: "ada" is not an e-mail address; spec.access.domains[0]: "*.example.com" is not a domain like example.com; spec.access.groups[0]: a group name has 1 to 256 characters on one line`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := SolutionSpec{Components: []Component{web()}}

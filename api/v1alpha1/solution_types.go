@@ -22,6 +22,9 @@ const (
 	// RFC 3339 time (RFC3339Nano, UTC). The operator puts the solution to
 	// sleep once it is older than the idle timeout.
 	AnnotationLastActive = "aim.dev/last-active"
+	// AnnotationOwner is where aim's API kept a Solution's owner before
+	// spec.owner: read when spec.owner is empty (OwnerOf), never written.
+	AnnotationOwner = "aim.dev/owner"
 )
 
 // Condition types of a Solution's status.
@@ -54,6 +57,7 @@ const (
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`,description="Ready replicas, all components together"
+// +kubebuilder:printcolumn:name="Visibility",type=string,JSONPath=`.spec.visibility`,description="public (when empty), unlisted or private"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Failed")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lower-case letters, digits and '-', at most 63): it is the solution's subdomain"
@@ -76,7 +80,12 @@ type SolutionList struct {
 
 // SolutionSpec is aim.yaml without its name (the object's name) and with
 // images instead of build directories: a cluster runs images that a
-// registry holds. ToManifest and FromManifest convert it.
+// registry holds, and with its owner, which aim keeps beside the
+// manifest. A thumbnail, a file beside aim.yaml, is not carried: the
+// cluster has no copy of it. ToManifest and FromManifest convert it.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.access) || (has(self.visibility) && self.visibility == 'private')",message="only a private solution has an access list; add visibility: private",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="!has(self.visibility) || self.visibility != 'private' || has(self.access)",message="a private solution needs an access list with at least one of emails, domains or groups (its owner and the admins are always admitted)",fieldPath=".access"
 type SolutionSpec struct {
 	// Title is the human name shown in the catalog. Empty means the name.
 	// +kubebuilder:validation:MaxLength=100
@@ -92,6 +101,12 @@ type SolutionSpec struct {
 	// +kubebuilder:validation:items:MaxLength=32
 	// +optional
 	Tags []string `json:"tags,omitempty"`
+	// Phases are the product-creation phases the solution helps with (the
+	// paper's Figure 1), by which visitors filter the catalog.
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:Enum=strategic-product-planning;product-development;service-development;production-system-development
+	// +optional
+	Phases []string `json:"phases,omitempty"`
 	// Components are the containers of the solution.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
@@ -110,6 +125,54 @@ type SolutionSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional
 	NodeGroup string `json:"nodeGroup,omitempty"`
+	// Owner names the aim provider the solution belongs to, who may
+	// manage it through aim's API and always reaches it when it is
+	// private. Empty means the platform's admins. aim's API sets it on a
+	// solution's first deploy and keeps it; whoever may write Solutions
+	// in the cluster may set it to anything, as aim's roles do not bind
+	// the cluster's own users.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Owner string `json:"owner,omitempty"`
+	// Visibility says who finds and reaches the solution: public (listed
+	// and open to everyone), unlisted (open to everyone who has its URL,
+	// not in the catalog) or private (listed for and open to Access only,
+	// besides its owner and the admins). Empty means public.
+	// +kubebuilder:validation:Enum=public;unlisted;private
+	// +optional
+	Visibility string `json:"visibility,omitempty"`
+	// Access names who may see and use a private solution; a private
+	// solution needs it, the others may not have it.
+	// +optional
+	Access *Access `json:"access,omitempty"`
+}
+
+// Access lists the people a private solution is open to, as the OpenID
+// provider names them: any one match admits. aim.yaml's rules check each
+// entry (ToManifest); the schema bounds their sizes.
+//
+// +kubebuilder:validation:MinProperties=1
+type Access struct {
+	// Emails are addresses, compared case-insensitively.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=254
+	// +optional
+	Emails []string `json:"emails,omitempty"`
+	// Domains admit every address at that domain (not its subdomains)
+	// that the OpenID provider verified, e.g. example.com.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	// +optional
+	Domains []string `json:"domains,omitempty"`
+	// Groups admit members of these OpenID groups (the groups claim).
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=256
+	// +optional
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Provider says who offers the solution and how to reach them.

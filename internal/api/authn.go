@@ -53,21 +53,5 @@ func (a *API) authenticate(r *http.Request) (caller, error) {
 	case err != nil:
 		return caller{}, err
 	}
-	return caller{id: TokenIdentity(t), token: t}, nil
-}
-
-// TokenIdentity is whom an API token stands for: an admin; a provider,
-// for its provider; a visitor, for the person its address and groups
-// name. The address of a visitor's token counts as verified: an admin
-// issued the token to that person.
-func TokenIdentity(t *store.Token) auth.Identity {
-	id := auth.Identity{Role: auth.Role(t.Role), TokenID: t.ID}
-	switch t.Role {
-	case store.RoleProvider:
-		id.Provider = t.Provider
-	case store.RoleVisitor:
-		id.Email, id.EmailVerified = t.Email, t.Email != ""
-		id.Groups = t.Groups
-	}
-	return id
+	return caller{id: t.Identity(), token: t}, nil
 }

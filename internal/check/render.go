@@ -28,18 +28,7 @@ func WriteText(w io.Writer, r *Report) error {
 		kind = "aim check (fast subset)"
 	}
 	fmt.Fprintf(&b, "%s: %s (%s)\n\n", kind, r.Solution, strings.Join(imgs, ", "))
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	for _, res := range r.Results {
-		ev := res.Evidence
-		if res.Component != "" && len(r.Images) > 1 {
-			ev = res.Component + ": " + ev
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(res.Status)), res.ID, ev)
-		if res.Fix != "" {
-			fmt.Fprintf(tw, "\t\tfix: %s\n", res.Fix)
-		}
-	}
-	tw.Flush()
+	writeResults(&b, "", r.Results, len(r.Images) > 1)
 	if !r.Fast {
 		fmt.Fprintf(&b, "\nstart-up %s · idle memory %s · image %s\n", r.StartupTime, FormatBytes(r.IdleMemory), FormatBytes(r.ImageSize))
 	} else {
@@ -57,6 +46,31 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteResults writes results as WriteText does, each line after indent,
+// the component before the evidence when withComponent: for the findings
+// that `aim deploy` and `aim status` show.
+func WriteResults(w io.Writer, indent string, results []Result, withComponent bool) error {
+	var b strings.Builder
+	writeResults(&b, indent, results, withComponent)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeResults(b *strings.Builder, indent string, results []Result, withComponent bool) {
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	for _, res := range results {
+		ev := res.Evidence
+		if res.Component != "" && withComponent {
+			ev = res.Component + ": " + ev
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", indent, strings.ToUpper(string(res.Status)), res.ID, ev)
+		if res.Fix != "" {
+			fmt.Fprintf(tw, "%s\t\tfix: %s\n", indent, res.Fix)
+		}
+	}
+	tw.Flush()
 }
 
 func plural(n int, s string) string {

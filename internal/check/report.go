@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -55,6 +56,20 @@ type Report struct {
 	// document the check found (e.g. "/openapi.json"); empty when none.
 	// The catalog links it.
 	OpenAPI string `json:"openapi,omitempty"`
+}
+
+// Add adds results and keeps the report in rule order, then component
+// order, as reports list them.
+func (r *Report) Add(results ...Result) {
+	if len(results) == 0 {
+		return
+	}
+	r.Results = append(r.Results, results...)
+	order := map[string]int{}
+	for i, rule := range Rules {
+		order[rule.ID] = i
+	}
+	sort.SliceStable(r.Results, func(i, j int) bool { return order[r.Results[i].ID] < order[r.Results[j].ID] })
 }
 
 // Failed reports whether a rule failed.

@@ -18,7 +18,7 @@ type Rule struct {
 var Rules = []Rule{
 	{ID: "starts", Required: true,
 		Text: "keeps running once started",
-		Fix:  "the process exited: read its last output above; a missing file or a write to the read-only filesystem are the usual causes"},
+		Fix:  "the process exited: read what its output says above; a missing file or a write to the read-only filesystem are the usual causes"},
 	{ID: "port-8080", Required: true,
 		Text: "serves HTTP on 0.0.0.0:8080 within the start-up limit",
 		Fix:  "listen on 0.0.0.0:8080 (aim sets PORT=8080), not on 127.0.0.1 or another port; load models before listening, but within the start-up limit"},
@@ -52,6 +52,10 @@ var Rules = []Rule{
 		Fix: "a sleeping solution wakes on a visitor's request: load less at start, or load lazily behind the root page"},
 	{ID: "no-internet", Text: "does not reach the internet at start",
 		Fix: "many platforms give a solution no internet: bake model weights and data into the image (download them in the Dockerfile, or COPY them)"},
+	{ID: "image-tmp", Text: "the image keeps nothing under /tmp (aim mounts an empty tmpfs there)",
+		Fix: "put the application's files outside /tmp (WORKDIR /app, COPY . /app): the tmpfs aim mounts at /tmp hides whatever the image has there"},
+	{ID: "writes-lost", Text: "keeps nothing it must not lose: what it writes is lost when it sleeps",
+		Fix: "aim has no volumes yet: keep uploads, notebooks and databases in a service outside the solution, or tell visitors that what they save lasts until the solution sleeps"},
 }
 
 func ruleByID(id string) Rule {

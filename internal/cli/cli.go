@@ -22,6 +22,7 @@ import (
 
 	"github.com/aimhub/aim/internal/api"
 	"github.com/aimhub/aim/internal/certs"
+	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/client"
 	"github.com/aimhub/aim/internal/clientconfig"
 	"github.com/aimhub/aim/internal/gateway"
@@ -148,6 +149,8 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", 30*time.Minute, "put a solution to sleep after this long without requests (its aim.yaml scaling.idle wins)")
 	f.DurationVar(&o.MaxIdleWithConnections, "max-idle-with-connections", 4*time.Hour, "how long open WebSockets and event streams alone keep a solution awake")
 	f.DurationVar(&o.ScaleDownDelay, "scale-down-delay", time.Minute, "how long the load must stay low before a solution with scaling.max above 1 loses a replica")
+	f.DurationVar(&o.ScaleEvery, "scale-every", time.Second, "how often idleness and load are judged")
+	_ = f.MarkHidden("scale-every") // for tests that time sleeps finer than a second
 	f.Int64Var(&o.MaxPending, "max-pending", 1000, "requests held per solution while it wakes; more get 503 with Retry-After")
 	f.IntVar(&o.KeepGenerations, "keep-generations", 3, "generations that served whose images are kept, for aim rollback")
 	f.StringVar(&o.ClientConfig, "client-config", "", "where the first start writes the CLI's configuration (default $XDG_CONFIG_HOME/aim/config.json; - for none)")
@@ -207,6 +210,10 @@ func deployCmd(g *globals) *cobra.Command {
 			})
 			if err != nil {
 				return err
+			}
+			if !quiet && len(info.Findings) > 0 {
+				fmt.Fprintf(g.errOut, "==> serving, with %s:\n", pluralize(len(info.Findings), "finding"))
+				writeFindings(g.errOut, info)
 			}
 			fmt.Fprintln(g.out, info.URL)
 			return nil
@@ -320,11 +327,17 @@ func statusCmd(g *globals) *cobra.Command {
 func printStatus(w io.Writer, s *solution.Info) {
 	fmt.Fprintf(w, "Name:        %s\nTitle:       %s\nURL:         %s\nState:       %s\n", s.Name, s.Title, s.URL, s.State)
 	if s.Reason != "" {
-		fmt.Fprintf(w, "Last error:  %s\n", s.Reason)
+		// A report's lines line up under the first.
+		fmt.Fprintf(w, "Last error:  %s\n", strings.ReplaceAll(s.Reason, "\n", "\n             "))
 	}
 	if s.SkipChecks {
 		fmt.Fprintln(w, "Checks:      skipped at deploy (--skip-checks)")
+	} else if len(s.Findings) > 0 {
+		fmt.Fprintf(w, "Checks:      %s at deploy:\n", pluralize(len(s.Findings), "finding"))
+		writeFindings(w, s)
 	}
+	// Until aim has volumes: say it where the provider looks.
+	fmt.Fprintln(w, "Storage:     none kept: what it writes (only /tmp is writable) is lost when it sleeps or restarts")
 	fmt.Fprintf(w, "Generation:  %d\n\n", s.Generation)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tPUBLIC\tREPLICAS\tRESTARTS\tIMAGE")
@@ -336,6 +349,23 @@ func printStatus(w io.Writer, s *solution.Info) {
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", c.Name, pub, c.Running, c.Replicas, c.Restarts, c.Image)
 	}
 	tw.Flush()
+}
+
+// writeFindings writes the rules that warned or failed at a deploy, as
+// aim check writes them, indented.
+func writeFindings(w io.Writer, s *solution.Info) {
+	res := make([]check.Result, len(s.Findings))
+	for i, f := range s.Findings {
+		res[i] = check.Result{ID: f.ID, Component: f.Component, Rule: f.Rule, Status: check.Status(f.Status), Evidence: f.Evidence, Fix: f.Fix}
+	}
+	_ = check.WriteResults(w, "  ", res, len(s.Components) > 1)
+}
+
+func pluralize(n int, s string) string {
+	if n == 1 {
+		return "1 " + s
+	}
+	return fmt.Sprintf("%d %ss", n, s)
 }
 
 func logsCmd(g *globals) *cobra.Command {

@@ -71,7 +71,7 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.StringVar(&o.Namespace, "namespace", "", "namespace of the Solutions to serve (default: the pod's own)")
 	f.StringVar(&o.HTTP, "http", ":8080", "address the gateway listens on")
 	f.StringVar(&o.Domain, "domain", "localhost", "solutions are served at <name>.<domain>")
-	f.StringVar(&o.APIUpstream, "api-upstream", "", "URL of aim's API and catalog (aim serve --runtime kubernetes), served on the apex host (default: none)")
+	f.StringVar(&o.APIUpstream, "api-upstream", "", "URL of aim's API and catalog (aim serve --runtime kubernetes), served on the apex host and asked who private solutions' visitors are (default: none, and private solutions refuse everyone)")
 	f.DurationVar(&o.WakeTimeout, "wake-timeout", 2*time.Minute, "how long a request waits for a sleeping solution to wake")
 	f.DurationVar(&o.ActivityInterval, "activity-interval", 5*time.Second, "how often the last activity is written to the Solutions")
 	f.DurationVar(&o.MaxIdleWithConnections, "max-idle-with-connections", 4*time.Hour, "how long open WebSockets and event streams alone keep a solution awake")

@@ -302,7 +302,7 @@ func (c *Controller) restore(ctx context.Context, s *tracked, rec *store.Solutio
 	sp := c.runtimeSpec(rec)
 	n := replicasFor(rec.Manifest)
 	if err := c.rt.Scale(ctx, sp, n); err != nil {
-		c.fail(ctx, s, rec, fmt.Sprintf("restarting after aim restarted: %v", err))
+		c.fail(ctx, s, rec, fmt.Sprintf("restarting after aim restarted: %v", commandError(err)))
 		return
 	}
 	addrs, err := c.waitReady(ctx, sp, n)

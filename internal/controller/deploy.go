@@ -124,13 +124,13 @@ func (c *Controller) images(ctx context.Context, m *spec.Manifest, contexts map[
 			tag := fmt.Sprintf("%s/%s-%s:g%d", c.cfg.ImagePrefix, m.Name, comp.Name, gen)
 			progress(comp.Name, "building "+tag)
 			if err := c.builder.Build(ctx, contexts[comp.Name], comp.Dockerfile, tag, func(line string) { progress(comp.Name, line) }); err != nil {
-				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v\nfix: the build failed at the step named; run `docker build %s` to see it fail with its whole output, and fix the Dockerfile", comp.Name, err, comp.Build)}
 			}
 			images[comp.Name] = tag
 		} else {
 			progress(comp.Name, "using image "+comp.Image)
 			if err := c.builder.EnsureImage(ctx, comp.Image, func(line string) { progress(comp.Name, line) }); err != nil {
-				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v", comp.Name, err)}
+				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v\nfix: build or load the image on aim's engine first (docker build -t %s ., or docker load), or name one from a registry the engine can pull from", comp.Name, err, comp.Image)}
 			}
 			images[comp.Name] = comp.Image
 		}
@@ -142,19 +142,29 @@ func (c *Controller) images(ctx context.Context, m *spec.Manifest, contexts map[
 }
 
 // start runs a new generation and waits until it answers and passes the
-// fast checks (unless skipChecks), recording the report in rec.
+// fast checks (unless skipChecks), recording the report in rec. Beside
+// it, throwaway trial replicas show how each component stops on SIGTERM
+// and what it writes.
 func (c *Controller) start(ctx context.Context, rec *store.Solution, sp runtime.Spec, n int, skipChecks bool, progress solution.Progress) (map[string][]string, error) {
 	progress("", "starting containers")
-	if err := c.rt.Apply(ctx, sp, n); err != nil {
+	if err := commandError(c.rt.Apply(ctx, sp, n)); err != nil {
 		return nil, err
 	}
+	var tr *trials
+	if !skipChecks {
+		tr = c.startTrials(ctx, sp)
+	}
+	defer tr.stop()
 	progress("", "waiting for the solution to answer on port 8080")
 	addrs, err := c.waitReady(ctx, sp, n)
 	if err != nil || skipChecks {
 		return addrs, err
 	}
 	progress("", "checking the packaging standard")
-	report, err := c.fastCheck(ctx, rec.Manifest, addrs)
+	if tr != nil {
+		progress("", "judging, from a throwaway replica, how it stops on SIGTERM and what it writes")
+	}
+	report, err := c.fastCheck(ctx, rec.Manifest, addrs, tr)
 	rec.Check = report
 	return addrs, err
 }
@@ -224,9 +234,10 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 
 // fastCheck runs the checks of the packaging standard that need only HTTP
 // against the new generation, which answers by now: the root page, the
-// private components' answers, and the recommendations. A failing rule
-// refuses the deploy with the same report `aim check` prints.
-func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[string][]string) ([]byte, error) {
+// private components' answers, and the recommendations; with the trials'
+// results (sigterm, image-tmp, writes-lost), which only warn. A failing
+// rule refuses the deploy with the same report `aim check` prints.
+func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[string][]string, tr *trials) ([]byte, error) {
 	var targets []check.Target
 	for _, comp := range m.Components {
 		if a := addrs[comp.Name]; len(a) > 0 {
@@ -234,6 +245,7 @@ func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[
 		}
 	}
 	rep := check.Fast(ctx, m, targets)
+	rep.Add(tr.wait()...)
 	var js bytes.Buffer
 	if err := check.WriteJSON(&js, rep); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/solution"
 )
@@ -46,7 +47,10 @@ func TestDeploy(t *testing.T) {
 	for i := 1; i <= 12; i++ {
 		fmt.Fprintf(&logs, "line %d\n", i)
 	}
-	lastTen := "  line 3\n  line 4\n  line 5\n  line 6\n  line 7\n  line 8\n  line 9\n  line 10\n  line 11\n  line 12"
+	lastSix := "line 7 | line 8 | line 9 | line 10 | line 11 | line 12"
+	port8080 := func(evidence string) string {
+		return failReport("component web did not answer on port 8080 within 300ms", "port-8080", evidence, "")
+	}
 
 	cases := []struct {
 		name     string
@@ -154,7 +158,7 @@ func TestDeploy(t *testing.T) {
 		name: "first deploy whose replica exits", manifest: built,
 		replica: func(*testing.T) behaviour { return behaviour{mode: exits, code: 3} },
 		check: func(t *testing.T, h *harness, r deployRun) {
-			want := "component web exited while starting with code 3; its last output:\n" + lastTen
+			want := failReport("component web exited while starting with code 3", "starts", "exited while starting with code 3; its output says: "+lastSix, "")
 			wantFailed(t, h, r.err, want)
 			if calls := h.rt.callLog(); !slices.Contains(calls, "scale g1 x0") || slices.Contains(calls, "remove hello") {
 				t.Errorf("runtime calls %v; the stopped containers must stay for `aim logs`", calls)
@@ -164,19 +168,19 @@ func TestDeploy(t *testing.T) {
 		name: "first deploy where nothing answers", manifest: built, startTimeout: 300 * time.Millisecond,
 		replica: func(*testing.T) behaviour { return behaviour{mode: silent} },
 		check: func(t *testing.T, h *harness, r deployRun) {
-			wantFailed(t, h, r.err, "component web: nothing answers on port 8080 after 300ms")
+			wantFailed(t, h, r.err, port8080("nothing answers on port 8080 after 300ms"))
 		},
 	}, {
 		name: "first deploy where the connection closes", manifest: built, startTimeout: 300 * time.Millisecond,
 		replica: func(*testing.T) behaviour { return behaviour{mode: closes} },
 		check: func(t *testing.T, h *harness, r deployRun) {
-			wantFailed(t, h, r.err, "component web: nothing answers on port 8080 after 300ms")
+			wantFailed(t, h, r.err, port8080("nothing answers on port 8080 after 300ms"))
 		},
 	}, {
 		name: "first deploy of a process that listens elsewhere", manifest: built, startTimeout: 300 * time.Millisecond,
 		replica: func(t *testing.T) behaviour { return behaviour{mode: silent, pid: listener(t, 5000, 9000)} },
 		check: func(t *testing.T, h *harness, r deployRun) {
-			wantFailed(t, h, r.err, "component web: nothing listens on port 8080 after 300ms; the process listens on 5000, 9000")
+			wantFailed(t, h, r.err, port8080("nothing listens on port 8080 after 300ms; the process listens on 5000, 9000"))
 		},
 	}, {
 		name: "first deploy of a process on 8080 that answers 500", manifest: built, startTimeout: 300 * time.Millisecond,
@@ -184,7 +188,7 @@ func TestDeploy(t *testing.T) {
 			return behaviour{handler: status(http.StatusInternalServerError), pid: listener(t, 8080)}
 		},
 		check: func(t *testing.T, h *harness, r deployRun) {
-			wantFailed(t, h, r.err, "component web: listens on 8080 but GET / answers 5xx or hangs after 300ms")
+			wantFailed(t, h, r.err, port8080("listens on 8080 but GET / answers 5xx or hangs after 300ms"))
 		},
 	}, {
 		// The site answers GET / at once but 404 at /-/ready: with a
@@ -192,7 +196,7 @@ func TestDeploy(t *testing.T) {
 		name: "first deploy whose ready.path never answers 2xx", manifest: readyAt, startTimeout: 300 * time.Millisecond,
 		replica: func(t *testing.T) behaviour { return behaviour{pid: listener(t, 8080)} },
 		check: func(t *testing.T, h *harness, r deployRun) {
-			wantFailed(t, h, r.err, "component web: listens on 8080 but GET /-/ready (its ready.path) does not answer 2xx after 300ms")
+			wantFailed(t, h, r.err, port8080("listens on 8080 but GET /-/ready (its ready.path) does not answer 2xx after 300ms"))
 		},
 	}, {
 		name: "build fails on update", manifest: built, earlier: true,
@@ -315,6 +319,19 @@ func TestDeploy(t *testing.T) {
 // wantFailed checks that a first deploy failed with a StartError or
 // CheckError saying msg, and that the solution is failed with it as the
 // reason, in the controller, the store and the route.
+// failReport is the error of a deploy that failed on rule: msg, then the
+// rule's line with the evidence and the fix (the rule's own when fix is
+// empty), as aim check writes them.
+func failReport(msg, rule, evidence, fix string) string {
+	res := check.NewResult(rule, "web", check.Fail, evidence)
+	if fix != "" {
+		res.Fix = fix
+	}
+	var b strings.Builder
+	_ = check.WriteResults(&b, "", []check.Result{res}, false)
+	return msg + ":\n" + strings.TrimRight(b.String(), "\n")
+}
+
 func wantFailed(t *testing.T, h *harness, err error, msg string) {
 	t.Helper()
 	if !errors.As(err, new(*solution.StartError)) && !errors.As(err, new(*solution.CheckError)) {

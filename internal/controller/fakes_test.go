@@ -353,6 +353,8 @@ type fakeRuntime struct {
 	beforeScale func(replicas int)
 	// removeGate, when set, blocks Remove until it is closed.
 	removeGate chan struct{}
+	// applyErr, when set, is what Apply returns, starting nothing.
+	applyErr error
 
 	mu    sync.Mutex
 	sols  map[string]map[replicaKey]*fakeReplica
@@ -458,6 +460,9 @@ func (f *fakeRuntime) Apply(_ context.Context, s runtime.Spec, replicas int) err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("apply g%d x%d", s.Generation, replicas)
+	if f.applyErr != nil {
+		return f.applyErr
+	}
 	f.apply(s, replicas)
 	return nil
 }

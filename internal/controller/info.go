@@ -64,10 +64,18 @@ func (c *Controller) info(rec *store.Solution, st solution.State, reason string,
 	}
 	if len(rec.Check) > 0 {
 		var rep struct {
-			OpenAPI string `json:"openapi"`
+			OpenAPI string             `json:"openapi"`
+			Results []solution.Finding `json:"results"`
 		}
-		if json.Unmarshal(rec.Check, &rep) == nil && rep.OpenAPI != "" {
-			in.OpenAPI = strings.TrimSuffix(in.URL, "/") + rep.OpenAPI
+		if json.Unmarshal(rec.Check, &rep) == nil {
+			if rep.OpenAPI != "" {
+				in.OpenAPI = strings.TrimSuffix(in.URL, "/") + rep.OpenAPI
+			}
+			for _, f := range rep.Results {
+				if f.Status == "warn" || f.Status == "fail" {
+					in.Findings = append(in.Findings, f)
+				}
+			}
 		}
 	}
 	for _, comp := range m.Components {

@@ -1,14 +1,15 @@
 package controller
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/procnet"
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/solution"
@@ -100,27 +101,54 @@ func (c *Controller) answers(ctx context.Context, addr string, comp spec.Compone
 	return comp.ReadyAnswer(resp.StatusCode)
 }
 
+// crashError reports a component that exited while starting by the
+// starts rule: the lines of its output that say why (check.ErrorLines,
+// not merely the last ones) and a fix that fits them.
 func (c *Controller) crashError(ctx context.Context, sol, comp string, r runtime.Replica) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "component %s exited while starting", comp)
+	how := ""
 	switch {
 	case r.OOMKilled:
-		b.WriteString(": killed for using more than its memory limit")
+		how = ": killed for using more than its memory limit"
 	case r.ExitCode != 0:
-		fmt.Fprintf(&b, " with code %d", r.ExitCode)
+		how = fmt.Sprintf(" with code %d", r.ExitCode)
 	case r.Restarts > 0:
 		// The engine restarted it before we looked, and a running
 		// container no longer shows the code it exited with.
-		fmt.Fprintf(&b, " (the engine has restarted it %d times)", r.Restarts)
+		how = fmt.Sprintf(" (the engine has restarted it %d times)", r.Restarts)
 	}
-	if lines := c.lastLogLines(ctx, sol, comp, 10); lines != "" {
-		b.WriteString("; its last output:\n" + lines)
+	ev := "exited while starting" + how
+	lines := check.ErrorLines(c.logTail(ctx, sol, comp), 6)
+	if len(lines) > 0 {
+		ev += "; its output says: " + strings.Join(lines, " | ")
 	}
-	return &solution.StartError{Msg: b.String()}
+	res := check.NewResult("starts", comp, check.Fail, ev)
+	res.Fix = check.StartsFix(strings.Join(lines, "\n"), r.OOMKilled)
+	return startError(fmt.Sprintf("component %s exited while starting%s", comp, how), res)
 }
 
+// startError is a StartError with the report of results.
+func startError(msg string, results ...check.Result) *solution.StartError {
+	var b strings.Builder
+	_ = check.WriteResults(&b, "", results, false)
+	return &solution.StartError{Msg: msg, Report: strings.TrimRight(b.String(), "\n")}
+}
+
+// commandError turns a runtime's CommandError into the report of the
+// starts rule; other errors are returned as they are.
+func commandError(err error) error {
+	var ce *runtime.CommandError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	return startError(fmt.Sprintf("component %s did not start", ce.Component), check.CommandFailure(ce.Component, ce.Cause, ce.Command, ce.Path))
+}
+
+// timeoutError reports the components that did not answer within the
+// start-up limit by the port-8080 rule, from what can be told about
+// where their processes listen.
 func (c *Controller) timeoutError(sp runtime.Spec, n int, status *runtime.Status, ready map[string]bool) error {
-	var probs []string
+	var results []check.Result
+	var comps []string
 	for _, comp := range sp.Manifest.Components {
 		var reps []runtime.Replica
 		if status != nil {
@@ -128,46 +156,58 @@ func (c *Controller) timeoutError(sp runtime.Spec, n int, status *runtime.Status
 			reps = cs.Serving(sp.Generation, n)
 		}
 		if len(reps) == 0 {
-			probs = append(probs, fmt.Sprintf("component %s has no running container", comp.Name))
+			comps = append(comps, comp.Name)
+			results = append(results, check.NewResult("starts", comp.Name, check.Fail, "it has no running container"))
 			continue
 		}
 		for _, r := range reps {
 			if ready[r.ID] {
 				continue
 			}
-			msg := fmt.Sprintf("component %s: nothing answers on port %d after %s", comp.Name, spec.Port, c.cfg.StartTimeout)
-			if ports, err := procnet.Listening(r.Pid); err == nil {
-				listensOn8080 := false
-				for _, p := range ports {
-					listensOn8080 = listensOn8080 || p == spec.Port
-				}
-				if listensOn8080 && comp.Ready.Path != "" {
-					msg = fmt.Sprintf("component %s: listens on %d but GET %s (its ready.path) does not answer 2xx after %s", comp.Name, spec.Port, comp.Ready.Path, c.cfg.StartTimeout)
-				} else if listensOn8080 && comp.IsPublic() {
-					msg = fmt.Sprintf("component %s: listens on %d but GET / answers 5xx or hangs after %s", comp.Name, spec.Port, c.cfg.StartTimeout)
-				} else if !listensOn8080 {
-					msg = fmt.Sprintf("component %s: nothing listens on port %d after %s; %s", comp.Name, spec.Port, c.cfg.StartTimeout, procnet.Describe(ports, spec.Port))
-				}
-			}
-			probs = append(probs, msg)
+			comps = append(comps, comp.Name)
+			results = append(results, check.NewResult("port-8080", comp.Name, check.Fail, c.silence(comp, r)))
 			break
 		}
 	}
-	return &solution.StartError{Msg: strings.Join(probs, "; ")}
+	if len(comps) == 0 {
+		return &solution.StartError{Msg: fmt.Sprintf("the solution's replicas did not all run within %s", c.cfg.StartTimeout)}
+	}
+	verb := "component " + comps[0] + " did not"
+	if len(comps) > 1 {
+		verb = "components " + strings.Join(comps, ", ") + " did not"
+	}
+	return startError(fmt.Sprintf("%s answer on port %d within %s", verb, spec.Port, c.cfg.StartTimeout), results...)
 }
 
-func (c *Controller) lastLogLines(ctx context.Context, sol, comp string, n int) string {
+// silence says what a replica that never answered does instead.
+func (c *Controller) silence(comp spec.Component, r runtime.Replica) string {
+	msg := fmt.Sprintf("nothing answers on port %d after %s", spec.Port, c.cfg.StartTimeout)
+	if ports, err := procnet.Listening(r.Pid); err == nil {
+		listensOn8080 := false
+		for _, p := range ports {
+			listensOn8080 = listensOn8080 || p == spec.Port
+		}
+		if listensOn8080 && comp.Ready.Path != "" {
+			msg = fmt.Sprintf("listens on %d but GET %s (its ready.path) does not answer 2xx after %s", spec.Port, comp.Ready.Path, c.cfg.StartTimeout)
+		} else if listensOn8080 && comp.IsPublic() {
+			msg = fmt.Sprintf("listens on %d but GET / answers 5xx or hangs after %s", spec.Port, c.cfg.StartTimeout)
+		} else if !listensOn8080 {
+			msg = fmt.Sprintf("nothing listens on port %d after %s; %s", spec.Port, c.cfg.StartTimeout, procnet.Describe(ports, spec.Port))
+		}
+	}
+	return msg
+}
+
+// logTail is a component's last output: enough lines to hold a crash
+// report (a Go panic's stacks run long), which check.ErrorLines reads.
+func (c *Controller) logTail(ctx context.Context, sol, comp string) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	rc, err := c.rt.Logs(ctx, sol, comp, runtime.LogOptions{Tail: n})
+	rc, err := c.rt.Logs(ctx, sol, comp, runtime.LogOptions{Tail: 200})
 	if err != nil {
 		return ""
 	}
 	defer rc.Close()
-	var lines []string
-	sc := bufio.NewScanner(io.LimitReader(rc, 64<<10))
-	for sc.Scan() {
-		lines = append(lines, "  "+sc.Text())
-	}
-	return strings.Join(lines, "\n")
+	b, _ := io.ReadAll(io.LimitReader(rc, 256<<10))
+	return string(b)
 }

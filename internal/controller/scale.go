@@ -59,7 +59,7 @@ func (c *Controller) ScaleTo(ctx context.Context, name string, n int) error {
 	}
 	start := time.Now()
 	if err := c.rt.Scale(ctx, sp, n); err != nil {
-		return fmt.Errorf("scaling %s up to %d: %w", name, n, err)
+		return fmt.Errorf("scaling %s up to %d: %w", name, n, commandError(err))
 	}
 	addrs, err := c.waitReady(ctx, sp, n)
 	if err != nil {

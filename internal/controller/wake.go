@@ -69,7 +69,7 @@ func (c *Controller) doWake(name string, s *tracked, op *wakeOp) {
 	start := time.Now()
 	sp := c.runtimeSpec(rec)
 	n := replicasFor(rec.Manifest)
-	err := c.rt.Scale(ctx, sp, n)
+	err := commandError(c.rt.Scale(ctx, sp, n))
 	started := time.Now()
 	var addrs map[string][]string
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/aimhub/aim/api/v1alpha1"
+	"github.com/aimhub/aim/internal/check"
 )
 
 // Diagnose says why a solution's pods do not serve, for a failed wake or
@@ -41,7 +42,7 @@ func Diagnose(ctx context.Context, kc kubernetes.Interface, ns, name string) str
 		}
 		seen[comp] = true
 		if tail := lastLines(ctx, kc, p, comp, 5); tail != "" {
-			why += "; its last output: " + tail
+			why += "; its output says: " + tail
 		}
 		out = append(out, fmt.Sprintf("component %s (pod %s): %s", comp, p.Name, why))
 	}
@@ -109,24 +110,27 @@ func exitText(t *corev1.ContainerStateTerminated) string {
 	return s
 }
 
-// lastLines are a container's last n lines of output, joined by " | ";
-// those of its previous run when it has restarted and is not running.
-func lastLines(ctx context.Context, kc kubernetes.Interface, p *corev1.Pod, container string, n int64) string {
+// lastLines are the lines, at most n, of a container's last output that
+// say why it ended (check.ErrorLines: a crash report's first line, not the
+// tail of its stack), joined by " | "; those of its previous run when it
+// has restarted and is not running.
+func lastLines(ctx context.Context, kc kubernetes.Interface, p *corev1.Pod, container string, n int) string {
 	prev := false
 	for _, cs := range p.Status.ContainerStatuses {
 		if cs.Name == container && cs.State.Running == nil && cs.RestartCount > 0 {
 			prev = true
 		}
 	}
-	rc, err := kc.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, TailLines: &n, Previous: prev}).Stream(ctx)
+	// Enough lines to hold a crash report: a Go panic's stacks run long.
+	tail := int64(200)
+	rc, err := kc.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, TailLines: &tail, Previous: prev}).Stream(ctx)
 	if err != nil {
 		return ""
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 4096))
+	b, err := io.ReadAll(io.LimitReader(rc, 64<<10))
 	if err != nil {
 		return ""
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(strings.Join(lines, " | "))
+	return strings.Join(check.ErrorLines(string(b), n), " | ")
 }

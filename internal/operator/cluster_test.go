@@ -331,11 +331,32 @@ func (e *env) testSchema(t *testing.T) {
 			"spec.components[0].env: Invalid value: \"object\": env names are letters, digits and '_', not starting with a digit"},
 		{"min above max", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "minmax"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Scaling: v1alpha1.Scaling{Min: 3, Max: 2}}},
 			"spec.scaling.min: Invalid value: \"object\": min is above max"},
+		{"unknown visibility", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "secret"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Visibility: "secret"}},
+			`spec.visibility: Unsupported value: "secret": supported values: "public", "unlisted", "private"`},
+		{"private without access", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "noaccess"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Visibility: "private"}},
+			"spec.access: Invalid value: \"object\": a private solution needs an access list"},
+		{"private with an empty access list", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "emptyaccess"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Visibility: "private", Access: &v1alpha1.Access{Emails: []string{}}}},
+			"spec.access: Invalid value: 0: spec.access in body should have at least 1 properties"},
+		{"access on an unlisted solution", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "unlisted"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Visibility: "unlisted", Access: &v1alpha1.Access{Groups: []string{"beta"}}}},
+			"spec.access: Invalid value: \"object\": only a private solution has an access list"},
+		{"unknown phase", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "phase"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Phases: []string{"marketing"}}},
+			`spec.phases[0]: Unsupported value: "marketing"`},
+		{"owner not a DNS label", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "owner"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Owner: "Acme"}},
+			`spec.owner: Invalid value: "Acme": spec.owner in body should match`},
+		{"a private solution of a provider is accepted", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "private"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web},
+			Owner: "acme", Visibility: "private", Access: &v1alpha1.Access{Emails: []string{"ada@example.com"}}}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.sol
 			s.Namespace = e.ns
 			err := e.c.Create(ctx, &s)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				_ = e.c.Delete(ctx, &s)
+				return
+			}
 			if err == nil {
 				_ = e.c.Delete(ctx, &s)
 				t.Fatal("accepted")

@@ -212,7 +212,8 @@ func podSecurity(c spec.Component) *corev1ac.PodSecurityContextApplyConfiguratio
 	return sc
 }
 
-// container mirrors the Docker runtime's Confined: the same environment,
+// container mirrors the Docker runtime's Confined: the same environment
+// (with HOME=/tmp for uid 65534 unless the env sets HOME),
 // a read-only root filesystem with a writable /tmp, no capabilities, no
 // privilege escalation, and the CPU and memory of the manifest or def.
 // Kubernetes has no per-pod pids limit (the kubelet's podPidsLimit is
@@ -229,6 +230,14 @@ func container(sol string, c spec.Component, def spec.Defaults) *corev1ac.Contai
 		corev1ac.EnvVar().WithName("PORT").WithValue(strconv.Itoa(spec.Port)),
 		corev1ac.EnvVar().WithName("AIM_SOLUTION").WithValue(sol),
 		corev1ac.EnvVar().WithName("AIM_COMPONENT").WithValue(c.Name),
+	}
+	if _, set := c.Env["HOME"]; !set && !c.RunAsRoot {
+		// uid 65534's home is /nonexistent (or "/" in an image without
+		// /etc/passwd), which programs that keep files under HOME fail
+		// on; the Docker runtime sets the same. The operator cannot see an
+		// image's ENV, so an image's own HOME gives way too: the component's
+		// env keeps one.
+		env = append(env, corev1ac.EnvVar().WithName("HOME").WithValue("/tmp"))
 	}
 	for _, k := range sortedKeys(c.Env) {
 		env = append(env, corev1ac.EnvVar().WithName(k).WithValue(c.Env[k]))

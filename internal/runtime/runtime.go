@@ -9,7 +9,9 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/aimhub/aim/internal/spec"
@@ -17,6 +19,56 @@ import (
 
 // ErrNotFound is returned when a solution has nothing in the runtime.
 var ErrNotFound = errors.New("not found")
+
+// CommandError is a container the engine created but could not start
+// because its command cannot run: the program is missing, not
+// executable, or built for another machine. The process never began, so
+// it left no output; Cause is the engine's reason, without its wrapping.
+type CommandError struct {
+	Component string
+	// Command is the ENTRYPOINT and CMD the container has.
+	Command []string
+	// Path is the container's PATH.
+	Path  string
+	Cause string
+	Err   error
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("component %s: the engine could not run [%s]: %s", e.Component, strings.Join(e.Command, " "), e.Cause)
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// Trial is what a throwaway replica of a component showed: started beside
+// a deploy's replicas, never routed to, and stopped as a sleep stops one.
+// It tells a deploy what only a run shows: how the component takes
+// SIGTERM, and what it writes.
+type Trial struct {
+	Component string
+	// Command is the ENTRYPOINT and CMD the container ran.
+	Command []string
+	// WorkingDir is the container's working directory.
+	WorkingDir string
+	// ImageTmp lists files the image has under /tmp, which the tmpfs
+	// there hides: the first few, ImageTmpMore when there are more.
+	ImageTmp     []string
+	ImageTmpMore bool
+	// Answered is true when the replica answered; the fields below are
+	// zero when it did not.
+	Answered bool
+	// TmpWrites lists the files it had written under /tmp when it
+	// answered. TmpSeen says /tmp could be read at all (that needs the
+	// engine's host).
+	TmpWrites []string
+	TmpSeen   bool
+	// Stopped is how long it took to end after SIGTERM; Killed says it was
+	// still running after Grace and was ended by SIGKILL.
+	Stopped  time.Duration
+	Grace    time.Duration
+	Killed   bool
+	ExitCode int
+}
 
 // Spec is one generation of a solution, ready to run: the validated
 // manifest and the image each component runs.

@@ -57,19 +57,32 @@ type Config struct {
 	// Concurrency is the default in-flight requests per replica. Zero
 	// means 50.
 	Concurrency int
-	Logger      *slog.Logger
+	// Parallel bounds how many sleeps and resizes run at once; one that
+	// finds every slot taken waits for a later tick. Zero means 16.
+	Parallel int
+	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Scaler puts idle solutions to sleep and sizes busy ones.
+// Scaler puts idle solutions to sleep and sizes busy ones. Each sleep
+// and each resize runs on its own, so that none holds up another: a
+// solution that ignores SIGTERM takes the engine's whole stop grace to
+// sleep, and one that loads a model takes as long to gain a replica.
 type Scaler struct {
 	cfg  Config
 	sols Solutions
 	act  Activity
+	// slots holds a token per sleep or resize running.
+	slots chan struct{}
+	// ops counts the sleeps and resizes running, for Run to wait for.
+	ops sync.WaitGroup
 
 	mu    sync.Mutex
 	loads map[string]*load
+	// sleeping holds the solutions whose Sleep runs, so that ticks meanwhile
+	// do not ask again.
+	sleeping map[string]bool
 }
 
 // load is what the scaler remembers of an awake solution that may grow.
@@ -109,23 +122,26 @@ func New(cfg Config, sols Solutions, act Activity) *Scaler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Scaler{cfg: cfg, sols: sols, act: act, loads: map[string]*load{}}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 16
+	}
+	return &Scaler{cfg: cfg, sols: sols, act: act, slots: make(chan struct{}, cfg.Parallel),
+		loads: map[string]*load{}, sleeping: map[string]bool{}}
 }
 
-// Run judges idleness every cfg.Every until ctx ends.
+// Run judges idleness and load every cfg.Every until ctx ends, then waits
+// for the sleeps and resizes it started.
 func (s *Scaler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Every)
 	defer t.Stop()
+	defer s.ops.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			for _, name := range s.Idle() {
-				s.cfg.Logger.Info("sleeping idle solution", "solution", name)
-				if err := s.sols.Sleep(ctx, name); err != nil {
-					s.cfg.Logger.Error("sleeping", "solution", name, "err", err)
-				}
+				s.sleep(ctx, name)
 			}
 			for name, n := range s.Sizes() {
 				s.resize(ctx, name, n)
@@ -134,18 +150,59 @@ func (s *Scaler) Run(ctx context.Context) error {
 	}
 }
 
+// take claims a slot for a sleep or resize; false when all are taken.
+// Called with s.mu held.
+func (s *Scaler) take() bool {
+	select {
+	case s.slots <- struct{}{}:
+		s.ops.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Scaler) release() {
+	<-s.slots
+	s.ops.Done()
+}
+
+// sleep calls Sleep without holding up the tick or the other sleeps:
+// stopping a container takes up to the engine's stop grace. A solution
+// whose Sleep runs is not asked again.
+func (s *Scaler) sleep(ctx context.Context, name string) {
+	s.mu.Lock()
+	if s.sleeping[name] || !s.take() {
+		s.mu.Unlock()
+		return
+	}
+	s.sleeping[name] = true
+	s.mu.Unlock()
+	go func() {
+		defer s.release()
+		s.cfg.Logger.Info("sleeping idle solution", "solution", name)
+		if err := s.sols.Sleep(ctx, name); err != nil {
+			s.cfg.Logger.Error("sleeping", "solution", name, "err", err)
+		}
+		s.mu.Lock()
+		delete(s.sleeping, name)
+		s.mu.Unlock()
+	}()
+}
+
 // resize calls ScaleTo without holding up the tick: starting a replica
 // takes as long as the solution takes to answer.
 func (s *Scaler) resize(ctx context.Context, name string, n int) {
 	s.mu.Lock()
 	l := s.loads[name]
-	if l == nil || l.changing {
+	if l == nil || l.changing || s.sleeping[name] || !s.take() {
 		s.mu.Unlock()
 		return
 	}
 	l.changing = true
 	s.mu.Unlock()
 	go func() {
+		defer s.release()
 		err := s.sols.ScaleTo(ctx, name, n)
 		if err != nil {
 			s.cfg.Logger.Error("scaling", "solution", name, "replicas", n, "err", err)

@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -117,5 +118,137 @@ func TestSizes(t *testing.T) {
 				now = now.Add(time.Second)
 			}
 		})
+	}
+}
+
+// slowSols is a set of awake solutions whose Sleep blocks, for those in
+// block, until release is closed; a solution that has slept leaves the
+// awake list, as the controller's does.
+type slowSols struct {
+	block   map[string]bool
+	release chan struct{}
+
+	mu      sync.Mutex
+	awake   []Awake
+	calls   map[string]int
+	running int // Sleeps running now
+	most    int // the most that ran at once
+	slept   chan string
+}
+
+func newSlowSols(names []string, block ...string) *slowSols {
+	f := &slowSols{block: map[string]bool{}, release: make(chan struct{}), calls: map[string]int{}, slept: make(chan string, len(names))}
+	for _, n := range names {
+		f.awake = append(f.awake, Awake{Name: n, Idle: time.Second})
+	}
+	for _, n := range block {
+		f.block[n] = true
+	}
+	return f
+}
+
+func (f *slowSols) Awake() []Awake {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.awake)
+}
+
+func (f *slowSols) Sleep(ctx context.Context, name string) error {
+	f.mu.Lock()
+	f.calls[name]++
+	f.running++
+	f.most = max(f.most, f.running)
+	f.mu.Unlock()
+	if f.block[name] {
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+		}
+	}
+	f.mu.Lock()
+	f.running--
+	f.awake = slices.DeleteFunc(f.awake, func(a Awake) bool { return a.Name == name })
+	f.mu.Unlock()
+	f.slept <- name
+	return nil
+}
+
+func (f *slowSols) ScaleTo(context.Context, string, int) error { return nil }
+
+// idleFor is activity that says every solution has been idle for long.
+type idleFor []string
+
+func (i idleFor) Activity(string) (time.Time, int64, bool) {
+	return time.Now().Add(-time.Hour), 0, true
+}
+func (i idleFor) Peak(string) int64 { return 0 }
+
+// TestSleepsDoNotWait reproduces issue 21: the scaler slept solutions one
+// at a time, so one that ignores SIGTERM (its stop takes the engine's
+// whole grace) kept the others awake past their idle time.
+func TestSleepsDoNotWait(t *testing.T) {
+	names := []string{"stubborn", "a", "b", "c"}
+	sols := newSlowSols(names, "stubborn")
+	s := New(Config{Every: 10 * time.Millisecond}, sols, idleFor(names))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	got := map[string]bool{}
+	deadline := time.After(2 * time.Second)
+	for len(got) < 3 {
+		select {
+		case n := <-sols.slept:
+			got[n] = true
+		case <-deadline:
+			t.Fatalf("slept %v while stubborn's stop runs; want a, b and c", got)
+		}
+	}
+	if got["stubborn"] {
+		t.Fatal("stubborn slept though its Sleep blocks")
+	}
+	time.Sleep(50 * time.Millisecond) // ticks while stubborn's stop runs
+	close(sols.release)
+	if n := <-sols.slept; n != "stubborn" {
+		t.Fatalf("then %s slept, want stubborn", n)
+	}
+	cancel()
+	<-done
+	sols.mu.Lock()
+	defer sols.mu.Unlock()
+	for _, n := range names {
+		if sols.calls[n] != 1 {
+			t.Errorf("%s: Sleep called %d times, want once (not again while its stop runs)", n, sols.calls[n])
+		}
+	}
+}
+
+// TestSleepsBounded: no more sleeps run at once than Parallel; the others
+// wait for a slot and run on a later tick.
+func TestSleepsBounded(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e"}
+	sols := newSlowSols(names, names...)
+	s := New(Config{Every: 10 * time.Millisecond, Parallel: 2}, sols, idleFor(names))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	sols.mu.Lock()
+	running := sols.running
+	sols.mu.Unlock()
+	if running != 2 {
+		t.Errorf("%d sleeps run, want 2 (Parallel)", running)
+	}
+	close(sols.release)
+	for range names {
+		select {
+		case <-sols.slept:
+		case <-time.After(2 * time.Second):
+			t.Fatal("not every solution slept once slots freed")
+		}
+	}
+	cancel()
+	<-done
+	if sols.most > 2 {
+		t.Errorf("%d sleeps ran at once, want at most 2", sols.most)
 	}
 }

@@ -73,7 +73,8 @@ func runKubernetes(ctx context.Context, o Options) error {
 	if err := firstStart(ctx, st, o.ClientConfig, serverURL, log); err != nil {
 		return err
 	}
-	// The in-cluster gateway, in front, checks private solutions' requests.
+	// The in-cluster gateway, in front, checks private solutions' requests,
+	// asking this API's guard (apexMux serves it).
 	apex, _, err := apexMux(o, sols, st, metrics.New(), publicURL(o, false, 80, 0), nil)
 	if err != nil {
 		return err

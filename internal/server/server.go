@@ -67,6 +67,9 @@ type Options struct {
 	// scaling.max above 1 must stay low before a replica is removed. Zero
 	// means 1m.
 	ScaleDownDelay time.Duration
+	// ScaleEvery is how often the scaler judges idleness and load. Zero
+	// means 1s.
+	ScaleEvery time.Duration
 	// Limits fill a manifest's unset limits; LimitCaps bound what a
 	// manifest may ask for. Zero fields mean none.
 	Limits, LimitCaps spec.Limits
@@ -296,24 +299,24 @@ func runBackground(ctx context.Context, o Options, ctl *controller.Controller, g
 	go func() { _ = rec.Run(ctx); close(usageDone) }()
 	go func() { _ = (&inquiry.Deliverer{Store: st, Logger: o.Logger}).Run(ctx) }()
 	sc := scaler.New(scaler.Config{MaxIdleWithConnections: o.MaxIdleWithConnections, ScaleDownAfter: o.ScaleDownDelay,
-		Concurrency: spec.DefaultDefaults.Concurrency, Logger: o.Logger}, ctl, gw.Routes)
+		Every: o.ScaleEvery, Concurrency: spec.DefaultDefaults.Concurrency, Logger: o.Logger}, ctl, gw.Routes)
 	go func() { _ = sc.Run(ctx) }()
 	return errc, func() { <-usageDone }
 }
 
 // apexMux is what the apex host serves: the API, the marketplace's pages
-// (the catalog, the solutions' pages), sign-in under /auth/, /healthz and
-// /metrics. With gw (nil when the gateway is
-// the cluster's), it is gw's apex, and gw's guard of private solutions
+// (the catalog, the solutions' pages, /me and /admin), sign-in under
+// /auth/, /healthz and /metrics. With gw (nil when the gateway is the
+// cluster's), it is gw's apex, and gw's guard of private solutions
 // checks the store, with sign-in configured or not: without it, a
-// visitor's personal access token is the way in.
+// visitor's personal access token is the way in. Without gw, the same
+// guard answers the cluster's gateway under signin.GuardPrefix.
 func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metrics, apexURL string, gw *gateway.Gateway) (*http.ServeMux, *web.Catalog, error) {
-	var guard *signin.StoreGuard
+	guard, err := signin.NewStoreGuard(st, apexURL)
+	if err != nil {
+		return nil, nil, err
+	}
 	if gw != nil {
-		var err error
-		if guard, err = signin.NewStoreGuard(st, apexURL); err != nil {
-			return nil, nil, err
-		}
 		gw.SetGuard(guard)
 	}
 	pages := web.NewPages(o.Logger)
@@ -328,6 +331,11 @@ func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metric
 	inq := &api.Inquirer{Store: st, Providers: st, Limits: inquiry.NewLimiter(5, 50, time.Hour)}
 	apex := http.NewServeMux()
 	apex.Handle("/auth/", si)
+	if gw == nil {
+		// The gateway is in a cluster, in front, with no store: its
+		// RemoteGuard asks this guard (docs/kubernetes.md).
+		apex.Handle(signin.GuardPrefix, signin.GuardHandler(guard))
+	}
 	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger, Inquirer: inq}, ctl, st))
 	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -337,6 +345,7 @@ func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metric
 	catalog := web.NewCatalog(ctl, si, pages)
 	catalog.Store, catalog.Inquirer = st, inq
 	apex.Handle("/", catalog)
+	web.MountAccount(apex, web.AccountConfig{Controller: ctl, Store: st, Viewers: si, Pages: pages, ApexURL: apexURL, Logger: o.Logger})
 	if gw != nil {
 		gw.SetApex(apex)
 	}

@@ -84,25 +84,9 @@ func (g *StoreGuard) Token(ctx context.Context, secret string) (auth.Identity, e
 	if err != nil {
 		return auth.Identity{}, err
 	}
-	id := TokenIdentity(t)
+	id := t.Identity()
 	g.remember(key, cached{id: id, until: t.ExpiresAt})
 	return id, nil
-}
-
-// TokenIdentity is whom an API token stands for: an admin; a provider,
-// for its provider; a visitor, for the person its address and groups
-// name. The address of a visitor's token counts as verified: an admin
-// issued the token to that person.
-func TokenIdentity(t *store.Token) auth.Identity {
-	id := auth.Identity{Role: auth.Role(t.Role), TokenID: t.ID}
-	switch t.Role {
-	case store.RoleProvider:
-		id.Provider = t.Provider
-	case store.RoleVisitor:
-		id.Email, id.EmailVerified = t.Email, t.Email != ""
-		id.Groups = t.Groups
-	}
-	return id
 }
 
 // Session returns whom a per-solution session of solution stands for.

@@ -49,7 +49,10 @@ type Info struct {
 	SkipChecks  bool          `json:"skipChecks,omitempty"`
 	// OpenAPI is the URL of the solution's OpenAPI document, when the
 	// deploy's checks found one.
-	OpenAPI    string          `json:"openapi,omitempty"`
+	OpenAPI string `json:"openapi,omitempty"`
+	// Findings are the rules that warned or failed at the deploy of the
+	// generation that serves.
+	Findings   []Finding       `json:"findings,omitempty"`
 	Components []ComponentInfo `json:"components"`
 	Manifest   *spec.Manifest  `json:"manifest"`
 	CreatedAt  time.Time       `json:"createdAt"`
@@ -152,9 +155,32 @@ func (e *CheckError) Error() string {
 
 // StartError says why a solution did not start. Gateways answer it with
 // 504 and the message.
-type StartError struct{ Msg string }
+type StartError struct {
+	// Msg says what happened in a line.
+	Msg string
+	// Report, when set, is the packaging standard's word on why: a line
+	// per rule broken, with its evidence and a fix, as aim check writes
+	// them.
+	Report string
+}
 
-func (e *StartError) Error() string { return e.Msg }
+func (e *StartError) Error() string {
+	if e.Report == "" {
+		return e.Msg
+	}
+	return e.Msg + ":\n" + e.Report
+}
+
+// Finding is a rule of the packaging standard that warned or failed when
+// the solution was deployed (internal/check's Result).
+type Finding struct {
+	ID        string `json:"id"`
+	Component string `json:"component,omitempty"`
+	Rule      string `json:"rule"`
+	Status    string `json:"status"`
+	Evidence  string `json:"evidence"`
+	Fix       string `json:"fix,omitempty"`
+}
 
 // WakeError is a wake that failed; the gateway answers it with 504.
 type WakeError struct{ Msg string }

@@ -147,16 +147,7 @@ func (s *Store) ListInquiries(ctx context.Context, f InquiryFilter) ([]Inquiry, 
 	if err != nil {
 		return nil, fmt.Errorf("listing inquiries: %w", err)
 	}
-	defer rows.Close()
-	var out []Inquiry
-	for rows.Next() {
-		in, err := scanInquiry(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *in)
-	}
-	return out, rows.Err()
+	return scanInquiries(rows)
 }
 
 // DueDeliveries lists pending deliveries whose next attempt is due.
@@ -166,16 +157,7 @@ func (s *Store) DueDeliveries(ctx context.Context, limit int) ([]Inquiry, error)
 	if err != nil {
 		return nil, fmt.Errorf("listing due deliveries: %w", err)
 	}
-	defer rows.Close()
-	var out []Inquiry
-	for rows.Next() {
-		in, err := scanInquiry(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *in)
-	}
-	return out, rows.Err()
+	return scanInquiries(rows)
 }
 
 // RecordDelivery records one delivery attempt of inquiry id: delivered,
@@ -237,4 +219,17 @@ func (s *Store) WebhookSecret(ctx context.Context, provider string, rotate bool)
 	}
 	err = s.queryRow(ctx, `SELECT webhook_secret FROM providers WHERE name = ?`, provider).Scan(&cur)
 	return cur, err
+}
+
+func scanInquiries(rows *sql.Rows) ([]Inquiry, error) {
+	defer rows.Close()
+	var out []Inquiry
+	for rows.Next() {
+		in, err := scanInquiry(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *in)
+	}
+	return out, rows.Err()
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/aimhub/aim/internal/auth"
 )
 
 // Role is what a token or a session may do.
@@ -225,4 +227,20 @@ func (s *Store) HasTokens(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("counting tokens: %w", err)
 	}
 	return n > 0, nil
+}
+
+// Identity is whom the token stands for: an admin; a provider,
+// for its provider; a visitor, for the person its address and groups
+// name. The address of a visitor's token counts as verified: an admin
+// issued the token to that person.
+func (t *Token) Identity() auth.Identity {
+	id := auth.Identity{Role: auth.Role(t.Role), TokenID: t.ID}
+	switch t.Role {
+	case RoleProvider:
+		id.Provider = t.Provider
+	case RoleVisitor:
+		id.Email, id.EmailVerified = t.Email, t.Email != ""
+		id.Groups = t.Groups
+	}
+	return id
 }

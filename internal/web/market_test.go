@@ -94,16 +94,9 @@ func (m *market) catalog(v Viewers) *Catalog {
 var (
 	anonymous = viewer{SignIn: "/auth/login?return=%2F"}
 	ann       = viewer{Identity: auth.Identity{Role: auth.Visitor, Email: "ann@example.test", Name: "Ann"}, SignOut: "/auth/logout", CSRF: "ann-csrf"}
-	bob       = viewer{Identity: auth.Identity{Role: auth.Visitor, Email: "bob@example.test", Name: "Bob"}, SignOut: "/auth/logout", CSRF: "bob-csrf"}
+	// bob, a visitor whom no private solution here admits, is
+	// account_test.go's.
 )
-
-// get serves one GET and returns the answer.
-func get(t *testing.T, h http.Handler, target string) *httptest.ResponseRecorder {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
-	return rec
-}
 
 // tokens hides the contact forms' tokens, which change with the store's
 // key, from the golden files.

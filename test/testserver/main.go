@@ -72,6 +72,33 @@ func main() {
 			fmt.Println("fatal: the model file is corrupt")
 			os.Exit(4)
 		}
+	case "panic":
+		// A Go program that logs its cause, then panics: the goroutine
+		// stacks that follow bury the cause under lines of frames. Both
+		// go to stderr, as Go's log package and a panic write them.
+		fmt.Fprintln(os.Stderr, "level=error msg=\"loading the index\" err=\"open /models/index.json: no such file or directory\"")
+		var index map[string]int
+		index["model"] = 1
+	case "home":
+		// As Jupyter does at start: create its directories under HOME.
+		home := os.Getenv("HOME")
+		if err := os.MkdirAll(home+"/.local/share/jupyter/runtime", 0o700); err != nil {
+			fmt.Printf("PermissionError: cannot create the runtime directory under HOME=%q: %v\n", home, err)
+			os.Exit(1)
+		}
+	case "read-cwd":
+		// Reads a file from its working directory, as `python3 app.py`
+		// does.
+		if _, err := os.ReadFile(os.Getenv("FILE")); err != nil {
+			wd, _ := os.Getwd()
+			fmt.Printf("testserver: can't open file '%s/%s': %v\n", wd, os.Getenv("FILE"), err)
+			os.Exit(2)
+		}
+	case "write-tmp":
+		// Keeps an upload under /tmp, as a notebook or an upload form does.
+		if err := os.MkdirAll("/tmp/uploads", 0o755); err == nil {
+			_ = os.WriteFile("/tmp/uploads/first.png", []byte("x"), 0o644)
+		}
 	case "write-fs":
 		if err := os.WriteFile("/cache.bin", []byte("x"), 0o644); err != nil {
 			fmt.Println("cannot write cache:", err)
@@ -118,6 +145,9 @@ func main() {
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"component": os.Getenv("AIM_COMPONENT"), "solution": os.Getenv("AIM_SOLUTION"), "hostname": host,
 			"path": originalPath(r), "host": r.Host, "xff": r.Header.Get("X-Forwarded-For"), "uid": os.Getuid(),
+			// GREETING tells versions of one solution apart (their
+			// Dockerfiles set it).
+			"greeting": os.Getenv("GREETING"),
 		})
 	})
 	// /headers echoes the request's headers and cookies: what a solution

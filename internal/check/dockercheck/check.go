@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aimhub/aim/internal/check"
+	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -128,11 +129,7 @@ func Run(ctx context.Context, api API, eng Builder, o Options) (rep *check.Repor
 		if err != nil {
 			return nil, fmt.Errorf("component %s: inspecting image %q: %w", c.Name, ref, err)
 		}
-		user := ""
-		if img.Config != nil {
-			user = img.Config.User
-		}
-		runs[i] = &compRun{s: s, o: &o, m: m, comp: c, image: ref, imageID: img.ID, imageUser: user, imageSize: img.Size, hc: check.NewHTTPClient(), results: map[string]check.Result{}}
+		runs[i] = &compRun{s: s, o: &o, m: m, comp: c, image: ref, imageID: img.ID, img: docker.ImageOf(img), imageSize: img.Size, hc: check.NewHTTPClient(), results: map[string]check.Result{}}
 	}
 	if err := s.createNetwork(ctx); err != nil {
 		return nil, err
@@ -155,6 +152,9 @@ func Run(ctx context.Context, api API, eng Builder, o Options) (rep *check.Repor
 	wg.Wait()
 	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
 		return nil, err
+	}
+	for _, r := range runs {
+		r.set(r.writesLost())
 	}
 	rep = &check.Report{Solution: m.Name, Images: images}
 	var targets []check.APITarget
@@ -240,19 +240,29 @@ type compRun struct {
 	comp      spec.Component
 	image     string
 	imageID   string
-	imageUser string
+	img       docker.Image
 	imageSize int64
 	hc        *http.Client
 
 	id, twinID string
-	started    time.Time
-	ip         string
-	pid        int
-	ready      bool
-	readyAfter time.Duration
-	root       []byte // body of GET /
-	memUsage   int64
-	attempts   []netip.AddrPort // connection attempts beyond the network
+	// startFailed is set when the engine could not run the command.
+	startFailed *startFailure
+	// imageTmp lists what the image has under /tmp; tmpWrites what the
+	// process wrote there by the time it answered (tmpSeen: /tmp could be
+	// read); outsideWrites what the writable twin wrote elsewhere.
+	imageTmp      []string
+	imageTmpMore  bool
+	tmpWrites     []string
+	tmpSeen       bool
+	outsideWrites []string
+	started       time.Time
+	ip            string
+	pid           int
+	ready         bool
+	readyAfter    time.Duration
+	root          []byte // body of GET /
+	memUsage      int64
+	attempts      []netip.AddrPort // connection attempts beyond the network
 
 	// readyAt is when the component met its readiness rule, zero when
 	// waitReady could not tell (ProbeReadiness then probes it).
@@ -286,17 +296,48 @@ func (r *compRun) ifReady(id string, probe func() check.Result) check.Result {
 	return probe()
 }
 
+// start starts the component's container and its writable twin. A
+// command the engine cannot run is a finding (startFailed), and then no
+// twin runs.
 func (r *compRun) start(ctx context.Context) error {
-	cfg, host, nc := r.s.containerSpec(r.m, r.comp, r.image, r.imageUser, r.o.Defaults, false)
-	id, err := r.s.start(ctx, fmt.Sprintf("aim-check-%s-%s", r.s.id, r.comp.Name), cfg, host, nc)
+	cfg, host, nc := r.s.containerSpec(r.m, r.comp, r.image, r.img, r.o.Defaults, false)
+	id, err := r.s.start(ctx, fmt.Sprintf("aim-check-%s-%s", r.s.id, r.comp.Name), cfg, host, nc, r.readImageTmp(ctx))
 	r.id, r.started = id, time.Now()
+	r.set(check.ImageTmp(r.comp.Name, r.img.WorkingDir, r.imageTmp, r.imageTmpMore))
+	if sf := (*startFailure)(nil); errors.As(err, &sf) {
+		r.startFailed = sf
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("component %s: %w", r.comp.Name, err)
 	}
-	cfg, host, nc = r.s.containerSpec(r.m, r.comp, r.image, r.imageUser, r.o.Defaults, true)
-	r.twinID, err = r.s.start(ctx, fmt.Sprintf("aim-check-%s-%s-rw", r.s.id, r.comp.Name), cfg, host, nc)
+	cfg, host, nc = r.s.containerSpec(r.m, r.comp, r.image, r.img, r.o.Defaults, true)
+	r.twinID, err = r.s.start(ctx, fmt.Sprintf("aim-check-%s-%s-rw", r.s.id, r.comp.Name), cfg, host, nc, nil)
 	if err != nil {
 		return fmt.Errorf("component %s: %w", r.comp.Name, err)
 	}
 	return nil
+}
+
+// readImageTmp lists, in a created container, what the image has under
+// /tmp, which the tmpfs hides once it starts.
+func (r *compRun) readImageTmp(ctx context.Context) func(id string) {
+	return func(id string) {
+		files, more, err := docker.TmpFiles(ctx, r.s.cli, id, 5)
+		if err != nil {
+			r.o.Progress(fmt.Sprintf("%s: reading the image's /tmp: %v", r.comp.Name, err))
+		}
+		r.imageTmp, r.imageTmpMore = files, more
+	}
+}
+
+// writesLost judges writes-lost once the probes are done.
+func (r *compRun) writesLost() check.Result {
+	if r.startFailed != nil {
+		return check.NewResult("writes-lost", r.comp.Name, check.Skip, "it never started")
+	}
+	if !r.ready && len(r.outsideWrites) == 0 {
+		return check.NewResult("writes-lost", r.comp.Name, check.Skip, "it never answered on 8080")
+	}
+	return check.WritesLost(r.comp.Name, r.outsideWrites, r.tmpWrites, r.tmpSeen)
 }

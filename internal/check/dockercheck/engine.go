@@ -40,6 +40,7 @@ type API interface {
 	ContainerKill(ctx context.Context, container, signal string) error
 	ContainerLogs(ctx context.Context, container string, options container.LogsOptions) (io.ReadCloser, error)
 	ContainerDiff(ctx context.Context, container string) ([]container.FilesystemChange, error)
+	CopyFromContainer(ctx context.Context, container, srcPath string) (io.ReadCloser, container.PathStat, error)
 	ContainerStatsOneShot(ctx context.Context, container string) (container.StatsResponseReader, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerRemove(ctx context.Context, container string, options container.RemoveOptions) error
@@ -119,8 +120,8 @@ func (s *session) createNetwork(ctx context.Context) error {
 // for a root image) except for the restart policy: a check wants to see a
 // crash, not a restart. writable drops the read-only root filesystem, for
 // the run that finds what the component writes.
-func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image, imageUser string, def spec.Defaults, writable bool) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
-	cfg, host := docker.Confined(m.Name, comp, image, imageUser, def)
+func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image string, img docker.Image, def spec.Defaults, writable bool) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	cfg, host := docker.Confined(m.Name, comp, image, img, def)
 	cfg.Labels = s.labels()
 	cfg.Labels["dev.aim.component"] = comp.Name
 	host.NetworkMode = container.NetworkMode(s.net)
@@ -138,17 +139,31 @@ func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image, im
 	return cfg, host, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.net: ep}}
 }
 
-// start creates and starts a container and returns its ID.
-func (s *session) start(ctx context.Context, name string, cfg *container.Config, host *container.HostConfig, nc *network.NetworkingConfig) (string, error) {
+// start creates and starts a container and returns its ID. created, when
+// not nil, runs between the two, while the container's /tmp is still the
+// image's. An engine that cannot run the container's command returns a
+// *startFailure: a finding, not a failed check.
+func (s *session) start(ctx context.Context, name string, cfg *container.Config, host *container.HostConfig, nc *network.NetworkingConfig, created func(id string)) (string, error) {
 	resp, err := s.cli.ContainerCreate(ctx, cfg, host, nc, nil, name)
 	if err != nil {
 		return "", fmt.Errorf("creating %s: %w", name, err)
 	}
+	if created != nil {
+		created(resp.ID)
+	}
 	if err := s.cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		if cause, ok := docker.CommandCause(err.Error()); ok {
+			return resp.ID, &startFailure{cause: cause}
+		}
 		return resp.ID, fmt.Errorf("starting %s: %w", name, err)
 	}
 	return resp.ID, nil
 }
+
+// startFailure is a container whose command the engine could not run.
+type startFailure struct{ cause string }
+
+func (e *startFailure) Error() string { return e.cause }
 
 // cleanup removes every container (with its anonymous volumes) and network
 // labelled with the run's ID. It ignores ctx's cancellation: it is what

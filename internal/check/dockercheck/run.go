@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/aimhub/aim/internal/check"
+	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -31,6 +32,10 @@ func (r *compRun) probe(ctx context.Context) error {
 		r.set(check.NewResult("image-size", name, check.Warn, fmt.Sprintf("%s is %s, above %s", r.image, check.FormatBytes(r.imageSize), check.FormatBytes(r.o.MaxImageSize))))
 	} else {
 		r.set(check.NewResult("image-size", name, check.Pass, fmt.Sprintf("%s is %s", r.image, check.FormatBytes(r.imageSize))))
+	}
+	if r.startFailed != nil {
+		r.neverStarted()
+		return nil
 	}
 	ins, err := r.s.cli.ContainerInspect(ctx, r.id)
 	if err != nil {
@@ -63,6 +68,9 @@ func (r *compRun) probe(ctx context.Context) error {
 			r.set(check.ProbeHealth(ctx, r.hc, check.APITarget{Comp: r.comp, Addr: r.addr(), Paths: r.comp.Paths}))
 		}
 		r.set(r.memory(ctx))
+		if files, err := docker.TmpWrites(r.pid, 6); err == nil {
+			r.tmpWrites, r.tmpSeen = files, true
+		}
 		st := check.Pass
 		if r.readyAfter > r.o.SlowStart {
 			st = check.Warn
@@ -76,7 +84,7 @@ func (r *compRun) probe(ctx context.Context) error {
 		}
 		if !ins.State.Running {
 			exited = true
-			r.set(check.NewResult("starts", name, check.Fail, r.exitEvidence(ctx, ins.State, "after answering")))
+			r.set(r.exited(ctx, ins.State, "after answering"))
 		}
 	} else {
 		for _, id := range []string{"root-html", "health", "readiness", "memory-idle", "startup-time"} {
@@ -113,7 +121,7 @@ func (r *compRun) waitReady(ctx context.Context) (exited bool, err error) {
 			return false, fmt.Errorf("inspecting %s: %w", name, err)
 		}
 		if !ins.State.Running {
-			r.set(check.NewResult("starts", name, check.Fail, r.exitEvidence(ctx, ins.State, "")))
+			r.set(r.exited(ctx, ins.State, ""))
 			r.set(check.NewResult("port-8080", name, check.Skip, "the process exited before it answered"))
 			return true, nil
 		}
@@ -198,8 +206,36 @@ func (r *compRun) portEvidence(lastErr error) string {
 	}
 }
 
-// exitEvidence describes how a container ended, with its last output.
-func (r *compRun) exitEvidence(ctx context.Context, st *container.State, when string) string {
+// neverStarted sets the results of a component whose command the engine
+// could not run: starts fails with the engine's cause and a fix for it;
+// what needs the process running is skipped.
+func (r *compRun) neverStarted() {
+	name := r.comp.Name
+	r.set(check.CommandFailure(name, r.startFailed.cause, r.img.Command(), r.img.Getenv("PATH")))
+	r.set(check.NewResult("port-8080", name, check.Skip, "the process never started"))
+	for _, id := range []string{"root-html", "health", "memory-idle", "startup-time", "no-internet"} {
+		if id == "root-html" && !(r.comp.IsPublic() && slices.Contains(r.comp.Paths, "/")) {
+			continue
+		}
+		if id == "health" && !r.comp.IsPublic() {
+			continue
+		}
+		r.set(check.NewResult(id, name, check.Skip, "the process never started"))
+	}
+}
+
+// exited judges starts for a process that ended: the evidence is how,
+// with the lines of its output that say why, and the fix fits them.
+func (r *compRun) exited(ctx context.Context, st *container.State, when string) check.Result {
+	out := r.logs(ctx, r.id)
+	res := check.NewResult("starts", r.comp.Name, check.Fail, r.exitEvidence(st, when, out))
+	res.Fix = check.StartsFix(strings.Join(check.ErrorLines(out, 4), "\n"), st.OOMKilled)
+	return res
+}
+
+// exitEvidence describes how a container ended, with the lines of its
+// output that say why (check.ErrorLines).
+func (r *compRun) exitEvidence(st *container.State, when, out string) string {
 	var b strings.Builder
 	b.WriteString("exited")
 	if st.OOMKilled {
@@ -212,8 +248,8 @@ func (r *compRun) exitEvidence(ctx context.Context, st *container.State, when st
 	} else if fin, err := time.Parse(time.RFC3339Nano, st.FinishedAt); err == nil && fin.After(r.started) {
 		fmt.Fprintf(&b, " %s after start", check.FormatDuration(fin.Sub(r.started)))
 	}
-	if lines := lastLines(r.logs(ctx, r.id), 3); len(lines) > 0 {
-		b.WriteString("; its last output: " + strings.Join(lines, " | "))
+	if lines := check.ErrorLines(out, 4); len(lines) > 0 {
+		b.WriteString("; its output says: " + strings.Join(lines, " | "))
 	}
 	return b.String()
 }
@@ -327,6 +363,10 @@ func (r *compRun) memory(ctx context.Context) check.Result {
 // exit.
 func (r *compRun) stop(ctx context.Context) {
 	name := r.comp.Name
+	if r.startFailed != nil {
+		r.set(check.NewResult("sigterm", name, check.Skip, "the process never started"))
+		return
+	}
 	if !r.ready {
 		r.set(check.NewResult("sigterm", name, check.Skip, r.notReady()))
 		return
@@ -352,7 +392,7 @@ func (r *compRun) stop(ctx context.Context) {
 			return
 		}
 		if time.Since(t0) >= r.o.StopTimeout {
-			r.set(check.NewResult("sigterm", name, check.Fail, fmt.Sprintf("still running %s after SIGTERM", check.FormatDuration(r.o.StopTimeout))))
+			r.set(check.Sigterm(name, time.Since(t0), r.o.StopTimeout, true, 0, r.img.Command(), false))
 			return
 		}
 		select {

@@ -19,6 +19,10 @@ import (
 // ("read-only file system") is quoted beside it.
 func (r *compRun) probeWrites(ctx context.Context) error {
 	name := r.comp.Name
+	if r.startFailed != nil {
+		r.set(check.NewResult("read-only-fs", name, check.Skip, "the process never started"))
+		return nil
+	}
 	deadline := time.Now().Add(r.o.StartTimeout)
 	ip := ""
 	for {
@@ -61,6 +65,7 @@ func (r *compRun) probeWrites(ctx context.Context) error {
 		return nil
 	}
 	wrote := writtenFiles(changes)
+	r.outsideWrites = wrote
 	var refused []string
 	for _, l := range strings.Split(r.logs(ctx, r.id), "\n") {
 		if strings.Contains(strings.ToLower(l), "read-only file system") {

@@ -13,38 +13,42 @@ import (
 	"errors"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/test/apiserver"
 )
 
-// TestClusterOwner pins the owner annotation: the first deploy of a name
-// writes it, an update keeps it, and another owner's update is refused
-// before the spec changes.
+// TestClusterOwner pins the owner: the first deploy of a name writes
+// spec.owner, an update keeps it, another owner's update is refused
+// before the spec changes, and a Solution whose owner an earlier aim kept
+// in the aim.dev/owner annotation keeps that owner, now in its spec.
 func TestClusterOwner(t *testing.T) {
 	s, err := New(apiserver.Start(t, "../../../deploy/helm/aim/crds"), Config{Namespace: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	m := &spec.Manifest{Name: "hello", Components: []spec.Component{{Name: "web", Image: "aim-test/server:1"}}}
+	m := &spec.Manifest{Name: "hello", Components: []spec.Component{{Name: "web", Image: "aim-test/server:1"}},
+		Visibility: spec.Private, Access: spec.Access{Emails: []string{"ada@example.com"}}}
 	spec1 := v1alpha1.FromManifest(m, nil)
 	if _, _, err := s.apply(ctx, "hello", "acme", spec1); err != nil {
 		t.Fatal(err)
 	}
-	owner := func() string {
+	get := func(name string) *v1alpha1.Solution {
 		t.Helper()
 		sol := &v1alpha1.Solution{}
-		if err := s.client.Get(ctx, s.key("hello"), sol); err != nil {
+		if err := s.client.Get(ctx, s.key(name), sol); err != nil {
 			t.Fatal(err)
 		}
-		if in := s.info(sol); in.Owner != sol.Annotations[AnnotationOwner] {
-			t.Errorf("info says owner %q, the annotation %q", in.Owner, sol.Annotations[AnnotationOwner])
+		if in := s.info(sol); in.Owner != v1alpha1.OwnerOf(sol) {
+			t.Errorf("info says owner %q, the Solution %q", in.Owner, v1alpha1.OwnerOf(sol))
 		}
-		return sol.Annotations[AnnotationOwner]
+		return sol
 	}
-	if got := owner(); got != "acme" {
+	if got := get("hello").Spec.Owner; got != "acme" {
 		t.Errorf("created with owner %q, want acme", got)
 	}
 	spec2 := spec1
@@ -52,7 +56,7 @@ func TestClusterOwner(t *testing.T) {
 	if _, _, err := s.apply(ctx, "hello", "", spec2); err != nil {
 		t.Fatal(err)
 	}
-	if got := owner(); got != "acme" {
+	if got := get("hello").Spec.Owner; got != "acme" {
 		t.Errorf("an admin's update left owner %q, want acme", got)
 	}
 	spec3 := spec1
@@ -61,16 +65,31 @@ func TestClusterOwner(t *testing.T) {
 	if _, _, err := s.apply(ctx, "hello", "beta", spec3); !errors.As(err, &oe) {
 		t.Fatalf("another provider's update: %v, want an OwnedError", err)
 	}
-	sol := &v1alpha1.Solution{}
-	if err := s.client.Get(ctx, s.key("hello"), sol); err != nil {
+	sol := get("hello")
+	if sol.Spec.Title != "Hello again" || sol.Spec.Owner != "acme" {
+		t.Errorf("the refused update changed the Solution: title %q, owner %q", sol.Spec.Title, sol.Spec.Owner)
+	}
+	if in := s.info(sol); in.Visibility != spec.Private || in.Manifest == nil || in.Manifest.Access.Emails[0] != "ada@example.com" {
+		t.Errorf("the private solution reads back as %q with %+v", in.Visibility, in.Manifest)
+	}
+
+	old := &v1alpha1.Solution{
+		ObjectMeta: metav1.ObjectMeta{Name: "older", Namespace: "default", Annotations: map[string]string{v1alpha1.AnnotationOwner: "acme"}},
+		Spec:       v1alpha1.FromManifest(&spec.Manifest{Name: "older", Components: m.Components}, nil),
+	}
+	if err := s.client.Create(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if sol.Spec.Title != "Hello again" || owner() != "acme" {
-		t.Errorf("the refused update changed the Solution: title %q, owner %q", sol.Spec.Title, owner())
+	if in := s.info(get("older")); in.Owner != "acme" {
+		t.Errorf("the annotation's owner reads as %q", in.Owner)
 	}
-	// The CRD does not carry visibility yet: the manifest it gives back
-	// is public, and says so.
-	if in := s.info(sol); in.Visibility == "" {
-		t.Error("no visibility")
+	if _, _, err := s.apply(ctx, "older", "beta", old.Spec); !errors.As(err, &oe) {
+		t.Errorf("another provider's update of an annotated Solution: %v, want an OwnedError", err)
+	}
+	if _, _, err := s.apply(ctx, "older", "acme", old.Spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("older").Spec.Owner; got != "acme" {
+		t.Errorf("the update put owner %q in the spec, want acme", got)
 	}
 }

@@ -37,12 +37,6 @@ import (
 
 var _ api.Controller = (*Solutions)(nil)
 
-// AnnotationOwner on a Solution names the aim provider it belongs to;
-// absent means the platform's admins. Deploy writes it on the first
-// deploy of a name and keeps it on updates, so that the API's
-// authorization holds on Kubernetes as on Docker.
-const AnnotationOwner = "aim.dev/owner"
-
 // Config configures Solutions. Zero values take the defaults
 // named.
 type Config struct {
@@ -208,7 +202,7 @@ func (s *Solutions) info(sol *v1alpha1.Solution) *solution.Info {
 		Provider: spec.Provider{Name: sol.Spec.Provider.Name, Contact: sol.Spec.Provider.Contact},
 		Tags:     sol.Spec.Tags, URL: s.cfg.URL(sol.Name), State: st, Reason: reason,
 		Generation: sol.Generation, CreatedAt: sol.CreationTimestamp.Time, UpdatedAt: sol.CreationTimestamp.Time,
-		Owner: sol.Annotations[AnnotationOwner],
+		Owner: v1alpha1.OwnerOf(sol),
 	}
 	if u := sol.Status.URL; u != "" {
 		in.URL = strings.TrimSuffix(u, "/") + "/"
@@ -324,9 +318,7 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.cfg.Namespace},
 				Spec:       want,
 			}
-			if owner != "" {
-				sol.Annotations = map[string]string{AnnotationOwner: owner}
-			}
+			sol.Spec.Owner = owner
 			err = s.client.Create(ctx, sol, client.FieldOwner(kube.FieldManager))
 			if apierrors.IsAlreadyExists(err) && attempt < 3 {
 				continue
@@ -342,10 +334,16 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 		if !cur.DeletionTimestamp.IsZero() {
 			return nil, 0, &solution.InputError{Msg: fmt.Sprintf("solution %s is being removed; deploy it again once it is gone", name)}
 		}
-		if owner != "" && cur.Annotations[AnnotationOwner] != owner {
+		curOwner := v1alpha1.OwnerOf(cur)
+		if owner != "" && curOwner != owner {
 			return nil, 0, &solution.OwnedError{Name: name}
 		}
 		prev := cur.Spec.DeepCopy()
+		prev.Owner = curOwner
+		// A manifest does not say whose a solution is: an update keeps
+		// the owner, as the store does on Docker (and moves one an
+		// earlier aim kept in the annotation into the spec).
+		want.Owner = curOwner
 		cur.Spec = want
 		err = s.client.Update(ctx, cur, client.FieldOwner(kube.FieldManager))
 		if apierrors.IsConflict(err) && attempt < 5 {

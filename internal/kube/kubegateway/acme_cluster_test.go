@@ -53,7 +53,7 @@ import (
 // and still redirects plain requests to HTTPS.
 func TestClusterGatewayACME(t *testing.T) {
 	const ns = "aim-system"
-	cfg := apiserver.Start(t, "../../deploy/helm/aim/crds")
+	cfg := apiserver.Start(t, "../../../deploy/helm/aim/crds")
 	scheme, err := kube.Scheme()
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func renderChart(t *testing.T, ns string, set ...string) []byte {
 			t.Fatalf("no helm in PATH or %s: hack/manifests.sh installs it", helm)
 		}
 	}
-	args := []string{"template", "aim", "../../deploy/helm/aim", "--namespace", ns, "--kube-version", "1.32.0"}
+	args := []string{"template", "aim", "../../../deploy/helm/aim", "--namespace", ns, "--kube-version", "1.32.0"}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}

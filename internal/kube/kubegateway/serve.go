@@ -26,6 +26,7 @@ import (
 	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/metrics"
+	"github.com/aimhub/aim/internal/signin"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -42,7 +43,9 @@ type GatewayOptions struct {
 	Domain string
 	// APIUpstream, when set, is the URL of aim's API and catalog (`aim
 	// serve --runtime kubernetes`), which the apex host then serves
-	// besides /healthz and /metrics.
+	// besides /healthz and /metrics, and which the gateway asks about the
+	// credentials of private solutions' visitors (signin.RemoteGuard).
+	// Empty means private solutions refuse every request.
 	APIUpstream string
 	// WakeTimeout bounds a wake and how long a request is held for one.
 	// Zero means 2m.
@@ -139,6 +142,13 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 		return err
 	}
 	gw.SetWaker(rt)
+	if o.APIUpstream != "" {
+		// Scheme-relative: the browser keeps the scheme it came by, which
+		// is HTTPS behind a load balancer that terminates TLS too.
+		gw.SetGuard(&signin.RemoteGuard{URL: o.APIUpstream, SignIn: "//" + gw.Domain() + signin.GuardSignInPath, Logger: log})
+	}
+	// Without an API there is no one to ask: the gateway refuses every
+	// request for a private solution (its Guard is nil).
 	var draining atomic.Bool
 	apex, err := apexMux(o.APIUpstream, gw.Domain(), rt, met, &draining, log)
 	if err != nil {
@@ -243,7 +253,10 @@ func apexMux(upstream, domain string, rt *router.Router, met *metrics.Metrics, d
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return nil, fmt.Errorf("the API upstream %q is not an http(s) URL", upstream)
 	}
-	apex.Handle("/", &httputil.ReverseProxy{
+	// The guard's questions come from the gateway itself, straight to the
+	// API: from outside only its sign-in redirect passes.
+	apex.HandleFunc(signin.GuardPrefix, http.NotFound)
+	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.SetXForwarded()
@@ -251,6 +264,8 @@ func apexMux(upstream, domain string, rt *router.Router, met *metrics.Metrics, d
 		// Deploy progress and followed logs are streamed.
 		FlushInterval: -1,
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	})
+	}
+	apex.Handle("GET "+signin.GuardSignInPath, proxy)
+	apex.Handle("/", proxy)
 	return apex, nil
 }

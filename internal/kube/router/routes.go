@@ -182,9 +182,19 @@ func privateComponentsReady(m *spec.Manifest, eps map[string]endpoints) bool {
 // while the operator does not report the solution running, before its
 // private components are ready: a public component that answers before
 // the engine behind it would fail the first requests.
+//
+// A private solution's route admits whom its manifest's access list names,
+// besides its owner and the admins, as aim serve's does. A spec that says
+// private is private even while it is invalid: with no valid private
+// manifest to take the access list from, it admits its owner and the
+// admins only.
 func buildRoute(in *routeInput, limits func(spec.Limits) gateway.Limits) gateway.RouteSpec {
 	sol := in.sol
-	rs := gateway.RouteSpec{Name: sol.Name, Title: sol.Name}
+	rs := gateway.RouteSpec{Name: sol.Name, Title: sol.Name, Owner: v1alpha1.OwnerOf(sol),
+		Private: sol.Spec.Visibility == string(spec.Private) || in.m != nil && in.m.IsPrivate()}
+	if rs.Private && in.m != nil && in.m.IsPrivate() {
+		rs.Access = in.m.Access
+	}
 	if in.m == nil {
 		rs.State = gateway.StateFailed
 		rs.Reason = "its spec is invalid"

@@ -61,6 +61,18 @@ func partComparer(t *testing.T, state string, conds ...metav1.Condition) (*v1alp
 	return sol, m
 }
 
+// cadTeam is an access list of a private solution.
+var cadTeam = &v1alpha1.Access{Emails: []string{"ada@example.com"}, Groups: []string{"cad"}}
+
+func manifestOf(t *testing.T, sol *v1alpha1.Solution) *spec.Manifest {
+	t.Helper()
+	m, err := v1alpha1.ToManifest(sol.Name, sol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func cond(typ string, ok bool, reason, msg string) metav1.Condition {
 	s := metav1.ConditionFalse
 	if ok {
@@ -97,8 +109,12 @@ func TestBuildRoute(t *testing.T) {
 		// siblingWait: the private components are ready, but not for
 		// SiblingDelay yet.
 		siblingWait bool
-		want        gateway.RouteSpec
-		wantReady   bool // wakeDone
+		// spec edits the Solution's spec; lastGood, when set, edits a copy
+		// of it into the earlier valid spec whose manifest the route is
+		// built from (the current one being invalid).
+		spec, lastGood func(*v1alpha1.SolutionSpec)
+		want           gateway.RouteSpec
+		wantReady      bool // wakeDone
 	}{
 		{
 			name:   "running: every ready pod of the public components, sorted; the engine is not routed",
@@ -219,10 +235,75 @@ func TestBuildRoute(t *testing.T) {
 			invalid: true,
 			want:    gateway.RouteSpec{Name: "pc", Title: "pc", State: gateway.StateFailed, Reason: "its spec is invalid: spec.components[0].name: bad"},
 		},
+		{
+			name:   "private: the route names the owner and the access list, as aim serve's does",
+			state:  v1alpha1.StateRunning,
+			slices: all,
+			spec:   func(s *v1alpha1.SolutionSpec) { s.Owner, s.Visibility, s.Access = "acme", "private", cadTeam },
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, []string{"10.0.0.3:8080"}),
+				Private:   true, Owner: "acme", Access: spec.Access{Emails: []string{"ada@example.com"}, Groups: []string{"cad"}}},
+			wantReady: true,
+		},
+		{
+			name:  "private and asleep: still private, so a refused request does not wake it",
+			state: v1alpha1.StateSleeping,
+			conds: []metav1.Condition{cond(v1alpha1.ConditionSleeping, true, "Idle", "")},
+			spec:  func(s *v1alpha1.SolutionSpec) { s.Visibility, s.Access = "private", cadTeam },
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateSleeping, Limits: limits,
+				Upstreams: ready(nil, nil), Private: true, Access: spec.Access{Emails: []string{"ada@example.com"}, Groups: []string{"cad"}}},
+		},
+		{
+			name:   "unlisted and owned: open to everyone",
+			state:  v1alpha1.StateRunning,
+			slices: all,
+			spec:   func(s *v1alpha1.SolutionSpec) { s.Owner, s.Visibility = "acme", "unlisted" },
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, []string{"10.0.0.3:8080"}), Owner: "acme"},
+			wantReady: true,
+		},
+		{
+			name:    "invalid spec saying private, and no earlier one: private to its owner and the admins",
+			state:   v1alpha1.StateFailed,
+			slices:  all,
+			invalid: true,
+			spec:    func(s *v1alpha1.SolutionSpec) { s.Owner, s.Visibility = "acme", "private" },
+			want: gateway.RouteSpec{Name: "pc", Title: "pc", State: gateway.StateFailed, Reason: "its spec is invalid: spec.components[0].name: bad",
+				Private: true, Owner: "acme"},
+		},
+		{
+			name:     "made private by an invalid edit: private at once, with no access list from the public spec that runs",
+			state:    v1alpha1.StateRunning,
+			slices:   all,
+			invalid:  true,
+			spec:     func(s *v1alpha1.SolutionSpec) { s.Visibility = "private" },
+			lastGood: func(s *v1alpha1.SolutionSpec) { s.Visibility = "" },
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, []string{"10.0.0.3:8080"}), Private: true},
+			wantReady: true,
+		},
+		{
+			name:     "made public by an invalid edit: still private to the access list that runs",
+			state:    v1alpha1.StateRunning,
+			slices:   all,
+			invalid:  true,
+			spec:     func(s *v1alpha1.SolutionSpec) { s.Visibility, s.Access = "public", cadTeam },
+			lastGood: func(s *v1alpha1.SolutionSpec) { s.Visibility = "private" },
+			want: gateway.RouteSpec{Name: "pc", Title: "Part Comparer", State: gateway.StateReady, Limits: limits,
+				Upstreams: ready([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, []string{"10.0.0.3:8080"}),
+				Private:   true, Access: spec.Access{Emails: []string{"ada@example.com"}, Groups: []string{"cad"}}},
+			wantReady: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sol, m := partComparer(t, tt.state, tt.conds...)
+			if tt.spec != nil {
+				tt.spec(&sol.Spec)
+				if !tt.invalid {
+					m = manifestOf(t, sol)
+				}
+			}
 			in := &routeInput{sol: sol, m: m, eps: endpointsOf(tt.slices), probed: map[string]bool{}, waking: tt.waking}
 			in.privateReady = privateComponentsReady(m, in.eps) && !tt.siblingWait
 			for _, a := range tt.probed {
@@ -230,6 +311,11 @@ func TestBuildRoute(t *testing.T) {
 			}
 			if tt.invalid {
 				in.m, in.invalid = nil, &v1alpha1.ValidationError{Problems: []v1alpha1.FieldError{{Field: "spec.components[0].name", Msg: "bad"}}}
+			}
+			if tt.lastGood != nil {
+				good := sol.DeepCopy()
+				tt.lastGood(&good.Spec)
+				in.m = manifestOf(t, good)
 			}
 			got := buildRoute(in, testLimits)
 			if !reflect.DeepEqual(got, tt.want) {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -31,7 +34,7 @@ func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error 
 	}
 	have := map[string]container.Summary{}
 	for _, c := range existing {
-		if generationOf(c.Labels) == s.Generation {
+		if generationOf(c.Labels) == s.Generation && !isTrial(c.Labels) {
 			have[c.Labels[LabelComponent]+"/"+c.Labels[LabelReplica]] = c
 		}
 	}
@@ -48,7 +51,7 @@ func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error 
 				continue
 			}
 			if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-				return fmt.Errorf("starting %s/%s: %w", s.Manifest.Name, comp.Name, err)
+				return d.startError(ctx, s.Manifest.Name, comp.Name, id, err)
 			}
 		}
 	}
@@ -78,18 +81,30 @@ func (d *Docker) ensureNetwork(ctx context.Context, solution string) error {
 	return nil
 }
 
+// StopGrace is how long a container has between SIGTERM and SIGKILL when
+// it stops (the packaging standard's sigterm rule).
+const StopGrace = 10 * time.Second
+
 // Confined is a component's container as aim runs it, wherever it runs
 // it (a solution, or `aim check`): its image, environment and user, a
 // read-only root filesystem with a tmpfs /tmp, no capabilities, no new
 // privileges, and the memory, CPU and pids limits of its manifest or def.
-// A root image runs as uid 65534 unless the component says runAsRoot.
-// Callers add labels, the network and, for solutions, a restart policy.
-func Confined(solution string, comp spec.Component, image, imageUser string, def spec.Defaults) (*container.Config, *container.HostConfig) {
+// A root image runs as uid 65534 unless the component says runAsRoot, and
+// with HOME=/tmp when nothing else sets HOME (defaultHome). Callers add
+// labels, the network and, for solutions, a restart policy.
+func Confined(solution string, comp spec.Component, image string, img Image, def spec.Defaults) (*container.Config, *container.HostConfig) {
 	res := comp.Resources.Or(def)
 	env := []string{
 		"PORT=" + strconv.Itoa(spec.Port),
 		"AIM_SOLUTION=" + solution,
 		"AIM_COMPONENT=" + comp.Name,
+	}
+	user := ""
+	if !comp.RunAsRoot && isRoot(img.User) {
+		user = nobody
+	}
+	if home := defaultHome(img, user, comp.Env); home != "" {
+		env = append(env, "HOME="+home)
 	}
 	keys := make([]string, 0, len(comp.Env))
 	for k := range comp.Env {
@@ -99,11 +114,7 @@ func Confined(solution string, comp spec.Component, image, imageUser string, def
 	for _, k := range keys {
 		env = append(env, k+"="+comp.Env[k])
 	}
-	user := ""
-	if !comp.RunAsRoot && isRoot(imageUser) {
-		user = nobody
-	}
-	stop := 10
+	stop := int(StopGrace / time.Second)
 	pids := res.Pids
 	cfg := &container.Config{Image: image, Env: env, User: user, Hostname: comp.Name, StopTimeout: &stop}
 	host := &container.HostConfig{
@@ -123,8 +134,8 @@ func Confined(solution string, comp spec.Component, image, imageUser string, def
 
 // createOptions is the whole definition of a solution's container, kept
 // pure so that it can be pinned by golden tests.
-func createOptions(s runtime.Spec, comp spec.Component, replica int, imageUser, prefix, netName string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
-	cfg, host := Confined(s.Manifest.Name, comp, s.Images[comp.Name], imageUser, s.Defaults)
+func createOptions(s runtime.Spec, comp spec.Component, replica int, img Image, prefix, netName string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	cfg, host := Confined(s.Manifest.Name, comp, s.Images[comp.Name], img, s.Defaults)
 	cfg.Labels = map[string]string{
 		LabelManaged:    prefix,
 		LabelSolution:   s.Manifest.Name,
@@ -153,12 +164,11 @@ func (d *Docker) create(ctx context.Context, s runtime.Spec, comp spec.Component
 	if err != nil {
 		return "", fmt.Errorf("component %s: image %q: %w", comp.Name, s.Images[comp.Name], err)
 	}
-	imageUser := ""
-	if img.Config != nil {
-		imageUser = img.Config.User
-	}
-	cfg, host, netCfg := createOptions(s, comp, replica, imageUser, d.prefix, d.networkName(s.Manifest.Name))
-	name := d.containerName(s.Manifest.Name, comp.Name, s.Generation, replica)
+	cfg, host, netCfg := createOptions(s, comp, replica, ImageOf(img), d.prefix, d.networkName(s.Manifest.Name))
+	return d.createNamed(ctx, s.Manifest.Name, comp.Name, d.containerName(s.Manifest.Name, comp.Name, s.Generation, replica), cfg, host, netCfg)
+}
+
+func (d *Docker) createNamed(ctx context.Context, sol, comp, name string, cfg *container.Config, host *container.HostConfig, netCfg *network.NetworkingConfig) (string, error) {
 	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
 	if errdefs.IsConflict(err) {
 		// A container of that name is left from a crash between create
@@ -167,9 +177,26 @@ func (d *Docker) create(ctx context.Context, s runtime.Spec, comp spec.Component
 		resp, err = d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
 	}
 	if err != nil {
-		return "", fmt.Errorf("creating %s/%s: %w", s.Manifest.Name, comp.Name, err)
+		return "", fmt.Errorf("creating %s/%s: %w", sol, comp, err)
 	}
 	return resp.ID, nil
+}
+
+// startError says why the engine did not start a container: a
+// CommandError when its command cannot run, which is the provider's to
+// fix and which the engine words as an OCI runtime message.
+func (d *Docker) startError(ctx context.Context, sol, comp, id string, err error) error {
+	err = fmt.Errorf("starting %s/%s: %w", sol, comp, err)
+	cause, ok := CommandCause(err.Error())
+	if !ok {
+		return err
+	}
+	ce := &runtime.CommandError{Component: comp, Cause: cause, Err: err}
+	if info, ierr := d.cli.ContainerInspect(ctx, id); ierr == nil && info.Config != nil {
+		ce.Command = append(slices.Clone(info.Config.Entrypoint), info.Config.Cmd...)
+		ce.Path = Image{Env: info.Config.Env}.Getenv("PATH")
+	}
+	return ce
 }
 
 // Scale implements runtime.Runtime.
@@ -186,17 +213,37 @@ func (d *Docker) stopAbove(ctx context.Context, s runtime.Spec, n int) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	// The replicas stop at once, not one after another: one that ignores
+	// SIGTERM holds its own stop for StopGrace, not its siblings'.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, c := range cs {
 		// A container the engine is restarting counts as running: stopping
 		// it is what ends the restart loop.
-		if generationOf(c.Labels) != s.Generation || replicaOf(c.Labels) < n || c.State == "exited" || c.State == "created" || c.State == "dead" {
+		if isTrial(c.Labels) || generationOf(c.Labels) != s.Generation || replicaOf(c.Labels) < n || c.State == "exited" || c.State == "created" || c.State == "dead" {
 			continue
 		}
-		if err := d.cli.ContainerStop(ctx, c.ID, container.StopOptions{}); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("stopping %s: %w", strings.TrimPrefix(c.Names[0], "/"), err))
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			err := d.cli.ContainerStop(ctx, c.ID, container.StopOptions{})
+			if err != nil && !errdefs.IsNotFound(err) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("stopping %s: %w", strings.TrimPrefix(c.Names[0], "/"), err))
+				mu.Unlock()
+				return
+			}
+			if took := time.Since(start); took >= StopGrace {
+				d.log.Warn("a replica ignored SIGTERM and was killed after the stop grace", "solution", s.Manifest.Name,
+					"component", c.Labels[LabelComponent], "took", took.Round(time.Millisecond))
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -208,7 +255,8 @@ func (d *Docker) Prune(ctx context.Context, name string, keep int64) error {
 	}
 	var errs []error
 	for _, c := range cs {
-		if generationOf(c.Labels) == keep {
+		// A trial left by an aim that stopped mid-deploy goes too.
+		if generationOf(c.Labels) == keep && !isTrial(c.Labels) {
 			continue
 		}
 		if err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {

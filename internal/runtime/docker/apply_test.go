@@ -40,7 +40,7 @@ components:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			comp, _ := m.Component(tc.comp)
-			cfg, host, netCfg := createOptions(s, comp, 1, tc.imageUser, "aim", "aim-shop")
+			cfg, host, netCfg := createOptions(s, comp, 1, Image{User: tc.imageUser}, "aim", "aim-shop")
 			got, err := json.MarshalIndent(map[string]any{"config": cfg, "host": host, "network": netCfg}, "", "  ")
 			if err != nil {
 				t.Fatal(err)
@@ -57,6 +57,32 @@ components:
 			}
 			if string(append(got, '\n')) != string(want) {
 				t.Errorf("create options changed:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestDefaultHome pins when aim gives a process HOME=/tmp: uid 65534's
+// home is /nonexistent, and Jupyter, among others, fails on it.
+func TestDefaultHome(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		img  Image
+		user string // what aim runs it as; "" for the image's USER
+		env  map[string]string
+		want string
+	}{
+		{"a root image runs as 65534: HOME=/tmp", Image{}, nobody, nil, "/tmp"},
+		{"the image's USER nobody", Image{User: "nobody"}, "", nil, "/tmp"},
+		{"the image's USER 65534:65534", Image{User: "65534:65534"}, "", nil, "/tmp"},
+		{"the image sets HOME", Image{Env: []string{"PATH=/bin", "HOME=/home/app"}}, nobody, nil, ""},
+		{"the component's env sets HOME", Image{}, nobody, map[string]string{"HOME": "/tmp/home"}, ""},
+		{"another user keeps its home", Image{User: "1000:1000"}, "", nil, ""},
+		{"root keeps /root", Image{}, "", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := defaultHome(tc.img, tc.user, tc.env); got != tc.want {
+				t.Errorf("defaultHome = %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -28,6 +28,9 @@ const (
 	LabelGeneration = "dev.aim.generation"
 	LabelReplica    = "dev.aim.replica"
 	LabelPublic     = "dev.aim.public"
+	// LabelTrial marks a deploy's throwaway replica (see Trial): never
+	// routed to, never counted as a replica.
+	LabelTrial = "dev.aim.trial"
 )
 
 // Docker is a runtime.Runtime on a Docker engine.
@@ -106,6 +109,8 @@ func generationOf(labels map[string]string) int64 {
 	g, _ := strconv.ParseInt(labels[LabelGeneration], 10, 64)
 	return g
 }
+
+func isTrial(labels map[string]string) bool { return labels[LabelTrial] != "" }
 
 func replicaOf(labels map[string]string) int {
 	r, _ := strconv.Atoi(labels[LabelReplica])

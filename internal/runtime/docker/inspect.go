@@ -43,6 +43,9 @@ func (d *Docker) status(ctx context.Context, name string) ([]runtime.Status, err
 	}
 	bySol := map[string]map[string][]runtime.Replica{}
 	for _, c := range cs {
+		if isTrial(c.Labels) {
+			continue
+		}
 		sol, comp := c.Labels[LabelSolution], c.Labels[LabelComponent]
 		info, err := d.cli.ContainerInspect(ctx, c.ID)
 		if errdefs.IsNotFound(err) {
@@ -106,7 +109,7 @@ func (d *Docker) Logs(ctx context.Context, name, component string, opts runtime.
 	}
 	var picked []container.Summary
 	for _, c := range cs {
-		if generationOf(c.Labels) == newest && (component == "" || c.Labels[LabelComponent] == component) {
+		if generationOf(c.Labels) == newest && !isTrial(c.Labels) && (component == "" || c.Labels[LabelComponent] == component) {
 			picked = append(picked, c)
 		}
 	}

@@ -1,0 +1,152 @@
+package docker
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/errdefs"
+)
+
+// Image is what aim reads of an image's configuration to run it.
+type Image struct {
+	// User is the image's USER; empty means root.
+	User string
+	// Env is the image's ENV, as KEY=VALUE.
+	Env        []string
+	WorkingDir string
+	Entrypoint []string
+	Cmd        []string
+}
+
+// ImageOf reads an image's configuration.
+func ImageOf(img image.InspectResponse) Image {
+	if img.Config == nil {
+		return Image{}
+	}
+	c := img.Config
+	return Image{User: c.User, Env: c.Env, WorkingDir: c.WorkingDir, Entrypoint: c.Entrypoint, Cmd: c.Cmd}
+}
+
+// Command is what a container of the image runs: ENTRYPOINT, then CMD.
+func (i Image) Command() []string { return append(slices.Clone(i.Entrypoint), i.Cmd...) }
+
+// Getenv returns the value the image's ENV gives key, "" if none.
+func (i Image) Getenv(key string) string {
+	for _, kv := range i.Env {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+func (i Image) setsEnv(key string) bool {
+	for _, kv := range i.Env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// writableHome is the HOME aim gives a process that has none it can
+// write: uid 65534's home is /nonexistent on Debian (and "/" in an image
+// without /etc/passwd), and Jupyter, pip, matplotlib and many more fail
+// when they cannot create their directories there.
+const writableHome = "/tmp"
+
+// defaultHome is the HOME aim adds to a container's environment: /tmp
+// when it runs as uid 65534 (the user aim picks for a root image, or the
+// image's own USER nobody) and neither the image's ENV nor the
+// component's env sets HOME; "" otherwise. Another USER of the image
+// keeps its home from the image's /etc/passwd: its author made it.
+func defaultHome(img Image, user string, env map[string]string) string {
+	if _, ok := env["HOME"]; ok || img.setsEnv("HOME") {
+		return ""
+	}
+	if user == "" {
+		user = img.User
+	}
+	u, _, _ := strings.Cut(user, ":")
+	if u == "65534" || u == "nobody" {
+		return writableHome
+	}
+	return ""
+}
+
+// TmpFiles lists the files the image of a created container has under
+// /tmp, the first max of them, and says whether there are more: aim
+// mounts a tmpfs over /tmp, which hides them. The engine reads a created
+// container's /tmp from the image's layers, as no tmpfs is mounted before
+// it starts.
+func TmpFiles(ctx context.Context, cli interface {
+	CopyFromContainer(ctx context.Context, container, srcPath string) (io.ReadCloser, container.PathStat, error)
+}, id string, max int) (files []string, more bool, err error) {
+	rc, _, err := cli.CopyFromContainer(ctx, id, "/tmp")
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, false, nil // the image has no /tmp
+		}
+		return nil, false, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files, false, nil
+		}
+		if err != nil {
+			return files, false, err
+		}
+		if h.Typeflag == tar.TypeDir {
+			continue
+		}
+		if len(files) == max {
+			return files, true, nil
+		}
+		files = append(files, "/"+strings.TrimPrefix(h.Name, "/"))
+	}
+}
+
+// TmpWrites lists the files a running container's process pid has under
+// its /tmp (the tmpfs), the first max of them, through the host's
+// /proc/<pid>/root: the engine's API reads the image's layers, not the
+// tmpfs. It fails where aim does not run on the engine's host as root.
+func TmpWrites(pid, max int) ([]string, error) {
+	if pid <= 0 {
+		return nil, errors.New("no process")
+	}
+	root := filepath.Join("/proc", strconv.Itoa(pid), "root", "tmp")
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if len(out) >= max {
+			return fs.SkipAll
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, "/tmp/"+filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.SkipAll) {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errors.New("the process is gone")
+		}
+		return nil, err
+	}
+	return out, nil
+}
