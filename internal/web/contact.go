@@ -102,9 +102,12 @@ func (c *Catalog) contact(w http.ResponseWriter, r *http.Request) {
 	}
 	if !sameOrigin(r) || !c.checkToken(r.Context(), v, in.Name, r.PostForm.Get("csrf"), c.now()) {
 		c.pages.log.Warn("contact form refused: not from this page", "solution", in.Name, "origin", r.Header.Get("Origin"))
-		c.pages.Notice(w, v, http.StatusForbidden, Notice{Title: "The form was out of date",
+		c.pages.Notice(w, v, http.StatusForbidden, Notice{
+			Title:      "The form was out of date",
 			Paragraphs: []string{"Nothing was sent. Open the solution's page again and send the form from there."},
-			Link:       solutionPath(in.Name) + "#contact", LinkText: "Back to " + in.Title})
+			Link:       solutionPath(in.Name) + "#contact",
+			LinkText:   "Back to " + in.Title,
+		})
 		return
 	}
 	f := inquiry.Form{Name: r.PostForm.Get("name"), Organisation: r.PostForm.Get("organisation"), Email: r.PostForm.Get("email"), Message: r.PostForm.Get("message")}
@@ -150,13 +153,18 @@ func humanDuration(d time.Duration) string {
 	return strconv.Itoa(m) + " minutes"
 }
 
-// sameOrigin reports whether r's Origin, when it has one, is the host r
-// was sent to: a page of a solution (another host of the same site) or
-// of another site cannot post the form.
+// sameOrigin reports whether r comes from the apex's own page, as far
+// as the browser says: its Origin, when it has one, is the host r was
+// sent to, and its Sec-Fetch-Site names neither another site nor a
+// solution's host (same-site). A page of a solution or of another site
+// cannot post the form; without either header, the token decides.
 func sameOrigin(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
+		return false
+	}
 	o := r.Header.Get("Origin")
 	if o == "" {
-		return true // not a browser's cross-origin form: the token decides
+		return true
 	}
 	u, err := url.Parse(o)
 	return err == nil && strings.EqualFold(u.Host, r.Host)

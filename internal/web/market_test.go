@@ -246,8 +246,9 @@ func TestSolutionPage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := get(t, m.catalog(tc.v), tc.path)
 			body := rec.Body.String()
-			if rec.Code != tc.status || rec.Header().Get("Cache-Control") != "no-store" {
-				t.Errorf("status %d, Cache-Control %q; want %d, no-store", rec.Code, rec.Header().Get("Cache-Control"), tc.status)
+			if rec.Code != tc.status || rec.Header().Get("Cache-Control") != "no-store" || rec.Header().Get("X-Frame-Options") != "DENY" ||
+				rec.Header().Get("Content-Security-Policy") != "frame-ancestors 'none'" {
+				t.Errorf("status %d, headers %v; want %d, no-store, and no framing", rec.Code, rec.Header(), tc.status)
 			}
 			for _, s := range tc.has {
 				if !strings.Contains(body, s) {
@@ -327,7 +328,7 @@ func TestThumbnail(t *testing.T) {
 
 // post sends the contact form of solution name with fields as v, with
 // the token the page gave v unless fields has one, from origin.
-func (m *market) post(t *testing.T, c *Catalog, v viewer, name, origin string, fields url.Values) *httptest.ResponseRecorder {
+func (m *market) post(t *testing.T, c *Catalog, v viewer, name, origin string, fields url.Values, headers ...string) *httptest.ResponseRecorder {
 	t.Helper()
 	if !fields.Has("csrf") {
 		page := get(t, m.catalog(v), "/s/"+name).Body.String()
@@ -337,10 +338,13 @@ func (m *market) post(t *testing.T, c *Catalog, v viewer, name, origin string, f
 		}
 		fields.Set("csrf", tok[1])
 	}
-	req := httptest.NewRequest(http.MethodPost, "/s/"+name+"/contact", strings.NewReader(fields.Encode()))
+	req := httptest.NewRequest(http.MethodPost, "https://aim.test/s/"+name+"/contact", strings.NewReader(fields.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if origin != "" {
 		req.Header.Set("Origin", origin)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	req.RemoteAddr = "192.0.2.7:5555"
 	rec := httptest.NewRecorder()
@@ -372,6 +376,7 @@ func TestContact(t *testing.T) {
 		sol    string
 		origin string
 		fields url.Values
+		header []string
 		status int
 		has    []string
 		golden string
@@ -388,11 +393,13 @@ func TestContact(t *testing.T) {
 			has: []string{"Message: is 5001 characters; at most 5000"}},
 		{name: "from a solution's page", v: anonymous, sol: "parts", origin: "http://evil.aim.test", fields: good(), status: 403,
 			has: []string{"The form was out of date"}},
+		{name: "from a solution's page, by Sec-Fetch-Site", v: anonymous, sol: "parts", fields: good(), header: []string{"Sec-Fetch-Site", "same-site"}, status: 403},
+		{name: "from another site, by Sec-Fetch-Site", v: anonymous, sol: "parts", fields: good(), header: []string{"Sec-Fetch-Site", "cross-site"}, status: 403},
 		{name: "without the token", v: anonymous, sol: "parts", fields: with("csrf", ""), status: 403},
 		{name: "another viewer's token", v: bob, sol: "parts", fields: with("csrf", m.token(t, ann, "parts")), status: 403},
 		{name: "another solution's token", v: anonymous, sol: "parts", fields: with("csrf", m.token(t, anonymous, "planner")), status: 403},
 		{name: "a private one for whom it does not admit", v: bob, sol: "vault", fields: with("csrf", m.token(t, bob, "parts")), status: 404},
-		{name: "sent", v: anonymous, sol: "parts", origin: "http://example.com", fields: good(), status: 303, stored: 1},
+		{name: "sent", v: anonymous, sol: "parts", origin: "https://aim.test", fields: good(), header: []string{"Sec-Fetch-Site", "same-origin"}, status: 303, stored: 1},
 		{name: "sent when signed in", v: ann, sol: "vault", fields: good(), status: 303, stored: 2},
 		{name: "one more from the client", v: anonymous, sol: "planner", fields: good(), status: 303, stored: 3},
 		{name: "over the client's limit", v: anonymous, sol: "trends", fields: good(), status: 429, stored: 3,
@@ -401,7 +408,7 @@ func TestContact(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := stored()
 			c := m.catalog(tc.v)
-			rec := m.post(t, c, tc.v, tc.sol, tc.origin, tc.fields)
+			rec := m.post(t, c, tc.v, tc.sol, tc.origin, tc.fields, tc.header...)
 			body := rec.Body.String()
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d:\n%.2000s", rec.Code, tc.status, body)

@@ -139,14 +139,24 @@ type Inquirer interface {
 // viewer is anonymous, with no way to sign in.
 func NewCatalog(l Lister, viewers Viewers, pages *Pages) *Catalog {
 	c := &Catalog{list: l, viewers: viewers, pages: pages, md: markdown.New(), mux: http.NewServeMux(), now: time.Now}
-	c.mux.HandleFunc("GET /{$}", c.catalog)
-	c.mux.HandleFunc("GET /s/{name}", c.solution)
+	c.mux.HandleFunc("GET /{$}", pageHeaders(c.catalog))
+	c.mux.HandleFunc("GET /s/{name}", pageHeaders(c.solution))
 	c.mux.HandleFunc("GET /s/{name}/thumbnail", c.thumbnail)
-	c.mux.HandleFunc("POST /s/{name}/contact", c.contact)
-	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	c.mux.HandleFunc("POST /s/{name}/contact", pageHeaders(c.contact))
+	c.mux.HandleFunc("/", pageHeaders(func(w http.ResponseWriter, r *http.Request) {
 		c.notFound(w, r, c.viewer(r))
-	})
+	}))
 	return c
+}
+
+// pageHeaders sets the headers of aim's pages (guardHeaders: no framing
+// by a solution's page, which could lay itself over the contact form's
+// or the sign-out's button) before h.
+func pageHeaders(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		guardHeaders(w)
+		h(w, r)
+	}
 }
 
 func (c *Catalog) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
