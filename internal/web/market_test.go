@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -501,3 +502,40 @@ func TestSearchIndex(t *testing.T) {
 type listFunc func() []*solution.Info
 
 func (f listFunc) List(context.Context) []*solution.Info { return f() }
+
+// TestCatalogConcurrent serves the catalog to many visitors at once
+// while the solutions change (run with -race): the search index and the
+// caches are shared.
+func TestCatalogConcurrent(t *testing.T) {
+	m := newMarket(t)
+	var mu sync.Mutex
+	sols := slices.Clone(m.sols)
+	c := NewCatalog(listFunc(func() []*solution.Info { mu.Lock(); defer mu.Unlock(); return slices.Clone(sols) }), anonymous, NewPages(nil))
+	c.Store = m.st
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				if g == 0 && i%5 == 0 {
+					changed := *sols[1]
+					changed.Description = fmt.Sprintf("Plans lines, version %d.", i)
+					mu.Lock()
+					sols[1] = &changed
+					mu.Unlock()
+				}
+				for _, q := range []string{"/?q=plans", "/?sort=used", "/?tag=cad&q=parts", "/s/parts"} {
+					if rec := get(t, c, q); rec.Code != http.StatusOK {
+						t.Errorf("%s: %d", q, rec.Code)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := shown(get(t, c, "/?q=version+25").Body.String()); got != "planner" {
+		t.Errorf("after the changes, a search for the last description finds %q", got)
+	}
+}
