@@ -65,6 +65,7 @@ bench: build
 	scripts/ensure-docker.sh
 	$(GO) run ./bench/wake -aim bin/aim -rounds 20
 	$(GO) run ./bench/gateway -aim bin/aim
+	$(GO) run ./bench/catalog -docs docs/benchmarks.md
 
 # The Kubernetes operator reconciling 1,000 and 5,000 Solutions on 100
 # nodes simulated by kwok (about 2 hours, so not part of bench); see

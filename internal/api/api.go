@@ -49,11 +49,18 @@ type Providers interface {
 	DeleteProvider(ctx context.Context, name string) error
 }
 
+// Thumbnails keeps the solutions' pictures, checked at their deploys.
+type Thumbnails interface {
+	PutThumbnail(ctx context.Context, solution, contentType string, data []byte) error
+	DeleteThumbnail(ctx context.Context, solution string) error
+}
+
 // Store is the part of aim's store the API uses; *store.Store is one.
 type Store interface {
 	Tokens
 	Providers
 	Market
+	Thumbnails
 }
 
 var _ Store = (*store.Store)(nil)
@@ -78,6 +85,7 @@ type API struct {
 	tokens    Tokens
 	providers Providers
 	market    Market
+	thumbs    Thumbnails
 	inquirer  *Inquirer
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -93,7 +101,7 @@ func New(cfg Config, ctl Controller, st Store) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &API{cfg: cfg, ctl: ctl, tokens: st, providers: st, market: st, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, ctl: ctl, tokens: st, providers: st, market: st, thumbs: st, log: cfg.Logger, mux: http.NewServeMux()}
 	a.inquirer = cfg.Inquirer
 	if a.inquirer == nil {
 		a.inquirer = &Inquirer{Store: st, Providers: st, Limits: inquiry.NewLimiter(5, 50, time.Hour)}

@@ -23,10 +23,13 @@ const (
 	FieldManifest   = "manifest"
 	FieldContext    = "context." // + component name: a tar build context
 	FieldSkipChecks = "skipChecks"
+	// FieldThumbnail is the file the manifest's thumbnail names, as it is.
+	FieldThumbnail = "thumbnail"
 )
 
-// deploy takes a multipart upload: the manifest (aim.yaml as written)
-// and one tar build context per component that builds. It validates
+// deploy takes a multipart upload: the manifest (aim.yaml as written),
+// one tar build context per component that builds, and the thumbnail
+// when the manifest names one. It validates
 // everything before it answers, then streams the deploy's progress as
 // NDJSON; the last line carries the result or the error. The deploy goes
 // on if the client disconnects, so nothing is left half-done. The
@@ -68,6 +71,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, g *grant) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("the URL names solution %q but the manifest names %q", name, m.Name))
 		return
 	}
+	thumbType, err := checkThumbnail(m, up)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
 	req := solution.DeployRequest{Manifest: m, Contexts: map[string]io.Reader{}, SkipChecks: up.skipChecks, Owner: g.owner}
 	for comp, f := range up.contexts {
 		if _, ok := m.Component(comp); !ok {
@@ -98,13 +106,50 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, g *grant) {
 		send(Event{Error: err.Error()})
 		return
 	}
+	// The thumbnail changes with the generation that serves, not before:
+	// a failed update leaves the old one beside the old generation.
+	if err := a.keepThumbnail(ctx, name, thumbType, up.thumbnail); err != nil {
+		a.log.Error("keeping a thumbnail", "solution", name, "err", err)
+		send(Event{Error: "the solution is deployed, but its thumbnail could not be kept (deploy again): " + err.Error()})
+		return
+	}
 	send(Event{Result: view(g.id, info)})
 }
 
+// checkThumbnail checks the upload's thumbnail against the manifest:
+// there when it names one (and only then), an image of a type aim
+// serves, and small. It returns the type.
+func checkThumbnail(m *spec.Manifest, up *upload) (string, error) {
+	switch {
+	case m.Thumbnail == "" && up.thumbnail != nil:
+		return "", errors.New("the upload has a thumbnail, but the manifest names none (thumbnail: in aim.yaml)")
+	case m.Thumbnail == "":
+		return "", nil
+	case up.thumbnail == nil:
+		return "", fmt.Errorf("the manifest names thumbnail %s, but the upload has none (aim deploy sends the file)", m.Thumbnail)
+	case up.thumbnailSize > spec.MaxThumbnail:
+		return "", fmt.Errorf("thumbnail %s is %d bytes; at most %d (1 MiB)", m.Thumbnail, up.thumbnailSize, spec.MaxThumbnail)
+	}
+	return spec.CheckThumbnail(m.Thumbnail, up.thumbnail)
+}
+
+// keepThumbnail stores the deployed thumbnail, or forgets the one before
+// when the manifest names none any more.
+func (a *API) keepThumbnail(ctx context.Context, name, contentType string, data []byte) error {
+	if data == nil {
+		return a.thumbs.DeleteThumbnail(ctx, name)
+	}
+	return a.thumbs.PutThumbnail(ctx, name, contentType, data)
+}
+
 type upload struct {
-	manifest   []byte
-	contexts   map[string]*os.File
-	skipChecks bool
+	manifest []byte
+	// thumbnail is read up to spec.MaxThumbnail bytes; thumbnailSize
+	// counts all it had.
+	thumbnail     []byte
+	thumbnailSize int64
+	contexts      map[string]*os.File
+	skipChecks    bool
 }
 
 func (u *upload) cleanup() {
@@ -134,6 +179,20 @@ func (a *API) readUpload(mr *multipart.Reader) (*upload, error) {
 			if err != nil {
 				return up, fmt.Errorf("reading the manifest: %w", err)
 			}
+		case field == FieldThumbnail:
+			up.thumbnail, err = io.ReadAll(io.LimitReader(p, spec.MaxThumbnail))
+			if err != nil {
+				return up, fmt.Errorf("reading the thumbnail: %w", err)
+			}
+			// Past the limit, only its size is kept, for the refusal.
+			rest, err := io.Copy(io.Discard, p)
+			if err != nil {
+				return up, fmt.Errorf("reading the thumbnail: %w", err)
+			}
+			up.thumbnailSize = int64(len(up.thumbnail)) + rest
+			if up.thumbnail == nil {
+				up.thumbnail = []byte{}
+			}
 		case field == FieldSkipChecks:
 			b, _ := io.ReadAll(io.LimitReader(p, 16))
 			up.skipChecks = strings.TrimSpace(string(b)) == "true"
@@ -154,7 +213,7 @@ func (a *API) readUpload(mr *multipart.Reader) (*upload, error) {
 				return up, err
 			}
 		default:
-			return up, fmt.Errorf("unexpected upload part %q (want %q, %q or %q<component>)", field, FieldManifest, FieldSkipChecks, FieldContext)
+			return up, fmt.Errorf("unexpected upload part %q (want %q, %q, %q or %q<component>)", field, FieldManifest, FieldThumbnail, FieldSkipChecks, FieldContext)
 		}
 		p.Close()
 	}

@@ -27,7 +27,13 @@ func (a *API) get(w http.ResponseWriter, _ *http.Request, g *grant) {
 }
 
 func (a *API) remove(w http.ResponseWriter, r *http.Request, _ *grant) {
-	if err := a.ctl.Remove(r.Context(), r.PathValue("name")); err != nil {
+	name := r.PathValue("name")
+	if err := a.ctl.Remove(r.Context(), name); err != nil {
+		a.fail(w, err)
+		return
+	}
+	// On Kubernetes the store holds no solution to remove it with.
+	if err := a.thumbs.DeleteThumbnail(r.Context(), name); err != nil {
 		a.fail(w, err)
 		return
 	}

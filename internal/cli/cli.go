@@ -256,6 +256,12 @@ func deployRequest(args []string, name, image string) (client.DeployRequest, err
 		return client.DeployRequest{}, err
 	}
 	req := client.DeployRequest{Name: m.Name, Manifest: data, Contexts: map[string]string{}, Dockerfiles: map[string]string{}}
+	if m.Thumbnail != "" {
+		req.Thumbnail = filepath.Join(dir, m.Thumbnail)
+		if fi, err := os.Stat(req.Thumbnail); err != nil || !fi.Mode().IsRegular() {
+			return client.DeployRequest{}, fmt.Errorf("%s: thumbnail %s is not a file in %s", path, m.Thumbnail, dir)
+		}
+	}
 	for _, c := range m.Components {
 		if c.Build == "" {
 			continue

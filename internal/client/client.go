@@ -12,6 +12,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -156,6 +158,9 @@ type DeployRequest struct {
 	// build directory; missing means "Dockerfile".
 	Dockerfiles map[string]string
 	SkipChecks  bool
+	// Thumbnail is the file the manifest's thumbnail names; empty sends
+	// none. The server checks it.
+	Thumbnail string
 }
 
 // Deploy uploads a solution and follows the deploy; onEvent sees every
@@ -204,6 +209,11 @@ func writeUpload(mw *multipart.Writer, req DeployRequest) error {
 			return err
 		}
 	}
+	if req.Thumbnail != "" {
+		if err := writeFile(mw, api.FieldThumbnail, req.Thumbnail); err != nil {
+			return fmt.Errorf("sending the thumbnail %s: %w", req.Thumbnail, err)
+		}
+	}
 	for comp, dir := range req.Contexts {
 		w, err := mw.CreateFormFile(api.FieldContext+comp, comp+".tar")
 		if err != nil {
@@ -220,4 +230,19 @@ func writeUpload(mw *multipart.Writer, req DeployRequest) error {
 		}
 	}
 	return mw.Close()
+}
+
+// writeFile adds the file at path as the part field.
+func writeFile(mw *multipart.Writer, field, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := mw.CreateFormFile(field, filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, f)
+	return err
 }

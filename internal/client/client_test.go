@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	pngenc "image/png"
 	"io"
 	"log/slog"
 	"maps"
@@ -151,6 +153,13 @@ const token = "the admin's token"
 // a function that turns a case's token into the secret to send.
 func serve(t *testing.T, ctl *fakeCtl) (*httptest.Server, func(string) string) {
 	t.Helper()
+	srv, secret, _ := serveStore(t, ctl)
+	return srv, secret
+}
+
+// serveStore is serve that also returns the store.
+func serveStore(t *testing.T, ctl *fakeCtl) (*httptest.Server, func(string) string, *store.Store) {
+	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "aim.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +177,7 @@ func serve(t *testing.T, ctl *fakeCtl) (*httptest.Server, func(string) string) {
 			return admin
 		}
 		return tok
-	}
+	}, st
 }
 
 // wantAPIError checks that err is the API's answer with status and a
@@ -412,6 +421,67 @@ func TestDeploy(t *testing.T) {
 			}
 			if files := ctl.files["web"]; !slices.Equal(files, []string{"Dockerfile", "app"}) {
 				t.Errorf("the server got a build context of %q, want the Dockerfile and app", files)
+			}
+		})
+	}
+}
+
+// TestDeployThumbnail: the thumbnail the manifest names goes up with the
+// deploy and is kept once the deploy served; one too large, or not an
+// image, is refused before anything is deployed or kept (AC6 of issue
+// 14), with its name and what is wrong.
+func TestDeployThumbnail(t *testing.T) {
+	var png bytes.Buffer
+	if err := pngenc.Encode(&png, image.NewGray(image.Rect(0, 0, 4, 4))); err != nil {
+		t.Fatal(err)
+	}
+	const manifest = "name: hello\nthumbnail: pics/card.png\ncomponents:\n  - name: web\n    build: web\n"
+	cases := []struct {
+		name     string
+		manifest string
+		file     []byte // nil: no thumbnail sent
+		status   int
+		msg      string
+	}{
+		{name: "a PNG is kept", manifest: manifest, file: png.Bytes()},
+		{name: "over 1 MiB", manifest: manifest, file: append(png.Bytes(), make([]byte, 1<<20)...),
+			status: http.StatusUnprocessableEntity, msg: fmt.Sprintf("thumbnail pics/card.png is %d bytes; at most 1048576 (1 MiB)", png.Len()+1<<20)},
+		{name: "not an image", manifest: manifest, file: []byte("<svg onload=alert(1)></svg>"),
+			status: http.StatusUnprocessableEntity, msg: "thumbnail pics/card.png is not a PNG, JPEG or WebP image (its content reads as text/plain; charset=utf-8)"},
+		{name: "named but not sent", manifest: manifest,
+			status: http.StatusUnprocessableEntity, msg: "the manifest names thumbnail pics/card.png, but the upload has none"},
+		{name: "sent but not named", manifest: strings.Replace(manifest, "thumbnail: pics/card.png\n", "", 1), file: png.Bytes(),
+			status: http.StatusUnprocessableEntity, msg: "the upload has a thumbnail, but the manifest names none"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctl := newFakeCtl()
+			delete(ctl.sols, "hello")
+			srv, secret, st := serveStore(t, ctl)
+			req := client.DeployRequest{Name: "hello", Manifest: []byte(c.manifest), Contexts: map[string]string{"web": buildDir(t)}}
+			if c.file != nil {
+				req.Thumbnail = filepath.Join(t.TempDir(), "card.png")
+				if err := os.WriteFile(req.Thumbnail, c.file, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := client.New(srv.URL, secret(token)).Deploy(context.Background(), req, nil)
+			th, getErr := st.GetThumbnail(context.Background(), "hello")
+			if c.status == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if getErr != nil || th.ContentType != "image/png" || !bytes.Equal(th.Data, c.file) {
+					t.Errorf("kept %+v, %v; want the PNG", th, getErr)
+				}
+				return
+			}
+			wantAPIError(t, err, c.status, c.msg)
+			if ctl.deployed.Manifest != nil {
+				t.Errorf("the refused upload was deployed")
+			}
+			if !errors.Is(getErr, store.ErrNotFound) {
+				t.Errorf("the refused thumbnail was kept: %+v", th)
 			}
 		})
 	}

@@ -304,9 +304,10 @@ func runBackground(ctx context.Context, o Options, ctl *controller.Controller, g
 	return errc, func() { <-usageDone }
 }
 
-// apexMux is what the apex host serves: the API, the catalog, sign-in
-// under /auth/, /healthz and /metrics. With gw (nil when the gateway is
-// the cluster's), it is gw's apex, and gw's guard of private solutions
+// apexMux is what the apex host serves: the API, the marketplace's pages
+// (the catalog, the solutions' pages, /me and /admin), sign-in under
+// /auth/, /healthz and /metrics. With gw (nil when the gateway is the
+// cluster's), it is gw's apex, and gw's guard of private solutions
 // checks the store, with sign-in configured or not: without it, a
 // visitor's personal access token is the way in. Without gw, the same
 // guard answers the cluster's gateway under signin.GuardPrefix.
@@ -325,6 +326,9 @@ func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metric
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign-in: %w", err)
 	}
+	// One Inquirer for the API and the solution pages' contact form, so
+	// that both count against one limit per client and solution.
+	inq := &api.Inquirer{Store: st, Providers: st, Limits: inquiry.NewLimiter(5, 50, time.Hour)}
 	apex := http.NewServeMux()
 	apex.Handle("/auth/", si)
 	if gw == nil {
@@ -332,13 +336,14 @@ func apexMux(o Options, ctl api.Controller, st *store.Store, met *metrics.Metric
 		// RemoteGuard asks this guard (docs/kubernetes.md).
 		apex.Handle(signin.GuardPrefix, signin.GuardHandler(guard))
 	}
-	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger}, ctl, st))
+	apex.Handle("/api/", api.New(api.Config{TempDir: filepath.Join(o.DataDir, "tmp"), Logger: o.Logger, Inquirer: inq}, ctl, st))
 	apex.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	apex.Handle("GET /metrics", promhttp.HandlerFor(met.Registry, promhttp.HandlerOpts{}))
 	catalog := web.NewCatalog(ctl, si, pages)
+	catalog.Store, catalog.Inquirer = st, inq
 	apex.Handle("/", catalog)
 	web.MountAccount(apex, web.AccountConfig{Controller: ctl, Store: st, Viewers: si, Pages: pages, ApexURL: apexURL, Logger: o.Logger})
 	if gw != nil {

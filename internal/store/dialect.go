@@ -24,6 +24,8 @@ type dialect interface {
 	lockMigrations(ctx context.Context, tx *sql.Tx) error
 	// foreignKey reports whether err is a foreign key's refusal.
 	foreignKey(err error) bool
+	// bytesType is the column type of binary data.
+	bytesType() string
 }
 
 type sqliteDialect struct{}
@@ -39,7 +41,11 @@ func (sqliteDialect) foreignKey(err error) bool {
 	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
+func (sqliteDialect) bytesType() string { return "BLOB" }
+
 type postgresDialect struct{}
+
+func (postgresDialect) bytesType() string { return "BYTEA" }
 
 // rebind numbers the placeholders: ? becomes $1, $2, …. The queries hold
 // no ? in literals, so every ? is a placeholder.

@@ -26,6 +26,7 @@ var migrations = []migration{
 	{"usage", statements(usageSchema...)},
 	{"generations", statements(generationSchema...)},
 	{"signin", statements(signinSchema...)},
+	{"thumbnails", thumbnails},
 }
 
 // baseSchema is the schema from before versions were recorded. Its

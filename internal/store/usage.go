@@ -138,3 +138,26 @@ FROM usage_daily WHERE solution = ? AND day >= ? ORDER BY day`, solution, since)
 	}
 	return out, rows.Err()
 }
+
+// UsageTotals sums each solution's page views and API requests from since
+// (YYYY-MM-DD) on, in one query: the catalog's "most used" order. A
+// solution without any is absent.
+func (s *Store) UsageTotals(ctx context.Context, since string) (map[string]int64, error) {
+	rows, err := s.query(ctx, `SELECT solution, SUM(views + api) FROM usage_daily WHERE day >= ? GROUP BY solution`, since)
+	if err != nil {
+		return nil, fmt.Errorf("summing usage since %s: %w", since, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fmt.Errorf("summing usage since %s: %w", since, err)
+		}
+		if n > 0 {
+			out[name] = n
+		}
+	}
+	return out, rows.Err()
+}

@@ -70,3 +70,30 @@ func TestUsage(t *testing.T) {
 		}
 	})
 }
+
+func TestUsageTotals(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		for _, u := range []struct {
+			day, sol   string
+			views, api int64
+		}{
+			{"2026-11-30", "shop", 100, 100}, // before since: not counted
+			{"2026-12-01", "shop", 2, 3},
+			{"2026-12-02", "shop", 1, 0},
+			{"2026-12-02", "maps", 0, 7},
+			{"2026-12-02", "idle", 0, 0},
+		} {
+			if err := s.AddUsage(ctx, u.day, u.sol, UsageCounts{Views: u.views, API: u.api, Errors: 50}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.UsageTotals(ctx, "2026-12-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got["shop"] != 6 || got["maps"] != 7 {
+			t.Errorf("totals %v, want shop 6 and maps 7 (views and API calls, errors not, idle absent)", got)
+		}
+	})
+}

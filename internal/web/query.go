@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"net/url"
 	"slices"
 	"strconv"
@@ -86,11 +87,21 @@ type Facet struct {
 // Run answers q over the solutions the visitor may see (visible decides),
 // with used giving each solution's recent use for the "used" order.
 func (q Query) Run(all []*solution.Info, visible func(*solution.Info) bool, used func(name string) int64) Result {
+	return q.run(all, visible, used, nil)
+}
+
+// run is Run with text, when set, giving each solution's searchable text
+// lowered (searchText), which the catalog keeps from one request to the
+// next.
+func (q Query) run(all []*solution.Info, visible func(*solution.Info) bool, used func(name string) int64, text func(*solution.Info) string) Result {
 	words := strings.Fields(strings.ToLower(q.Q))
 	var matched []*solution.Info
 	tags, provs, phases, states := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	for _, s := range all {
-		if !visible(s) || !matchesWords(s, words) {
+		if !visible(s) {
+			continue
+		}
+		if len(words) > 0 && (text != nil && !containsAll(text(s), words) || text == nil && !matchesWords(s, words)) {
 			continue
 		}
 		tagOK, provOK, phaseOK, stateOK := q.Tag == "" || slices.Contains(s.Tags, q.Tag), q.Provider == "" || providerOf(s) == q.Provider,
@@ -116,15 +127,12 @@ func (q Query) Run(all []*solution.Info, visible func(*solution.Info) bool, used
 			matched = append(matched, s)
 		}
 	}
+	// Names are unique, so either order is total and an unstable sort
+	// is deterministic.
 	if q.Sort == "used" && used != nil {
-		slices.SortStableFunc(matched, func(a, b *solution.Info) int {
-			if ua, ub := used(a.Name), used(b.Name); ua != ub {
-				return int(ub - ua)
-			}
-			return strings.Compare(a.Name, b.Name)
-		})
+		sortByUse(matched, used)
 	} else {
-		slices.SortStableFunc(matched, func(a, b *solution.Info) int {
+		slices.SortFunc(matched, func(a, b *solution.Info) int {
 			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 				return c
 			}
@@ -143,12 +151,33 @@ func (q Query) Run(all []*solution.Info, visible func(*solution.Info) bool, used
 	return r
 }
 
-func providerOf(s *solution.Info) string {
-	if s.Owner != "" {
-		return s.Owner
+// providerOf is the provider as visitors know it: the name its manifest
+// gives. Never the owner's account name, which aim shows to those who
+// manage the solution only (docs/roles.md), so that neither a filter nor
+// a search can tell which solutions one account holds.
+// sortByUse orders sols by used, most first, then by name, looking each
+// one's use up once rather than at every comparison.
+func sortByUse(sols []*solution.Info, used func(name string) int64) {
+	type ranked struct {
+		s    *solution.Info
+		used int64
 	}
-	return s.Provider.Name
+	rs := make([]ranked, len(sols))
+	for i, s := range sols {
+		rs[i] = ranked{s, used(s.Name)}
+	}
+	slices.SortFunc(rs, func(a, b ranked) int {
+		if c := cmp.Compare(b.used, a.used); c != 0 {
+			return c
+		}
+		return strings.Compare(a.s.Name, b.s.Name)
+	})
+	for i, r := range rs {
+		sols[i] = r.s
+	}
 }
+
+func providerOf(s *solution.Info) string { return s.Provider.Name }
 
 func hasPhase(s *solution.Info, p string) bool {
 	return s.Manifest != nil && slices.Contains(s.Manifest.Phases, spec.Phase(p))
@@ -160,7 +189,7 @@ func matchesWords(s *solution.Info, words []string) bool {
 	if len(words) == 0 {
 		return true
 	}
-	fields := []string{s.Name, s.Title, s.Description, s.Provider.Name, s.Owner, strings.Join(s.Tags, " ")}
+	fields := []string{s.Name, s.Title, s.Description, s.Provider.Name, strings.Join(s.Tags, " ")}
 	for _, w := range words {
 		found := false
 		for _, f := range fields {
@@ -170,6 +199,22 @@ func matchesWords(s *solution.Info, words []string) bool {
 			}
 		}
 		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// searchText is what a search looks through in s, lowered, the fields
+// apart so that no word spans two.
+func searchText(s *solution.Info) string {
+	return strings.ToLower(strings.Join([]string{s.Name, s.Title, s.Description, s.Provider.Name, strings.Join(s.Tags, " ")}, "\x00"))
+}
+
+// containsAll reports whether every (lowered) word is in text.
+func containsAll(text string, words []string) bool {
+	for _, w := range words {
+		if !strings.Contains(text, w) {
 			return false
 		}
 	}

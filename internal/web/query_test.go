@@ -11,7 +11,7 @@ import (
 )
 
 func sol(name, title, owner string, tags []string, phases []spec.Phase, st solution.State, age int) *solution.Info {
-	return &solution.Info{Name: name, Title: title, Owner: owner, Tags: tags, State: st,
+	return &solution.Info{Name: name, Title: title, Provider: spec.Provider{Name: owner}, Owner: "account-" + owner, Tags: tags, State: st,
 		CreatedAt: time.Unix(1e9, 0).Add(-time.Duration(age) * time.Hour),
 		Manifest:  &spec.Manifest{Name: name, Phases: phases}}
 }
@@ -46,6 +46,8 @@ func TestQuery(t *testing.T) {
 		{"phase filter", "phase=production-system-development", "[line]", 1},
 		{"provider filter", "provider=acme", "[parts line]", 2},
 		{"state filter", "state=sleeping", "[embed line]", 2},
+		{"the owner's account is neither a filter nor a search", "provider=account-acme", "[]", 0},
+		{"nor a search word", "q=account", "[]", 0},
 		{"most used", "sort=used", "[line embed parts]", 3},
 		{"filters together", "provider=acme&state=ready", "[parts]", 1},
 		{"a page past the last shows the last", "page=9", "[parts embed line]", 3},

@@ -1,7 +1,8 @@
-// Package web serves aim's own pages on the apex host: the catalog of
-// solutions that visitors browse, and the notices the sign-in shows (not
-// allowed, not configured), all server-rendered in one style, usable
-// without JavaScript, on a phone and from the keyboard.
+// Package web serves aim's own pages on the apex host: the marketplace
+// visitors browse (the catalog, searched and filtered; a page per
+// solution with its contact form), and the notices the sign-in shows
+// (not allowed, not configured), all server-rendered in one style,
+// usable without JavaScript, on a phone and from the keyboard.
 package web
 
 import (
@@ -10,9 +11,15 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"sync"
+	"time"
 
 	"github.com/aimhub/aim/internal/auth"
+	"github.com/aimhub/aim/internal/inquiry"
+	"github.com/aimhub/aim/internal/markdown"
 	"github.com/aimhub/aim/internal/solution"
+	"github.com/aimhub/aim/internal/store"
 )
 
 //go:embed templates/*.html
@@ -51,7 +58,8 @@ func NewPages(log *slog.Logger) *Pages {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Pages{tmpl: template.Must(template.ParseFS(templates, "templates/*.html")), log: log}
+	funcs := template.FuncMap{"fieldOf": fieldOf}
+	return &Pages{tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html")), log: log}
 }
 
 // Notice is a page that tells the viewer one thing: why they may not go
@@ -83,58 +91,106 @@ func (p *Pages) render(w http.ResponseWriter, status int, name string, data any)
 	}
 }
 
-// Catalog is the page at / on the apex host.
+// Catalog is the marketplace on the apex host: the catalog at /, a page
+// per solution at /s/NAME with its thumbnail and its contact form.
 type Catalog struct {
 	list    Lister
 	viewers Viewers
 	pages   *Pages
+	md      *markdown.Renderer
+	mux     *http.ServeMux
+	now     func() time.Time
 	// CAURL, when set, is where visitors download the CA that signs this
 	// server's certificates (TLS mode internal).
 	CAURL string
+	// Store, when set, gives the pages the solutions' thumbnails, their
+	// recent use (the "most used" order), the providers' display names
+	// and the key of the contact form's token. Nil means none of these:
+	// no thumbnails, "most used" falls back to newest, and no contact
+	// form.
+	Store Store
+	// Inquirer, when set with Store, takes what the contact form sends;
+	// share the API's, so that both count against one limit. Nil means
+	// no contact form.
+	Inquirer Inquirer
+
+	recent   recent
+	search   searchIndex
+	excerpts sync.Map // solution name → excerpt
+	keyMu    sync.Mutex
+	key      []byte // the form token's, read once from Store
 }
 
-// NewCatalog builds the catalog page. Nil viewers means every viewer is
-// anonymous, with no way to sign in.
+// Store is the part of aim's store the pages read; *store.Store is one.
+type Store interface {
+	UsageTotals(ctx context.Context, since string) (map[string]int64, error)
+	ListProviders(ctx context.Context) ([]store.Provider, error)
+	GetThumbnail(ctx context.Context, solution string) (*store.Thumbnail, error)
+	Key(ctx context.Context, name string) ([]byte, error)
+}
+
+// Inquirer takes a visitor's inquiry about a solution: api.Inquirer,
+// whose *api.InquiryError tells the form what to say.
+type Inquirer interface {
+	Submit(ctx context.Context, sol *solution.Info, f inquiry.Form, client netip.Addr) (*store.Inquiry, error)
+}
+
+// NewCatalog builds the marketplace's pages. Nil viewers means every
+// viewer is anonymous, with no way to sign in.
 func NewCatalog(l Lister, viewers Viewers, pages *Pages) *Catalog {
-	return &Catalog{list: l, viewers: viewers, pages: pages}
+	c := &Catalog{list: l, viewers: viewers, pages: pages, md: markdown.New(), mux: http.NewServeMux(), now: time.Now}
+	c.mux.HandleFunc("GET /{$}", pageHeaders(c.catalog))
+	c.mux.HandleFunc("GET /s/{name}", pageHeaders(c.solution))
+	c.mux.HandleFunc("GET /s/{name}/thumbnail", c.thumbnail)
+	c.mux.HandleFunc("POST /s/{name}/contact", pageHeaders(c.contact))
+	c.mux.HandleFunc("/", pageHeaders(func(w http.ResponseWriter, r *http.Request) {
+		c.notFound(w, r, c.viewer(r))
+	}))
+	return c
 }
 
-// card is a solution as the catalog shows it.
-type card struct {
-	*solution.Info
-	Private bool
+// pageHeaders sets the headers of aim's pages (guardHeaders: no framing
+// by a solution's page, which could lay itself over the contact form's
+// or the sign-out's button) before h.
+func pageHeaders(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		guardHeaders(w)
+		h(w, r)
+	}
 }
 
-func (c *Catalog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
+func (c *Catalog) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
+
+func (c *Catalog) viewer(r *http.Request) Viewer {
+	if c.viewers == nil {
+		return Viewer{}
 	}
-	var v Viewer
-	if c.viewers != nil {
-		v = c.viewers.Viewer(r)
-	}
-	c.pages.render(w, http.StatusOK, "catalog.html", struct {
-		Viewer    Viewer
-		Solutions []card
-		CAURL     string
-	}{v, visible(v.Identity, c.list.List(r.Context())), c.CAURL})
+	return c.viewers.Viewer(r)
 }
 
-// visible is what the catalog shows id of sols: what auth.Lists allows.
-// A solution whose manifest could not be read is shown to admins only.
-func visible(id auth.Identity, sols []*solution.Info) []card {
-	var out []card
-	for _, in := range sols {
-		if in.Manifest == nil {
-			if id.IsAdmin() {
-				out = append(out, card{Info: in})
-			}
-			continue
-		}
-		if auth.Lists(id, in.Owner, in.Manifest) {
-			out = append(out, card{Info: in, Private: in.Manifest.IsPrivate()})
-		}
+// notFound is the answer for a page that is not there, and for a
+// solution the viewer may not see: the same, so that a private one's
+// name cannot be probed.
+func (c *Catalog) notFound(w http.ResponseWriter, r *http.Request, v Viewer) {
+	c.pages.Notice(w, v, http.StatusNotFound, Notice{Title: "Not found",
+		Paragraphs: []string{"There is no page " + r.URL.Path + " here."}, Link: "/", LinkText: "Back to the catalog"})
+}
+
+// listable reports whether the catalog shows in to id: what auth.Lists
+// allows. A solution whose manifest could not be read is shown to admins
+// only.
+func listable(id auth.Identity, in *solution.Info) bool {
+	if in.Manifest == nil {
+		return id.IsAdmin()
 	}
-	return out
+	return auth.Lists(id, in.Owner, in.Manifest)
+}
+
+// admitted reports whether id may open in's page: whom auth.Admits lets
+// use it (everyone, for an unlisted one: its page is as open as its URL).
+func admitted(id auth.Identity, in *solution.Info) bool {
+	if in.Manifest == nil {
+		return id.IsAdmin()
+	}
+	return auth.Admits(id, in.Owner, in.Manifest)
 }

@@ -7,11 +7,11 @@
 //   anonymous  opens the solution's URL: it must end on the provider's
 //              login form (shots.login).
 //   admitted   signs in from the catalog's "Sign in" link (shots.catalog),
-//              opens the solution from its card, waits for its page (it
-//              may be waking) and uses it: POST /echo, GET /headers
-//              (shots.solution); then signs out from the catalog
-//              (shots.signedOut) and opens the solution again, which
-//              must send it to sign in anew.
+//              opens the solution from its card (its page, then "Try
+//              it"), waits for the solution (it may be waking) and uses
+//              it: POST /echo, GET /headers (shots.solution); then
+//              signs out from the catalog (shots.signedOut) and opens
+//              the solution again, which must send it to sign in anew.
 //   refused    signs in from the catalog with the keyboard alone
 //              (shots.catalog), then opens the solution's URL: aim's 403
 //              page (shots.refused).
@@ -40,7 +40,9 @@ await run(async (browser) => {
     listed.phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     await page.screenshot({ path: cfg.shots.phone });
     await page.setViewportSize({ width: 900, height: 640 });
-    await page.locator(`article[data-solution="${cfg.name}"] h2 a`).click();
+    // The card leads to the solution's page, whose "Try it" opens it.
+    await page.locator(`article[data-solution="${cfg.name}"] h3 a`).click();
+    await page.locator("#aim-try").click();
     // waitFor keeps polling across the starting page's own reloads.
     const h1 = page.locator("h1", { hasText: "hello from" });
     await h1.waitFor({ timeout: 90_000 });
