@@ -222,8 +222,10 @@ func judgeReadiness(t ReadinessTarget, ws []*watched) Result {
 }
 
 // readinessFix proposes the ready.path: of the late paths that stopped
-// answering 5xx last and answered 2xx then, the first well-known one,
-// else the first.
+// answering 5xx last (within a round of the last: the paths of one round
+// are probed one after another, and an app that turns ready between two
+// of them would otherwise make the choice a matter of timing) and
+// answered 2xx then, the first well-known one, else the first.
 func readinessFix(comp string, late []*watched, last int) string {
 	var best *watched
 	rank := func(w *watched) int {
@@ -235,7 +237,7 @@ func readinessFix(comp string, late []*watched, last int) string {
 		return len(readyPaths)
 	}
 	for _, w := range late {
-		if w.settled == last && w.code >= 200 && w.code < 300 && (best == nil || rank(w) < rank(best)) {
+		if w.settled >= last-1 && w.code >= 200 && w.code < 300 && (best == nil || rank(w) < rank(best)) {
 			best = w
 		}
 	}
