@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aimhub/aim/bench/internal/docsection"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
@@ -215,18 +216,5 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float
 
 // replaceSection puts md between the markers in path.
 func replaceSection(path, md string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	i := bytes.Index(b, []byte(beginMarker))
-	j := bytes.Index(b, []byte(endMarker))
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no bench/catalog markers (%q … %q) to write the results between", path, beginMarker, endMarker)
-	}
-	var out bytes.Buffer
-	out.Write(b[:i+len(beginMarker)])
-	out.WriteString("\n" + md)
-	out.Write(b[j:])
-	return os.WriteFile(path, out.Bytes(), 0o644)
+	return docsection.Replace(path, beginMarker, endMarker, md, "bench/catalog")
 }

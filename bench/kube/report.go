@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/aimhub/aim/bench/internal/docsection"
 )
 
 const (
@@ -132,20 +134,7 @@ func thousands(n int) string {
 
 // replaceSection puts md between the markers in path.
 func replaceSection(path, md string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	i := bytes.Index(b, []byte(beginMarker))
-	j := bytes.Index(b, []byte(endMarker))
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no bench/kube markers (%q … %q) to write the results between", path, beginMarker, endMarker)
-	}
-	var out bytes.Buffer
-	out.Write(b[:i+len(beginMarker)])
-	out.WriteString("\n" + md)
-	out.Write(b[j:])
-	return os.WriteFile(path, out.Bytes(), 0o644)
+	return docsection.Replace(path, beginMarker, endMarker, md, "bench/kube")
 }
 
 func machine() string {

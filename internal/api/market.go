@@ -229,7 +229,7 @@ func (a *API) addInquiry(w http.ResponseWriter, r *http.Request, g *grant) {
 		writeError(w, http.StatusBadRequest, "the inquiry must be JSON with name, organisation, email and message (at most 64 KiB): "+err.Error())
 		return
 	}
-	q, err := a.inquirer.Submit(r.Context(), g.sol, f, clientAddr(r))
+	q, err := a.inquirer.Submit(r.Context(), g.sol, f, ClientAddr(r))
 	var ie *InquiryError
 	switch {
 	case errors.As(err, &ie) && ie.Limit != "":
@@ -244,11 +244,10 @@ func (a *API) addInquiry(w http.ResponseWriter, r *http.Request, g *grant) {
 	}
 }
 
-// clientAddr is the request's peer. (The API is on the apex, behind the
-// gateway, whose own address a cluster's API would see; the limit then
-// applies to the gateway's forwarded-for chain only through the trusted
-// proxies the gateway itself resolves.)
-func clientAddr(r *http.Request) netip.Addr {
+// ClientAddr is the request's peer, whom the inquiries' limit counts per,
+// on the API's route and the solution pages' form alike. (Behind a proxy
+// that is the proxy; in a cluster, the gateway.)
+func ClientAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

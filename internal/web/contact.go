@@ -7,9 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -112,7 +110,7 @@ func (c *Catalog) contact(w http.ResponseWriter, r *http.Request) {
 	}
 	f := inquiry.Form{Name: r.PostForm.Get("name"), Organisation: r.PostForm.Get("organisation"), Email: r.PostForm.Get("email"), Message: r.PostForm.Get("message")}
 	form.Name, form.Organisation, form.Email, form.Message = f.Name, f.Organisation, f.Email, f.Message
-	_, err := c.Inquirer.Submit(r.Context(), in, f, clientAddr(r))
+	_, err := c.Inquirer.Submit(r.Context(), in, f, api.ClientAddr(r))
 	var ie *api.InquiryError
 	switch {
 	case errors.As(err, &ie) && ie.Limit != "":
@@ -217,16 +215,4 @@ func (c *Catalog) formKey(ctx context.Context) ([]byte, error) {
 	}
 	c.key = k
 	return k, nil
-}
-
-// clientAddr is the request's peer, which the inquiries' limit counts
-// per, as the API's route does (behind a proxy that is the proxy, for
-// both alike).
-func clientAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
 }
