@@ -443,7 +443,7 @@ func (fc *fastConn) proxy(h *reqHead) (keep, done bool) {
 	}
 	rt.stats.observe(status, end.Sub(start), h.length, out)
 	if g.cfg.Usage != nil && !bot {
-		g.cfg.Usage.Request(rt.name, fc.peer, h.html && h.method == "GET", status)
+		g.cfg.Usage.Request(rt.name, fc.peer, h.html && h.method == "GET", status, end)
 	}
 	if g.cfg.AccessLog != nil {
 		g.logAccess(&accessEntry{

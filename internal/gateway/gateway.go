@@ -71,7 +71,7 @@ type Config struct {
 type Usage interface {
 	// Request is one request from client; page is a browser asking for
 	// a page (GET, Accept text/html), else it is an API call.
-	Request(solution string, client netip.Addr, page bool, status int)
+	Request(solution string, client netip.Addr, page bool, status int, at time.Time)
 }
 
 // DefaultBotAgents match health checkers, monitors and crawlers.
@@ -195,7 +195,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		end := time.Now()
 		rt.stats.observe(rw.status, end.Sub(start), rw.in, rw.out)
 		if g.cfg.Usage != nil && !bot {
-			g.cfg.Usage.Request(rt.name, client, wantsHTML(r), rw.status)
+			g.cfg.Usage.Request(rt.name, client, wantsHTML(r), rw.status, end)
 		}
 		if g.cfg.AccessLog != nil {
 			g.logAccess(&accessEntry{

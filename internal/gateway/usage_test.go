@@ -21,7 +21,7 @@ type fakeUsage struct {
 	calls []usageCall
 }
 
-func (f *fakeUsage) Request(s string, c netip.Addr, page bool, status int) {
+func (f *fakeUsage) Request(s string, c netip.Addr, page bool, status int, _ time.Time) {
 	f.mu.Lock()
 	f.calls = append(f.calls, usageCall{s, c, page, status})
 	f.mu.Unlock()

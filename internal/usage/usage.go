@@ -30,6 +30,9 @@ import (
 // FlushInterval is how often counts are written; what a crash loses.
 const FlushInterval = 10 * time.Second
 
+// recentSlots is the size of a solution's lock-free cache of visitors.
+const recentSlots = 1024
+
 // maxVisitorsPerDay bounds the memory one solution's distinct visitors
 // take in a day; past it, new visitors are still counted in the store
 // (their hashes are written), only the in-memory de-duplication stops.
@@ -62,6 +65,11 @@ type counts struct {
 	views, api, errors, wakes, wakeMillis atomic.Int64
 	last                                  atomic.Int64 // Unix ms of the last visit
 
+	// recent holds hashes of today's visitors seen lately, one a slot,
+	// so that a visitor's every request after its first costs a load and
+	// no lock (the gateway's fast path calls Request for each).
+	recent [recentSlots]atomic.Uint64
+
 	mu       sync.Mutex
 	seen     map[uint64]struct{} // today's visitors, de-duplicated in memory
 	newHash  [][]byte            // visitors to write at the next flush
@@ -88,9 +96,10 @@ func (r *Recorder) counts(name string) *counts {
 }
 
 // Request records one request a person or program made to solution from
-// client: a page view when page (a browser asking for HTML), else an API
-// request; an error when status is 5xx. Bots are not to be recorded.
-func (r *Recorder) Request(solution string, client netip.Addr, page bool, status int) {
+// client at at: a page view when page (a browser asking for HTML), else
+// an API request; an error when status is 5xx. Bots are not to be
+// recorded.
+func (r *Recorder) Request(solution string, client netip.Addr, page bool, status int, at time.Time) {
 	c := r.counts(solution)
 	if page {
 		c.views.Add(1)
@@ -100,19 +109,31 @@ func (r *Recorder) Request(solution string, client netip.Addr, page bool, status
 	if status >= 500 {
 		c.errors.Add(1)
 	}
-	now := r.now()
-	c.last.Store(now.UnixMilli())
+	// The last visit is shown to the second: written once a second at
+	// most, so that requests on several cores do not pass its cache line
+	// back and forth.
+	if ms := at.UnixMilli(); ms-c.last.Load() >= 1000 {
+		c.last.Store(ms)
+	}
 	if !client.IsValid() {
 		return
 	}
-	h := maphash.Comparable(r.seed, client.Unmap())
-	today := day(now)
+	// The day goes into the hash, so yesterday's entries miss today; as
+	// a number, so that the common case formats nothing.
+	dayNum := at.Unix() / 86400
+	h := maphash.Comparable(r.seed, visit{client.Unmap(), dayNum})
+	slot := &c.recent[h%recentSlots]
+	if slot.Load() == h {
+		return
+	}
+	today := day(at)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seenDay != today {
 		clear(c.seen)
 		c.seenDay, c.overflow = today, false
 	}
+	slot.Store(h)
 	if _, ok := c.seen[h]; ok {
 		return
 	}
@@ -123,6 +144,12 @@ func (r *Recorder) Request(solution string, client netip.Addr, page bool, status
 	}
 	b := client.Unmap().As16()
 	c.newHash = append(c.newHash, append([]byte(today+"|"), b[:]...))
+}
+
+// visit is what the in-memory de-duplication hashes.
+type visit struct {
+	addr netip.Addr
+	day  int64 // days since 1970, UTC
 }
 
 // Wake records a wake of solution that took d.

@@ -21,10 +21,10 @@ func TestRecorder(t *testing.T) {
 	r := New(st, nil)
 	r.now = func() time.Time { return now }
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
-	r.Request("shop", a, true, 200)
-	r.Request("shop", a, false, 200)
-	r.Request("shop", b, false, 503)
-	r.Request("shop", netip.MustParseAddr("::ffff:192.0.2.1"), true, 200) // a again, as IPv4-mapped
+	r.Request("shop", a, true, 200, r.now())
+	r.Request("shop", a, false, 200, r.now())
+	r.Request("shop", b, false, 503, r.now())
+	r.Request("shop", netip.MustParseAddr("::ffff:192.0.2.1"), true, 200, r.now()) // a again, as IPv4-mapped
 	r.Wake("shop", 1500*time.Millisecond)
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestRecorder(t *testing.T) {
 	defer st.Close()
 	r = New(st, nil)
 	r.now = func() time.Time { return now.Add(time.Minute) }
-	r.Request("shop", a, true, 200)
+	r.Request("shop", a, true, 200, r.now())
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestRecorder(t *testing.T) {
 	}
 	// The next day: yesterday is closed, its count kept, its hashes gone.
 	r.now = func() time.Time { return now.Add(24 * time.Hour) }
-	r.Request("shop", a, true, 200)
+	r.Request("shop", a, true, 200, r.now())
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
