@@ -70,11 +70,10 @@ type counts struct {
 	// no lock (the gateway's fast path calls Request for each).
 	recent [recentSlots]atomic.Uint64
 
-	mu       sync.Mutex
-	seen     map[uint64]struct{} // today's visitors, de-duplicated in memory
-	newHash  [][]byte            // visitors to write at the next flush
-	seenDay  string
-	overflow bool
+	mu      sync.Mutex
+	seen    map[uint64]struct{} // today's visitors, de-duplicated in memory
+	newHash [][]byte            // visitors to write at the next flush
+	seenDay string
 }
 
 // New makes a Recorder; call Run to flush.
@@ -131,7 +130,7 @@ func (r *Recorder) Request(solution string, client netip.Addr, page bool, status
 	defer c.mu.Unlock()
 	if c.seenDay != today {
 		clear(c.seen)
-		c.seenDay, c.overflow = today, false
+		c.seenDay = today
 	}
 	slot.Store(h)
 	if _, ok := c.seen[h]; ok {
@@ -139,8 +138,6 @@ func (r *Recorder) Request(solution string, client netip.Addr, page bool, status
 	}
 	if len(c.seen) < maxVisitorsPerDay {
 		c.seen[h] = struct{}{}
-	} else {
-		c.overflow = true
 	}
 	b := client.Unmap().As16()
 	c.newHash = append(c.newHash, append([]byte(today+"|"), b[:]...))

@@ -87,11 +87,11 @@ type Facet struct {
 // Run answers q over the solutions the visitor may see (visible decides),
 // with used giving each solution's recent use for the "used" order.
 func (q Query) Run(all []*solution.Info, visible func(*solution.Info) bool, used func(name string) int64) Result {
-	return q.run(all, visible, used, nil)
+	return q.run(all, visible, used, searchText)
 }
 
-// run is Run with text, when set, giving each solution's searchable text
-// lowered (searchText), which the catalog keeps from one request to the
+// run is Run with text giving each solution's searchable text lowered:
+// searchText, or what the catalog kept of it from one request to the
 // next.
 func (q Query) run(all []*solution.Info, visible func(*solution.Info) bool, used func(name string) int64, text func(*solution.Info) string) Result {
 	words := strings.Fields(strings.ToLower(q.Q))
@@ -101,7 +101,7 @@ func (q Query) run(all []*solution.Info, visible func(*solution.Info) bool, used
 		if !visible(s) {
 			continue
 		}
-		if len(words) > 0 && (text != nil && !containsAll(text(s), words) || text == nil && !matchesWords(s, words)) {
+		if len(words) > 0 && !containsAll(text(s), words) {
 			continue
 		}
 		tagOK, provOK, phaseOK, stateOK := q.Tag == "" || slices.Contains(s.Tags, q.Tag), q.Provider == "" || providerOf(s) == q.Provider,
@@ -183,28 +183,6 @@ func hasPhase(s *solution.Info, p string) bool {
 	return s.Manifest != nil && slices.Contains(s.Manifest.Phases, spec.Phase(p))
 }
 
-// matchesWords: every word appears in the title, the description, a tag
-// or the provider.
-func matchesWords(s *solution.Info, words []string) bool {
-	if len(words) == 0 {
-		return true
-	}
-	fields := []string{s.Name, s.Title, s.Description, s.Provider.Name, strings.Join(s.Tags, " ")}
-	for _, w := range words {
-		found := false
-		for _, f := range fields {
-			if containsFold(f, w) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
 // searchText is what a search looks through in s, lowered, the fields
 // apart so that no word spans two.
 func searchText(s *solution.Info) string {
@@ -219,20 +197,6 @@ func containsAll(text string, words []string) bool {
 		}
 	}
 	return true
-}
-
-// containsFold is strings.Contains ignoring ASCII and simple Unicode
-// case, without allocating a lowered copy of f per solution and word.
-func containsFold(f, lowerWord string) bool {
-	if len(lowerWord) > len(f) {
-		return false
-	}
-	for i := 0; i+len(lowerWord) <= len(f); i++ {
-		if strings.EqualFold(f[i:i+len(lowerWord)], lowerWord) {
-			return true
-		}
-	}
-	return false
 }
 
 func facets(m map[string]int, label func(string) string) []Facet {
