@@ -131,15 +131,19 @@ func (g *Gateway) SetApex(h http.Handler) { g.cfg.Apex = h }
 // Domain returns the apex domain.
 func (g *Gateway) Domain() string { return g.cfg.Domain }
 
-// solutionName returns the solution a Host header names, or "".
-func (g *Gateway) solutionName(host string) string {
-	// The port goes, as net.SplitHostPort would take it, without the
-	// error it allocates for the usual Host without a port.
+// hostName is a Host header's name, lower case, without its port and a
+// final dot. The port goes as net.SplitHostPort would take it, without
+// the error it allocates for the usual Host without a port.
+func hostName(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
 		host = host[:i]
 	}
-	host = strings.TrimSuffix(lower(host), ".")
-	name, ok := strings.CutSuffix(host, g.suffix)
+	return strings.TrimSuffix(lower(host), ".")
+}
+
+// solutionName returns the solution a Host header names, or "".
+func (g *Gateway) solutionName(host string) string {
+	name, ok := strings.CutSuffix(hostName(host), g.suffix)
 	if !ok || name == "" || strings.Contains(name, ".") {
 		return ""
 	}
@@ -152,10 +156,7 @@ func (g *Gateway) solutionName(host string) string {
 // browser never sends an IP for a name, so DNS rebinding cannot reach
 // the apex through that door.
 func (g *Gateway) apexHost(host string) bool {
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
-		host = host[:i]
-	}
-	host = strings.TrimSuffix(lower(host), ".")
+	host = hostName(host)
 	if host == g.domain {
 		return true
 	}

@@ -122,12 +122,13 @@ func (g *Gateway) handOver(w http.ResponseWriter, r *http.Request, rt *route, sn
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, localPath(q.Get("return")), http.StatusSeeOther)
+	http.Redirect(w, r, LocalPath(q.Get("return")), http.StatusSeeOther)
 }
 
-// localPath keeps a return address on this host: a path, never a URL
+// LocalPath keeps a return address on this host: a path, never a URL
 // or a scheme-relative "//host" that would send the browser elsewhere.
-func localPath(p string) string {
+// The sign-in's hand-off checks its return address with it too.
+func LocalPath(p string) string {
 	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
 		return "/"
 	}

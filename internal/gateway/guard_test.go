@@ -202,8 +202,8 @@ func TestLocalPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"/a?b=1": "/a?b=1", "": "/", "//evil.example/": "/", "/\\evil.example": "/", "https://evil.example/": "/", "/a\r\nSet-Cookie: x": "/",
 	} {
-		if got := localPath(in); got != want {
-			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		if got := LocalPath(in); got != want {
+			t.Errorf("LocalPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/aimhub/aim/internal/auth"
 	"github.com/aimhub/aim/internal/gateway"
@@ -25,7 +24,7 @@ func (s *SignIn) handOff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	name, back := q.Get("name"), solutionReturn(q.Get("return"))
+	name, back := q.Get("name"), gateway.LocalPath(q.Get("return"))
 	if spec.ValidName(name) != nil {
 		s.notice(w, r, http.StatusBadRequest, web.Notice{Title: "No such solution", Paragraphs: []string{"This link names no solution."},
 			Link: "/", LinkText: "Back to the catalog"})
@@ -79,13 +78,4 @@ func who(id auth.Identity) string {
 		return id.Name
 	}
 	return "this account"
-}
-
-// solutionReturn keeps a return address on the solution's host, as the
-// gateway does again when it redeems the code.
-func solutionReturn(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
-		return "/"
-	}
-	return p
 }

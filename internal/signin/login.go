@@ -17,6 +17,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/store"
 	"github.com/aimhub/aim/internal/web"
 )
@@ -206,8 +207,7 @@ func random() string {
 // itself (a loop) other than the hand-off to a solution.
 func apexReturn(p string) string {
 	u, err := url.Parse(p)
-	if err != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.ContainsAny(p, "\r\n\\") || u.Host != "" || u.Scheme != "" {
+	if err != nil || gateway.LocalPath(p) != p || strings.ContainsRune(p, '\\') || u.Host != "" || u.Scheme != "" {
 		return "/"
 	}
 	if strings.HasPrefix(u.Path, "/auth/") && u.Path != "/auth/solution" {
