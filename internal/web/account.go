@@ -124,15 +124,6 @@ func MountAccount(mux *http.ServeMux, cfg AccountConfig) {
 	})
 }
 
-// guardHeaders keep the pages out of frames: every solution is same-site
-// with the apex, and a solution's page must not overlay the admin page's
-// buttons with its own (clickjacking).
-func guardHeaders(w http.ResponseWriter) {
-	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Referrer-Policy", "same-origin")
-}
-
 // signedIn returns the viewer of r, or answers for them and returns
 // false: anonymous people are sent to sign in (and back), or told there
 // is no way to when aim has no sign-in.

@@ -68,7 +68,6 @@ func (a *account) admin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	guardHeaders(w)
 	ctx := r.Context()
 	sols := a.cfg.Controller.List(ctx)
 	owned := map[string][]string{}

@@ -96,7 +96,6 @@ func (a *account) me(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	guardHeaders(w)
 	id := v.Identity
 	p := mePage{Viewer: v, Flash: flash(r), Manager: id.IsAdmin() || (id.Role == auth.Provider && id.Provider != "")}
 	if !p.Manager {

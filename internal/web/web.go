@@ -85,10 +85,21 @@ func (p *Pages) render(w http.ResponseWriter, status int, name string, data any)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// Every page shows who is signed in: no cache may keep it.
 	w.Header().Set("Cache-Control", "no-store")
+	guardHeaders(w)
 	w.WriteHeader(status)
 	if err := p.tmpl.ExecuteTemplate(w, name, data); err != nil {
 		p.log.Error("rendering a page", "page", name, "err", err)
 	}
+}
+
+// guardHeaders keep aim's pages (every one render writes, the notices of
+// sign-in included) out of frames: every solution is same-site with the
+// apex, and a solution's page must not overlay the contact form's, the
+// sign-out's or the admin page's buttons with its own (clickjacking).
+func guardHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "same-origin")
 }
 
 // Catalog is the marketplace on the apex host: the catalog at /, a page
@@ -139,24 +150,14 @@ type Inquirer interface {
 // viewer is anonymous, with no way to sign in.
 func NewCatalog(l Lister, viewers Viewers, pages *Pages) *Catalog {
 	c := &Catalog{list: l, viewers: viewers, pages: pages, md: markdown.New(), mux: http.NewServeMux(), now: time.Now}
-	c.mux.HandleFunc("GET /{$}", pageHeaders(c.catalog))
-	c.mux.HandleFunc("GET /s/{name}", pageHeaders(c.solution))
+	c.mux.HandleFunc("GET /{$}", c.catalog)
+	c.mux.HandleFunc("GET /s/{name}", c.solution)
 	c.mux.HandleFunc("GET /s/{name}/thumbnail", c.thumbnail)
-	c.mux.HandleFunc("POST /s/{name}/contact", pageHeaders(c.contact))
-	c.mux.HandleFunc("/", pageHeaders(func(w http.ResponseWriter, r *http.Request) {
+	c.mux.HandleFunc("POST /s/{name}/contact", c.contact)
+	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c.notFound(w, r, c.viewer(r))
-	}))
+	})
 	return c
-}
-
-// pageHeaders sets the headers of aim's pages (guardHeaders: no framing
-// by a solution's page, which could lay itself over the contact form's
-// or the sign-out's button) before h.
-func pageHeaders(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		guardHeaders(w)
-		h(w, r)
-	}
 }
 
 func (c *Catalog) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
