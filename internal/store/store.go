@@ -23,7 +23,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	sqlitedrv "modernc.org/sqlite"     // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrNotFound is returned for a solution, provider, token, session or code
@@ -101,11 +102,12 @@ func openSQLite(path string) (*sql.DB, error) {
 		return nil, err
 	}
 	f.Close()
-	// WAL lets readers go on while a deploy writes; busy_timeout makes a
-	// second aim process wait rather than fail; immediate transactions
-	// take the write lock at BEGIN, so two transactions never deadlock
-	// upgrading from read to write.
-	dsn := "file:" + file + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	// busy_timeout makes a second aim process wait rather than fail; it
+	// comes first because the pragmas run in order and switching a new
+	// file to WAL takes a lock another process may hold. WAL lets readers
+	// go on while a deploy writes; immediate transactions take the write
+	// lock at BEGIN, so two never deadlock upgrading from read to write.
+	dsn := "file:" + file + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	if query != "" {
 		dsn += "&" + query
 	}
@@ -115,7 +117,27 @@ func openSQLite(path string) (*sql.DB, error) {
 	}
 	// SQLite allows one writer; one connection keeps writes ordered.
 	db.SetMaxOpenConns(1)
+	if err := connect(db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+// connect makes the store's connection. While another process turns a new
+// file to WAL, SQLite answers SQLITE_BUSY at once, without waiting out
+// busy_timeout (the wait would risk a deadlock between the two), so a
+// second aim starting alongside the first tries again for a while.
+func connect(db *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := db.Ping()
+		var e *sqlitedrv.Error
+		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // redact hides a password in a connection string that goes into errors.
