@@ -296,6 +296,13 @@ done
 [ -n "$target" ] || usage
 need docker "Docker Engine"
 docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon"
+need flock "util-linux"
+# Test packages run in parallel and each may build a missing base image:
+# one build at a time shares the cache (and its .part files) safely, and
+# the second finds the image made by the first and skips it.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/images.lock"
+flock 9
 
 case "$target" in
   python) build_python ;;
