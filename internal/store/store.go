@@ -73,7 +73,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
 		name = path
 		d = sqliteDialect{}
-		db, err = openSQLite(path)
+		db, err = openSQLite(ctx, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", name, err)
@@ -89,7 +89,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // openSQLite creates the file (0600) and its directory (0700) before
 // SQLite opens it, so that the state, which holds token hashes and
 // sessions, is never readable by others, not even for a moment.
-func openSQLite(path string) (*sql.DB, error) {
+func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	file, query, _ := strings.Cut(path, "?")
 	if file == "" {
 		return nil, errors.New("no file named")
@@ -103,8 +103,8 @@ func openSQLite(path string) (*sql.DB, error) {
 	}
 	f.Close()
 	// busy_timeout makes a second aim process wait rather than fail; it
-	// comes first because the pragmas run in order and switching a new
-	// file to WAL takes a lock another process may hold. WAL lets readers
+	// comes first so that it holds for the pragmas after it (connect
+	// covers the one case it does not). WAL lets readers
 	// go on while a deploy writes; immediate transactions take the write
 	// lock at BEGIN, so two never deadlock upgrading from read to write.
 	dsn := "file:" + file + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
@@ -117,7 +117,7 @@ func openSQLite(path string) (*sql.DB, error) {
 	}
 	// SQLite allows one writer; one connection keeps writes ordered.
 	db.SetMaxOpenConns(1)
-	if err := connect(db); err != nil {
+	if err := connect(ctx, db); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -128,11 +128,12 @@ func openSQLite(path string) (*sql.DB, error) {
 // file to WAL, SQLite answers SQLITE_BUSY at once, without waiting out
 // busy_timeout (the wait would risk a deadlock between the two), so a
 // second aim starting alongside the first tries again for a while.
-func connect(db *sql.DB) error {
+func connect(ctx context.Context, db *sql.DB) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		err := db.Ping()
+		err := db.PingContext(ctx)
 		var e *sqlitedrv.Error
+		// The low byte is the primary code: BUSY_RECOVERY and the like too.
 		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
 			return err
 		}
