@@ -23,6 +23,7 @@ test:
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
 	$(MAKE) test-examples
 	$(MAKE) test-kube
 
@@ -53,6 +54,22 @@ test-cluster-smoke: test-cluster-up
 # runs.
 test-e2e-kube:
 	$(GO) test -tags kube -count=1 -timeout 60m -v ./test/e2e-kube/
+
+# Go's native fuzzing, FUZZTIME per target, on every parser of untrusted
+# input: manifests, uploaded build contexts, request heads, Host headers,
+# a solution's Set-Cookie, access-log fields and providers' Markdown. A
+# failure leaves its input in the package's testdata/fuzz/ to keep.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./internal/spec:FuzzParse ./internal/buildctx:FuzzCheck \
+	./internal/gateway:FuzzParseRequest ./internal/gateway:FuzzHost \
+	./internal/gateway:FuzzSafeSetCookie ./internal/gateway:FuzzAppendAccess \
+	./internal/markdown:FuzzHTML
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "==> fuzzing $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 test-unit:
 	$(GO) test -short ./...

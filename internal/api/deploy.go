@@ -15,6 +15,7 @@ import (
 
 	"github.com/aimhub/aim/internal/solution"
 
+	"github.com/aimhub/aim/internal/buildctx"
 	"github.com/aimhub/aim/internal/spec"
 )
 
@@ -206,6 +207,15 @@ func (a *API) readUpload(mr *multipart.Reader) (*upload, error) {
 				return up, fmt.Errorf("spooling the build context of %s: %w", comp, err)
 			}
 			up.contexts[comp] = f
+			// Checked as it is spooled: a hostile context is refused
+			// before anything unpacks it.
+			if err := buildctx.Check(io.TeeReader(p, f), buildctx.Limits{Bytes: a.cfg.MaxUpload}); err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return up, err
+				}
+				return up, fmt.Errorf("build context of component %s: %w", comp, err)
+			}
 			if _, err := io.Copy(f, p); err != nil {
 				return up, fmt.Errorf("reading the build context of %s: %w", comp, err)
 			}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -58,9 +59,19 @@ func ReadFile(p string) (*Manifest, error) {
 	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
 		p = filepath.Join(p, FileName)
 	}
-	data, err := os.ReadFile(p)
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	defer f.Close()
+	// One byte past the limit is enough for Parse to refuse it: a huge
+	// file is never read whole.
+	data, err := io.ReadAll(io.LimitReader(f, maxManifest+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if len(data) > maxManifest {
+		return nil, &Error{[]FieldError{{File: p, Msg: fmt.Sprintf("manifest is larger than the limit of %d bytes", maxManifest)}}}
 	}
 	return Parse(p, data)
 }
@@ -75,6 +86,9 @@ const maxManifest = 1 << 20
 func Parse(file string, data []byte) (*Manifest, error) {
 	if len(data) > maxManifest {
 		return nil, &Error{[]FieldError{{File: file, Msg: fmt.Sprintf("manifest is %d bytes; the limit is %d", len(data), maxManifest)}}}
+	}
+	if fe, ok := invalidUTF8(file, data); ok {
+		return nil, &Error{[]FieldError{fe}}
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -257,6 +271,41 @@ var (
 	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
+// reservedNames are refused as solution names: a visitor would take
+// <name>.<domain> for the platform's own page, sign-in or API, and a
+// few (wpad, autodiscover, isatap) are names clients look up on their
+// own to find a proxy or a mail server, which a tenant must never answer.
+var reservedNames = map[string]bool{}
+
+func init() {
+	for _, n := range strings.Fields(`www api admin administrator auth login logout signin signup sso oauth
+		oidc account accounts me aim mail smtp imap pop static assets cdn status docs help
+		support security dashboard console registry metrics localhost wpad autodiscover isatap`) {
+		reservedNames[n] = true
+	}
+}
+
+// invalidUTF8 locates the first byte of data that is not UTF-8: the YAML
+// parser only says that there is one.
+func invalidUTF8(file string, data []byte) (FieldError, bool) {
+	if utf8.Valid(data) {
+		return FieldError{}, false
+	}
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return FieldError{File: file, Line: line, Msg: fmt.Sprintf("byte %#x at column %d is not UTF-8 (a manifest is UTF-8 text)", data[i], col)}, true
+		}
+		if r == '\n' {
+			line, col = line+1, 0
+		}
+		i += n
+		col++
+	}
+	return FieldError{}, false
+}
+
 // ValidName says why s is not a DNS label, or returns nil.
 func ValidName(s string) error {
 	switch {
@@ -277,6 +326,8 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 	}
 	if err := ValidName(m.Name); err != nil {
 		add("name", "%v", err)
+	} else if reservedNames[m.Name] {
+		add("name", "%q is reserved: %s.<domain> could pass for the platform's own (choose another name)", m.Name, m.Name)
 	}
 	if len(m.Title) > 100 {
 		add("title", "is %d characters; at most 100", len(m.Title))

@@ -110,3 +110,55 @@ func TestUnits(t *testing.T) {
 		}
 	}
 }
+
+// Manifests made to hurt the parser get a located error, not a long
+// parse or a large allocation.
+func TestParseHostile(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "aim.yaml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(50 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := ReadFile(big); err == nil || !strings.HasSuffix(err.Error(), "aim.yaml: manifest is larger than the limit of 1048576 bytes") {
+		t.Errorf("a 50 MB file: %v", err)
+	}
+	for _, c := range []struct {
+		name, data, want string
+	}{
+		{"deep flow nesting", "name: x\ncomponents: " + strings.Repeat("[", 400_000) + strings.Repeat("]", 400_000) + "\n",
+			"aim.yaml:2: not valid YAML: exceeded max depth of 10000"},
+		{"deep mappings", "name: x\nmeta: " + strings.Repeat("{a: ", 100_000) + strings.Repeat("}", 100_000) + "\n",
+			"aim.yaml:2: not valid YAML: exceeded max depth of 10000"},
+		{"just over the size", strings.Repeat("#", 1<<20+1),
+			"aim.yaml: manifest is 1048577 bytes; the limit is 1048576"},
+		{"a NUL byte", "name: x\x00\n", "aim.yaml: not valid YAML: control characters are not allowed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("aim.yaml", []byte(c.data))
+			if err == nil || err.Error() != c.want {
+				t.Errorf("got %v\nwant %s", err, c.want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse("aim.yaml", data)
+		if err == nil && (m.Name == "" || len(m.Components) == 0) {
+			t.Fatalf("accepted a manifest without a name or components: %q", data)
+		}
+	})
+}
