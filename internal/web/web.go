@@ -7,11 +7,14 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"embed"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,12 +95,38 @@ func (p *Pages) render(w http.ResponseWriter, status int, name string, data any)
 	}
 }
 
+// pageCSP is the policy of every page aim renders: no script at all (the
+// pages need none), styles only from the layout's one <style>, by its
+// hash, and aim's own stylesheet, images only from the apex (thumbnails),
+// no <base>, no plugins, no framing. form-action is left open, as it does
+// not fall back to default-src: "Try it" and sign-in post to the apex and
+// are redirected on to a solution's host or the OpenID provider, which
+// Chromium checks against form-action too.
+var pageCSP = "default-src 'none'; img-src 'self'; style-src 'self' '" + layoutStyleHash() +
+	"'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+
+// layoutStyleHash is the CSP source of the layout's <style> block, which
+// the template writes as it is (it holds no actions).
+func layoutStyleHash() string {
+	b, err := templates.ReadFile("templates/layout.html")
+	if err != nil {
+		panic(err)
+	}
+	_, rest, ok1 := strings.Cut(string(b), "<style>")
+	css, _, ok2 := strings.Cut(rest, "</style>")
+	if !ok1 || !ok2 {
+		panic("templates/layout.html has no <style> block")
+	}
+	sum := sha256.Sum256([]byte(css))
+	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
 // guardHeaders keep aim's pages (every one render writes, the notices of
 // sign-in included) out of frames: every solution is same-site with the
 // apex, and a solution's page must not overlay the contact form's, the
 // sign-out's or the admin page's buttons with its own (clickjacking).
 func guardHeaders(w http.ResponseWriter) {
-	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", pageCSP)
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "same-origin")
 }

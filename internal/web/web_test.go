@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"flag"
 	"net/http"
 	"net/http/httptest"
@@ -134,4 +136,32 @@ func TestNotice(t *testing.T) {
 		t.Errorf("status %d, Content-Type %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
 	golden(t, "notice-forbidden.html", rec.Body.String())
+}
+
+// checkCSP checks a rendered page's policy: no script, no framing, and
+// styles only from the page's own <style> as rendered, by its hash.
+func checkCSP(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	csp := rec.Header().Get("Content-Security-Policy")
+	for _, d := range []string{"default-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"} {
+		if !strings.Contains(csp, d) {
+			t.Errorf("Content-Security-Policy %q lacks %s", csp, d)
+		}
+	}
+	if strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("Content-Security-Policy %q allows script or inline styles", csp)
+	}
+	body := rec.Body.String()
+	_, rest, ok := strings.Cut(body, "<style>")
+	if !ok {
+		return
+	}
+	css, _, _ := strings.Cut(rest, "</style>")
+	sum := sha256.Sum256([]byte(css))
+	if h := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, "style-src 'self' "+h) {
+		t.Errorf("the page's <style> hashes to %s, which Content-Security-Policy %q does not allow", h, csp)
+	}
+	if strings.Count(body, "<style") > 1 || strings.Contains(body, " style=") || strings.Contains(body, "<script") {
+		t.Error("the page has a second <style>, a style attribute or a script, which the policy blocks")
+	}
 }

@@ -4,7 +4,40 @@ import { chromium } from "playwright-core";
 
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
+// cspViolations collects what Chromium refused under a page's
+// Content-Security-Policy, in every page of every script: aim's pages
+// must never need what their policy forbids, so run fails on any.
+export const cspViolations = [];
+
+function watchCSP(page) {
+  page.on("console", (m) => {
+    // What the tests themselves inject by evaluation (axe, Playwright's
+    // caret-hiding style for screenshots) has no URL; the pages' own
+    // content always has one.
+    if (m.type() === "error" && /Content Security Policy/.test(m.text()) && m.location().url) {
+      cspViolations.push(page.url() + " at " + JSON.stringify(m.location()) + ": " + m.text());
+    }
+  });
+}
+
 export async function launch() {
+  const browser = await launchChromium();
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (o) => {
+    const c = await newContext(o);
+    c.on("page", watchCSP);
+    return c;
+  };
+  const newPage = browser.newPage.bind(browser);
+  browser.newPage = async (o) => {
+    const p = await newPage(o);
+    watchCSP(p);
+    return p;
+  };
+  return browser;
+}
+
+function launchChromium() {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -24,6 +57,9 @@ export async function run(main) {
   try {
     browser = await launch();
     const result = await main(browser);
+    if (cspViolations.length > 0) {
+      throw new Error("Content-Security-Policy violations:\n" + cspViolations.join("\n"));
+    }
     process.stdout.write(JSON.stringify({ ok: true, ...result }) + "\n");
     await browser.close();
   } catch (err) {
