@@ -138,8 +138,8 @@ func Run(ctx context.Context, o Options) error {
 // data directory. The data directory is made either way, for uploads and
 // TLS.
 func openStore(ctx context.Context, o Options) (*store.Store, error) {
-	if err := os.MkdirAll(filepath.Join(o.DataDir, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("creating the data directory: %w", err)
+	if err := makeDataDir(o.DataDir, o.Logger); err != nil {
+		return nil, err
 	}
 	if o.Database == "" {
 		return store.Open(ctx, filepath.Join(o.DataDir, "aim.db"))
