@@ -136,6 +136,7 @@ func TestToManifestErrors(t *testing.T) {
 		want    string
 	}{
 		{"bad name", "Shop", func(*SolutionSpec) {}, `metadata.name: "Shop" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
+		{"reserved name", "wpad", func(*SolutionSpec) {}, `metadata.name: "wpad" is reserved: wpad.<domain> could pass for the platform's own (choose another name)`},
 		{"duplicate component", "shop", func(s *SolutionSpec) { s.Components = append(s.Components, web()) },
 			`spec.components[1].name: "web" is used by another component`},
 		{"second component name", "shop", func(s *SolutionSpec) {
