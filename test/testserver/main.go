@@ -44,6 +44,7 @@ func originalPath(r *http.Request) string {
 }
 
 func main() {
+	child()
 	// When the process started, for test/e2e-kube's wake benchmark: a
 	// wake's time to the process, which the kubelet's once-a-second relist
 	// does not round (the pod's IP, and so the first answer, waits for it).
@@ -264,6 +265,7 @@ func main() {
 		// aim.yaml: 503 while the API is not ready (see below), then 200.
 		mux.HandleFunc("/-/ready", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
 	}
+	abuse(mux)
 	// A component public under /api sees /api/... paths: route them as if
 	// the prefix were not there, so one binary serves any component.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
