@@ -8,8 +8,8 @@ package web
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"embed"
+	"encoding/base64"
 	"html/template"
 	"log/slog"
 	"net/http"
