@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,7 +26,7 @@ const nobody = "65534:65534"
 
 // Apply implements runtime.Runtime.
 func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error {
-	if err := d.ensureNetwork(ctx, s.Manifest.Name); err != nil {
+	if err := d.ensureNetwork(ctx, s.Manifest.Name, s.Manifest.Egress.Closed()); err != nil {
 		return err
 	}
 	existing, err := d.containers(ctx, s.Manifest.Name)
@@ -58,16 +59,28 @@ func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error 
 	return nil
 }
 
-func (d *Docker) ensureNetwork(ctx context.Context, solution string) error {
+// ensureNetwork makes the solution's bridge network. A solution whose
+// egress is none gets an internal network: the engine gives it no route
+// out, while the host (aim's gateway) still reaches its containers'
+// addresses on the bridge.
+func (d *Docker) ensureNetwork(ctx context.Context, solution string, internal bool) error {
 	name := d.networkName(solution)
-	if _, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+	if nw, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		if nw.Internal != internal {
+			// The engine cannot change a network's Internal flag while
+			// containers are attached; the new policy holds from the
+			// next time the network is made (after the solution is removed).
+			d.log.Warn("solution's egress changed; it takes effect when the solution is removed and deployed again",
+				slog.String("solution", solution), slog.Bool("internal", nw.Internal), slog.Bool("want internal", internal))
+		}
 		return nil
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("inspecting network %s: %w", name, err)
 	}
 	_, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver: "bridge",
-		Labels: map[string]string{LabelManaged: d.prefix, LabelSolution: solution},
+		Driver:   "bridge",
+		Internal: internal,
+		Labels:   map[string]string{LabelManaged: d.prefix, LabelSolution: solution},
 		Options: map[string]string{
 			// Containers of one solution talk among themselves; other
 			// solutions are kept out by the engine's isolation between
