@@ -38,6 +38,7 @@ type Docker struct {
 	cli    *client.Client
 	log    *slog.Logger
 	prefix string
+	fw     *Firewall
 }
 
 var _ runtime.Runtime = (*Docker)(nil)
@@ -49,6 +50,9 @@ type Options struct {
 	// Prefix starts the names of containers and networks; empty means
 	// "aim". Tests use their own so that parallel runs don't meet.
 	Prefix string
+	// Firewall confines each solution's network (docs/security.md); nil
+	// means solutions' egress is not restricted beyond egress: none.
+	Firewall *Firewall
 }
 
 // New connects to the engine named by the environment (DOCKER_HOST and
@@ -68,7 +72,7 @@ func New(ctx context.Context, o Options) (*Docker, error) {
 	if o.Prefix == "" {
 		o.Prefix = "aim"
 	}
-	return &Docker{cli: cli, log: o.Logger, prefix: o.Prefix}, nil
+	return &Docker{cli: cli, log: o.Logger, prefix: o.Prefix, fw: o.Firewall}, nil
 }
 
 // Client exposes the engine client for the parts of aim that build and
