@@ -181,11 +181,7 @@ func runDocker(ctx context.Context, o Options) error {
 		return err
 	}
 	defer st.Close()
-	fw, err := firewall(o.Egress, log)
-	if err != nil {
-		return err
-	}
-	rt, err := docker.New(ctx, docker.Options{Logger: log, Prefix: o.DockerPrefix, Firewall: fw})
+	rt, err := newDocker(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -447,6 +443,16 @@ var (
 	_ api.Controller = (*controller.Controller)(nil)
 	_ api.Controller = (*backend.Solutions)(nil)
 )
+
+// newDocker connects to the engine, with solutions' egress confined as
+// o.Egress says.
+func newDocker(ctx context.Context, o Options) (*docker.Docker, error) {
+	fw, err := firewall(o.Egress, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return docker.New(ctx, docker.Options{Logger: o.Logger, Prefix: o.DockerPrefix, Firewall: fw})
+}
 
 // firewall sets up the confinement of solutions' egress. A host where aim
 // cannot manage iptables is refused rather than left silently open.
