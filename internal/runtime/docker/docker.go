@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"github.com/aimhub/aim/internal/runtime"
@@ -72,7 +73,22 @@ func New(ctx context.Context, o Options) (*Docker, error) {
 	if o.Prefix == "" {
 		o.Prefix = "aim"
 	}
-	return &Docker{cli: cli, log: o.Logger, prefix: o.Prefix, fw: o.Firewall}, nil
+	d := &Docker{cli: cli, log: o.Logger, prefix: o.Prefix, fw: o.Firewall}
+	if d.fw != nil {
+		nws, err := cli.NetworkList(ctx, network.ListOptions{})
+		if err != nil {
+			cli.Close()
+			return nil, fmt.Errorf("listing networks: %w", err)
+		}
+		live := map[string]bool{}
+		for _, nw := range nws {
+			live[bridgeName(nw)] = true
+		}
+		if err := d.fw.Prune(live); err != nil {
+			d.log.Warn("removing the egress rules of gone networks", slog.Any("err", err))
+		}
+	}
+	return d, nil
 }
 
 // Client exposes the engine client for the parts of aim that build and

@@ -3,6 +3,7 @@ package docker
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/docker/docker/api/types/network"
@@ -118,4 +119,38 @@ func bridgeName(nw network.Inspect) string {
 		return ""
 	}
 	return "br-" + nw.ID[:12]
+}
+
+// Prune removes the rules of bridges that no longer exist (a network
+// removed by hand, or by an engine restart while aim was down): live
+// holds every bridge on the engine, aim's or not.
+func (f *Firewall) Prune(live map[string]bool) error {
+	var errs []error
+	for _, chain := range []string{ChainForward, ChainHost} {
+		rules, err := f.ipt.List("filter", chain)
+		if err != nil {
+			return fmt.Errorf("listing chain %s: %w", chain, err)
+		}
+		for _, r := range rules {
+			b := inBridge(r)
+			if b == "" || live[b] {
+				continue
+			}
+			if err := f.Release(b); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inBridge is the -i interface of a rule in iptables -S form.
+func inBridge(rule string) string {
+	fs := strings.Fields(rule)
+	for i := 0; i+1 < len(fs); i++ {
+		if fs[i] == "-i" {
+			return fs[i+1]
+		}
+	}
+	return ""
 }
