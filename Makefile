@@ -3,7 +3,7 @@
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 
-.PHONY: build test test-unit test-examples demo images bench clean
+.PHONY: build test test-unit test-examples test-security demo images bench clean
 
 build:
 	$(GO) build -o bin/aim ./cmd/aim
@@ -26,6 +26,12 @@ test:
 	$(MAKE) fuzz
 	$(MAKE) test-examples
 	$(MAKE) test-kube
+
+# The hostile-tenant cases alone (docs/security.md); `make test` runs them
+# too, as part of test/e2e. Needs root and Docker.
+test-security:
+	scripts/ensure-docker.sh
+	$(GO) test -count=1 -timeout 10m -v -run '^(TestEgress|TestAbuseContained)$$' ./test/e2e/
 
 # aim on Kubernetes (scripts/test-kube.sh): generated files and the chart
 # checked, the cluster's parts built (cached in ~/.cache/aim/kube; a cold

@@ -155,6 +155,7 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	f.IntVar(&o.KeepGenerations, "keep-generations", 3, "generations that served whose images are kept, for aim rollback")
 	f.StringVar(&o.ClientConfig, "client-config", "", "where the first start writes the CLI's configuration (default $XDG_CONFIG_HOME/aim/config.json; - for none)")
 	f.StringVar(&o.DockerPrefix, "docker-prefix", "aim", "prefix of the containers and networks aim creates")
+	f.StringVar(&o.Egress, "egress", "enforced", "enforced: iptables rules keep solutions from this host, link-local and private ranges (needs root); unrestricted: none")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
 	f.StringVar(&o.DebugAddr, "debug-addr", "", "serve Go's pprof profiles at this address (keep it on loopback)")
 	f.Float64Var(&o.Limits.RPS, "rps", 100, "requests per second per client IP a solution takes unless its aim.yaml limits.rps says otherwise (0: unlimited)")

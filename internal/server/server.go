@@ -91,6 +91,10 @@ type Options struct {
 	ClientConfig string
 	// DockerPrefix names containers and networks. Empty means "aim".
 	DockerPrefix string
+	// Egress is "enforced" (empty means so): solutions' networks are
+	// confined by iptables rules (docker.Firewall), and aim refuses to
+	// start when it cannot make them; or "unrestricted", said explicitly.
+	Egress string
 	// TLS configures HTTPS; its Mode "" or "off" serves plain HTTP only.
 	// Dir and Domain are filled in from DataDir and Domain.
 	TLS certs.Config
@@ -177,7 +181,7 @@ func runDocker(ctx context.Context, o Options) error {
 		return err
 	}
 	defer st.Close()
-	rt, err := docker.New(ctx, docker.Options{Logger: log, Prefix: o.DockerPrefix})
+	rt, err := newDocker(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -439,3 +443,31 @@ var (
 	_ api.Controller = (*controller.Controller)(nil)
 	_ api.Controller = (*backend.Solutions)(nil)
 )
+
+// newDocker connects to the engine, with solutions' egress confined as
+// o.Egress says.
+func newDocker(ctx context.Context, o Options) (*docker.Docker, error) {
+	fw, err := firewall(o.Egress, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return docker.New(ctx, docker.Options{Logger: o.Logger, Prefix: o.DockerPrefix, Firewall: fw})
+}
+
+// firewall sets up the confinement of solutions' egress. A host where aim
+// cannot manage iptables is refused rather than left silently open.
+func firewall(mode string, log *slog.Logger) (*docker.Firewall, error) {
+	switch mode {
+	case "", "enforced":
+		fw, err := docker.NewFirewall()
+		if err != nil {
+			return nil, fmt.Errorf("confining solutions' egress (aim needs root and iptables; --egress=unrestricted starts without, "+
+				"leaving solutions free to reach this host, the metadata address and private ranges): %w", err)
+		}
+		return fw, nil
+	case "unrestricted":
+		log.Warn("solutions' egress is unrestricted (--egress=unrestricted): they can reach this host's services, the metadata address and private ranges")
+		return nil, nil
+	}
+	return nil, fmt.Errorf("--egress %q is not one of enforced, unrestricted", mode)
+}

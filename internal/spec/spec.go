@@ -42,6 +42,12 @@ type Manifest struct {
 	// Access names who may see and use a private solution. Only with
 	// visibility: private, which needs at least one entry.
 	Access Access `yaml:"access,omitempty" json:"access,omitzero"`
+	// Egress says what the solution's containers may reach outside their
+	// own solution: EgressDefault (empty: the internet, but not the host,
+	// link-local and metadata addresses or private ranges) or EgressNone
+	// (nothing but their siblings). An allow-list of hosts is refused:
+	// docs/security.md says why.
+	Egress Egress `yaml:"egress,omitempty" json:"egress,omitempty"`
 }
 
 // Phase is a phase of product creation, as the paper's Figure 1 names

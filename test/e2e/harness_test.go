@@ -39,6 +39,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(serveEnv); addr != "" {
+		// The test binary run again as a plain server, in a network
+		// namespace of its own (see listenPublic).
+		fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, http.NotFoundHandler()))
+		os.Exit(1)
+	}
 	os.Exit(run(m))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,7 +26,7 @@ const nobody = "65534:65534"
 
 // Apply implements runtime.Runtime.
 func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error {
-	if err := d.ensureNetwork(ctx, s.Manifest.Name); err != nil {
+	if err := d.ensureNetwork(ctx, s.Manifest.Name, s.Manifest.Egress.Closed()); err != nil {
 		return err
 	}
 	existing, err := d.containers(ctx, s.Manifest.Name)
@@ -58,27 +59,57 @@ func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error 
 	return nil
 }
 
-func (d *Docker) ensureNetwork(ctx context.Context, solution string) error {
+// ensureNetwork makes the solution's bridge network. A solution whose
+// egress is none gets an internal network: the engine gives it no route
+// out, while the host (aim's gateway) still reaches its containers'
+// addresses on the bridge.
+func (d *Docker) ensureNetwork(ctx context.Context, solution string, internal bool) error {
 	name := d.networkName(solution)
-	if _, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
-		return nil
-	} else if !errdefs.IsNotFound(err) {
+	nw, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
+	switch {
+	case err == nil:
+		if nw.Internal != internal {
+			// The engine cannot change a network's Internal flag while
+			// containers are attached; the new policy holds from the
+			// next time the network is made (after the solution is removed).
+			d.log.Warn("solution's egress changed; it takes effect when the solution is removed and deployed again",
+				slog.String("solution", solution), slog.Bool("internal", nw.Internal), slog.Bool("want internal", internal))
+		}
+	case !errdefs.IsNotFound(err):
 		return fmt.Errorf("inspecting network %s: %w", name, err)
+	default:
+		_, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver:   "bridge",
+			Internal: internal,
+			Labels:   map[string]string{LabelManaged: d.prefix, LabelSolution: solution},
+			Options: map[string]string{
+				// Containers of one solution talk among themselves; other
+				// solutions are kept out by the engine's isolation between
+				// bridge networks.
+				"com.docker.network.bridge.enable_icc": "true",
+			},
+		})
+		if err != nil && !errdefs.IsConflict(err) {
+			return fmt.Errorf("creating network %s: %w", name, err)
+		}
+		if nw, err = d.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err != nil {
+			return fmt.Errorf("inspecting network %s: %w", name, err)
+		}
 	}
-	_, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver: "bridge",
-		Labels: map[string]string{LabelManaged: d.prefix, LabelSolution: solution},
-		Options: map[string]string{
-			// Containers of one solution talk among themselves; other
-			// solutions are kept out by the engine's isolation between
-			// bridge networks.
-			"com.docker.network.bridge.enable_icc": "true",
-		},
-	})
-	if err != nil && !errdefs.IsConflict(err) {
-		return fmt.Errorf("creating network %s: %w", name, err)
+	return d.guard(nw)
+}
+
+// guard confines a network's bridge, every time it is ensured, so that
+// rules lost (a reboot, a flushed table) come back with the next apply.
+func (d *Docker) guard(nw network.Inspect) error {
+	if d.fw == nil {
+		return nil
 	}
-	return nil
+	b := bridgeName(nw)
+	if b == "" {
+		return fmt.Errorf("network %s: no bridge name to confine", nw.Name)
+	}
+	return d.fw.Guard(b)
 }
 
 // StopGrace is how long a container has between SIGTERM and SIGKILL when
@@ -271,8 +302,14 @@ func (d *Docker) Remove(ctx context.Context, name string) error {
 	if err := d.Prune(ctx, name, -1); err != nil {
 		return err
 	}
+	nw, ierr := d.cli.NetworkInspect(ctx, d.networkName(name), network.InspectOptions{})
 	if err := d.cli.NetworkRemove(ctx, d.networkName(name)); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("removing network of %s: %w", name, err)
+	}
+	if ierr == nil && d.fw != nil {
+		if b := bridgeName(nw); b != "" {
+			return d.fw.Release(b)
+		}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"github.com/aimhub/aim/internal/runtime"
@@ -38,6 +39,7 @@ type Docker struct {
 	cli    *client.Client
 	log    *slog.Logger
 	prefix string
+	fw     *Firewall
 }
 
 var _ runtime.Runtime = (*Docker)(nil)
@@ -49,6 +51,9 @@ type Options struct {
 	// Prefix starts the names of containers and networks; empty means
 	// "aim". Tests use their own so that parallel runs don't meet.
 	Prefix string
+	// Firewall confines each solution's network (docs/security.md); nil
+	// means solutions' egress is not restricted beyond egress: none.
+	Firewall *Firewall
 }
 
 // New connects to the engine named by the environment (DOCKER_HOST and
@@ -68,7 +73,22 @@ func New(ctx context.Context, o Options) (*Docker, error) {
 	if o.Prefix == "" {
 		o.Prefix = "aim"
 	}
-	return &Docker{cli: cli, log: o.Logger, prefix: o.Prefix}, nil
+	d := &Docker{cli: cli, log: o.Logger, prefix: o.Prefix, fw: o.Firewall}
+	if d.fw != nil {
+		nws, err := cli.NetworkList(ctx, network.ListOptions{})
+		if err != nil {
+			cli.Close()
+			return nil, fmt.Errorf("listing networks: %w", err)
+		}
+		live := map[string]bool{}
+		for _, nw := range nws {
+			live[bridgeName(nw)] = true
+		}
+		if err := d.fw.Prune(live); err != nil {
+			d.log.Warn("removing the egress rules of gone networks", slog.Any("err", err))
+		}
+	}
+	return d, nil
 }
 
 // Client exposes the engine client for the parts of aim that build and
