@@ -22,7 +22,7 @@ func TestManifestWebhook(t *testing.T) {
 		owner, want, says string
 	}{
 		{name: "the provider deploys", who: "acme", path: "/api/v1/solutions/fresh", webhook: "https://hooks.acme.example/aim", status: 200,
-			owner: "acme", want: "https://hooks.acme.example/aim", says: "`aim webhook acme https://hooks.acme.example/aim` shows the signing secret"},
+			owner: "acme", want: "https://hooks.acme.example/aim", says: "`aim provider webhook acme https://hooks.acme.example/aim` shows the signing secret"},
 		{name: "an admin deploys for a provider", who: "admin", path: "/api/v1/solutions/fresh?owner=beta", webhook: "https://beta.example/hook", status: 200,
 			owner: "beta", want: "https://beta.example/hook", says: "inquiries about beta's solutions go to https://beta.example/hook"},
 		{name: "no webhook leaves the provider's", who: "acme", path: "/api/v1/solutions/fresh", status: 200,
