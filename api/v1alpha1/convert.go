@@ -50,9 +50,11 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 	s := SolutionSpec{
 		Title:       m.Title,
 		Description: m.Description,
-		Provider:    Provider{Name: m.Provider.Name, Contact: m.Provider.Contact},
-		Tags:        append([]string(nil), m.Tags...),
-		NodeGroup:   m.NodeGroup,
+		// provider.webhook is the provider's, kept in aim's store at the
+		// deploy, not the solution's: the Solution does not carry it.
+		Provider:  Provider{Name: m.Provider.Name, Contact: m.Provider.Contact},
+		Tags:      append([]string(nil), m.Tags...),
+		NodeGroup: m.NodeGroup,
 		Scaling: Scaling{
 			Min:         int32(m.Scaling.Min),
 			Max:         int32(m.Scaling.Max),

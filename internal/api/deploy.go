@@ -114,6 +114,13 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, g *grant) {
 		send(Event{Error: "the solution is deployed, but its thumbnail could not be kept (deploy again): " + err.Error()})
 		return
 	}
+	if msg, err := a.manifestWebhook(ctx, info.Owner, m.Provider.Webhook); err != nil {
+		a.log.Error("setting the manifest's webhook", "solution", name, "err", err)
+		send(Event{Error: "the solution is deployed, but provider.webhook could not be set (deploy again, or use aim provider webhook): " + err.Error()})
+		return
+	} else if msg != "" {
+		send(Event{Message: msg})
+	}
 	send(Event{Result: view(g.id, info)})
 }
 

@@ -301,3 +301,30 @@ func (a *API) putWebhook(w http.ResponseWriter, r *http.Request, g *grant) {
 	}
 	writeJSON(w, http.StatusOK, ans)
 }
+
+// manifestWebhook sets the webhook aim.yaml's provider.webhook names for
+// the provider the deployed solution belongs to, whether that provider
+// or an admin deploys (an admin may set any provider's webhook with aim provider
+// webhook too), and makes its signing secret when it has none. An empty
+// URL, or a solution with no provider, leaves everything as it is. The
+// secret is not put in the deploy's output, which ends up in CI logs;
+// the message says how to see it. The URL was checked by spec.Parse.
+func (a *API) manifestWebhook(ctx context.Context, owner, url string) (string, error) {
+	if url == "" || owner == "" {
+		return "", nil
+	}
+	p, err := a.providers.GetProvider(ctx, owner)
+	if err != nil {
+		return "", err
+	}
+	if p.Webhook != url {
+		p.Webhook = url
+		if err := a.providers.PutProvider(ctx, p); err != nil {
+			return "", err
+		}
+	}
+	if _, err := a.market.WebhookSecret(ctx, owner, false); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("inquiries about %s's solutions go to %s (provider.webhook); `aim provider webhook %s %s` shows the signing secret", owner, url, owner, url), nil
+}

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 )
 
@@ -65,42 +66,14 @@ func VerifySignature(secret, header string, body []byte, now time.Time, toleranc
 	return nil
 }
 
-// CheckWebhookURL says why a provider's webhook URL is refused: not
-// http(s), or naming an address the platform must never send to from
-// inside (loopback, link-local and with it the cloud's metadata address,
-// unspecified, multicast). A name is checked again at each delivery,
-// against what it resolves to then (see safeDialer), so DNS cannot turn
-// it into such an address later.
-func CheckWebhookURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return fmt.Errorf("webhook %q is not an http(s) URL without credentials", raw)
-	}
-	if a, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && forbidden(a) {
-		return fmt.Errorf("webhook %q points at %s, a %s address aim never sends to", raw, a, kind(a))
-	}
-	if h := strings.ToLower(u.Hostname()); h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return fmt.Errorf("webhook %q points at this machine (localhost)", raw)
-	}
-	return nil
-}
+// CheckWebhookURL says why a provider's webhook URL is refused; the
+// rule lives in spec, so aim.yaml's provider.webhook and the API refuse
+// the same URLs.
+func CheckWebhookURL(raw string) error { return spec.CheckWebhookURL(raw) }
 
-func forbidden(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast()
-}
+func forbidden(a netip.Addr) bool { return spec.ForbiddenWebhookAddr(a) }
 
-func kind(a netip.Addr) string {
-	switch a = a.Unmap(); {
-	case a.IsLoopback():
-		return "loopback"
-	case a.IsLinkLocalUnicast():
-		return "link-local"
-	case a.IsUnspecified():
-		return "unspecified"
-	}
-	return "multicast"
-}
+func kind(a netip.Addr) string { return spec.AddrKind(a) }
 
 // safeDialer refuses, at connect time, the addresses CheckWebhookURL
 // refuses by name: what a name resolved to is what is dialled.

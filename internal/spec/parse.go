@@ -546,5 +546,10 @@ func (m *Manifest) validateCatalog(file string, idx *nodeIndex) []FieldError {
 			add("thumbnail", "%q is not a .png, .jpg or .webp file", t)
 		}
 	}
+	if w := m.Provider.Webhook; w != "" {
+		if err := CheckWebhookURL(w); err != nil {
+			add("provider.webhook", "%s", err)
+		}
+	}
 	return probs
 }

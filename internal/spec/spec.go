@@ -119,6 +119,11 @@ func (m *Manifest) Listed() bool { return m.Visibility == "" || m.Visibility == 
 type Provider struct {
 	Name    string `yaml:"name,omitempty" json:"name,omitempty"`
 	Contact string `yaml:"contact,omitempty" json:"contact,omitempty"`
+	// Webhook is an http(s) URL aim POSTs each inquiry about the
+	// provider's solutions to (the same as `aim webhook`). It is the
+	// provider's, not the solution's: a deploy by the provider sets it;
+	// empty leaves the provider's webhook as it is.
+	Webhook string `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 }
 
 // Component is one container image of a solution.
