@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,9 +102,19 @@ func (s *Solutions) Rollback(ctx context.Context, name string, to int64, by stri
 	}
 	in, err := s.deploy(ctx, solution.DeployRequest{Manifest: m, By: by, RollbackOf: target.Generation}, progress)
 	if err != nil {
-		return nil, refused("rolling back solution "+name, fmt.Errorf("generation %d of %s cannot be served again: %w", target.Generation, name, err))
+		return nil, refused("rolling back solution "+name, fmt.Errorf("generation %d of %s cannot be served again with its images (%s): %w",
+			target.Generation, name, imageList(target.Images), err))
 	}
 	return in, nil
+}
+
+// imageList is "comp=ref, …" by component.
+func imageList(images map[string]string) string {
+	var l []string
+	for _, c := range slices.Sorted(maps.Keys(images)) {
+		l = append(l, c+"="+images[c])
+	}
+	return strings.Join(l, ", ")
 }
 
 // rollbackTarget is the generation a rollback to serves again, or why
