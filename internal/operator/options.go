@@ -1,8 +1,10 @@
 // Package operator serves Solutions (aim.dev/v1alpha1) on Kubernetes: for
 // each component a Deployment and a Service, NetworkPolicies that keep
 // solutions apart, and sleep when idle through the Deployments' scale
-// subresource. Rendering (render*.go) is pure and pinned by golden
-// files; the reconciler applies what it renders with server-side apply.
+// subresource; each distinct spec is kept as a ControllerRevision, its
+// generation (generations.go). Rendering (render*.go) is pure and pinned
+// by golden files; the reconciler applies what it renders with
+// server-side apply.
 package operator
 
 import (

@@ -2,7 +2,8 @@
 // (`aim serve --runtime kubernetes`): it implements api.Controller on
 // Solutions, as internal/controller does on Docker containers. Deploy
 // writes a Solution and waits for the operator to make it ready; wake and
-// sleep scale its Deployments; logs come from its pods.
+// sleep scale its Deployments; logs come from its pods; history and
+// rollback use the generations the operator keeps.
 package backend
 
 import (
