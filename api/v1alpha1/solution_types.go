@@ -25,7 +25,24 @@ const (
 	// AnnotationOwner is where aim's API kept a Solution's owner before
 	// spec.owner: read when spec.owner is empty (OwnerOf), never written.
 	AnnotationOwner = "aim.dev/owner"
+	// AnnotationDeploy is written on a Solution by aim's API with each
+	// spec it writes, in the same update: a JSON DeployNote saying who
+	// deployed it and whether it is a rollback. The operator copies it
+	// into the generation it records when its generation matches.
+	AnnotationDeploy = "aim.dev/deploy"
 )
+
+// DeployNote is what aim's API says of a spec it writes
+// (AnnotationDeploy).
+type DeployNote struct {
+	// Generation is the Solution's metadata.generation the note is for:
+	// a later change by someone else (kubectl edit) does not inherit it.
+	Generation int64 `json:"generation"`
+	// By is who deployed: a token's name, a person.
+	By string `json:"by,omitempty"`
+	// RollbackOf is the generation a rollback serves again.
+	RollbackOf int64 `json:"rollbackOf,omitempty"`
+}
 
 // Condition types of a Solution's status.
 const (
@@ -329,6 +346,52 @@ type SolutionStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Generations are the solution's recent generations, newest first:
+	// each distinct spec it served or tried to, which the operator keeps
+	// as a ControllerRevision (for aim history and aim rollback).
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Generations []GenerationStatus `json:"generations,omitempty"`
+}
+
+// Outcomes of a generation.
+const (
+	OutcomeDeploying = "deploying"
+	// OutcomeServing: it serves now.
+	OutcomeServing = "serving"
+	// OutcomeReplaced: it served; a later one took over.
+	OutcomeReplaced = "replaced"
+	// OutcomeFailed: it never served.
+	OutcomeFailed = "failed"
+)
+
+// GenerationStatus is one generation of a solution: a spec it was given,
+// numbered in order (its ControllerRevision's revision), what it ran and
+// what became of it.
+type GenerationStatus struct {
+	Generation int64 `json:"generation"`
+	// Time is when the operator first saw the spec.
+	Time metav1.Time `json:"time"`
+	// Images are each component's image reference.
+	// +optional
+	Images map[string]string `json:"images,omitempty"`
+	// Digests are each component's image as the nodes ran it (the pods'
+	// imageID), read when it first served.
+	// +optional
+	Digests map[string]string `json:"digests,omitempty"`
+	// Outcome is deploying, serving, replaced (it served, then a later
+	// one took over) or failed (it never served).
+	// +kubebuilder:validation:Enum=deploying;serving;replaced;failed
+	Outcome string `json:"outcome"`
+	// Reason says why it failed.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// DeployedBy is who deployed it through aim's API.
+	// +optional
+	DeployedBy string `json:"deployedBy,omitempty"`
+	// RollbackOf is the generation it serves again, for a rollback.
+	// +optional
+	RollbackOf int64 `json:"rollbackOf,omitempty"`
 }
 
 // ComponentStatus is one component's replicas.

@@ -60,6 +60,7 @@ their idle timeout to sleep by scaling them to zero.`,
 	f.StringVar(&c.Domain, "domain", "", "solutions are served at <name>.<domain> (required; status.url uses it)")
 	f.StringVar(&c.URLScheme, "url-scheme", "https", "scheme of the solutions' status.url: https or http")
 	f.DurationVar(&c.IdleTimeout, "idle-timeout", 30*time.Minute, "put a solution to sleep after this long without activity (its scaling.idle wins)")
+	f.IntVar(&c.KeepGenerations, "keep-generations", 3, "generations that served whose specs each solution keeps (as ControllerRevisions), for aim rollback; as many that failed are kept for aim history")
 	f.BoolVar(&c.Mesh, "mesh", false, "have Linkerd inject its proxy into solutions' pods (linkerd.io/inject: enabled) and let them reach its control plane")
 	f.StringVar(&c.GatewayNamespace, "gateway-namespace", "", "namespace of the gateway's pods (default: each solution's own)")
 	f.StringVar(&gatewayLabels, "gateway-labels", "app.kubernetes.io/name=aim,app.kubernetes.io/component=gateway", "labels of the gateway's pods, the only ones let in to public components")

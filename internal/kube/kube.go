@@ -11,7 +11,8 @@
 //   - kubegateway is `aim gateway`: that gateway as a server, with its
 //     certificates;
 //   - backend is the REST API's controller for `aim serve --runtime
-//     kubernetes`: deploy, list, status, logs and remove, as Solutions;
+//     kubernetes`: deploy, list, status, logs, remove, history and
+//     rollback, as Solutions;
 //   - certstore keeps the gateway's ACME state in Secrets and Leases.
 //
 // None keeps state of its own: the Solutions, Deployments and

@@ -56,7 +56,8 @@ import (
 
 // env is the API server every test in this file shares.
 type env struct {
-	c client.Client // the cluster's admin
+	c   client.Client // the cluster's admin
+	cfg *rest.Config  // the admin's
 	// gateway acts as the chart's gateway service account: with its
 	// permissions only.
 	gateway client.Client
@@ -122,7 +123,7 @@ func TestCluster(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	e := &env{c: c, gateway: gw, ns: ns, applies: &applies}
+	e := &env{c: c, cfg: cfg, gateway: gw, ns: ns, applies: &applies}
 	t.Run("gateway is not admin", func(t *testing.T) {
 		// The impersonation is real: what the gateway's role lacks fails.
 		err := e.gateway.Create(ctx, &v1alpha1.Solution{
@@ -140,6 +141,7 @@ func TestCluster(t *testing.T) {
 	t.Run("activity keeps it awake", e.testActivity)
 	t.Run("name conflict", e.testNameConflict)
 	t.Run("nothing to change, nothing applied", e.testNoOpApply)
+	t.Run("generations", e.testGenerations)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -190,13 +192,16 @@ func applyManifests(ctx context.Context, t *testing.T, c client.Client, path str
 
 // deploymentStatus stands in for the deployment controller and kubelets
 // that envtest lacks: it reports every Deployment's replicas as updated
-// and available.
+// and available, but for those whose image is under unavailable/.
 func deploymentStatus(ctx context.Context, c client.Client, ns string) {
 	for ctx.Err() == nil {
 		var l appsv1.DeploymentList
 		if err := c.List(ctx, &l, client.InNamespace(ns)); err == nil {
 			for i := range l.Items {
 				d := &l.Items[i]
+				if strings.HasPrefix(d.Spec.Template.Spec.Containers[0].Image, "unavailable/") {
+					continue // as if the nodes could not get the image
+				}
 				n := replicasOf(d)
 				want := appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
 				if d.Status.ObservedGeneration == want.ObservedGeneration && d.Status.Replicas == n && d.Status.AvailableReplicas == n {

@@ -110,6 +110,7 @@ func NewManager(restCfg *rest.Config, c Config) (ctrl.Manager, error) {
 		&appsv1.Deployment{}:          own,
 		&corev1.Service{}:             own,
 		&networkingv1.NetworkPolicy{}: own,
+		&appsv1.ControllerRevision{}:  own,
 	}}
 	if c.Namespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
@@ -145,6 +146,7 @@ func NewManager(restCfg *rest.Config, c Config) (ctrl.Manager, error) {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&appsv1.ControllerRevision{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(c.Workers, 8)}).
 		Complete(r)
 	if err != nil {

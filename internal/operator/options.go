@@ -1,8 +1,10 @@
 // Package operator serves Solutions (aim.dev/v1alpha1) on Kubernetes: for
 // each component a Deployment and a Service, NetworkPolicies that keep
 // solutions apart, and sleep when idle through the Deployments' scale
-// subresource. Rendering (render*.go) is pure and pinned by golden
-// files; the reconciler applies what it renders with server-side apply.
+// subresource; each distinct spec is kept as a ControllerRevision, its
+// generation (generations.go). Rendering (render*.go) is pure and pinned
+// by golden files; the reconciler applies what it renders with
+// server-side apply.
 package operator
 
 import (
@@ -41,6 +43,10 @@ type Options struct {
 	// Defaults fill a component's unset resources. Zero means
 	// spec.DefaultDefaults.
 	Defaults spec.Defaults
+	// KeepGenerations is how many generations that served a solution's
+	// ControllerRevisions keep for a rollback (the current one among
+	// them), and as many that failed, for the history. Zero means 3.
+	KeepGenerations int
 }
 
 // withDefaults fills o's zero fields; validate checks the result.
@@ -50,6 +56,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 30 * time.Minute
+	}
+	if o.KeepGenerations == 0 {
+		o.KeepGenerations = 3
 	}
 	if o.Defaults == (spec.Defaults{}) {
 		o.Defaults = spec.DefaultDefaults
@@ -67,6 +76,9 @@ func (o Options) validate() error {
 	}
 	if o.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("idle timeout %s is negative", o.IdleTimeout))
+	}
+	if o.KeepGenerations < 0 {
+		errs = append(errs, fmt.Errorf("keep generations %d is negative", o.KeepGenerations))
 	}
 	if len(o.GatewayLabels) == 0 {
 		errs = append(errs, errors.New("gateway labels are required: without them every pod could reach public components"))

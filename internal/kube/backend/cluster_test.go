@@ -11,6 +11,8 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,7 +36,7 @@ func TestClusterOwner(t *testing.T) {
 	m := &spec.Manifest{Name: "hello", Components: []spec.Component{{Name: "web", Image: "aim-test/server:1"}},
 		Visibility: spec.Private, Access: spec.Access{Emails: []string{"ada@example.com"}}}
 	spec1 := v1alpha1.FromManifest(m, nil)
-	if _, _, err := s.apply(ctx, "hello", "acme", spec1); err != nil {
+	if _, _, err := s.apply(ctx, "hello", "acme", spec1, v1alpha1.DeployNote{By: "ci"}); err != nil {
 		t.Fatal(err)
 	}
 	get := func(name string) *v1alpha1.Solution {
@@ -53,16 +55,27 @@ func TestClusterOwner(t *testing.T) {
 	}
 	spec2 := spec1
 	spec2.Title = "Hello again"
-	if _, _, err := s.apply(ctx, "hello", "", spec2); err != nil {
+	if _, _, err := s.apply(ctx, "hello", "", spec2, v1alpha1.DeployNote{By: "ana"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := get("hello").Spec.Owner; got != "acme" {
 		t.Errorf("an admin's update left owner %q, want acme", got)
 	}
+	// The note of who deployed is for the generation the update made.
+	if sol := get("hello"); sol.Annotations[v1alpha1.AnnotationDeploy] != fmt.Sprintf(`{"generation":%d,"by":"ana"}`, sol.Generation) || sol.Generation != 2 {
+		t.Errorf("generation %d has the note %s", sol.Generation, sol.Annotations[v1alpha1.AnnotationDeploy])
+	}
+	// The same spec again changes nothing, the note included.
+	if _, _, err := s.apply(ctx, "hello", "", spec2, v1alpha1.DeployNote{By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if sol := get("hello"); sol.Generation != 2 || !strings.Contains(sol.Annotations[v1alpha1.AnnotationDeploy], `"ana"`) {
+		t.Errorf("the same spec again: generation %d, note %s", sol.Generation, sol.Annotations[v1alpha1.AnnotationDeploy])
+	}
 	spec3 := spec1
 	spec3.Title = "Taken over"
 	var oe *solution.OwnedError
-	if _, _, err := s.apply(ctx, "hello", "beta", spec3); !errors.As(err, &oe) {
+	if _, _, err := s.apply(ctx, "hello", "beta", spec3, v1alpha1.DeployNote{}); !errors.As(err, &oe) {
 		t.Fatalf("another provider's update: %v, want an OwnedError", err)
 	}
 	sol := get("hello")
@@ -83,10 +96,10 @@ func TestClusterOwner(t *testing.T) {
 	if in := s.info(get("older")); in.Owner != "acme" {
 		t.Errorf("the annotation's owner reads as %q", in.Owner)
 	}
-	if _, _, err := s.apply(ctx, "older", "beta", old.Spec); !errors.As(err, &oe) {
+	if _, _, err := s.apply(ctx, "older", "beta", old.Spec, v1alpha1.DeployNote{}); !errors.As(err, &oe) {
 		t.Errorf("another provider's update of an annotated Solution: %v, want an OwnedError", err)
 	}
-	if _, _, err := s.apply(ctx, "older", "acme", old.Spec); err != nil {
+	if _, _, err := s.apply(ctx, "older", "acme", old.Spec, v1alpha1.DeployNote{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := get("older").Spec.Owner; got != "acme" {

@@ -2,12 +2,14 @@
 // (`aim serve --runtime kubernetes`): it implements api.Controller on
 // Solutions, as internal/controller does on Docker containers. Deploy
 // writes a Solution and waits for the operator to make it ready; wake and
-// sleep scale its Deployments; logs come from its pods.
+// sleep scale its Deployments; logs come from its pods; history and
+// rollback use the generations the operator keeps.
 package backend
 
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +23,7 @@ import (
 	"github.com/aimhub/aim/internal/solution"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -201,7 +204,7 @@ func (s *Solutions) info(sol *v1alpha1.Solution) *solution.Info {
 		Name: sol.Name, Title: cmp.Or(sol.Spec.Title, sol.Name), Description: sol.Spec.Description,
 		Provider: spec.Provider{Name: sol.Spec.Provider.Name, Contact: sol.Spec.Provider.Contact},
 		Tags:     sol.Spec.Tags, URL: s.cfg.URL(sol.Name), State: st, Reason: reason,
-		Generation: sol.Generation, CreatedAt: sol.CreationTimestamp.Time, UpdatedAt: sol.CreationTimestamp.Time,
+		Generation: generationOf(sol), CreatedAt: sol.CreationTimestamp.Time, UpdatedAt: sol.CreationTimestamp.Time,
 		Owner: v1alpha1.OwnerOf(sol),
 	}
 	if u := sol.Status.URL; u != "" {
@@ -231,6 +234,16 @@ func (s *Solutions) info(sol *v1alpha1.Solution) *solution.Info {
 		in.Components = append(in.Components, ci)
 	}
 	return in
+}
+
+// generationOf is the solution's generation as aim history numbers it:
+// the one serving, else the newest the operator recorded, else (none
+// recorded yet) the object's metadata.generation.
+func generationOf(sol *v1alpha1.Solution) int64 {
+	if n := currentGeneration(sol.Status.Generations); n != 0 {
+		return n
+	}
+	return sol.Generation
 }
 
 // stateOf maps a Solution's status to the API's states.
@@ -282,7 +295,8 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	if _, err := v1alpha1.ToManifest(m.Name, want); err != nil {
 		return nil, &solution.InputError{Msg: err.Error()}
 	}
-	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want)
+	note := v1alpha1.DeployNote{By: req.By, RollbackOf: req.RollbackOf}
+	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want, note)
 	if err != nil {
 		return nil, err
 	}
@@ -292,8 +306,9 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 		progress("", fmt.Sprintf("updated Solution %s/%s (generation %d)", s.cfg.Namespace, m.Name, gen))
 	}
 	if err := s.waitReady(ctx, m, gen, progress); err != nil {
+		s.markFailed(context.WithoutCancel(ctx), m.Name, gen, err.Error())
 		if prev != nil {
-			if _, _, rerr := s.apply(context.WithoutCancel(ctx), m.Name, req.Owner, *prev); rerr != nil {
+			if _, _, rerr := s.apply(context.WithoutCancel(ctx), m.Name, req.Owner, *prev, v1alpha1.DeployNote{By: req.By}); rerr != nil {
 				return nil, fmt.Errorf("%w; putting the previous version back failed too: %v", err, rerr)
 			}
 			progress("", "put the previous version back; it keeps serving")
@@ -308,8 +323,9 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 // apply creates the Solution owned by owner or sets its spec, returning
 // the previous spec (nil when created) and the generation to wait for. An
 // update keeps the Solution's owner, and is refused when owner is set and
-// is not it (see solution.DeployRequest.Owner).
-func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1.SolutionSpec) (*v1alpha1.SolutionSpec, int64, error) {
+// is not it (see solution.DeployRequest.Owner). note goes with a spec
+// that changes, for the generation the operator records of it.
+func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1.SolutionSpec, note v1alpha1.DeployNote) (*v1alpha1.SolutionSpec, int64, error) {
 	for attempt := 0; ; attempt++ {
 		cur := &v1alpha1.Solution{}
 		err := s.client.Get(ctx, s.key(name), cur)
@@ -319,6 +335,8 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 				Spec:       want,
 			}
 			sol.Spec.Owner = owner
+			note.Generation = 1
+			setNote(sol, note)
 			err = s.client.Create(ctx, sol, client.FieldOwner(kube.FieldManager))
 			if apierrors.IsAlreadyExists(err) && attempt < 3 {
 				continue
@@ -344,6 +362,12 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 		// the owner, as the store does on Docker (and moves one an
 		// earlier aim kept in the annotation into the spec).
 		want.Owner = curOwner
+		if !equality.Semantic.DeepEqual(cur.Spec, want) {
+			// The API server counts a change of spec as the next
+			// generation; an unchanged one keeps the note it had.
+			note.Generation = cur.Generation + 1
+			setNote(cur, note)
+		}
 		cur.Spec = want
 		err = s.client.Update(ctx, cur, client.FieldOwner(kube.FieldManager))
 		if apierrors.IsConflict(err) && attempt < 5 {
@@ -354,6 +378,14 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 		}
 		return prev, cur.Generation, nil
 	}
+}
+
+func setNote(sol *v1alpha1.Solution, note v1alpha1.DeployNote) {
+	b, _ := json.Marshal(note) // plain fields always marshal
+	if sol.Annotations == nil {
+		sol.Annotations = map[string]string{}
+	}
+	sol.Annotations[v1alpha1.AnnotationDeploy] = string(b)
 }
 
 // createError turns the API server's refusal of a spec (its schema's
