@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // makeDataDir creates the data directory 0700 (with tmp/ for uploads),
@@ -18,7 +19,7 @@ func makeDataDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
-	fixed := 0
+	fixed, failed := 0, 0
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -40,11 +41,24 @@ func makeDataDir(dir string, log *slog.Logger) error {
 		if info.Mode().Perm()&0o077 == 0 {
 			return nil
 		}
+		// Only what this user owns: a mounted volume's root (a
+		// Kubernetes emptyDir or PVC, with its fsGroup) is not aim's to
+		// change, and its mode is the volume's business.
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+			return nil
+		}
+		if err := os.Chmod(p, info.Mode().Perm()&^0o077|want&0o700); err != nil {
+			failed++
+			return nil
+		}
 		fixed++
-		return os.Chmod(p, info.Mode().Perm()&^0o077|want&0o700)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("tightening the data directory's modes: %w", err)
+	}
+	if failed > 0 {
+		log.Warn("some entries of the data directory are readable by others and could not be changed", "dir", dir, "entries", failed)
 	}
 	if fixed > 0 {
 		log.Warn("the data directory had entries others could read (an older aim made them so); they are now its owner's only", "dir", dir, "entries", fixed)
