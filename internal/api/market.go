@@ -13,6 +13,7 @@ import (
 	"github.com/aimhub/aim/internal/auth"
 	"github.com/aimhub/aim/internal/inquiry"
 	"github.com/aimhub/aim/internal/solution"
+	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
 )
 
@@ -277,7 +278,7 @@ func (a *API) putWebhook(w http.ResponseWriter, r *http.Request, g *grant) {
 		return
 	}
 	if body.Webhook != "" {
-		if err := inquiry.CheckWebhookURL(body.Webhook); err != nil {
+		if err := spec.CheckWebhookURL(body.Webhook); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "webhook: "+err.Error())
 			return
 		}

@@ -66,16 +66,7 @@ func VerifySignature(secret, header string, body []byte, now time.Time, toleranc
 	return nil
 }
 
-// CheckWebhookURL says why a provider's webhook URL is refused; the
-// rule lives in spec, so aim.yaml's provider.webhook and the API refuse
-// the same URLs.
-func CheckWebhookURL(raw string) error { return spec.CheckWebhookURL(raw) }
-
-func forbidden(a netip.Addr) bool { return spec.ForbiddenWebhookAddr(a) }
-
-func kind(a netip.Addr) string { return spec.AddrKind(a) }
-
-// safeDialer refuses, at connect time, the addresses CheckWebhookURL
+// safeDialer refuses, at connect time, the addresses spec.CheckWebhookURL
 // refuses by name: what a name resolved to is what is dialled.
 func safeDialer(allow func(netip.Addr) bool) *net.Dialer {
 	return &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
@@ -83,8 +74,8 @@ func safeDialer(allow func(netip.Addr) bool) *net.Dialer {
 		if err != nil {
 			return err
 		}
-		if forbidden(ap.Addr()) && (allow == nil || !allow(ap.Addr())) {
-			return fmt.Errorf("refusing to send a webhook to %s, a %s address", ap.Addr(), kind(ap.Addr()))
+		if spec.ForbiddenWebhookAddr(ap.Addr()) && (allow == nil || !allow(ap.Addr())) {
+			return fmt.Errorf("refusing to send a webhook to %s, a %s address", ap.Addr(), spec.AddrKind(ap.Addr()))
 		}
 		return nil
 	}}
@@ -221,7 +212,7 @@ func (d *Deliverer) deliver(ctx context.Context, q store.Inquiry) error {
 	return nil
 }
 
-// checkURL is CheckWebhookURL, but for an address literal AllowAddr lets
+// checkURL is spec.CheckWebhookURL, but for an address literal AllowAddr lets
 // through (a test's receiver on loopback).
 func (d *Deliverer) checkURL(raw string) error {
 	if u, err := url.Parse(raw); err == nil && d.AllowAddr != nil {
@@ -229,5 +220,5 @@ func (d *Deliverer) checkURL(raw string) error {
 			return nil
 		}
 	}
-	return CheckWebhookURL(raw)
+	return spec.CheckWebhookURL(raw)
 }

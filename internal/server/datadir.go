@@ -19,6 +19,14 @@ func makeDataDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
+	// A directory only its owner can enter keeps everything in it
+	// private whatever the entries' own modes: the walk is for an older
+	// aim's 0755 directory, and a start-up with a tight one costs a stat.
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("reading the data directory: %w", err)
+	} else if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
 	fixed, failed := 0, 0
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

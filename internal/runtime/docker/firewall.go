@@ -125,20 +125,24 @@ func bridgeName(nw network.Inspect) string {
 // removed by hand, or by an engine restart while aim was down): live
 // holds every bridge on the engine, aim's or not.
 func (f *Firewall) Prune(live map[string]bool) error {
-	var errs []error
+	// A bridge has a dozen rules in two chains; Release takes them all,
+	// so each gone bridge is released once.
+	gone := map[string]bool{}
 	for _, chain := range []string{ChainForward, ChainHost} {
 		rules, err := f.ipt.List("filter", chain)
 		if err != nil {
 			return fmt.Errorf("listing chain %s: %w", chain, err)
 		}
 		for _, r := range rules {
-			b := inBridge(r)
-			if b == "" || live[b] {
-				continue
+			if b := inBridge(r); b != "" && !live[b] {
+				gone[b] = true
 			}
-			if err := f.Release(b); err != nil {
-				errs = append(errs, err)
-			}
+		}
+	}
+	var errs []error
+	for b := range gone {
+		if err := f.Release(b); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
