@@ -223,6 +223,10 @@ func (fc *fastConn) run(fd uintptr) bool {
 		}
 		var h reqHead
 		keep, done := false, false
+		if twoFramings(head) {
+			fc.badRequest("a request has either Content-Length or Transfer-Encoding, not both")
+			return true
+		}
 		if parseRequest(head, &h) {
 			if h.length > 0 {
 				// A body the fast path sends must be in the buffer with

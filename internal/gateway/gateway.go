@@ -477,8 +477,9 @@ func (g *Gateway) newProxy(target *url.URL) *httputil.ReverseProxy {
 	}
 }
 
-// proxyError maps a failed round trip to a status: 499 when the client
-// left (nothing to answer), 504 on a timeout, 502 otherwise (the solution
+// proxyError maps a failed round trip to a status: 413 past the body
+// limit, 400 for a body net/http could not read, 499 when the client left
+// (nothing to answer), 504 on a timeout, 502 otherwise (the solution
 // refused or dropped the connection: it crashed or is restarting).
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	rw, _ := w.(*writer)
@@ -488,6 +489,11 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 			rt.stats.refuse(refusedBody)
 		}
 		g.bodyTooLarge(w, r, rw.tooBig)
+	case rw != nil && rw.badBody != nil:
+		// The client's framing, not the solution, failed: where its next
+		// request would start is unknown, so the connection ends here.
+		w.Header().Set("Connection", "close")
+		g.errorPage(w, r, http.StatusBadRequest, "Malformed request body", "The request's body could not be read: "+rw.badBody.Error()+".", 0)
 	case errors.Is(err, errClientGone), errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		w.WriteHeader(499)
 		return

@@ -258,6 +258,27 @@ func parseRequest(head []byte, h *reqHead) bool {
 	return h.host != nil && len(rest) == 0
 }
 
+// twoFramings reports whether a head names both Content-Length and
+// Transfer-Encoding, in any case and whatever their values: the request
+// whose end two parsers are likeliest to disagree on (CL.TE, TE.CL).
+// RFC 9112 lets a server refuse it, and nginx does; net/http reads the
+// body by Transfer-Encoding instead, so the fast path answers it itself.
+// Lines that are not "Name:" (folded ones) are passed over: a folded
+// Transfer-Encoding still names it on its first line.
+func twoFramings(head []byte) bool {
+	cl, te := false, false
+	for line := range bytes.SplitSeq(head, []byte("\n")) {
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := line[:colon]
+		cl = cl || eqFold(name, "content-length")
+		te = te || eqFold(name, "transfer-encoding")
+	}
+	return cl && te
+}
+
 // parseLength reads a Content-Length: digits only, no sign, no spaces,
 // no list, and short enough not to overflow.
 func parseLength(v []byte) (int64, bool) {

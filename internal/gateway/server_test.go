@@ -622,3 +622,55 @@ func TestServerBareLF(t *testing.T) {
 		}
 	}
 }
+
+// TestServerFraming: what the e2e smuggling suite (test/e2e's
+// TestSmuggling) found. A head with both Content-Length and
+// Transfer-Encoding gets 400 from the fast path and nothing reaches the
+// replica (net/http would read it by Transfer-Encoding and keep the
+// connection open); a body whose chunked framing is broken gets 400 and
+// the connection closes, not the 502 of a solution that failed.
+func TestServerFraming(t *testing.T) {
+	var got atomic.Int64
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+r.RequestURI+" "+string(body))
+	}))
+	t.Cleanup(b.Close)
+	g := New(Config{Domain: "localhost", Apex: http.NotFoundHandler()})
+	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
+	addr, _, _ := fastServer(t, g)
+	for _, c := range []struct {
+		name, req string
+		status    int
+		replica   int64 // requests the replica got
+	}{
+		{"CL.TE", "POST /a HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: s.localhost\r\n\r\n", 400, 0},
+		{"TE.CL in other cases", "POST /a HTTP/1.1\r\nHost: s.localhost\r\ntransfer-encoding: chunked\r\nCONTENT-LENGTH: 3\r\n\r\n0\r\n\r\n", 400, 0},
+		{"folded Transfer-Encoding", "POST /a HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400, 0},
+		{"HTTP/1.0", "POST /a HTTP/1.0\r\nHost: s.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0},
+		{"a chunk longer than it says", "POST /a HTTP/1.1\r\nHost: s.localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n", 400, -1},
+		{"a bare LF in a chunk line", "POST /a HTTP/1.1\r\nHost: s.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5;x\nhello\r\n0\r\n\r\n", 400, -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := got.Load()
+			rc := dialRaw(t, addr)
+			rc.send(c.req)
+			resp, body := rc.read("POST")
+			if resp.StatusCode != c.status {
+				t.Fatalf("%d %q, want %d", resp.StatusCode, body, c.status)
+			}
+			if !resp.Close {
+				t.Errorf("%d without Connection: close", resp.StatusCode)
+			}
+			if _, err := rc.br.ReadByte(); err != io.EOF {
+				t.Errorf("after the answer: %v, want the connection closed (EOF)", err)
+			}
+			// A broken body may have reached the replica in part before
+			// the break (-1: either way); nothing after it ever does.
+			if n := got.Load() - before; c.replica >= 0 && n != c.replica || n > 1 && c.replica < 0 {
+				t.Errorf("the replica got %d requests, want %d", n, c.replica)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -23,6 +24,9 @@ type writer struct {
 	reader  countingReader
 	// tooBig is the body limit the client went past, 0 if none.
 	tooBig int64
+	// badBody is a client's body net/http could not read (a malformed
+	// chunked encoding), nil if none.
+	badBody error
 }
 
 var writers = sync.Pool{New: func() any { w := &writer{}; w.reader.w = w; return w }}
@@ -68,8 +72,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	var tooBig *http.MaxBytesError
 	if err != nil && errors.As(err, &tooBig) {
 		c.w.tooBig = tooBig.Limit
+	} else if malformedBody(err) {
+		c.w.badBody = err
 	}
 	return n, err
+}
+
+// malformedBody tells a client's broken framing from its leaving: net/http
+// reports a bad chunked encoding with errors of its own (unexported but
+// for ErrLineTooLong), and a client gone or too slow as an unexpected EOF
+// or a network error.
+func malformedBody(err error) bool {
+	var ne net.Error
+	return err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) &&
+		!errors.Is(err, http.ErrBodyReadAfterClose) && !errors.Is(err, net.ErrClosed)
 }
 
 func (c *countingReader) Close() error { return c.w.body.Close() }

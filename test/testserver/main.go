@@ -285,7 +285,11 @@ func main() {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	srv := &http.Server{Addr: ":" + port, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = handler
+	if os.Getenv("RECORD") == "1" {
+		h = record(handler)
+	}
+	srv := &http.Server{Addr: ":" + port, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	sig := make(chan os.Signal, 1)
 	if mode == "ignore-sigterm" {
 		signal.Ignore(syscall.SIGTERM)
