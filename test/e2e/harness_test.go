@@ -123,6 +123,9 @@ type Aim struct {
 	logs     *bytes.Buffer
 	extra    []string
 	stopped  bool
+	// cgroup, when set, is the cgroup directory aim serve runs in: it
+	// joins it before aim starts (see StartAimInCgroup).
+	cgroup string
 }
 
 // StartAim starts aim serve; it is killed and everything it made is
@@ -135,6 +138,18 @@ func StartAim(t *testing.T, extra ...string) *Aim {
 // StartAimAt is StartAim with the gateway at addr.
 func StartAimAt(t *testing.T, addr string, extra ...string) *Aim {
 	t.Helper()
+	return startAim(t, addr, "", extra)
+}
+
+// StartAimInCgroup is StartAim with aim serve in the cgroup at dir (a
+// directory of cgroupfs, v1 or v2), from its first instruction on.
+func StartAimInCgroup(t *testing.T, dir string, extra ...string) *Aim {
+	t.Helper()
+	return startAim(t, freeAddr(t), dir, extra)
+}
+
+func startAim(t *testing.T, addr, cgroup string, extra []string) *Aim {
+	t.Helper()
 	dir := t.TempDir()
 	a := &Aim{
 		t:      t,
@@ -143,6 +158,7 @@ func StartAimAt(t *testing.T, addr string, extra ...string) *Aim {
 		Addr:   addr,
 		Prefix: fmt.Sprintf("aimt%d%s", os.Getpid()%10000, strings.NewReplacer("/", "", "_", "").Replace(strings.ToLower(t.Name()))),
 		extra:  extra,
+		cgroup: cgroup,
 	}
 	if len(a.Prefix) > 30 {
 		// Subtests share their parent's long name: a hash of the whole
@@ -178,6 +194,10 @@ func (a *Aim) Start() {
 	args := append([]string{"serve", "--data", a.Data, "--http", a.Addr, "--client-config", a.Config,
 		"--docker-prefix", a.Prefix, "--start-timeout", "15s"}, a.extra...)
 	a.cmd = exec.Command(aimBin, args...)
+	if a.cgroup != "" {
+		// The shell joins the cgroup, then becomes aim: its pid is aim's.
+		a.cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, a.cgroup, aimBin}, args...)...)
+	}
 	a.logs = &bytes.Buffer{}
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {
