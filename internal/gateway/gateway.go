@@ -111,9 +111,13 @@ func New(cfg Config) *Gateway {
 	if cfg.BotAgents == nil {
 		cfg.BotAgents = DefaultBotAgents
 	}
+	// A copy: the caller's slice (DefaultBotAgents, shared by every
+	// gateway) is not the gateway's to change (go test -race caught it).
+	agents := make([]string, len(cfg.BotAgents))
 	for i, a := range cfg.BotAgents {
-		cfg.BotAgents[i] = strings.ToLower(a)
+		agents[i] = strings.ToLower(a)
 	}
+	cfg.BotAgents = agents
 	g := &Gateway{cfg: cfg, domain: strings.ToLower(cfg.Domain), suffix: "." + strings.ToLower(cfg.Domain), log: cfg.Logger, heldRetryPause: heldRetryPause}
 	g.Routes = newTable(g.newProxy)
 	return g

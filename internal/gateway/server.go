@@ -51,6 +51,8 @@ type Server struct {
 	conns   map[*fastConn]struct{}
 	closing atomic.Bool
 	noKeep  atomic.Bool
+	// buffered counts the fast connections holding their buffers.
+	buffered atomic.Int64
 }
 
 // NewServer builds a server for h with c's limits.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -672,5 +673,47 @@ func TestServerFraming(t *testing.T) {
 				t.Errorf("the replica got %d requests, want %d", n, c.replica)
 			}
 		})
+	}
+}
+
+// TestServerIdleHoldsNoBuffers: a connection waiting for its next request
+// gives its read and write buffers back, and takes them again when the
+// request comes (TestLoad's 10,000 idle connections held 8 KiB each).
+func TestServerIdleHoldsNoBuffers(t *testing.T) {
+	g := New(Config{Domain: "localhost", Apex: http.NotFoundHandler()})
+	routeTo(g, echoBackend(t), Limits{})
+	addr, s, _ := fastServer(t, g)
+	var conns []*rawConn
+	for range 20 {
+		rc := dialRaw(t, addr)
+		rc.send("GET /a HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+		if _, body := rc.read("GET"); body != "GET /a " {
+			t.Fatalf("first request: %q", body)
+		}
+		conns = append(conns, rc)
+	}
+	held := func() int64 {
+		for deadline := time.Now().Add(5 * time.Second); s.buffered.Load() != 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		return s.buffered.Load()
+	}
+	if n := held(); n != 0 {
+		t.Fatalf("%d of 20 idle connections hold their buffers", n)
+	}
+	// A head in two parts: the buffers come back with its first part and
+	// are kept until it is whole (they hold that part).
+	for i, rc := range conns {
+		rc.send("GET /b")
+		if i%2 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		rc.send(fmt.Sprintf("/%d HTTP/1.1\r\nHost: s.localhost\r\n\r\n", i))
+		if _, body := rc.read("GET"); body != fmt.Sprintf("GET /b/%d ", i) {
+			t.Errorf("second request on connection %d: %q", i, body)
+		}
+	}
+	if n := held(); n != 0 {
+		t.Errorf("%d of 20 idle connections hold their buffers after a second request", n)
 	}
 }

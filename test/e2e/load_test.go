@@ -120,13 +120,15 @@ func TestLoad(t *testing.T) {
 		const n = 1000
 		head := "GET /whoami HTTP/1.1\r\nHost: calm.localhost\r\nUser-Agent: slow\r\n" + strings.Repeat("X-Pad: 0123456789\r\n", 10) + "\r\n"
 		type result struct {
+			first    string
 			sent     int
 			lasted   time.Duration
 			answered bool
+			got      string // what the server sent, when it did
 		}
 		results := make(chan result, n+2)
 		dribble := func(first string) {
-			r := result{}
+			r := result{first: first}
 			c, err := net.Dial("tcp", a.Addr)
 			if err != nil {
 				results <- r
@@ -146,11 +148,12 @@ func TestLoad(t *testing.T) {
 			start := time.Now()
 			got := make(chan bool, 1)
 			go func() {
-				b := make([]byte, 1)
+				b := make([]byte, 512)
 				// Longer than the whole dribble: a head the server
 				// neither answers nor drops shows as sent whole.
 				_ = c.SetReadDeadline(time.Now().Add(2 * time.Minute))
-				_, err := c.Read(b)
+				n, err := c.Read(b)
+				r.got = string(b[:n])
 				got <- err == nil
 			}()
 			for r.sent < len(head) {
@@ -181,9 +184,13 @@ func TestLoad(t *testing.T) {
 		var lasted []time.Duration
 		for range n + 2 {
 			r := <-results
-			if r.answered || r.sent >= len(head) {
-				t.Errorf("a dribbled head was %s after %d of %d bytes (%s); want the connection closed by the header timeout",
-					map[bool]string{true: "answered", false: "left open"}[r.answered], r.sent, len(head), r.lasted.Round(time.Millisecond))
+			// The fast path closes the connection at the header timeout;
+			// net/http (after a hand-off) answers 400 and closes, which
+			// is as good.
+			refused := strings.HasPrefix(r.got, "HTTP/1.1 400 ") && strings.Contains(r.got, "Connection: close")
+			if r.answered && !refused || r.sent >= len(head) {
+				t.Errorf("a dribbled head (after %q) was %s after %d of %d bytes (%s): %q; want the connection closed by the header timeout",
+					r.first, map[bool]string{true: "answered", false: "left open"}[r.answered], r.sent, len(head), r.lasted.Round(time.Millisecond), r.got)
 			}
 			lasted = append(lasted, r.lasted)
 		}
