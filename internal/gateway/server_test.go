@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"bufio"
-	"fmt"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
