@@ -371,13 +371,13 @@ type fakeRuntime struct {
 	// applyErr, when set, is what Apply returns, starting nothing.
 	applyErr error
 
-	mu    sync.Mutex
-	sols  map[string]map[replicaKey]*fakeReplica
+	mu   sync.Mutex
+	sols map[string]map[replicaKey]*fakeReplica
 	// trials counts each solution's trial containers, which only seedTrial
 	// makes (the fake runs no trials) and Prune removes.
 	trials map[string]int
 	logs   map[string]string // a component's output
-	calls []string
+	calls  []string
 }
 
 func newFakeRuntime(t testing.TB) *fakeRuntime {
