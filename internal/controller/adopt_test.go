@@ -91,7 +91,7 @@ func TestAdopt(t *testing.T) {
 			if gens := h.rt.generations("hello"); !slices.Equal(gens, []int64{4}) || h.rt.trialsOf("hello") != 0 {
 				t.Errorf("generations %v and %d trials, want 4 alone", gens, h.rt.trialsOf("hello"))
 			}
-			h.wantOutcome(t, 5, store.OutcomeFailed, "the deploy was interrupted when aim stopped, before the new generation answered; generation 4 stays the current one")
+			h.wantOutcome(t, 5, store.OutcomeFailed, "interrupted when aim stopped, before it answered; generation 4 stays the current one")
 			h.wantOutcome(t, 4, store.OutcomeServing, "")
 			if got := h.b.removedImages(); !slices.Equal(got, []string{"aim.local/aim/hello-web:g5"}) {
 				t.Errorf("removed images %v, want the interrupted generation's", got)

@@ -84,7 +84,7 @@ func (c *Controller) settle(ctx context.Context, recs []*store.Solution) {
 		case rec.Generation == g.Generation:
 			reason = interruptedFirst
 		default:
-			reason = fmt.Sprintf("the %s was interrupted when aim stopped, before the new generation answered; generation %d stays the current one", what, rec.Generation)
+			reason = fmt.Sprintf("interrupted when aim stopped, before it answered; generation %d stays the current one", rec.Generation)
 		}
 		c.log.Warn("a "+what+" was interrupted when aim stopped; its generation never served",
 			"solution", g.Solution, "generation", g.Generation, "reason", reason)
