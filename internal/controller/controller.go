@@ -256,7 +256,6 @@ func (c *Controller) Adopt(ctx context.Context) error {
 		stale[st.Name] = leftovers(st, known[st.Name])
 		up[st.Name] = runs(st, known[st.Name])
 	}
-	c.settle(ctx, recs)
 	for _, rec := range recs {
 		s := c.getOrCreate(rec.Name)
 		s.mu.Lock()
@@ -297,6 +296,8 @@ func (c *Controller) Adopt(ctx context.Context) error {
 			}
 		}
 	}
+	// Last, once the containers that run their images are gone.
+	c.settle(ctx, recs)
 	return nil
 }
 
