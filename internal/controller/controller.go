@@ -35,6 +35,7 @@ type Store interface {
 	SetOutcome(ctx context.Context, solution string, gen int64, o store.Outcome, reason string) error
 	GetGeneration(ctx context.Context, solution string, gen int64) (*store.Generation, error)
 	ListGenerations(ctx context.Context, solution string, limit int) ([]store.Generation, error)
+	Unfinished(ctx context.Context) ([]store.Generation, error)
 }
 
 // Builder makes the images a solution's components run.
@@ -231,9 +232,11 @@ func (c *Controller) Run(ctx context.Context) error {
 // Adopt makes the runtime match the store after a start: every
 // solution's route is restored (before the gateway serves, so no request
 // finds a known solution missing), containers of solutions aim doesn't
-// know are removed, leftovers of an interrupted deploy are pruned, and a
-// solution that was serving and whose containers are gone is started
-// again.
+// know are removed, and what a deploy or a wake that aim stopped in the
+// middle of left is put right (recover.go): the deploy's outcome is
+// recorded, its leftovers are pruned, a wake's or a first deploy's
+// replicas are stopped, and a solution that was serving and whose
+// containers are gone is started again.
 func (c *Controller) Adopt(ctx context.Context) error {
 	recs, err := c.store.List(ctx)
 	if err != nil {
@@ -247,13 +250,11 @@ func (c *Controller) Adopt(ctx context.Context) error {
 	for _, rec := range recs {
 		known[rec.Name] = rec.Generation
 	}
-	stale := map[string]bool{} // solutions with containers of other generations
+	stale := map[string]bool{} // solutions with leftovers of a deploy
+	up := map[string]bool{}    // solutions with a replica of their generation running
 	for _, st := range have {
-		for _, cs := range st.Components {
-			for _, r := range cs.Replicas {
-				stale[st.Name] = stale[st.Name] || r.Generation != known[st.Name]
-			}
-		}
+		stale[st.Name] = leftovers(st, known[st.Name])
+		up[st.Name] = runs(st, known[st.Name])
 	}
 	for _, rec := range recs {
 		s := c.getOrCreate(rec.Name)
@@ -267,14 +268,21 @@ func (c *Controller) Adopt(ctx context.Context) error {
 			}
 		}
 		switch solution.State(rec.State) {
-		case solution.Sleeping, solution.Failed:
-			c.publish(rec, solution.State(rec.State), rec.LastError, nil)
+		case solution.Sleeping:
+			c.publish(rec, solution.Sleeping, rec.LastError, nil)
+			if up[rec.Name] {
+				go c.stopLeftovers(ctx, s, rec, "an interrupted wake")
+			}
+		case solution.Failed:
+			c.publish(rec, solution.Failed, rec.LastError, nil)
 		case solution.Deploying:
 			// aim stopped during the first deploy: nothing ever served.
-			msg := "the deploy was interrupted when aim stopped; deploy again"
-			s.set(solution.Failed, msg)
-			_ = c.store.SetState(ctx, rec.Name, string(solution.Failed), msg)
-			c.publish(rec, solution.Failed, msg, nil)
+			s.set(solution.Failed, interruptedFirst)
+			_ = c.store.SetState(ctx, rec.Name, string(solution.Failed), interruptedFirst)
+			c.publish(rec, solution.Failed, interruptedFirst, nil)
+			if up[rec.Name] {
+				go c.stopLeftovers(ctx, s, rec, "an interrupted first deploy")
+			}
 		default:
 			c.publish(rec, solution.Starting, "", nil)
 			go c.restore(ctx, s, rec)
@@ -288,6 +296,8 @@ func (c *Controller) Adopt(ctx context.Context) error {
 			}
 		}
 	}
+	// Last, once the containers that run their images are gone.
+	c.settle(ctx, recs)
 	return nil
 }
 
@@ -395,6 +405,7 @@ func (c *Controller) resync(ctx context.Context, s *tracked, rec *store.Solution
 		c.log.Error("inspecting", "solution", rec.Name, "err", err)
 		return
 	}
+	c.pruneLeftovers(ctx, rec, status)
 	addrs := map[string][]string{}
 	var down []string
 	n := s.currentReplicas(rec.Manifest)

@@ -83,7 +83,9 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 			// The previous generation goes on serving; the new one is
 			// removed so that nothing is left half-replaced.
 			_ = c.rt.Prune(context.WithoutCancel(ctx), m.Name, prev.Generation)
-			c.removeImages(ctx, images, prev.Images)
+			// Its images go unless a kept generation runs them: a failed
+			// rollback's are those of the generation it tried to serve.
+			c.retire(ctx, m.Name, prev.Images)
 			return nil, fmt.Errorf("the new version did not start, the previous one goes on serving: %w", err)
 		}
 		// Keep the stopped containers so that `aim logs` shows why.

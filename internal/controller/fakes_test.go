@@ -91,6 +91,21 @@ func (f *fakeStore) ListGenerations(_ context.Context, sol string, limit int) ([
 	return out, nil
 }
 
+func (f *fakeStore) Unfinished(context.Context) ([]store.Generation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Generation
+	for _, gens := range f.gens {
+		for _, g := range gens {
+			if g.Outcome == store.OutcomeDeploying {
+				out = append(out, g)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Generation) int { return int(a.Generation - b.Generation) })
+	return out, nil
+}
+
 func copyRec(s *store.Solution) *store.Solution {
 	c := *s
 	c.Images = maps.Clone(s.Images)
@@ -356,14 +371,17 @@ type fakeRuntime struct {
 	// applyErr, when set, is what Apply returns, starting nothing.
 	applyErr error
 
-	mu    sync.Mutex
-	sols  map[string]map[replicaKey]*fakeReplica
-	logs  map[string]string // a component's output
-	calls []string
+	mu   sync.Mutex
+	sols map[string]map[replicaKey]*fakeReplica
+	// trials counts each solution's trial containers, which only seedTrial
+	// makes (the fake runs no trials) and Prune removes.
+	trials map[string]int
+	logs   map[string]string // a component's output
+	calls  []string
 }
 
 func newFakeRuntime(t testing.TB) *fakeRuntime {
-	f := &fakeRuntime{t: t, plan: all(behaviour{}), sols: map[string]map[replicaKey]*fakeReplica{}, logs: map[string]string{}}
+	f := &fakeRuntime{t: t, plan: all(behaviour{}), sols: map[string]map[replicaKey]*fakeReplica{}, trials: map[string]int{}, logs: map[string]string{}}
 	t.Cleanup(func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -487,6 +505,7 @@ func (f *fakeRuntime) Prune(_ context.Context, name string, keep int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("prune keep g%d", keep)
+	delete(f.trials, name)
 	for key, r := range f.sols[name] {
 		if key.gen != keep {
 			f.halt(r)
@@ -507,16 +526,17 @@ func (f *fakeRuntime) Remove(_ context.Context, name string) error {
 		f.halt(r)
 	}
 	delete(f.sols, name)
+	delete(f.trials, name)
 	return nil
 }
 
 // status builds what Inspect reports. Called with f.mu held.
 func (f *fakeRuntime) status(name string) (runtime.Status, bool) {
 	reps := f.sols[name]
-	if len(reps) == 0 {
+	if len(reps) == 0 && f.trials[name] == 0 {
 		return runtime.Status{}, false
 	}
-	st := runtime.Status{Name: name}
+	st := runtime.Status{Name: name, Trials: f.trials[name]}
 	byComp := map[string][]runtime.Replica{}
 	for key, r := range reps {
 		byComp[key.comp] = append(byComp[key.comp], r.Replica)
@@ -548,7 +568,14 @@ func (f *fakeRuntime) List(context.Context) ([]runtime.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []runtime.Status
-	for _, name := range slices.Sorted(maps.Keys(f.sols)) {
+	names := slices.Collect(maps.Keys(f.sols))
+	for name := range f.trials {
+		if f.sols[name] == nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		if st, ok := f.status(name); ok {
 			out = append(out, st)
 		}
@@ -580,6 +607,21 @@ func (f *fakeRuntime) seed(s runtime.Spec, replicas int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.apply(s, replicas)
+}
+
+// seedTrial leaves a trial container of name, as an aim that stopped in
+// the middle of a deploy's trial did (or the engine, finishing a create
+// after aim had gone).
+func (f *fakeRuntime) seedTrial(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.trials[name]++
+}
+
+func (f *fakeRuntime) trialsOf(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.trials[name]
 }
 
 // running lists the addresses of the running replicas of comp in gen.

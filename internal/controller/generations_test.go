@@ -88,6 +88,20 @@ func TestGenerationsAndRollback(t *testing.T) {
 	}
 	h.wantServing(t, 4, 1)
 
+	// A rollback that does not start leaves its target's image for the
+	// next try: it is a kept generation's, not the failed one's to remove.
+	h.rt.plan = all(behaviour{mode: exits, code: 1})
+	if _, err := h.c.Rollback(ctx, "hello", 3, "", nil); err == nil {
+		t.Fatal("a rollback whose replicas exit succeeded")
+	}
+	if got := h.b.removedImages(); slices.Contains(got, "aim.local/aim/hello-web:g3") {
+		t.Errorf("the failed rollback removed generation 3's image: removed %v", got)
+	}
+	h.rt.plan = all(behaviour{})
+	if _, err := h.c.Rollback(ctx, "hello", 3, "", nil); err != nil {
+		t.Errorf("rolling back to 3 again: %v", err)
+	}
+
 	if _, err := h.c.Rollback(ctx, "nope", 0, "", nil); !errors.Is(err, solution.ErrNotFound) {
 		t.Errorf("rollback of an unknown solution: %v", err)
 	}

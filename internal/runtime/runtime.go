@@ -119,6 +119,10 @@ type LogOptions struct {
 type Status struct {
 	Name       string
 	Components []ComponentStatus
+	// Trials counts the throwaway replicas of a deploy's trials (see
+	// Trial). Outside a deploy there are none: any are what an aim that
+	// stopped in the middle of one left, for Prune to remove.
+	Trials int
 }
 
 // ComponentStatus lists a component's replicas of every generation.

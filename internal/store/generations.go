@@ -155,3 +155,23 @@ func (s *Store) ListGenerations(ctx context.Context, solution string, limit int)
 	}
 	return out, rows.Err()
 }
+
+// Unfinished lists the generations of every solution still recorded as
+// deploying, oldest first. Outside a deploy there are none: at a start
+// they are the deploys an aim stopped in the middle of.
+func (s *Store) Unfinished(ctx context.Context) ([]Generation, error) {
+	rows, err := s.query(ctx, `SELECT `+generationColumns+` FROM generations WHERE outcome=? ORDER BY generation`, string(OutcomeDeploying))
+	if err != nil {
+		return nil, fmt.Errorf("listing unfinished generations: %w", err)
+	}
+	defer rows.Close()
+	var out []Generation
+	for rows.Next() {
+		g, err := scanGeneration(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *g)
+	}
+	return out, rows.Err()
+}

@@ -12,7 +12,10 @@ func TestGenerations(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		m := &spec.Manifest{Name: "shop", Components: []spec.Component{{Name: "web", Image: "x:1"}}}
-		for i, o := range []Outcome{OutcomeReplaced, OutcomeFailed, OutcomeServing} {
+		if un, err := s.Unfinished(ctx); err != nil || len(un) != 0 {
+			t.Fatalf("unfinished before any deploy: %+v %v", un, err)
+		}
+		for i, o := range []Outcome{OutcomeReplaced, OutcomeFailed, OutcomeServing, OutcomeDeploying} {
 			g := &Generation{Solution: "shop", Generation: int64(i + 1), Manifest: m, Images: map[string]string{"web": "aim.local/shop-web:g" + string(rune('1'+i))},
 				Digests: map[string]string{"web": "sha256:abc"}, DeployedBy: "token laptop", Outcome: OutcomeDeploying}
 			if err := s.PutGeneration(ctx, g); err != nil {
@@ -22,8 +25,19 @@ func TestGenerations(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The one left deploying is unfinished, with what it ran.
+		un, err := s.Unfinished(ctx)
+		if err != nil || len(un) != 1 || un[0].Generation != 4 || un[0].Solution != "shop" || un[0].Images["web"] != "aim.local/shop-web:g4" {
+			t.Fatalf("unfinished: %+v %v", un, err)
+		}
+		if err := s.SetOutcome(ctx, "shop", 4, OutcomeFailed, "interrupted"); err != nil {
+			t.Fatal(err)
+		}
+		if un, _ := s.Unfinished(ctx); len(un) != 0 {
+			t.Errorf("unfinished after its outcome: %+v", un)
+		}
 		gs, err := s.ListGenerations(ctx, "shop", 2)
-		if err != nil || len(gs) != 2 || gs[0].Generation != 3 || gs[0].Outcome != OutcomeServing || gs[1].Outcome != OutcomeFailed {
+		if err != nil || len(gs) != 2 || gs[0].Generation != 4 || gs[1].Generation != 3 || gs[1].Outcome != OutcomeServing {
 			t.Fatalf("%+v %v", gs, err)
 		}
 		g, err := s.GetGeneration(ctx, "shop", 1)

@@ -101,7 +101,7 @@ func wantGreeting(t *testing.T, a *Aim, when, want string) {
 
 type generation struct {
 	Generation, RollbackOf int64
-	Outcome                string
+	Outcome, Reason        string
 	Images                 map[string]string
 }
 

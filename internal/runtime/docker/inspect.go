@@ -42,11 +42,16 @@ func (d *Docker) status(ctx context.Context, name string) ([]runtime.Status, err
 		return nil, err
 	}
 	bySol := map[string]map[string][]runtime.Replica{}
+	trials := map[string]int{}
 	for _, c := range cs {
+		sol, comp := c.Labels[LabelSolution], c.Labels[LabelComponent]
+		if bySol[sol] == nil {
+			bySol[sol] = map[string][]runtime.Replica{}
+		}
 		if isTrial(c.Labels) {
+			trials[sol]++
 			continue
 		}
-		sol, comp := c.Labels[LabelSolution], c.Labels[LabelComponent]
 		info, err := d.cli.ContainerInspect(ctx, c.ID)
 		if errdefs.IsNotFound(err) {
 			continue // removed between list and inspect
@@ -74,14 +79,11 @@ func (d *Docker) status(ctx context.Context, name string) ([]runtime.Status, err
 				r.Addr = net.JoinHostPort(ep.IPAddress, strconv.Itoa(spec.Port))
 			}
 		}
-		if bySol[sol] == nil {
-			bySol[sol] = map[string][]runtime.Replica{}
-		}
 		bySol[sol][comp] = append(bySol[sol][comp], r)
 	}
 	out := make([]runtime.Status, 0, len(bySol))
 	for sol, comps := range bySol {
-		st := runtime.Status{Name: sol}
+		st := runtime.Status{Name: sol, Trials: trials[sol]}
 		for comp, reps := range comps {
 			sort.Slice(reps, func(i, j int) bool { return reps[i].ID < reps[j].ID })
 			st.Components = append(st.Components, runtime.ComponentStatus{Name: comp, Replicas: reps})
