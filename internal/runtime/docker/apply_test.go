@@ -69,14 +69,14 @@ func TestDefaultHome(t *testing.T) {
 		name string
 		img  Image
 		user string // what aim runs it as; "" for the image's USER
-		env  map[string]string
+		env  map[string]spec.EnvValue
 		want string
 	}{
 		{"a root image runs as 65534: HOME=/tmp", Image{}, nobody, nil, "/tmp"},
 		{"the image's USER nobody", Image{User: "nobody"}, "", nil, "/tmp"},
 		{"the image's USER 65534:65534", Image{User: "65534:65534"}, "", nil, "/tmp"},
 		{"the image sets HOME", Image{Env: []string{"PATH=/bin", "HOME=/home/app"}}, nobody, nil, ""},
-		{"the component's env sets HOME", Image{}, nobody, map[string]string{"HOME": "/tmp/home"}, ""},
+		{"the component's env sets HOME", Image{}, nobody, map[string]spec.EnvValue{"HOME": spec.Plain("/tmp/home")}, ""},
 		{"another user keeps its home", Image{User: "1000:1000"}, "", nil, ""},
 		{"root keeps /root", Image{}, "", nil, ""},
 	} {
