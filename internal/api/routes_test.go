@@ -131,6 +131,7 @@ type routeCase struct {
 
 func routeCases() []routeCase {
 	deploy := func(t *testing.T, path string) (io.Reader, string) { return deployBody(t, filepath.Base(path)) }
+	secret := func(*testing.T, string) (io.Reader, string) { return strings.NewReader("sk-new"), "application/octet-stream" }
 	jsonBody := func(s string) func(*testing.T, string) (io.Reader, string) {
 		return func(*testing.T, string) (io.Reader, string) { return strings.NewReader(s), "application/json" }
 	}
@@ -188,6 +189,15 @@ func routeCases() []routeCase {
 			body: jsonBody(`{"name": "Ann", "email": "ann@example.com", "message": "Can we try it on our data?"}`)},
 		{method: "GET", path: "/api/v1/inquiries"},
 		{method: "PUT", path: "/api/v1/providers/acme/webhook", body: jsonBody(`{"webhook": "https://hooks.example.com/aim"}`)},
+		{method: "GET", path: "/api/v1/solutions/acme-public/secrets"},
+		{method: "GET", path: "/api/v1/solutions/beta-private/secrets"},
+		{method: "GET", path: "/api/v1/solutions/platform/secrets"},
+		{method: "PUT", path: "/api/v1/solutions/acme-public/secrets/API_KEY", body: secret},
+		{method: "PUT", path: "/api/v1/solutions/beta-private/secrets/API_KEY", body: secret},
+		{method: "PUT", path: "/api/v1/solutions/fresh/secrets/API_KEY", body: secret},
+		// Nothing is set in a fresh fixture: 404 is let through.
+		{method: "DELETE", path: "/api/v1/solutions/acme-public/secrets/NOT_SET"},
+		{method: "DELETE", path: "/api/v1/solutions/beta-private/secrets/NOT_SET"},
 	}
 }
 
@@ -227,6 +237,9 @@ func pattern(path string) string {
 		case "tokens":
 			parts[4] = "{id}"
 		}
+	}
+	if len(parts) > 6 && parts[5] == "secrets" {
+		parts[6] = "{key}"
 	}
 	return strings.Join(parts, "/")
 }
