@@ -30,6 +30,7 @@ import (
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/scaler"
+	"github.com/aimhub/aim/internal/seal"
 	"github.com/aimhub/aim/internal/signin"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
@@ -47,6 +48,9 @@ type Options struct {
 	// DataDir, so that several API replicas can share it. It may hold a
 	// password, and is never logged whole.
 	Database string
+	// SecretKeyFile is the key that seals solutions' secrets in the store
+	// (internal/seal), made when missing. Empty means DataDir/secret.key.
+	SecretKeyFile string
 	// HTTP is the gateway's listen address. Empty means ":8080".
 	HTTP string
 	// Domain is the apex; solutions are at <name>.<Domain>. Empty means
@@ -217,7 +221,13 @@ func runDocker(ctx context.Context, o Options) error {
 	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met,
 		AccessLog: access, TrustedProxies: o.TrustedProxies, Usage: rec})
 	met.Registry.MustRegister(gw.Routes)
+	key, err := seal.LoadKey(cmp.Or(o.SecretKeyFile, filepath.Join(o.DataDir, "secret.key")))
+	if err != nil {
+		return err
+	}
 	ctl := controller.New(controller.Config{
+		Secrets:         st,
+		SecretKey:       key,
 		StartTimeout:    o.StartTimeout,
 		WakeTimeout:     o.WakeTimeout,
 		IdleTimeout:     o.IdleTimeout,
