@@ -131,7 +131,9 @@ type routeCase struct {
 
 func routeCases() []routeCase {
 	deploy := func(t *testing.T, path string) (io.Reader, string) { return deployBody(t, filepath.Base(path)) }
-	secret := func(*testing.T, string) (io.Reader, string) { return strings.NewReader("sk-new"), "application/octet-stream" }
+	secret := func(*testing.T, string) (io.Reader, string) {
+		return strings.NewReader("sk-new"), "application/octet-stream"
+	}
 	jsonBody := func(s string) func(*testing.T, string) (io.Reader, string) {
 		return func(*testing.T, string) (io.Reader, string) { return strings.NewReader(s), "application/json" }
 	}

@@ -162,6 +162,22 @@ func openStore(ctx context.Context, o Options) (*store.Store, error) {
 	return st, nil
 }
 
+// openState opens the store and the key that seals the solutions'
+// secrets in it: o.SecretKeyFile, or secret.key in the data directory,
+// made when missing.
+func openState(ctx context.Context, o Options) (*store.Store, *seal.Key, error) {
+	st, err := openStore(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := seal.LoadKey(cmp.Or(o.SecretKeyFile, filepath.Join(o.DataDir, "secret.key")))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, key, nil
+}
+
 // databaseName names where the state is for logs and errors: a
 // PostgreSQL URL's host and database only, never its user, password or
 // parameters.
@@ -180,7 +196,7 @@ func databaseName(o Options) string {
 // and the scaler drive the runtime, the gateway routes to it.
 func runDocker(ctx context.Context, o Options) error {
 	log := o.Logger
-	st, err := openStore(ctx, o)
+	st, key, err := openState(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -221,13 +237,8 @@ func runDocker(ctx context.Context, o Options) error {
 	gw := gateway.New(gateway.Config{Domain: o.Domain, Logger: log, HoldTimeout: o.WakeTimeout, MaxPending: o.MaxPending, Metrics: met,
 		AccessLog: access, TrustedProxies: o.TrustedProxies, Usage: rec})
 	met.Registry.MustRegister(gw.Routes)
-	key, err := seal.LoadKey(cmp.Or(o.SecretKeyFile, filepath.Join(o.DataDir, "secret.key")))
-	if err != nil {
-		return err
-	}
 	ctl := controller.New(controller.Config{
-		Secrets:         st,
-		SecretKey:       key,
+		Secrets: st, SecretKey: key,
 		StartTimeout:    o.StartTimeout,
 		WakeTimeout:     o.WakeTimeout,
 		IdleTimeout:     o.IdleTimeout,
