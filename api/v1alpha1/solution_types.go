@@ -244,10 +244,11 @@ type Component struct {
 	// SecretEnv names the environment variables taken from the solution's
 	// secrets (aim secret set), each to its key in the Secret
 	// aim-secrets-<solution> the API keeps beside the Solution; the
-	// manifest's `KEY: {secret: NAME}`.
+	// manifest's `KEY: {secret: NAME}`. The operator checks the names as
+	// aim.yaml's (ToManifest); a CEL rule on the values would exceed the
+	// schema's cost budget.
 	// +kubebuilder:validation:MaxProperties=128
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",message="env names are letters, digits and '_', not starting with a digit"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^[A-Za-z_][A-Za-z0-9_.-]*$'))",message="secret names are a letter or '_', then letters, digits, '_', '.' or '-'"
 	// +optional
 	SecretEnv map[string]string `json:"secretEnv,omitempty"`
 	// +optional

@@ -175,7 +175,7 @@ func (s *Solutions) ListSecrets(ctx context.Context, name, owner string) ([]solu
 		return nil, refused("listing the secrets of solution "+name, err)
 	}
 	var sp v1alpha1.SolutionSpec
-	if sol, err := s.get(ctx, name); err == nil && v1alpha1.OwnerOf(sol) == owner {
+	if sol, err := s.fresh(ctx, name); err == nil && v1alpha1.OwnerOf(sol) == owner {
 		sp = sol.Spec
 	}
 	times := setTimes(sec)
@@ -202,7 +202,7 @@ func (s *Solutions) DeleteSecret(ctx context.Context, name, owner, key string) e
 }
 
 func (s *Solutions) deleteSecret(ctx context.Context, name, owner, key string) error {
-	if sol, err := s.get(ctx, name); err == nil && v1alpha1.OwnerOf(sol) == owner {
+	if sol, err := s.fresh(ctx, name); err == nil && v1alpha1.OwnerOf(sol) == owner {
 		if users := secretUsers(sol.Spec, key); len(users) > 0 {
 			return &solution.InputError{Msg: fmt.Sprintf("secret %s is used by component %s of %s: deploy a manifest without `{secret: %s}` first, then remove it", key, users[0], name, key)}
 		}

@@ -296,7 +296,7 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 		return nil, &solution.InputError{Msg: err.Error()}
 	}
 	owner := req.Owner
-	if cur, err := s.get(ctx, m.Name); err == nil {
+	if cur, err := s.fresh(ctx, m.Name); err == nil {
 		owner = v1alpha1.OwnerOf(cur)
 	}
 	versions, err := s.secretVersions(ctx, m, owner)
