@@ -19,6 +19,8 @@
 #   AIM_DEBIAN_MIRROR    override the Debian mirror (default: from /etc/apt)
 #   AIM_DEBIAN_SECURITY  override the security mirror (default: from /etc/apt)
 #   AIM_GOROOT           Go installation copied into the Go image (default /usr/local/go)
+#   AIM_CA_BUNDLE        CA certificates npm trusts while it builds the Node.js image
+#                        (default $NODE_EXTRA_CA_CERTS, then /etc/ssl/certs/ca-certificates.crt)
 set -euo pipefail
 
 SUITE=bookworm
@@ -28,6 +30,7 @@ JUPYTER_IMAGE=aim-base/jupyter:bookworm
 NODE_IMAGE=aim-base/node:bookworm
 CACHE=${AIM_CACHE:-$HOME/.cache/aim}
 GOROOT_SRC=${AIM_GOROOT:-/usr/local/go}
+CA_BUNDLE=${AIM_CA_BUNDLE:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}
 # Packages of the Python image beyond minbase. Nothing else.
 PY_PACKAGES="python3 python3-fastapi python3-uvicorn python3-numpy python3-multipart"
 # Debian package whose files include Swagger UI 3.x dist assets; only those
@@ -271,12 +274,15 @@ ensure_node_tarball() {
   cp /etc/resolv.conf "$r/etc/resolv.conf"
   mount -t proc proc "$r/proc"
   mount --bind /dev "$r/dev"
+  # npm trusts the host's CA bundle (a proxy that inspects TLS has its CA
+  # there, not in the chroot's ca-certificates); it stays out of the image.
+  cp "$CA_BUNDLE" "$r/tmp/host-ca.crt"
   log "installing into chroot: $NODE_PACKAGES, then $NODE_NPM_PACKAGES with npm"
   chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive HOME=/root sh -euc "
     apt-get update -qq
     apt-get upgrade -y -qq >/dev/null
     apt-get install -y -qq --no-install-recommends $NODE_PACKAGES npm ca-certificates >/dev/null
-    npm install --global --no-audit --no-fund --omit=dev $NODE_NPM_PACKAGES
+    npm install --global --no-audit --no-fund --omit=dev --cafile /tmp/host-ca.crt $NODE_NPM_PACKAGES
     apt-get purge -y -qq npm >/dev/null
     apt-get autoremove -y -qq >/dev/null
     node -e 'require(\"/usr/local/lib/node_modules/express\")'
