@@ -59,6 +59,7 @@ func TestNodeExpressStreamsEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the express app did not deploy: %v\n%s%s", err, out, errOut)
 	}
+	t.Logf("aim deploy:\n%s%s", errOut, out)
 	if code, body := a.Get("events", "/"); code != 200 || !strings.Contains(body, "<h1>events</h1>") {
 		t.Fatalf("GET / through the gateway: %d %.200s", code, body)
 	}
