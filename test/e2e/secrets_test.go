@@ -48,7 +48,8 @@ func (a *Aim) apiGet(path string) string {
 // naming a secret that is not set fails at its line before anything
 // starts; once set, the secret is in the component's environment and in
 // no API answer, no line of aim serve's log, no label and not in clear in
-// the store's file; set again, it reaches the restarted component.
+// the store's file; set again, it reaches the restarted component, also
+// after aim serve itself restarted.
 func TestSecretReachesOnlyTheEnvironment(t *testing.T) {
 	a := StartAim(t)
 	const v1, v2 = "s3cr3t-first-4f9a2c7e", "s3cr3t-second-b81d0e55"
@@ -125,6 +126,18 @@ func TestSecretReachesOnlyTheEnvironment(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(a.Data, "secret.key"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the secret key file: %v %v, want mode 0600", fi, err)
+	}
+
+	// After a restart of aim serve, the key file opens what it sealed:
+	// the adopted solution takes a value set again.
+	a.Kill()
+	a.Start()
+	const v3 = "s3cr3t-third-09c4d2aa"
+	if out, errOut, err := a.cliStdin(v3, "secret", "set", "vault", "greeting"); err != nil || !strings.Contains(out, "restarted with it: web") {
+		t.Fatalf("aim secret set after a restart: %v\n%s%s", err, out, errOut)
+	}
+	if code, body := a.Get("vault", "/whoami"); code != 200 || !strings.Contains(body, `"greeting":"`+v3+`"`) {
+		t.Fatalf("after a restart and a rotation: %d %s", code, body)
 	}
 
 	// A secret in use is not removed from under its component.
