@@ -4,6 +4,7 @@
 #   images/build.sh python [--force]   -> aim-base/python:bookworm
 #   images/build.sh go     [--force]   -> aim-base/go:1.26
 #   images/build.sh jupyter [--force]  -> aim-base/jupyter:bookworm
+#   images/build.sh node   [--force]   -> aim-base/node:bookworm
 #   images/build.sh all    [--force]   -> python and go
 #
 # Nothing is pulled from a registry: root filesystems are made with
@@ -18,14 +19,18 @@
 #   AIM_DEBIAN_MIRROR    override the Debian mirror (default: from /etc/apt)
 #   AIM_DEBIAN_SECURITY  override the security mirror (default: from /etc/apt)
 #   AIM_GOROOT           Go installation copied into the Go image (default /usr/local/go)
+#   AIM_CA_BUNDLE        CA certificates npm trusts while it builds the Node.js image
+#                        (default $NODE_EXTRA_CA_CERTS, then /etc/ssl/certs/ca-certificates.crt)
 set -euo pipefail
 
 SUITE=bookworm
 PY_IMAGE=aim-base/python:bookworm
 GO_IMAGE=aim-base/go:1.26
 JUPYTER_IMAGE=aim-base/jupyter:bookworm
+NODE_IMAGE=aim-base/node:bookworm
 CACHE=${AIM_CACHE:-$HOME/.cache/aim}
 GOROOT_SRC=${AIM_GOROOT:-/usr/local/go}
+CA_BUNDLE=${AIM_CA_BUNDLE:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}
 # Packages of the Python image beyond minbase. Nothing else.
 PY_PACKAGES="python3 python3-fastapi python3-uvicorn python3-numpy python3-multipart"
 # Debian package whose files include Swagger UI 3.x dist assets; only those
@@ -35,12 +40,17 @@ SWAGGER_SRC=usr/lib/R/site-library/swagger/dist3
 # Jupyter Notebook as Debian packages it, for test/e2e's "bringing an
 # existing app" test: an app built the usual way, with no change for aim.
 JUPYTER_PACKAGES="jupyter-notebook python3-notebook"
+# Node.js as Debian packages it, with express from npm's registry (npm
+# itself is installed for that and removed again): for test/e2e's Node.js
+# app of "bringing an existing app".
+NODE_PACKAGES="nodejs"
+NODE_NPM_PACKAGES="express@4"
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -247,6 +257,63 @@ build_jupyter() {
   log "built $JUPYTER_IMAGE ($(docker image inspect -f '{{.Size}}' "$JUPYTER_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
+# Minbase + Debian's nodejs + express from npm, cached as a tarball; sets
+# NODE_TB. npm runs in the chroot, so nothing of the host's Node.js is in
+# the image.
+ensure_node_tarball() {
+  local tb=$CACHE/rootfs/$SUITE-node.tar.gz
+  NODE_TB=$tb
+  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
+    return
+  fi
+  need_root
+  ensure_minbase
+  new_work
+  tar -C "$WORK/root" -xzf "$MINBASE_TB"
+  local r=$WORK/root
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  mount -t proc proc "$r/proc"
+  mount --bind /dev "$r/dev"
+  # npm trusts the host's CA bundle (a proxy that inspects TLS has its CA
+  # there, not in the chroot's ca-certificates); it stays out of the image.
+  cp "$CA_BUNDLE" "$r/tmp/host-ca.crt"
+  log "installing into chroot: $NODE_PACKAGES, then $NODE_NPM_PACKAGES with npm"
+  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive HOME=/root sh -euc "
+    apt-get update -qq
+    apt-get upgrade -y -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends $NODE_PACKAGES npm ca-certificates >/dev/null
+    npm install --global --no-audit --no-fund --omit=dev --cafile /tmp/host-ca.crt $NODE_NPM_PACKAGES
+    apt-get purge -y -qq npm >/dev/null
+    apt-get autoremove -y -qq >/dev/null
+    node -e 'require(\"/usr/local/lib/node_modules/express\")'
+  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
+  umount "$r/proc" "$r/dev"
+  rm -f "$r/etc/resolv.conf"
+  rm -rf "$r/root/.npm"
+  slim_rootfs "$r"
+  pack_rootfs "$tb"
+  cleanup
+  log "cached $tb ($(du -h "$tb" | cut -f1))"
+}
+
+# NODE_PATH lets an app require('express') from anywhere, as a global
+# install does not by itself.
+build_node() {
+  if image_exists "$NODE_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$NODE_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  ensure_node_tarball
+  log "docker import $NODE_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV NODE_PATH=/usr/local/lib/node_modules' \
+    --change 'CMD ["node"]' \
+    -m "aim base: Debian $SUITE minbase + $NODE_PACKAGES + $NODE_NPM_PACKAGES (npm)" \
+    "$NODE_TB" "$NODE_IMAGE" >/dev/null
+  log "built $NODE_IMAGE ($(docker image inspect -f '{{.Size}}' "$NODE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
 build_go() {
   if image_exists "$GO_IMAGE" && [ "$FORCE" != 1 ]; then
     log "$GO_IMAGE exists, skipping (use --force to rebuild)"; return
@@ -288,7 +355,7 @@ target=""
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|go|jupyter|all) [ -z "$target" ] || usage; target=$a ;;
+    python|go|jupyter|node|all) [ -z "$target" ] || usage; target=$a ;;
     -h|--help) usage ;;
     *) usage ;;
   esac
@@ -308,6 +375,7 @@ case "$target" in
   python) build_python ;;
   go) build_go ;;
   jupyter) build_jupyter ;;
+  node) build_node ;;
   all) build_go; build_python ;;
 esac
 log "done"

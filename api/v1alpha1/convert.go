@@ -100,11 +100,18 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 			p := *c.Public
 			out.Public = &p
 		}
-		if len(c.Env) > 0 {
-			out.Env = make(map[string]string, len(c.Env))
-			for k, v := range c.Env {
-				out.Env[k] = v
+		for k, v := range c.Env {
+			if v.Secret != "" {
+				if out.SecretEnv == nil {
+					out.SecretEnv = map[string]string{}
+				}
+				out.SecretEnv[k] = v.Secret
+				continue
 			}
+			if out.Env == nil {
+				out.Env = map[string]string{}
+			}
+			out.Env[k] = v.Value
 		}
 		if c.Resources.CPU > 0 {
 			out.Resources.CPU = resource.NewMilliQuantity(int64(c.Resources.CPU), resource.DecimalSI)
@@ -183,10 +190,15 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 			Image:     c.Image,
 			Public:    c.Public,
 			Paths:     c.Paths,
-			Env:       c.Env,
+			Env:       componentEnv(c),
 			RunAsRoot: c.RunAsRoot,
 			Resources: spec.Resources{Pids: c.Resources.Pids},
 			Ready:     spec.Ready{Path: c.Ready.Path},
+		}
+		for k := range c.SecretEnv {
+			if _, both := c.Env[k]; both {
+				add(f+".secretEnv."+k, "is in env too; keep one")
+			}
 		}
 		if q := c.Resources.CPU; q != nil {
 			if q.MilliValue() <= 0 {
@@ -240,4 +252,20 @@ func objectPath(field string) string {
 		return "metadata.name"
 	}
 	return "spec." + field
+}
+
+// componentEnv joins a component's plain and secret environment back into
+// the manifest's form.
+func componentEnv(c Component) map[string]spec.EnvValue {
+	if len(c.Env)+len(c.SecretEnv) == 0 {
+		return nil
+	}
+	env := make(map[string]spec.EnvValue, len(c.Env)+len(c.SecretEnv))
+	for k, v := range c.Env {
+		env[k] = spec.Plain(v)
+	}
+	for k, v := range c.SecretEnv {
+		env[k] = spec.SecretRef(v)
+	}
+	return env
 }

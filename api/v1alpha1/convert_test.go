@@ -16,7 +16,7 @@ import (
 // JSON as the API server stores it, and back.
 func TestRoundTrip(t *testing.T) {
 	// valid-ready.yaml names ready paths, which the examples do not.
-	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml"} {
+	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml", "../../internal/spec/testdata/valid-secret.yaml"} {
 		t.Run(dir, func(t *testing.T) {
 			m, err := spec.ReadFile(dir)
 			if err != nil {

@@ -33,3 +33,8 @@ const (
 func RevisionName(solution string, n int64) string {
 	return fmt.Sprintf("%s-gen-%d", solution, n)
 }
+
+// SecretsName is the Secret that holds a solution's secrets, one key
+// each, which its components' SecretEnv take their values from. The API
+// writes it (aim secret set); the operator only refers to it.
+func SecretsName(solution string) string { return "aim-secrets-" + solution }

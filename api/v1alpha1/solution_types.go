@@ -163,6 +163,14 @@ type SolutionSpec struct {
 	// solution needs it, the others may not have it.
 	// +optional
 	Access *Access `json:"access,omitempty"`
+	// SecretVersions says when each secret the components use was last
+	// set, as aim's API writes it with the Secret (SecretsName): a change
+	// restarts the pods of the components that use that secret, through
+	// a hash of their secrets' versions on the pod template. Never a
+	// value.
+	// +kubebuilder:validation:MaxProperties=128
+	// +optional
+	SecretVersions map[string]string `json:"secretVersions,omitempty"`
 }
 
 // Access lists the people a private solution is open to, as the OpenID
@@ -233,6 +241,16 @@ type Component struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",message="env names are letters, digits and '_', not starting with a digit"
 	// +optional
 	Env map[string]string `json:"env,omitempty"`
+	// SecretEnv names the environment variables taken from the solution's
+	// secrets (aim secret set), each to its key in the Secret
+	// aim-secrets-<solution> the API keeps beside the Solution; the
+	// manifest's `KEY: {secret: NAME}`. The operator checks the names as
+	// aim.yaml's (ToManifest); a CEL rule on the values would exceed the
+	// schema's cost budget.
+	// +kubebuilder:validation:MaxProperties=128
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",message="env names are letters, digits and '_', not starting with a digit"
+	// +optional
+	SecretEnv map[string]string `json:"secretEnv,omitempty"`
 	// +optional
 	Resources Resources `json:"resources,omitempty,omitzero"`
 	// RunAsRoot lets a component whose image needs root keep its user.

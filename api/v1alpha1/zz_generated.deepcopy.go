@@ -59,6 +59,13 @@ func (in *Component) DeepCopyInto(out *Component) {
 			(*out)[key] = val
 		}
 	}
+	if in.SecretEnv != nil {
+		in, out := &in.SecretEnv, &out.SecretEnv
+		*out = make(map[string]string, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
 	in.Resources.DeepCopyInto(&out.Resources)
 	out.Ready = in.Ready
 }
@@ -319,6 +326,13 @@ func (in *SolutionSpec) DeepCopyInto(out *SolutionSpec) {
 		in, out := &in.Access, &out.Access
 		*out = new(Access)
 		(*in).DeepCopyInto(*out)
+	}
+	if in.SecretVersions != nil {
+		in, out := &in.SecretVersions, &out.SecretVersions
+		*out = make(map[string]string, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
 	}
 }
 

@@ -141,6 +141,11 @@ func (a *API) table() []route {
 		{"POST /api/v1/solutions/{name}/inquiries", admitted, "asking about solution {name}", a.addInquiry},
 		{"GET /api/v1/inquiries", tokenHolder, "reading inquiries", a.listInquiries},
 		{"PUT /api/v1/providers/{name}/webhook", providerSelf, "setting the webhook of provider {name}", a.putWebhook},
+		// A secret may be set before the first deploy of its name, by
+		// whoever may deploy it (deployer), and is that owner's only.
+		{"GET /api/v1/solutions/{name}/secrets", deployer, "listing the secrets of solution {name}", a.listSecrets},
+		{"PUT /api/v1/solutions/{name}/secrets/{key}", deployer, "setting a secret of solution {name}", a.putSecret},
+		{"DELETE /api/v1/solutions/{name}/secrets/{key}", deployer, "removing a secret of solution {name}", a.deleteSecret},
 	}
 }
 

@@ -77,6 +77,15 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, g *grant) {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
+	if err := a.checkSecrets(r.Context(), m, up.manifest, g.owner); err != nil {
+		var me *spec.Error
+		if errors.As(err, &me) {
+			writeJSON(w, http.StatusUnprocessableEntity, Event{Error: err.Error(), Problems: me.Problems})
+			return
+		}
+		a.fail(w, err)
+		return
+	}
 	req := solution.DeployRequest{Manifest: m, Contexts: map[string]io.Reader{}, SkipChecks: up.skipChecks, Owner: g.owner}
 	for comp, f := range up.contexts {
 		if _, ok := m.Component(comp); !ok {

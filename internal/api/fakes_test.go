@@ -52,6 +52,7 @@ type fakeCtl struct {
 	calls []string
 	// deployed is the last deploy's request.
 	deployed solution.DeployRequest
+	secrets  map[string]string
 }
 
 var _ Controller = (*fakeCtl)(nil)
@@ -152,4 +153,40 @@ func (f *fakeCtl) History(_ context.Context, name string, _ int) ([]store.Genera
 func (f *fakeCtl) Rollback(_ context.Context, name string, to int64, by string, _ solution.Progress) (*solution.Info, error) {
 	f.record("rollback %s to %d by %s", name, to, by)
 	return f.Get(context.Background(), name)
+}
+
+// SetSecret keeps values by "solution/owner/name", as a controller
+// would before sealing them.
+func (f *fakeCtl) SetSecret(_ context.Context, name, owner, key string, value []byte, by string) (*solution.SecretChange, error) {
+	f.record("set secret %s of %s for %q by %s", key, name, owner, by)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.secrets == nil {
+		f.secrets = map[string]string{}
+	}
+	f.secrets[name+"/"+owner+"/"+key] = string(value)
+	return &solution.SecretChange{}, nil
+}
+
+func (f *fakeCtl) ListSecrets(_ context.Context, name, owner string) ([]solution.Secret, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []solution.Secret
+	for _, k := range slices.Sorted(maps.Keys(f.secrets)) {
+		if rest, ok := strings.CutPrefix(k, name+"/"+owner+"/"); ok {
+			out = append(out, solution.Secret{Name: rest, SetAt: time.Unix(0, 0).UTC()})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeCtl) DeleteSecret(_ context.Context, name, owner, key string) error {
+	f.record("delete secret %s of %s for %q", key, name, owner)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.secrets[name+"/"+owner+"/"+key]; !ok {
+		return fmt.Errorf("secret %s of %s: %w", key, name, store.ErrNotFound)
+	}
+	delete(f.secrets, name+"/"+owner+"/"+key)
+	return nil
 }

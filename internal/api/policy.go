@@ -329,7 +329,7 @@ func view(id auth.Identity, info *solution.Info) *solution.Info {
 		for i := range rm.Components {
 			env := maps.Clone(rm.Components[i].Env)
 			for k := range env {
-				env[k] = Hidden
+				env[k] = spec.Plain(Hidden)
 			}
 			rm.Components[i].Env = env
 		}

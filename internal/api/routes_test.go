@@ -131,6 +131,9 @@ type routeCase struct {
 
 func routeCases() []routeCase {
 	deploy := func(t *testing.T, path string) (io.Reader, string) { return deployBody(t, filepath.Base(path)) }
+	secret := func(*testing.T, string) (io.Reader, string) {
+		return strings.NewReader("sk-new"), "application/octet-stream"
+	}
 	jsonBody := func(s string) func(*testing.T, string) (io.Reader, string) {
 		return func(*testing.T, string) (io.Reader, string) { return strings.NewReader(s), "application/json" }
 	}
@@ -188,6 +191,15 @@ func routeCases() []routeCase {
 			body: jsonBody(`{"name": "Ann", "email": "ann@example.com", "message": "Can we try it on our data?"}`)},
 		{method: "GET", path: "/api/v1/inquiries"},
 		{method: "PUT", path: "/api/v1/providers/acme/webhook", body: jsonBody(`{"webhook": "https://hooks.example.com/aim"}`)},
+		{method: "GET", path: "/api/v1/solutions/acme-public/secrets"},
+		{method: "GET", path: "/api/v1/solutions/beta-private/secrets"},
+		{method: "GET", path: "/api/v1/solutions/platform/secrets"},
+		{method: "PUT", path: "/api/v1/solutions/acme-public/secrets/API_KEY", body: secret},
+		{method: "PUT", path: "/api/v1/solutions/beta-private/secrets/API_KEY", body: secret},
+		{method: "PUT", path: "/api/v1/solutions/fresh/secrets/API_KEY", body: secret},
+		// Nothing is set in a fresh fixture: 404 is let through.
+		{method: "DELETE", path: "/api/v1/solutions/acme-public/secrets/NOT_SET"},
+		{method: "DELETE", path: "/api/v1/solutions/beta-private/secrets/NOT_SET"},
 	}
 }
 
@@ -227,6 +239,9 @@ func pattern(path string) string {
 		case "tokens":
 			parts[4] = "{id}"
 		}
+	}
+	if len(parts) > 6 && parts[5] == "secrets" {
+		parts[6] = "{key}"
 	}
 	return strings.Join(parts, "/")
 }
@@ -271,7 +286,7 @@ func renderRoutes(t *testing.T, w *world, cases []routeCase) string {
 		}
 		var info solution.Info
 		decode(t, call(t, a, "GET", "/api/v1/solutions/acme-public", w.secrets[who], nil, ""), &info)
-		fmt.Fprintf(tw, "%s\t%s\tAPI_KEY=%s\n", who, strings.Join(names, " "), info.Manifest.Components[0].Env["API_KEY"])
+		fmt.Fprintf(tw, "%s\t%s\tAPI_KEY=%s\n", who, strings.Join(names, " "), info.Manifest.Components[0].Env["API_KEY"].Value)
 	}
 	tw.Flush()
 	return out.String()
@@ -374,13 +389,13 @@ func TestProviderIsolation(t *testing.T) {
 			if s.Name == "beta-private" || s.Name == "beta-unlisted" {
 				t.Errorf("acme's listing has %s", s.Name)
 			}
-			if s.Name == "beta-public" && (s.Manifest.Components[0].Env["API_KEY"] != Hidden || s.Owner != "") {
+			if s.Name == "beta-public" && (s.Manifest.Components[0].Env["API_KEY"].Value != Hidden || s.Owner != "") {
 				t.Errorf("acme's listing shows beta-public's env %v and owner %q", s.Manifest.Components[0].Env, s.Owner)
 			}
 		}
 		var info solution.Info
 		decode(t, call(t, a, "GET", "/api/v1/solutions/beta-public", acme, nil, ""), &info)
-		if env := info.Manifest.Components[0].Env; env["API_KEY"] != Hidden {
+		if env := info.Manifest.Components[0].Env; env["API_KEY"].Value != Hidden {
 			t.Errorf("acme reads beta-public's env %v", env)
 		}
 	})
@@ -483,7 +498,7 @@ func TestView(t *testing.T) {
 			var info solution.Info
 			decode(t, call(t, a, "GET", "/api/v1/solutions/"+c.name, w.secrets[c.who], nil, ""), &info)
 			m := info.Manifest
-			if got := m.Components[0].Env["API_KEY"]; got != c.env {
+			if got := m.Components[0].Env["API_KEY"].Value; got != c.env {
 				t.Errorf("API_KEY = %q, want %q", got, c.env)
 			}
 			if info.Owner != c.owner || len(m.Access.Emails) != c.access {
@@ -498,7 +513,7 @@ func TestView(t *testing.T) {
 		})
 	}
 	// The fixtures themselves are untouched by what others were shown.
-	if env := ctl.sols["acme-public"].Manifest.Components[0].Env; env["API_KEY"] != "sk-acme" {
+	if env := ctl.sols["acme-public"].Manifest.Components[0].Env; env["API_KEY"].Value != "sk-acme" {
 		t.Errorf("redacting changed the controller's record: %v", env)
 	}
 }

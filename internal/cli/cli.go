@@ -54,7 +54,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $AIM_TOKEN, then the client configuration)")
 	root.AddCommand(serveCmd(g), deployCmd(g), lsCmd(g), statusCmd(g), logsCmd(g), rmCmd(g), actionCmd(g, "wake", "Wake a sleeping solution"), actionCmd(g, "sleep", "Stop a solution's containers until its next request"),
 		checkCmd(g), initCmd(g), providerCmd(g), tokenCmd(g), whoamiCmd(g),
-		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g))
+		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g), secretCmd(g))
 	root.AddCommand(operatorCmd(g))
 	root.AddCommand(gatewayCmd(g))
 	return root
@@ -141,6 +141,7 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.DataDir, "data", "aim-data", "directory for aim's state (an SQLite file, unless --database), uploads and TLS")
+	f.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file of the key that seals solutions' secrets in the store, made (0600) when missing; keep it apart from the database's backups (default <data>/secret.key)")
 	f.StringVar(&o.Database, "database", "", "keep aim's state in PostgreSQL at this postgres:// URL instead of the SQLite file in --data, so that API replicas share it (default $"+databaseEnv+", which keeps a password off the command line)")
 	f.StringVar(&o.HTTP, "http", ":8080", "address the gateway listens on")
 	f.StringVar(&o.Domain, "domain", "localhost", "solutions are served at <name>.<domain>; the apex serves the catalog and the API")

@@ -18,6 +18,7 @@ import (
 	"github.com/aimhub/aim/internal/gateway"
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime"
+	"github.com/aimhub/aim/internal/seal"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
@@ -83,6 +84,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics; nil records nothing.
 	Metrics *metrics.Metrics
+	// Secrets keeps the solutions' secrets, sealed with SecretKey. Nil
+	// means none can be set, and a manifest that uses one fails.
+	Secrets   SecretStore
+	SecretKey *seal.Key
 }
 
 // Controller is the single owner of solution lifecycles.
@@ -211,7 +216,12 @@ func (c *Controller) lock(name string) *tracked {
 }
 
 func (c *Controller) runtimeSpec(rec *store.Solution) runtime.Spec {
-	return runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults}
+	sp := runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults}
+	if rec.Manifest != nil && len(rec.Manifest.Secrets()) > 0 {
+		name, owner := rec.Name, rec.Owner
+		sp.Secrets = func(ctx context.Context) (map[string]string, error) { return c.secretValues(ctx, name, owner) }
+	}
+	return sp
 }
 
 // Run keeps the routes in step with the runtime until ctx ends. Call

@@ -90,6 +90,14 @@ func (c *Controller) Rollback(ctx context.Context, name string, to int64, by str
 	if err != nil {
 		return nil, err
 	}
+	// It passed its checks when it served; the image is the same.
+	return c.again(ctx, target, cur.SkipChecks, by, target.Generation, progress)
+}
+
+// again serves target's manifest and images as a new generation, without
+// a build: a rollback (rollbackOf is target's generation), or the serving
+// generation created anew to take changed secrets (rollbackOf 0).
+func (c *Controller) again(ctx context.Context, target *store.Generation, skipChecks bool, by string, rollbackOf int64, progress solution.Progress) (*solution.Info, error) {
 	m := *target.Manifest
 	m.Components = append([]spec.Component(nil), target.Manifest.Components...)
 	for i, comp := range m.Components {
@@ -106,8 +114,7 @@ func (c *Controller) Rollback(ctx context.Context, name string, to int64, by str
 		}
 		m.Components[i].Image, m.Components[i].Build, m.Components[i].Dockerfile = ref, "", ""
 	}
-	// It passed its checks when it served; the image is the same.
-	return c.Deploy(ctx, solution.DeployRequest{Manifest: &m, SkipChecks: cur.SkipChecks, By: by, RollbackOf: target.Generation}, progress)
+	return c.Deploy(ctx, solution.DeployRequest{Manifest: &m, SkipChecks: skipChecks, By: by, RollbackOf: rollbackOf}, progress)
 }
 
 func (c *Controller) rollbackTarget(ctx context.Context, cur *store.Solution, to int64) (*store.Generation, error) {

@@ -136,6 +136,9 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 	if o.Mesh {
 		annotations["linkerd.io/inject"] = "enabled"
 	}
+	if h := secretsHash(sol, c); h != "" {
+		annotations[annotationSecretsHash] = h
+	}
 	pod := corev1ac.PodSpec().
 		WithAutomountServiceAccountToken(false).
 		// Service links would put every Service of the namespace, other
@@ -193,6 +196,31 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 				WithSpec(pod)))
 }
 
+// annotationSecretsHash is on the pod template of a component that takes
+// secrets: a hash of when each was set, so that setting one again rolls
+// the component's pods, which read a Secret only as they start.
+const annotationSecretsHash = "aim.dev/secrets-hash"
+
+// secretsHash is the hash of the versions of the secrets c uses, or ""
+// when it uses none.
+func secretsHash(sol *v1alpha1.Solution, c spec.Component) string {
+	var names []string
+	for _, k := range spec.EnvKeys(c.Env) {
+		if s := c.Env[k].Secret; s != "" && !slices.Contains(names, s) {
+			names = append(names, s)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	for _, n := range names {
+		h.Write([]byte(n + "=" + sol.Spec.SecretVersions[n] + "\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 func nodeGroup(m *spec.Manifest, o Options) string {
 	if m.NodeGroup != "" {
 		return m.NodeGroup
@@ -239,8 +267,16 @@ func container(sol string, c spec.Component, def spec.Defaults) *corev1ac.Contai
 		// env keeps one.
 		env = append(env, corev1ac.EnvVar().WithName("HOME").WithValue("/tmp"))
 	}
-	for _, k := range sortedKeys(c.Env) {
-		env = append(env, corev1ac.EnvVar().WithName(k).WithValue(c.Env[k]))
+	for _, k := range spec.EnvKeys(c.Env) {
+		v := c.Env[k]
+		if v.Secret == "" {
+			env = append(env, corev1ac.EnvVar().WithName(k).WithValue(v.Value))
+			continue
+		}
+		// The value stays in the Secret, which the kubelet reads; the
+		// operator never does.
+		env = append(env, corev1ac.EnvVar().WithName(k).WithValueFrom(corev1ac.EnvVarSource().
+			WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(v1alpha1.SecretsName(sol)).WithKey(v.Secret))))
 	}
 	return corev1ac.Container().
 		WithName(c.Name).

@@ -51,6 +51,18 @@ components:
 scaling: {idle: 30m, min: 0, max: 1, concurrency: 20}
 limits: {rps: 10, burst: 20, body: 10MiB}
 `
+	// withSecrets: chat takes a key from the solution's Secret, beside a
+	// plain value; index takes none, and has no secrets hash to roll it.
+	withSecrets = `
+name: chat
+components:
+  - name: chat
+    image: registry.example/chat:1
+    public: true
+    env: {MODEL: small, OPENAI_API_KEY: {secret: OPENAI_API_KEY}, HF_TOKEN: {secret: hf.token}}
+  - name: index
+    image: registry.example/index:1
+`
 )
 
 func testOptions() Options {
@@ -97,9 +109,13 @@ func TestRenderGolden(t *testing.T) {
 		{"three-components-node-group", threeComponents, "solutions", false},
 		{"three-components-mesh", threeComponents, "", true},
 		{"three-components-node-group-mesh", threeComponents, "solutions", true},
+		{"secrets", withSecrets, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)
+			if len(m.Secrets()) > 0 {
+				sol.Spec.SecretVersions = map[string]string{"OPENAI_API_KEY": "2026-12-03T16:00:00Z", "hf.token": "2026-12-01T09:30:00Z"}
+			}
 			o := testOptions()
 			o.Mesh = tc.mesh
 			ips := map[string]string{}
@@ -109,6 +125,21 @@ func TestRenderGolden(t *testing.T) {
 			got := renderYAML(t, Render(sol, m, o, ips, initialReplicas(m, false)))
 			golden(t, filepath.Join("testdata", tc.name+".yaml"), got)
 		})
+	}
+}
+
+// TestSecretsHashRolls: setting a secret again changes the hash on the
+// pod template of the components that use it, and only theirs.
+func TestSecretsHashRolls(t *testing.T) {
+	sol, m := testSolution(t, withSecrets, "")
+	sol.Spec.SecretVersions = map[string]string{"OPENAI_API_KEY": "1", "hf.token": "1"}
+	before := secretsHash(sol, m.Components[0])
+	sol.Spec.SecretVersions["OPENAI_API_KEY"] = "2"
+	if after := secretsHash(sol, m.Components[0]); after == before || after == "" {
+		t.Errorf("the hash of chat did not change: %q, %q", before, after)
+	}
+	if h := secretsHash(sol, m.Components[1]); h != "" {
+		t.Errorf("index uses no secret, and has hash %q", h)
 	}
 }
 

@@ -81,6 +81,11 @@ type Spec struct {
 	Generation int64
 	// Defaults fill the manifest's unset resources.
 	Defaults spec.Defaults
+	// Secrets returns the values of the solution's secrets, by name, for
+	// the environment of the containers being created; it is called only
+	// then, so that values are read as late and kept as briefly as can
+	// be. Nil means the solution has none.
+	Secrets func(ctx context.Context) (map[string]string, error)
 }
 
 // Runtime runs solutions. Implementations are safe for concurrent use on

@@ -30,6 +30,7 @@ import (
 	"github.com/aimhub/aim/internal/metrics"
 	"github.com/aimhub/aim/internal/runtime/docker"
 	"github.com/aimhub/aim/internal/scaler"
+	"github.com/aimhub/aim/internal/seal"
 	"github.com/aimhub/aim/internal/signin"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/internal/store"
@@ -47,6 +48,9 @@ type Options struct {
 	// DataDir, so that several API replicas can share it. It may hold a
 	// password, and is never logged whole.
 	Database string
+	// SecretKeyFile is the key that seals solutions' secrets in the store
+	// (internal/seal), made when missing. Empty means DataDir/secret.key.
+	SecretKeyFile string
 	// HTTP is the gateway's listen address. Empty means ":8080".
 	HTTP string
 	// Domain is the apex; solutions are at <name>.<Domain>. Empty means
@@ -158,6 +162,22 @@ func openStore(ctx context.Context, o Options) (*store.Store, error) {
 	return st, nil
 }
 
+// openState opens the store and the key that seals the solutions'
+// secrets in it: o.SecretKeyFile, or secret.key in the data directory,
+// made when missing.
+func openState(ctx context.Context, o Options) (*store.Store, *seal.Key, error) {
+	st, err := openStore(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := seal.LoadKey(cmp.Or(o.SecretKeyFile, filepath.Join(o.DataDir, "secret.key")))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, key, nil
+}
+
 // databaseName names where the state is for logs and errors: a
 // PostgreSQL URL's host and database only, never its user, password or
 // parameters.
@@ -176,7 +196,7 @@ func databaseName(o Options) string {
 // and the scaler drive the runtime, the gateway routes to it.
 func runDocker(ctx context.Context, o Options) error {
 	log := o.Logger
-	st, err := openStore(ctx, o)
+	st, key, err := openState(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -218,6 +238,7 @@ func runDocker(ctx context.Context, o Options) error {
 		AccessLog: access, TrustedProxies: o.TrustedProxies, Usage: rec})
 	met.Registry.MustRegister(gw.Routes)
 	ctl := controller.New(controller.Config{
+		Secrets: st, SecretKey: key,
 		StartTimeout:    o.StartTimeout,
 		WakeTimeout:     o.WakeTimeout,
 		IdleTimeout:     o.IdleTimeout,

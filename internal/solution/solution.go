@@ -78,6 +78,23 @@ type ComponentInfo struct {
 	LastExit int `json:"lastExit,omitempty"`
 }
 
+// Secret is what the API shows of one of a solution's secrets: never its
+// value.
+type Secret struct {
+	Name  string    `json:"name"`
+	SetAt time.Time `json:"setAt"`
+	// UsedBy names the components of the serving manifest whose
+	// environment takes it.
+	UsedBy []string `json:"usedBy,omitempty"`
+}
+
+// SecretChange is what setting or removing a secret did.
+type SecretChange struct {
+	// Restarted names the components restarted to take the new value
+	// (on Kubernetes: whose pods roll).
+	Restarted []string `json:"restarted,omitempty"`
+}
+
 // DeployRequest is one `aim deploy`.
 type DeployRequest struct {
 	Manifest *spec.Manifest

@@ -380,9 +380,13 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 				add(pf, "%q is not a clean path prefix like /api", p)
 			}
 		}
-		for k := range c.Env {
+		for k, v := range c.Env {
 			if !envName.MatchString(k) {
 				add(f+".env."+k, "%q is not a valid environment variable name", k)
+			} else if v.Secret != "" {
+				if err := ValidSecretName(v.Secret); err != nil {
+					add(f+".env."+k+".secret", "%v", err)
+				}
 			}
 		}
 		if c.Resources.Pids < 0 {

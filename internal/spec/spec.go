@@ -144,9 +144,11 @@ type Component struct {
 	// Paths are the path prefixes routed to a public component. Empty
 	// means "/" for the first public component; later public components
 	// must name theirs. The prefix is not stripped.
-	Paths     []string          `yaml:"paths,omitempty" json:"paths,omitempty"`
-	Env       map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
-	Resources Resources         `yaml:"resources,omitempty" json:"resources,omitempty"`
+	Paths []string `yaml:"paths,omitempty" json:"paths,omitempty"`
+	// Env is the environment: plain values, or {secret: NAME} for a value
+	// kept apart as one of the solution's secrets (env.go).
+	Env       map[string]EnvValue `yaml:"env,omitempty" json:"env,omitempty"`
+	Resources Resources           `yaml:"resources,omitempty" json:"resources,omitempty"`
 	// RunAsRoot lets a component whose image needs root keep it. By
 	// default aim runs a root image as uid 65534.
 	RunAsRoot bool `yaml:"runAsRoot,omitempty" json:"runAsRoot,omitempty"`

@@ -27,6 +27,7 @@ var migrations = []migration{
 	{"generations", statements(generationSchema...)},
 	{"signin", statements(signinSchema...)},
 	{"thumbnails", thumbnails},
+	{"secrets", secrets},
 }
 
 // baseSchema is the schema from before versions were recorded. Its

@@ -143,6 +143,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		`DELETE FROM sessions WHERE solution=?`,
 		`DELETE FROM generations WHERE solution=?`,
 		`DELETE FROM thumbnails WHERE solution=?`,
+		`DELETE FROM secrets WHERE solution=?`,
 		`DELETE FROM solutions WHERE name=?`,
 	} {
 		if _, err := tx.ExecContext(ctx, s.d.rebind(q), name); err != nil {

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aimhub/aim/api/v1alpha1"
@@ -104,5 +106,68 @@ func TestClusterOwner(t *testing.T) {
 	}
 	if got := get("older").Spec.Owner; got != "acme" {
 		t.Errorf("the update put owner %q in the spec, want acme", got)
+	}
+}
+
+// TestClusterSecrets: a secret is a key of the Secret aim-secrets-<name>,
+// which only its owner's calls see; a deploy records when each secret it
+// uses was set, setting one again changes that (the operator's hash
+// rolls the pods), a secret in use is not removed, and removing the
+// solution removes the Secret.
+func TestClusterSecrets(t *testing.T) {
+	s, err := New(apiserver.Start(t, "../../../deploy/helm/aim/crds"), Config{Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.SetSecret(ctx, "chat", "beta", "API_KEY", []byte("beta's"), "beta ci"); err != nil {
+		t.Fatal(err)
+	}
+	// acme claims the name after beta set a secret for it: not acme's.
+	if list, err := s.ListSecrets(ctx, "chat", "acme"); err != nil || len(list) != 0 {
+		t.Fatalf("acme sees %+v %v", list, err)
+	}
+	if _, err := s.SetSecret(ctx, "chat", "acme", "API_KEY", []byte("sk-acme"), "acme ci"); err != nil {
+		t.Fatal(err)
+	}
+	m := &spec.Manifest{Name: "chat", Components: []spec.Component{{Name: "web", Image: "aim-test/server:1",
+		Env: map[string]spec.EnvValue{"API_KEY": spec.SecretRef("API_KEY"), "MODE": spec.Plain("x")}}}}
+	versions, err := s.secretVersions(ctx, m, "acme")
+	if err != nil || versions["API_KEY"] == "" {
+		t.Fatalf("versions %v %v", versions, err)
+	}
+	want := v1alpha1.FromManifest(m, nil)
+	want.SecretVersions = versions
+	if _, _, err := s.apply(ctx, "chat", "acme", want, v1alpha1.DeployNote{By: "acme ci"}); err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{}
+	if err := s.client.Get(ctx, s.key(v1alpha1.SecretsName("chat")), sec); err != nil || string(sec.Data["API_KEY"]) != "sk-acme" {
+		t.Fatalf("the Secret: %v %v", sec.Data, err)
+	}
+	ch, err := s.SetSecret(ctx, "chat", "acme", "API_KEY", []byte("sk-acme-2"), "acme ci")
+	if err != nil || len(ch.Restarted) != 1 || ch.Restarted[0] != "web" {
+		t.Fatalf("setting it again: %+v %v", ch, err)
+	}
+	sol, err := s.fresh(ctx, "chat")
+	if err != nil || sol.Spec.SecretVersions["API_KEY"] == versions["API_KEY"] {
+		t.Errorf("spec.secretVersions did not change: %v %v", sol.Spec.SecretVersions, err)
+	}
+	list, err := s.ListSecrets(ctx, "chat", "acme")
+	if err != nil || len(list) != 1 || list[0].Name != "API_KEY" || list[0].SetAt.IsZero() || len(list[0].UsedBy) != 1 {
+		t.Errorf("acme's list: %+v %v", list, err)
+	}
+	var ie *solution.InputError
+	if err := s.DeleteSecret(ctx, "chat", "acme", "API_KEY"); !errors.As(err, &ie) {
+		t.Errorf("removing a secret in use: %v", err)
+	}
+	// envtest runs no garbage collector, so the Solution's foreground
+	// deletion never ends: remove is given a moment, in which it has
+	// removed the Secret.
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_ = s.remove(rctx, "chat")
+	if err := s.client.Get(ctx, s.key(v1alpha1.SecretsName("chat")), &corev1.Secret{}); err == nil {
+		t.Error("the Secret outlived the solution")
 	}
 }

@@ -295,6 +295,15 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	if _, err := v1alpha1.ToManifest(m.Name, want); err != nil {
 		return nil, &solution.InputError{Msg: err.Error()}
 	}
+	owner := req.Owner
+	if cur, err := s.fresh(ctx, m.Name); err == nil {
+		owner = v1alpha1.OwnerOf(cur)
+	}
+	versions, err := s.secretVersions(ctx, m, owner)
+	if err != nil {
+		return nil, err
+	}
+	want.SecretVersions = versions
 	note := v1alpha1.DeployNote{By: req.By, RollbackOf: req.RollbackOf}
 	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want, note)
 	if err != nil {
@@ -521,6 +530,9 @@ func (s *Solutions) remove(ctx context.Context, name string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("removing solution %s: %w", name, err)
+	}
+	if err := s.removeSecrets(ctx, name); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,13 +136,10 @@ func Confined(solution string, comp spec.Component, image string, img Image, def
 	if home := defaultHome(img, user, comp.Env); home != "" {
 		env = append(env, "HOME="+home)
 	}
-	keys := make([]string, 0, len(comp.Env))
-	for k := range comp.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+comp.Env[k])
+	for _, k := range spec.EnvKeys(comp.Env) {
+		if v := comp.Env[k]; v.Secret == "" {
+			env = append(env, k+"="+v.Value)
+		}
 	}
 	stop := int(StopGrace / time.Second)
 	pids := res.Pids
@@ -196,7 +192,40 @@ func (d *Docker) create(ctx context.Context, s runtime.Spec, comp spec.Component
 		return "", fmt.Errorf("component %s: image %q: %w", comp.Name, s.Images[comp.Name], err)
 	}
 	cfg, host, netCfg := createOptions(s, comp, replica, ImageOf(img), d.prefix, d.networkName(s.Manifest.Name))
+	if err := addSecrets(ctx, s, comp, cfg); err != nil {
+		return "", err
+	}
 	return d.createNamed(ctx, s.Manifest.Name, comp.Name, d.containerName(s.Manifest.Name, comp.Name, s.Generation, replica), cfg, host, netCfg)
+}
+
+// addSecrets puts the values of the secrets comp's environment names in
+// cfg's environment, read as the container is created. They are in the
+// container's configuration, as every environment is, and so in its
+// `docker inspect`, but in none of aim's labels: createOptions, which
+// golden tests pin, never sees them.
+func addSecrets(ctx context.Context, s runtime.Spec, comp spec.Component, cfg *container.Config) error {
+	var vals map[string]string
+	for _, k := range spec.EnvKeys(comp.Env) {
+		v := comp.Env[k]
+		if v.Secret == "" {
+			continue
+		}
+		if vals == nil {
+			if s.Secrets == nil {
+				return fmt.Errorf("component %s: env %s names secret %q, and aim has no secrets for %s", comp.Name, k, v.Secret, s.Manifest.Name)
+			}
+			var err error
+			if vals, err = s.Secrets(ctx); err != nil {
+				return fmt.Errorf("component %s: reading the secrets of %s: %w", comp.Name, s.Manifest.Name, err)
+			}
+		}
+		val, ok := vals[v.Secret]
+		if !ok {
+			return fmt.Errorf("component %s: env %s names secret %q, which is not set (aim secret set %s %s)", comp.Name, k, v.Secret, s.Manifest.Name, v.Secret)
+		}
+		cfg.Env = append(cfg.Env, k+"="+val)
+	}
+	return nil
 }
 
 func (d *Docker) createNamed(ctx context.Context, sol, comp, name string, cfg *container.Config, host *container.HostConfig, netCfg *network.NetworkingConfig) (string, error) {

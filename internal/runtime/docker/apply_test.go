@@ -1,10 +1,12 @@
 package docker
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aimhub/aim/internal/runtime"
@@ -69,20 +71,59 @@ func TestDefaultHome(t *testing.T) {
 		name string
 		img  Image
 		user string // what aim runs it as; "" for the image's USER
-		env  map[string]string
+		env  map[string]spec.EnvValue
 		want string
 	}{
 		{"a root image runs as 65534: HOME=/tmp", Image{}, nobody, nil, "/tmp"},
 		{"the image's USER nobody", Image{User: "nobody"}, "", nil, "/tmp"},
 		{"the image's USER 65534:65534", Image{User: "65534:65534"}, "", nil, "/tmp"},
 		{"the image sets HOME", Image{Env: []string{"PATH=/bin", "HOME=/home/app"}}, nobody, nil, ""},
-		{"the component's env sets HOME", Image{}, nobody, map[string]string{"HOME": "/tmp/home"}, ""},
+		{"the component's env sets HOME", Image{}, nobody, map[string]spec.EnvValue{"HOME": spec.Plain("/tmp/home")}, ""},
 		{"another user keeps its home", Image{User: "1000:1000"}, "", nil, ""},
 		{"root keeps /root", Image{}, "", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := defaultHome(tc.img, tc.user, tc.env); got != tc.want {
 				t.Errorf("defaultHome = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAddSecrets: a secret's value joins the environment at create, and
+// only there (createOptions, which the goldens pin, never has it); one
+// that is not set fails the create with the command that sets it.
+func TestAddSecrets(t *testing.T) {
+	comp := spec.Component{Name: "web", Env: map[string]spec.EnvValue{"A": spec.Plain("1"), "KEY": spec.SecretRef("api-key")}}
+	m := &spec.Manifest{Name: "shop", Components: []spec.Component{comp}}
+	open := func(vals map[string]string) func(context.Context) (map[string]string, error) {
+		return func(context.Context) (map[string]string, error) { return vals, nil }
+	}
+	for _, tc := range []struct {
+		name    string
+		secrets func(context.Context) (map[string]string, error)
+		want    string // the last env entry, or the error
+	}{
+		{"set", open(map[string]string{"api-key": "sk-1"}), "KEY=sk-1"},
+		{"not set", open(map[string]string{}), `component web: env KEY names secret "api-key", which is not set (aim secret set shop api-key)`},
+		{"no secrets", nil, `component web: env KEY names secret "api-key", and aim has no secrets for shop`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runtime.Spec{Manifest: m, Images: map[string]string{"web": "img"}, Generation: 1, Secrets: tc.secrets}
+			cfg, _, _ := createOptions(s, comp, 0, Image{}, "aim", "aim-shop")
+			for _, kv := range cfg.Env {
+				if strings.HasPrefix(kv, "KEY=") {
+					t.Fatalf("createOptions has %s", kv)
+				}
+			}
+			got := ""
+			if err := addSecrets(context.Background(), s, comp, cfg); err != nil {
+				got = err.Error()
+			} else {
+				got = cfg.Env[len(cfg.Env)-1]
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/errdefs"
+
+	"github.com/aimhub/aim/internal/spec"
 )
 
 // Image is what aim reads of an image's configuration to run it.
@@ -70,7 +72,7 @@ const writableHome = "/tmp"
 // image's own USER nobody) and neither the image's ENV nor the
 // component's env sets HOME; "" otherwise. Another USER of the image
 // keeps its home from the image's /etc/passwd: its author made it.
-func defaultHome(img Image, user string, env map[string]string) string {
+func defaultHome(img Image, user string, env map[string]spec.EnvValue) string {
 	if _, ok := env["HOME"]; ok || img.setsEnv("HOME") {
 		return ""
 	}

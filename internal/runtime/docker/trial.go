@@ -38,6 +38,9 @@ func (d *Docker) Trial(ctx context.Context, s runtime.Spec, component string, an
 	img := ImageOf(inspected)
 	netName := d.networkName(s.Manifest.Name)
 	cfg, host, _ := createOptions(s, comp, 0, img, d.prefix, netName)
+	if err := addSecrets(ctx, s, comp, cfg); err != nil {
+		return nil, err
+	}
 	cfg.Labels[LabelTrial] = "true"
 	cfg.Labels[LabelReplica] = "trial"
 	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
