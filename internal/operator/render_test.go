@@ -51,6 +51,19 @@ components:
 scaling: {idle: 30m, min: 0, max: 1, concurrency: 20}
 limits: {rps: 10, burst: 20, body: 10MiB}
 `
+	// A component that writes two directories and needs a GPU of one
+	// model, beside one that needs neither.
+	writableGPU = `
+name: notebooks
+components:
+  - name: web
+    image: registry.example/notebooks-web:1
+    public: true
+    writable: [/var/lib/nginx, {path: /home/app/.cache, size: 256Mi}]
+    resources: {memory: 1Gi, gpu: 1, gpuType: NVIDIA-L4}
+  - name: store
+    image: registry.example/notebooks-store:1
+`
 )
 
 func testOptions() Options {
@@ -97,6 +110,8 @@ func TestRenderGolden(t *testing.T) {
 		{"three-components-node-group", threeComponents, "solutions", false},
 		{"three-components-mesh", threeComponents, "", true},
 		{"three-components-node-group-mesh", threeComponents, "solutions", true},
+		{"writable-gpu", writableGPU, "", false},
+		{"writable-gpu-node-group", writableGPU, "accelerated", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)
