@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -89,13 +90,24 @@ func defaultHome(img Image, user string, env map[string]string) string {
 // mounts a tmpfs over /tmp, which hides them. The engine reads a created
 // container's /tmp from the image's layers, as no tmpfs is mounted before
 // it starts.
-func TmpFiles(ctx context.Context, cli interface {
+func TmpFiles(ctx context.Context, cli FileCopier, id string, max int) (files []string, more bool, err error) {
+	return Files(ctx, cli, id, "/tmp", max)
+}
+
+// FileCopier reads a container's files, as the engine's API does.
+type FileCopier interface {
 	CopyFromContainer(ctx context.Context, container, srcPath string) (io.ReadCloser, container.PathStat, error)
-}, id string, max int) (files []string, more bool, err error) {
-	rc, _, err := cli.CopyFromContainer(ctx, id, "/tmp")
+}
+
+// Files lists the files of a container under dir as the engine sees them
+// (the image's layers and what the container wrote there, not a tmpfs),
+// the first max of them, and says whether there are more. A dir that is
+// not there has none.
+func Files(ctx context.Context, cli FileCopier, id, dir string, max int) (files []string, more bool, err error) {
+	rc, _, err := cli.CopyFromContainer(ctx, id, dir)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return nil, false, nil // the image has no /tmp
+			return nil, false, nil
 		}
 		return nil, false, err
 	}
@@ -115,7 +127,8 @@ func TmpFiles(ctx context.Context, cli interface {
 		if len(files) == max {
 			return files, true, nil
 		}
-		files = append(files, "/"+strings.TrimPrefix(h.Name, "/"))
+		// The archive names entries from dir's own name on.
+		files = append(files, path.Join(path.Dir(dir), h.Name))
 	}
 }
 
