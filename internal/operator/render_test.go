@@ -210,3 +210,27 @@ func diff(want, got string) string {
 	}
 	return "(same lines, different endings)"
 }
+
+// TestGPUNodeGroup: a GPU component runs on the node group gpu unless its
+// solution names one, and fails where the cluster has no such group.
+func TestGPUNodeGroup(t *testing.T) {
+	sol, m := testSolution(t, writableGPU, "")
+	o := testOptions()
+	o.DefaultNodeGroup = "general"
+	for _, c := range m.Components {
+		want := map[string]string{"web": "gpu", "store": "general"}[c.Name]
+		if got := componentNodeGroup(m, c, o); got != want {
+			t.Errorf("component %s runs on %q, want %q", c.Name, got, want)
+		}
+	}
+	r := &Reconciler{opts: Options{NodeGroups: []string{"general", "solutions"}}}
+	_, err := r.manifest(sol)
+	want := "spec.components[0].resources.gpu: a GPU component runs on the node group gpu, which the cluster does not have (its groups: general, solutions): name the group with GPUs in nodeGroup"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	r.opts.NodeGroups = append(r.opts.NodeGroups, "gpu")
+	if _, err := r.manifest(sol); err != nil {
+		t.Errorf("with a gpu group: %v", err)
+	}
+}
