@@ -178,14 +178,19 @@ func WritesLost(comp string, outside, tmp []string, tmpSeen bool) Result {
 }
 
 // WritableFix is the fix of read-only-fs when a run wrote outside /tmp:
-// the writable: line that names the directories it wrote (dirs), what
+// the writable: line that names the directories it wrote (dirs; the
+// whole line when the component has one already, replace), what
 // the image has in them that an empty tmpfs would hide (hidden, by
 // directory), and the writes at the top of the filesystem, which no
 // writable path can take (atRoot).
-func WritableFix(dirs []string, hidden map[string][]string, atRoot []string) string {
+func WritableFix(dirs []string, replace bool, hidden map[string][]string, atRoot []string) string {
 	var parts []string
+	verb := "add to the component in aim.yaml"
+	if replace {
+		verb = "make the component's line in aim.yaml"
+	}
 	if len(dirs) > 0 {
-		parts = append(parts, "add to the component in aim.yaml: writable: ["+strings.Join(dirs, ", ")+
+		parts = append(parts, verb+": writable: ["+strings.Join(dirs, ", ")+
 			"] (each an empty tmpfs of 64Mi owned by the user it runs as and counted in its memory; {path: …, size: 256Mi} gives another size)")
 	}
 	for _, d := range dirs {

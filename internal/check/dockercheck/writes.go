@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/aimhub/aim/internal/check"
 	"github.com/aimhub/aim/internal/runtime/docker"
+	"github.com/aimhub/aim/internal/spec"
 	"github.com/docker/docker/api/types/container"
 )
 
@@ -66,6 +68,7 @@ func (r *compRun) probeWrites(ctx context.Context) error {
 		r.set(check.NewResult("read-only-fs", name, check.Skip, fmt.Sprintf("the engine gives no diff of the writable run: %v", err)))
 		return nil
 	}
+	changes = withoutMountPoints(changes, r.comp)
 	wrote := writtenFiles(changes)
 	r.outsideWrites = wrote
 	fix := r.proposeWritable(ctx, changes)
@@ -135,7 +138,24 @@ func (r *compRun) proposeWritable(ctx context.Context, changes []container.Files
 			hidden[d] = kept
 		}
 	}
-	return check.WritableFix(dirs, hidden, atRoot)
+	return check.WritableFix(mergeWritable(r.comp.Writable, dirs), len(r.comp.Writable) > 0, hidden, atRoot)
+}
+
+// mergeWritable is the component's whole writable: line once dirs are
+// added: its own paths as it wrote them, less those a new one holds.
+func mergeWritable(have []spec.Writable, dirs []string) []string {
+	var out []string
+	for _, w := range have {
+		if slices.ContainsFunc(dirs, func(d string) bool { return strings.HasPrefix(w.Path, d+"/") }) {
+			continue
+		}
+		if w.Size != spec.DefaultWritableSize {
+			out = append(out, fmt.Sprintf("{path: %s, size: %s}", w.Path, w.Size))
+			continue
+		}
+		out = append(out, w.Path)
+	}
+	return append(out, dirs...)
 }
 
 // writableDirs are the directories a writable: line must name for the
@@ -189,6 +209,28 @@ func writableDirs(changes []container.FilesystemChange) (dirs, atRoot []string) 
 	}
 	sort.Strings(atRoot)
 	return dirs, atRoot
+}
+
+// withoutMountPoints drops from the engine's diff the component's
+// writable paths and the directories above them: the engine makes them,
+// where the image has none, in the container's own layer, to mount the
+// tmpfs on. What the program writes there is on the tmpfs, not in the
+// diff.
+func withoutMountPoints(changes []container.FilesystemChange, comp spec.Component) []container.FilesystemChange {
+	var out []container.FilesystemChange
+	for _, c := range changes {
+		mount := false
+		for _, w := range comp.Writable {
+			if w.Path == c.Path || strings.HasPrefix(w.Path, c.Path+"/") {
+				mount = true
+				break
+			}
+		}
+		if !mount {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // writtenFiles turns the engine's diff into the paths written: the

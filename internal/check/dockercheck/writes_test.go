@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/aimhub/aim/internal/spec"
 )
 
 // TestWritableDirs pins the writable: line aim check proposes from the
@@ -45,5 +47,15 @@ func TestWritableDirs(t *testing.T) {
 				t.Errorf("got %q, at the root %q; want %q, %q", dirs, atRoot, tc.dirs, tc.atRoot)
 			}
 		})
+	}
+}
+
+// TestMergeWritable: the proposed line keeps the component's own paths
+// (with their sizes), less those a new path holds.
+func TestMergeWritable(t *testing.T) {
+	have := []spec.Writable{{Path: "/run", Size: spec.DefaultWritableSize}, {Path: "/var/lib/nginx/body", Size: 1 << 30}, {Path: "/home/app", Size: 1 << 30}}
+	got := mergeWritable(have, []string{"/var/lib/nginx"})
+	if want := []string{"/run", "{path: /home/app, size: 1Gi}", "/var/lib/nginx"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

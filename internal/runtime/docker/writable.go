@@ -62,6 +62,16 @@ func numericOwner(user string) (uid, gid string, ok bool) {
 	return u, g, true
 }
 
+// WritableDirs are /tmp and a component's writable paths: where what it
+// writes goes, and is lost when it stops.
+func WritableDirs(c spec.Component) []string {
+	dirs := []string{"/tmp"}
+	for _, w := range c.Writable {
+		dirs = append(dirs, w.Path)
+	}
+	return dirs
+}
+
 // gpuRequests asks the engine for n NVIDIA GPUs, as docker run --gpus n.
 func gpuRequests(n int64) []container.DeviceRequest {
 	if n <= 0 {
