@@ -5,6 +5,7 @@
 #   images/build.sh go     [--force]   -> aim-base/go:1.26
 #   images/build.sh jupyter [--force]  -> aim-base/jupyter:bookworm
 #   images/build.sh node   [--force]   -> aim-base/node:bookworm
+#   images/build.sh nginx  [--force]   -> aim-base/nginx:bookworm
 #   images/build.sh all    [--force]   -> python and go
 #
 # Nothing is pulled from a registry: root filesystems are made with
@@ -45,6 +46,10 @@ JUPYTER_PACKAGES="jupyter-notebook python3-notebook"
 # app of "bringing an existing app".
 NODE_PACKAGES="nodejs"
 NODE_NPM_PACKAGES="express@4"
+# nginx as Debian packages it, for the same tests: Debian's configuration
+# with one change, the port (8080 instead of 80).
+NGINX_IMAGE=aim-base/nginx:bookworm
+NGINX_PACKAGES="nginx-light"
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
@@ -314,6 +319,60 @@ build_node() {
   log "built $NODE_IMAGE ($(docker image inspect -f '{{.Size}}' "$NODE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
+# Minbase + nginx-light, cached as a tarball; sets NGINX_TB.
+ensure_nginx_tarball() {
+  local tb=$CACHE/rootfs/$SUITE-nginx.tar.gz
+  NGINX_TB=$tb
+  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
+    return
+  fi
+  need_root
+  ensure_minbase
+  new_work
+  tar -C "$WORK/root" -xzf "$MINBASE_TB"
+  local r=$WORK/root
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  mount -t proc proc "$r/proc"
+  mount --bind /dev "$r/dev"
+  log "installing into chroot: $NGINX_PACKAGES"
+  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
+    apt-get update -qq
+    apt-get upgrade -y -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends $NGINX_PACKAGES >/dev/null
+  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
+  umount "$r/proc" "$r/dev"
+  rm -f "$r/etc/resolv.conf"
+  # The one change to Debian's configuration: the port.
+  sed -i -e 's/listen 80 default_server;/listen 8080 default_server;/' \
+    -e 's/listen \[::\]:80 default_server;/listen [::]:8080 default_server;/' \
+    "$r/etc/nginx/sites-available/default"
+  grep -q 'listen 8080 default_server;' "$r/etc/nginx/sites-available/default" ||
+    die "Debian's nginx site no longer says listen 80 default_server; update the sed above"
+  # slim_rootfs empties /var/log, but nginx opens its logs in the
+  # directory the package made: it stays as the package left it.
+  mv "$r/var/log/nginx" "$WORK/nginx-log"
+  slim_rootfs "$r"
+  mv "$WORK/nginx-log" "$r/var/log/nginx"
+  pack_rootfs "$tb"
+  cleanup
+  log "cached $tb ($(du -h "$tb" | cut -f1))"
+}
+
+# nginx as Debian runs it, in the foreground: nothing else changed for aim.
+build_nginx() {
+  if image_exists "$NGINX_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$NGINX_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  ensure_nginx_tarball
+  log "docker import $NGINX_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["nginx","-g","daemon off;"]' \
+    -m "aim base: Debian $SUITE minbase + $NGINX_PACKAGES, listening on 8080" \
+    "$NGINX_TB" "$NGINX_IMAGE" >/dev/null
+  log "built $NGINX_IMAGE ($(docker image inspect -f '{{.Size}}' "$NGINX_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
 build_go() {
   if image_exists "$GO_IMAGE" && [ "$FORCE" != 1 ]; then
     log "$GO_IMAGE exists, skipping (use --force to rebuild)"; return
@@ -355,7 +414,7 @@ target=""
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|go|jupyter|node|all) [ -z "$target" ] || usage; target=$a ;;
+    python|go|jupyter|node|nginx|all) [ -z "$target" ] || usage; target=$a ;;
     -h|--help) usage ;;
     *) usage ;;
   esac
@@ -376,6 +435,7 @@ case "$target" in
   go) build_go ;;
   jupyter) build_jupyter ;;
   node) build_node ;;
+  nginx) build_nginx ;;
   all) build_go; build_python ;;
 esac
 log "done"

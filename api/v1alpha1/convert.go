@@ -93,8 +93,15 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 			Image:     img,
 			Paths:     append([]string(nil), c.Paths...),
 			RunAsRoot: c.RunAsRoot,
-			Resources: Resources{Pids: c.Resources.Pids},
+			Resources: Resources{Pids: c.Resources.Pids, GPU: c.Resources.GPU, GPUType: c.Resources.GPUType},
 			Ready:     Ready{Path: c.Ready.Path},
+		}
+		for _, w := range c.Writable {
+			cw := Writable{Path: w.Path}
+			if w.Size > 0 {
+				cw.Size = resource.NewQuantity(int64(w.Size), resource.BinarySI)
+			}
+			out.Writable = append(out.Writable, cw)
 		}
 		if c.Public != nil {
 			p := *c.Public
@@ -192,13 +199,23 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 			Paths:     c.Paths,
 			Env:       componentEnv(c),
 			RunAsRoot: c.RunAsRoot,
-			Resources: spec.Resources{Pids: c.Resources.Pids},
+			Resources: spec.Resources{Pids: c.Resources.Pids, GPU: c.Resources.GPU, GPUType: c.Resources.GPUType},
 			Ready:     spec.Ready{Path: c.Ready.Path},
 		}
 		for k := range c.SecretEnv {
 			if _, both := c.Env[k]; both {
 				add(f+".secretEnv."+k, "is in env too; keep one")
 			}
+		}
+		for j, w := range c.Writable {
+			mw := spec.Writable{Path: w.Path}
+			if q := w.Size; q != nil {
+				if q.Sign() <= 0 {
+					add(fmt.Sprintf("%s.writable[%d].size", f, j), "%s is not a positive size", q)
+				}
+				mw.Size = spec.ByteSize(q.Value())
+			}
+			mc.Writable = append(mc.Writable, mw)
 		}
 		if q := c.Resources.CPU; q != nil {
 			if q.MilliValue() <= 0 {

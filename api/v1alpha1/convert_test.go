@@ -15,8 +15,9 @@ import (
 // TestRoundTrip converts the example manifests to a SolutionSpec, through
 // JSON as the API server stores it, and back.
 func TestRoundTrip(t *testing.T) {
-	// valid-ready.yaml names ready paths, which the examples do not.
-	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml", "../../internal/spec/testdata/valid-secret.yaml"} {
+	// valid-ready.yaml names ready paths, valid-secret.yaml secrets,
+	// valid-writable.yaml writable paths and a GPU, which the examples do not.
+	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml", "../../internal/spec/testdata/valid-secret.yaml", "../../internal/spec/testdata/valid-writable.yaml"} {
 		t.Run(dir, func(t *testing.T) {
 			m, err := spec.ReadFile(dir)
 			if err != nil {
@@ -174,6 +175,12 @@ func TestToManifestErrors(t *testing.T) {
 			`spec.access: a private solution needs at least one of emails, domains or groups (its provider and the admins are always admitted)`},
 		{"access on a public solution", "shop", func(s *SolutionSpec) { s.Access = &Access{Emails: []string{"ada@example.com"}} },
 			`spec.access: only a private solution has an access list; add visibility: private`},
+		{"writable /", "shop", func(s *SolutionSpec) { s.Components[0].Writable = []Writable{{Path: "/"}} },
+			`spec.components[0].writable[0]: "/" would make the whole root filesystem writable: name the directories the program writes, e.g. /var/lib/nginx`},
+		{"writable of size zero", "shop", func(s *SolutionSpec) { s.Components[0].Writable = []Writable{{Path: "/run", Size: qty("0")}} },
+			`spec.components[0].writable[0].size: 0 is not a positive size`},
+		{"gpuType without gpu", "shop", func(s *SolutionSpec) { s.Components[0].Resources.GPUType = "NVIDIA-L4" },
+			`spec.components[0].resources.gpuType: only goes with gpu: add gpu: 1`},
 		{"bad access entries", "shop", func(s *SolutionSpec) {
 			s.Visibility, s.Access = "private", &Access{Emails: []string{"ada"}, Domains: []string{"*.example.com"}, Groups: []string{""}}
 		}, `spec.access.emails[0]: "ada" is not an e-mail address; spec.access.domains[0]: "*.example.com" is not a domain like example.com; spec.access.groups[0]: a group name has 1 to 256 characters on one line`},

@@ -264,6 +264,28 @@ type Component struct {
 	// GET / below 500 for the gateway's wake.
 	// +optional
 	Ready Ready `json:"ready,omitempty,omitzero"`
+	// Writable are directories the component may write besides /tmp:
+	// each an emptyDir in memory, counted in the memory limit; the root
+	// filesystem stays read-only.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=path
+	// +optional
+	Writable []Writable `json:"writable,omitempty"`
+}
+
+// Writable is a directory a component may write, as aim.yaml's
+// writable entry: a clean absolute path, not /, not under /tmp, /proc,
+// /sys or /dev, apart from the others (ToManifest checks).
+type Writable struct {
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	Path string `json:"path"`
+	// Size bounds what the directory holds (the emptyDir's sizeLimit).
+	// Unset means 64Mi.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
 }
 
 // Ready is how a component is judged ready to serve.
@@ -294,6 +316,18 @@ type Resources struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Pids int64 `json:"pids,omitempty"`
+	// GPU is the number of NVIDIA GPUs (nvidia.com/gpu) of the replica.
+	// Its pods go to the node group gpu unless the solution names one.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	GPU int64 `json:"gpu,omitempty"`
+	// GPUType selects nodes whose nvidia.com/gpu.product label (NVIDIA's
+	// GPU feature discovery) has this value, e.g. NVIDIA-L4. Only with
+	// GPU.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	GPUType string `json:"gpuType,omitempty"`
 }
 
 // Scaling says when a solution sleeps and how far it grows.

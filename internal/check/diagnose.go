@@ -176,3 +176,33 @@ func WritesLost(comp string, outside, tmp []string, tmpSeen bool) Result {
 	}
 	return NewResult("writes-lost", comp, Pass, "wrote nothing by the time it answered; whatever it writes later (only /tmp is writable) is lost when it sleeps")
 }
+
+// WritableFix is the fix of read-only-fs when a run wrote outside /tmp:
+// the writable: line that names the directories it wrote (dirs; the
+// whole line when the component has one already, replace), what
+// the image has in them that an empty tmpfs would hide (hidden, by
+// directory), and the writes at the top of the filesystem, which no
+// writable path can take (atRoot).
+func WritableFix(dirs []string, replace bool, hidden map[string][]string, atRoot []string) string {
+	var parts []string
+	verb := "add to the component in aim.yaml"
+	if replace {
+		verb = "make the component's line in aim.yaml"
+	}
+	if len(dirs) > 0 {
+		parts = append(parts, verb+": writable: ["+strings.Join(dirs, ", ")+
+			"] (each an empty tmpfs of 64Mi owned by the user it runs as and counted in its memory; {path: …, size: 256Mi} gives another size)")
+	}
+	for _, d := range dirs {
+		if h := hidden[d]; len(h) > 0 {
+			parts = append(parts, fmt.Sprintf("the tmpfs at %s hides what the image has there (%s): the program must make it anew, or keep it elsewhere", d, strings.Join(h, ", ")))
+		}
+	}
+	if len(atRoot) > 0 {
+		parts = append(parts, "it also wrote "+strings.Join(atRoot, ", ")+" at the top of the filesystem, which no writable path can take: write it in a directory")
+	}
+	if len(parts) == 0 {
+		return ruleByID("read-only-fs").Fix
+	}
+	return strings.Join(parts, "; ")
+}

@@ -164,6 +164,14 @@ func (r *Reconciler) manifest(sol *v1alpha1.Solution) (*spec.Manifest, error) {
 			Msg:   fmt.Sprintf("%q is not one of the cluster's node groups: %s", g, strings.Join(r.opts.NodeGroups, ", ")),
 		}}}
 	}
+	for i, c := range m.Components {
+		if g := componentNodeGroup(m, c, r.opts); c.Resources.GPU > 0 && m.NodeGroup == "" && len(r.opts.NodeGroups) > 0 && !slices.Contains(r.opts.NodeGroups, g) {
+			return nil, &v1alpha1.ValidationError{Problems: []v1alpha1.FieldError{{
+				Field: fmt.Sprintf("spec.components[%d].resources.gpu", i),
+				Msg:   fmt.Sprintf("a GPU component runs on the node group %s, which the cluster does not have (its groups: %s): name the group with GPUs in nodeGroup", g, strings.Join(r.opts.NodeGroups, ", ")),
+			}}}
+		}
+	}
 	return m, nil
 }
 

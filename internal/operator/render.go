@@ -3,6 +3,7 @@ package operator
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -154,6 +155,7 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 			WithEmptyDir(corev1ac.EmptyDirVolumeSource().
 				WithMedium(corev1.StorageMediumMemory).
 				WithSizeLimit(resource.MustParse(tmpSize)))).
+		WithVolumes(writableVolumes(c)...).
 		WithAffinity(corev1ac.Affinity().WithPodAffinity(corev1ac.PodAffinity().
 			// One solution's components talk to one another; on one node
 			// they do so without crossing the network.
@@ -171,7 +173,7 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 			pod.WithHostAliases(corev1ac.HostAlias().WithIP(ip).WithHostnames(s.Name))
 		}
 	}
-	if g := nodeGroup(m, o); g != "" {
+	if g := componentNodeGroup(m, c, o); g != "" {
 		pod.WithNodeSelector(map[string]string{v1alpha1.LabelNodeGroup: g}).
 			WithTolerations(corev1ac.Toleration().
 				WithKey(v1alpha1.LabelNodeGroup).
@@ -179,6 +181,7 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 				WithValue(g).
 				WithEffect(corev1.TaintEffectNoSchedule))
 	}
+	gpuPlacement(pod, c)
 	return appsv1ac.Deployment(objectName(sol.Name, c.Name), sol.Namespace).
 		WithLabels(componentLabels(sol.Name, c)).
 		WithOwnerReferences(ownerRef(sol)).
@@ -278,18 +281,25 @@ func container(sol string, c spec.Component, def spec.Defaults) *corev1ac.Contai
 		env = append(env, corev1ac.EnvVar().WithName(k).WithValueFrom(corev1ac.EnvVarSource().
 			WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(v1alpha1.SecretsName(sol)).WithKey(v.Secret))))
 	}
+	limits := amounts
+	if c.Resources.GPU > 0 {
+		// An extended resource is a limit; its request defaults to it.
+		limits = maps.Clone(amounts)
+		limits[gpuResource] = *resource.NewQuantity(c.Resources.GPU, resource.DecimalSI)
+	}
 	return corev1ac.Container().
 		WithName(c.Name).
 		WithImage(c.Image).
 		WithEnv(env...).
 		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(spec.Port).WithProtocol(corev1.ProtocolTCP)).
-		WithResources(corev1ac.ResourceRequirements().WithRequests(amounts).WithLimits(amounts)).
+		WithResources(corev1ac.ResourceRequirements().WithRequests(amounts).WithLimits(limits)).
 		WithReadinessProbe(readinessProbe(c)).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithAllowPrivilegeEscalation(false).
 			WithReadOnlyRootFilesystem(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
+		WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp")).
+		WithVolumeMounts(writableMounts(c)...)
 }
 
 // readinessProbe is the component's ready.path as an HTTP probe, as the

@@ -63,6 +63,19 @@ components:
   - name: index
     image: registry.example/index:1
 `
+	// A component that writes two directories and needs a GPU of one
+	// model, beside one that needs neither.
+	writableGPU = `
+name: notebooks
+components:
+  - name: web
+    image: registry.example/notebooks-web:1
+    public: true
+    writable: [/var/lib/nginx, {path: /home/app/.cache, size: 256Mi}]
+    resources: {memory: 1Gi, gpu: 1, gpuType: NVIDIA-L4}
+  - name: store
+    image: registry.example/notebooks-store:1
+`
 )
 
 func testOptions() Options {
@@ -110,6 +123,8 @@ func TestRenderGolden(t *testing.T) {
 		{"three-components-mesh", threeComponents, "", true},
 		{"three-components-node-group-mesh", threeComponents, "solutions", true},
 		{"secrets", withSecrets, "", false},
+		{"writable-gpu", writableGPU, "", false},
+		{"writable-gpu-node-group", writableGPU, "accelerated", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)
@@ -225,4 +240,28 @@ func diff(want, got string) string {
 		}
 	}
 	return "(same lines, different endings)"
+}
+
+// TestGPUNodeGroup: a GPU component runs on the node group gpu unless its
+// solution names one, and fails where the cluster has no such group.
+func TestGPUNodeGroup(t *testing.T) {
+	sol, m := testSolution(t, writableGPU, "")
+	o := testOptions()
+	o.DefaultNodeGroup = "general"
+	for _, c := range m.Components {
+		want := map[string]string{"web": "gpu", "store": "general"}[c.Name]
+		if got := componentNodeGroup(m, c, o); got != want {
+			t.Errorf("component %s runs on %q, want %q", c.Name, got, want)
+		}
+	}
+	r := &Reconciler{opts: Options{NodeGroups: []string{"general", "solutions"}}}
+	_, err := r.manifest(sol)
+	want := "spec.components[0].resources.gpu: a GPU component runs on the node group gpu, which the cluster does not have (its groups: general, solutions): name the group with GPUs in nodeGroup"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	r.opts.NodeGroups = append(r.opts.NodeGroups, "gpu")
+	if _, err := r.manifest(sol); err != nil {
+		t.Errorf("with a gpu group: %v", err)
+	}
 }

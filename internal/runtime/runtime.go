@@ -57,7 +57,8 @@ type Trial struct {
 	// Answered is true when the replica answered; the fields below are
 	// zero when it did not.
 	Answered bool
-	// TmpWrites lists the files it had written under /tmp when it
+	// TmpWrites lists the files it had written under /tmp and its
+	// writable paths when it
 	// answered. TmpSeen says /tmp could be read at all (that needs the
 	// engine's host).
 	TmpWrites []string

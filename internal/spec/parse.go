@@ -269,6 +269,8 @@ func yamlKind(tag, val string) string {
 var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// labelValue is a Kubernetes label value, not empty.
+	labelValue = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 )
 
 // reservedNames are refused as solution names: a visitor would take
@@ -395,6 +397,8 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 		if msg := readyProblem(c.Ready, idx.byPath[f+".ready"] != nil); msg != "" {
 			add(f+".ready.path", "%s", msg)
 		}
+		validateWritable(c, f, add)
+		validateGPU(c.Resources, f, add)
 	}
 	if len(m.Components) > 0 && publicCount == 0 {
 		add("components", "no component is public: mark the one that serves the web page with public: true")
@@ -441,6 +445,11 @@ func (m *Manifest) fillDefaults() *defaultsError {
 	first := true
 	for i := range m.Components {
 		c := &m.Components[i]
+		for j := range c.Writable {
+			if c.Writable[j].Size == 0 {
+				c.Writable[j].Size = DefaultWritableSize
+			}
+		}
 		if !c.IsPublic() {
 			continue
 		}

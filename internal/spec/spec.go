@@ -155,6 +155,10 @@ type Component struct {
 	// Ready says when the component is ready to serve. Unset means the
 	// default rule (see ReadyAnswer).
 	Ready Ready `yaml:"ready,omitempty" json:"ready,omitzero"`
+	// Writable are directories the component may write besides /tmp, each
+	// an empty in-memory filesystem of its own (see Writable); the root
+	// filesystem stays read-only.
+	Writable []Writable `yaml:"writable,omitempty" json:"writable,omitempty"`
 }
 
 // IsPublic reports whether the gateway routes to the component.
@@ -169,6 +173,15 @@ type Resources struct {
 	Memory ByteSize `yaml:"memory,omitempty" json:"memory,omitempty"`
 	// Pids caps the number of processes and threads.
 	Pids int64 `yaml:"pids,omitempty" json:"pids,omitempty"`
+	// GPU is the number of NVIDIA GPUs the replica gets; zero means none.
+	// A deploy that asks for one where there is none fails before any
+	// container starts.
+	GPU int64 `yaml:"gpu,omitempty" json:"gpu,omitempty"`
+	// GPUType names the GPU model on Kubernetes, as NVIDIA's GPU feature
+	// discovery labels nodes (nvidia.com/gpu.product, e.g. NVIDIA-L4).
+	// Empty means any. Only with GPU; on Docker it is not checked: the
+	// host has the GPUs it has.
+	GPUType string `yaml:"gpuType,omitempty" json:"gpuType,omitempty"`
 }
 
 // Or fills the zero fields of r from d.

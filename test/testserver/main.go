@@ -104,6 +104,17 @@ func main() {
 		if err := os.WriteFile("/cache.bin", []byte("x"), 0o644); err != nil {
 			fmt.Println("cannot write cache:", err)
 		}
+	case "write-dir":
+		// Keeps its index in a directory of its own and stops without it,
+		// as a database or nginx does.
+		if err := os.MkdirAll("/data/index", 0o755); err != nil {
+			fmt.Println("cannot open the index:", err)
+			os.Exit(1)
+		}
+		if err := os.WriteFile("/data/index/segment-0", []byte("x"), 0o644); err != nil {
+			fmt.Println("cannot open the index:", err)
+			os.Exit(1)
+		}
 	case "internet":
 		// Long enough that the attempt (SYN_SENT) is still there when a
 		// loaded machine gets round to looking.

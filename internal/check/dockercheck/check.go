@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,6 +156,12 @@ func Run(ctx context.Context, api API, eng Builder, o Options) (rep *check.Repor
 	}
 	for _, r := range runs {
 		r.set(r.writesLost())
+		// A process that stopped on the read-only filesystem gets the
+		// writable: line as its fix too.
+		if res, ok := r.results["starts"]; ok && res.Status == check.Fail && r.writableFix != "" && strings.Contains(res.Fix, "read-only") {
+			res.Fix = "it wrote outside /tmp, which is read-only: " + r.writableFix
+			r.set(res)
+		}
 	}
 	rep = &check.Report{Solution: m.Name, Images: images}
 	var targets []check.APITarget
@@ -255,14 +262,17 @@ type compRun struct {
 	tmpWrites     []string
 	tmpSeen       bool
 	outsideWrites []string
-	started       time.Time
-	ip            string
-	pid           int
-	ready         bool
-	readyAfter    time.Duration
-	root          []byte // body of GET /
-	memUsage      int64
-	attempts      []netip.AddrPort // connection attempts beyond the network
+	// writableFix is read-only-fs's fix when the twin wrote outside /tmp
+	// (the writable: line to add), for starts to point at.
+	writableFix string
+	started     time.Time
+	ip          string
+	pid         int
+	ready       bool
+	readyAfter  time.Duration
+	root        []byte // body of GET /
+	memUsage    int64
+	attempts    []netip.AddrPort // connection attempts beyond the network
 
 	// readyAt is when the component met its readiness rule, zero when
 	// waitReady could not tell (ProbeReadiness then probes it).

@@ -157,9 +157,17 @@ func TestCorpus(t *testing.T) {
 		{"no-root", []finding{{"root-html", check.Fail, "GET / → 404", ""}}},
 		{"json-root", []finding{{"root-html", check.Fail, "GET / → 200 application/json", ""}}},
 		{"write-fs", []finding{
-			{"read-only-fs", check.Fail, "wrote /cache.bin; read-only, it said: cannot write cache: open /cache.bin: read-only file system", ""},
+			{"read-only-fs", check.Fail, "wrote /cache.bin; read-only, it said: cannot write cache: open /cache.bin: read-only file system",
+				"it also wrote /cache.bin at the top of the filesystem, which no writable path can take"},
 			{"writes-lost", check.Warn, "wrote /cache.bin by the time it answered: that, and whatever it writes later, is lost when it sleeps", ""},
 		}},
+		// Issue 16: the writable: line, for read-only-fs and for starts.
+		{"write-dir", []finding{
+			{"starts", check.Fail, "cannot open the index: mkdir /data: read-only file system", "it wrote outside /tmp, which is read-only: add to the component in aim.yaml: writable: [/data]"},
+			{"read-only-fs", check.Fail, "wrote /data/index/segment-0", "add to the component in aim.yaml: writable: [/data] (each an empty tmpfs of 64Mi"},
+			{"writes-lost", check.Warn, "wrote /data/index/segment-0", ""},
+		}},
+		{"write-dir-writable", []finding{{"writes-lost", check.Warn, "wrote /data/index/segment-0 by the time it answered", ""}}},
 		{"crash", []finding{{"starts", check.Fail, "exited with code 3", ""}}},
 		{"slow-start", []finding{{"port-8080", check.Fail, "nothing on 8080 after 5s; the process listens on no TCP port", ""}}},
 		{"ignore-sigterm", []finding{{"sigterm", check.Fail, "still running 3s after SIGTERM", "testserver already runs in the exec form, as PID 1, so it gets SIGTERM and ignores it"}}},

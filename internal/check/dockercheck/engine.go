@@ -127,11 +127,15 @@ func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image str
 	host.NetworkMode = container.NetworkMode(s.net)
 	ep := &network.EndpointSettings{}
 	if writable {
-		// The writable twin keeps the image's own user: as uid 65534 a
-		// root image could not write to its root-owned directories, and
-		// the diff would not show what it tries to write. It is invisible
-		// to siblings: only the read-only run answers to the name.
+		// The writable twin keeps the image's own user, with the engine's
+		// default capabilities: as uid 65534, or as a root without
+		// CAP_CHOWN and CAP_SETUID, a program such as nginx stops at its
+		// first chown or setuid, and the diff would not show what it goes
+		// on to write. It is invisible to siblings: only the read-only run
+		// answers to the name. It keeps no-new-privileges and the
+		// internal network.
 		host.ReadonlyRootfs = false
+		host.CapDrop = nil
 		cfg.User = ""
 	} else {
 		ep.Aliases = []string{comp.Name}

@@ -68,7 +68,7 @@ func (r *compRun) probe(ctx context.Context) error {
 			r.set(check.ProbeHealth(ctx, r.hc, check.APITarget{Comp: r.comp, Addr: r.addr(), Paths: r.comp.Paths}))
 		}
 		r.set(r.memory(ctx))
-		if files, err := docker.TmpWrites(r.pid, 6); err == nil {
+		if files, err := docker.Writes(r.pid, docker.WritableDirs(r.comp), 6); err == nil {
 			r.tmpWrites, r.tmpSeen = files, true
 		}
 		st := check.Pass

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ const nobody = "65534:65534"
 
 // Apply implements runtime.Runtime.
 func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error {
+	if err := d.checkGPUs(ctx, s.Manifest); err != nil {
+		return err
+	}
 	if err := d.ensureNetwork(ctx, s.Manifest.Name, s.Manifest.Egress.Closed()); err != nil {
 		return err
 	}
@@ -117,8 +121,9 @@ const StopGrace = 10 * time.Second
 
 // Confined is a component's container as aim runs it, wherever it runs
 // it (a solution, or `aim check`): its image, environment and user, a
-// read-only root filesystem with a tmpfs /tmp, no capabilities, no new
-// privileges, and the memory, CPU and pids limits of its manifest or def.
+// read-only root filesystem with a tmpfs /tmp and one at each of its
+// writable paths, no capabilities, no new privileges, the memory, CPU and
+// pids limits of its manifest or def, and the GPUs it asks for.
 // A root image runs as uid 65534 unless the component says runAsRoot, and
 // with HOME=/tmp when nothing else sets HOME (defaultHome). Callers add
 // labels, the network and, for solutions, a restart policy.
@@ -144,16 +149,19 @@ func Confined(solution string, comp spec.Component, image string, img Image, def
 	stop := int(StopGrace / time.Second)
 	pids := res.Pids
 	cfg := &container.Config{Image: image, Env: env, User: user, Hostname: comp.Name, StopTimeout: &stop}
+	tmpfs := writableTmpfs(comp.Writable, cmp.Or(user, img.User))
+	tmpfs["/tmp"] = "rw,nosuid,nodev,size=64m"
 	host := &container.HostConfig{
 		ReadonlyRootfs: true,
-		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+		Tmpfs:          tmpfs,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 		Resources: container.Resources{
-			Memory:    int64(res.Memory),
-			NanoCPUs:  int64(res.CPU) * 1e6,
-			PidsLimit: &pids,
+			Memory:         int64(res.Memory),
+			NanoCPUs:       int64(res.CPU) * 1e6,
+			PidsLimit:      &pids,
+			DeviceRequests: gpuRequests(comp.Resources.GPU),
 		},
 	}
 	return cfg, host

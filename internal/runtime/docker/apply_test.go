@@ -28,17 +28,22 @@ components:
     image: shop/engine:1
     runAsRoot: true
     resources: {cpu: 500m, memory: 1Gi, pids: 64}
+  - name: model
+    image: shop/model:1
+    writable: [/var/lib/nginx, {path: /home/app/.cache, size: 256Mi}]
+    resources: {gpu: 1}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := runtime.Spec{Manifest: m, Images: map[string]string{"web": "shop/web:1", "engine": "shop/engine:1"}, Generation: 7, Defaults: spec.DefaultDefaults}
+	s := runtime.Spec{Manifest: m, Images: map[string]string{"web": "shop/web:1", "engine": "shop/engine:1", "model": "shop/model:1"}, Generation: 7, Defaults: spec.DefaultDefaults}
 	for _, tc := range []struct {
 		name, comp, imageUser string
 	}{
 		{"root-image-runs-as-nobody", "web", ""},
 		{"non-root-image-keeps-its-user", "web", "1000:1000"},
 		{"run-as-root-with-resources", "engine", "root"},
+		{"writable-paths-and-a-gpu", "model", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			comp, _ := m.Component(tc.comp)
@@ -126,5 +131,39 @@ func TestAddSecrets(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestWritableOwner pins who owns a writable path's tmpfs: the user the
+// container runs as, which the kernel takes only as numbers.
+func TestWritableOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name, user, want string
+	}{
+		{"aim's nobody", nobody, "uid=65534,gid=65534,mode=0755"},
+		{"root", "", "uid=0,gid=0,mode=0755"},
+		{"USER nobody", "nobody", "uid=65534,gid=65534,mode=0755"},
+		{"USER 1000:1000", "1000:1000", "uid=1000,gid=1000,mode=0755"},
+		{"USER 1000", "1000", "uid=1000,gid=0,mode=0755"},
+		{"USER 1000:staff", "1000:staff", "uid=1000,gid=0,mode=0755"},
+		{"USER app: a name the kernel cannot take", "app", "mode=1777"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := writableTmpfs([]spec.Writable{{Path: "/run", Size: 1 << 20}}, tc.user)["/run"]
+			if want := "rw,nosuid,nodev,size=1048576," + tc.want; got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestGPUProblem(t *testing.T) {
+	want := []string{"model asks for 1 (resources.gpu)"}
+	if err := gpuProblem("shop", want, []string{"io.containerd.runc.v2", "nvidia", "runc"}); err != nil {
+		t.Errorf("an engine with the nvidia runtime: %v", err)
+	}
+	err := gpuProblem("shop", want, []string{"io.containerd.runc.v2", "runc"})
+	if err == nil || !strings.Contains(err.Error(), "solution shop needs GPUs (model asks for 1 (resources.gpu)), but this Docker engine has no NVIDIA GPU runtime (its runtimes: io.containerd.runc.v2, runc)") {
+		t.Errorf("an engine without: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -91,13 +92,24 @@ func defaultHome(img Image, user string, env map[string]spec.EnvValue) string {
 // mounts a tmpfs over /tmp, which hides them. The engine reads a created
 // container's /tmp from the image's layers, as no tmpfs is mounted before
 // it starts.
-func TmpFiles(ctx context.Context, cli interface {
+func TmpFiles(ctx context.Context, cli FileCopier, id string, max int) (files []string, more bool, err error) {
+	return Files(ctx, cli, id, "/tmp", max)
+}
+
+// FileCopier reads a container's files, as the engine's API does.
+type FileCopier interface {
 	CopyFromContainer(ctx context.Context, container, srcPath string) (io.ReadCloser, container.PathStat, error)
-}, id string, max int) (files []string, more bool, err error) {
-	rc, _, err := cli.CopyFromContainer(ctx, id, "/tmp")
+}
+
+// Files lists the files of a container under dir as the engine sees them
+// (the image's layers and what the container wrote there, not a tmpfs),
+// the first max of them, and says whether there are more. A dir that is
+// not there has none.
+func Files(ctx context.Context, cli FileCopier, id, dir string, max int) (files []string, more bool, err error) {
+	rc, _, err := cli.CopyFromContainer(ctx, id, dir)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return nil, false, nil // the image has no /tmp
+			return nil, false, nil
 		}
 		return nil, false, err
 	}
@@ -117,7 +129,8 @@ func TmpFiles(ctx context.Context, cli interface {
 		if len(files) == max {
 			return files, true, nil
 		}
-		files = append(files, "/"+strings.TrimPrefix(h.Name, "/"))
+		// The archive names entries from dir's own name on.
+		files = append(files, path.Join(path.Dir(dir), h.Name))
 	}
 }
 
@@ -125,30 +138,62 @@ func TmpFiles(ctx context.Context, cli interface {
 // its /tmp (the tmpfs), the first max of them, through the host's
 // /proc/<pid>/root: the engine's API reads the image's layers, not the
 // tmpfs. It fails where aim does not run on the engine's host as root.
-func TmpWrites(pid, max int) ([]string, error) {
+func TmpWrites(pid, max int) ([]string, error) { return Writes(pid, []string{"/tmp"}, max) }
+
+// Writes is TmpWrites for /tmp and the component's writable paths (dirs,
+// absolute). A path that resolves through a symlink is skipped: the host
+// would resolve it, outside the container. The root filesystem is
+// read-only, so the path's directories cannot change under the walk, and
+// the walk follows no link inside.
+func Writes(pid int, dirs []string, max int) ([]string, error) {
 	if pid <= 0 {
 		return nil, errors.New("no process")
 	}
-	root := filepath.Join("/proc", strconv.Itoa(pid), "root", "tmp")
-	var out []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if len(out) >= max {
-			return fs.SkipAll
-		}
-		if !d.IsDir() {
-			rel, _ := filepath.Rel(root, p)
-			out = append(out, "/tmp/"+filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.SkipAll) {
+	root := filepath.Join("/proc", strconv.Itoa(pid), "root")
+	if _, err := os.Stat(root); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errors.New("the process is gone")
 		}
 		return nil, err
 	}
+	var out []string
+	for _, dir := range dirs {
+		if throughLink(root, dir) {
+			continue
+		}
+		top := filepath.Join(root, dir)
+		err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if len(out) >= max {
+				return fs.SkipAll
+			}
+			if !d.IsDir() {
+				rel, _ := filepath.Rel(top, p)
+				out = append(out, path.Join(dir, filepath.ToSlash(rel)))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.SkipAll) {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return out, err
+		}
+	}
 	return out, nil
+}
+
+// throughLink reports whether dir, under root, has a symlink on its way.
+func throughLink(root, dir string) bool {
+	p := root
+	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -75,7 +75,7 @@ func (d *Docker) Trial(ctx context.Context, s runtime.Spec, component string, an
 		return tr, nil
 	}
 	tr.Answered = true
-	if files, err := TmpWrites(pid, trialTmpFiles+1); err == nil {
+	if files, err := Writes(pid, WritableDirs(comp), trialTmpFiles+1); err == nil {
 		tr.TmpSeen, tr.TmpWrites = true, files
 	}
 	start := time.Now()
