@@ -153,6 +153,9 @@ type Component struct {
 	// Ready says when the component is ready to serve. Unset means the
 	// default rule (see ReadyAnswer).
 	Ready Ready `yaml:"ready,omitempty" json:"ready,omitzero"`
+	// Volumes are persistent directories (volumes.go): kept across
+	// sleeps, wakes and deploys, deleted only when asked to.
+	Volumes []Volume `yaml:"volumes,omitempty" json:"volumes,omitempty"`
 }
 
 // IsPublic reports whether the gateway routes to the component.
