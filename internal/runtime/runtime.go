@@ -81,6 +81,10 @@ type Spec struct {
 	Generation int64
 	// Defaults fill the manifest's unset resources.
 	Defaults spec.Defaults
+	// Owner is the provider the solution belongs to (empty: the admins).
+	// Volumes remember it: one kept from a removed solution is reused
+	// only by a deploy for the same owner.
+	Owner string
 }
 
 // Runtime runs solutions. Implementations are safe for concurrent use on

@@ -29,6 +29,9 @@ func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error 
 	if err := d.ensureNetwork(ctx, s.Manifest.Name, s.Manifest.Egress.Closed()); err != nil {
 		return err
 	}
+	if err := d.ensureVolumes(ctx, s); err != nil {
+		return err
+	}
 	existing, err := d.containers(ctx, s.Manifest.Name)
 	if err != nil {
 		return err
@@ -179,6 +182,7 @@ func createOptions(s runtime.Spec, comp spec.Component, replica int, img Image, 
 	// back-off, also while aim itself is down.
 	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
 	host.NetworkMode = container.NetworkMode(netName)
+	host.Mounts = volumeMounts(prefix, s.Manifest.Name, comp)
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netName: {Aliases: []string{comp.Name}},
 	}}

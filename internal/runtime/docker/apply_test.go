@@ -26,6 +26,11 @@ components:
     image: shop/engine:1
     runAsRoot: true
     resources: {cpu: 500m, memory: 1Gi, pids: 64}
+  - name: store
+    image: shop/store:1
+    volumes:
+      - {name: uploads, path: /data, size: 2Gi}
+      - {name: models, path: /models, size: 1Gi, readOnly: true}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +42,7 @@ components:
 		{"root-image-runs-as-nobody", "web", ""},
 		{"non-root-image-keeps-its-user", "web", "1000:1000"},
 		{"run-as-root-with-resources", "engine", "root"},
+		{"volumes-mounted-without-copy", "store", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			comp, _ := m.Component(tc.comp)
