@@ -134,6 +134,7 @@ func routeCases() []routeCase {
 	jsonBody := func(s string) func(*testing.T, string) (io.Reader, string) {
 		return func(*testing.T, string) (io.Reader, string) { return strings.NewReader(s), "application/json" }
 	}
+	tarBody := func(*testing.T, string) (io.Reader, string) { return strings.NewReader("a tar stream"), "application/x-tar" }
 	return []routeCase{
 		{method: "GET", path: "/api/v1/solutions"},
 		{method: "GET", path: "/api/v1/solutions/acme-public"},
@@ -188,6 +189,15 @@ func routeCases() []routeCase {
 			body: jsonBody(`{"name": "Ann", "email": "ann@example.com", "message": "Can we try it on our data?"}`)},
 		{method: "GET", path: "/api/v1/inquiries"},
 		{method: "PUT", path: "/api/v1/providers/acme/webhook", body: jsonBody(`{"webhook": "https://hooks.example.com/aim"}`)},
+		{method: "GET", path: "/api/v1/solutions/acme-public/volumes"},
+		{method: "GET", path: "/api/v1/solutions/beta-private/volumes"},
+		{method: "GET", path: "/api/v1/solutions/acme-gone/volumes"},
+		{method: "GET", path: "/api/v1/solutions/acme-public/volumes/data"},
+		{method: "GET", path: "/api/v1/solutions/acme-gone/volumes/data"},
+		{method: "GET", path: "/api/v1/solutions/acme-public/volumes/nope"},
+		{method: "PUT", path: "/api/v1/solutions/acme-public/volumes/data", body: tarBody},
+		{method: "PUT", path: "/api/v1/solutions/beta-private/volumes/data", body: tarBody},
+		{method: "DELETE", path: "/api/v1/solutions/acme-gone?deleteData=true"},
 	}
 }
 
@@ -219,7 +229,11 @@ func TestRoutes(t *testing.T) {
 
 // pattern turns a row's path into the route pattern it calls.
 func pattern(path string) string {
+	path, _, _ = strings.Cut(path, "?")
 	parts := strings.Split(path, "/")
+	if len(parts) > 6 && parts[5] == "volumes" {
+		parts[6] = "{volume}"
+	}
 	if len(parts) > 4 {
 		switch parts[3] {
 		case "solutions", "providers":

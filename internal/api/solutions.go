@@ -26,18 +26,35 @@ func (a *API) get(w http.ResponseWriter, _ *http.Request, g *grant) {
 	writeJSON(w, http.StatusOK, view(g.id, g.sol))
 }
 
-func (a *API) remove(w http.ResponseWriter, r *http.Request, _ *grant) {
+// remove deletes a solution and says what it did with its volumes: kept,
+// or deleted with ?deleteData=true (also of a solution removed before).
+func (a *API) remove(w http.ResponseWriter, r *http.Request, g *grant) {
 	name := r.PathValue("name")
-	if err := a.ctl.Remove(r.Context(), name); err != nil {
-		a.fail(w, err)
-		return
+	if g.sol != nil {
+		if err := a.ctl.Remove(r.Context(), name); err != nil {
+			a.fail(w, err)
+			return
+		}
+		// On Kubernetes the store holds no solution to remove it with.
+		if err := a.thumbs.DeleteThumbnail(r.Context(), name); err != nil {
+			a.fail(w, err)
+			return
+		}
 	}
-	// On Kubernetes the store holds no solution to remove it with.
-	if err := a.thumbs.DeleteThumbnail(r.Context(), name); err != nil {
-		a.fail(w, err)
-		return
+	var out solution.Removal
+	if vc, ok := a.ctl.(Volumes); ok {
+		var err error
+		if r.URL.Query().Get("deleteData") == "true" {
+			out.Deleted, err = vc.DeleteVolumes(r.Context(), name)
+		} else {
+			out.Kept, err = vc.Volumes(r.Context(), name)
+		}
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) wake(w http.ResponseWriter, r *http.Request, g *grant) {

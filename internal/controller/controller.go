@@ -210,7 +210,7 @@ func (c *Controller) lock(name string) *tracked {
 }
 
 func (c *Controller) runtimeSpec(rec *store.Solution) runtime.Spec {
-	return runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults}
+	return runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults, Owner: rec.Owner}
 }
 
 // Run keeps the routes in step with the runtime until ctx ends. Call

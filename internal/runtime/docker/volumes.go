@@ -207,7 +207,9 @@ func (d *Docker) withHelper(ctx context.Context, sol, vol, img, user string, do 
 	if err != nil {
 		return err
 	}
-	defer func() { _ = d.cli.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true}) }()
+	defer func() {
+		_ = d.cli.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true})
+	}()
 	return do(id)
 }
 
@@ -335,9 +337,18 @@ func (d *Docker) ImportVolume(ctx context.Context, sol, vol string, r io.Reader)
 		}
 		uid, gid := h.Uid, h.Gid
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(rewriteImport(r, pw, uid, gid)) }()
+		done := make(chan error, 1)
+		go func() {
+			err := rewriteImport(r, pw, uid, gid)
+			pw.CloseWithError(err)
+			done <- err
+		}()
 		err = d.cli.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{})
-		pr.CloseWithError(err)
+		pr.CloseWithError(errors.New("the engine stopped reading"))
+		var ie *ImportError
+		if rerr := <-done; errors.As(rerr, &ie) {
+			return &solution.InputError{Msg: fmt.Sprintf("importing into volume %s: %v (nothing after that entry was imported)", vol, rerr)}
+		}
 		if err != nil {
 			return fmt.Errorf("writing volume %s: %w", vol, err)
 		}
@@ -349,7 +360,9 @@ func (d *Docker) ImportVolume(ctx context.Context, sol, vol string, r io.Reader)
 // made it.
 type ImportError struct{ Entry, Msg string }
 
-func (e *ImportError) Error() string { return fmt.Sprintf("the tar stream's entry %q %s", e.Entry, e.Msg) }
+func (e *ImportError) Error() string {
+	return fmt.Sprintf("the tar stream's entry %q %s", e.Entry, e.Msg)
+}
 
 // rewriteImport copies the tar stream r to w under volume/, owned by
 // uid:gid, refusing entries that are not files, directories or links, or
