@@ -100,6 +100,9 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 			p := *c.Public
 			out.Public = &p
 		}
+		for _, v := range c.Volumes {
+			out.Volumes = append(out.Volumes, Volume{Name: v.Name, Path: v.Path, Size: *resource.NewQuantity(int64(v.Size), resource.BinarySI), ReadOnly: v.ReadOnly})
+		}
 		if len(c.Env) > 0 {
 			out.Env = make(map[string]string, len(c.Env))
 			for k, v := range c.Env {
@@ -188,6 +191,12 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 			Resources: spec.Resources{Pids: c.Resources.Pids},
 			Ready:     spec.Ready{Path: c.Ready.Path},
 		}
+		for j, v := range c.Volumes {
+			if v.Size.Sign() <= 0 {
+				add(fmt.Sprintf("%s.volumes[%d].size", f, j), "%s is not a positive size", &v.Size)
+			}
+			mc.Volumes = append(mc.Volumes, spec.Volume{Name: v.Name, Path: v.Path, Size: spec.ByteSize(v.Size.Value()), ReadOnly: v.ReadOnly})
+		}
 		if q := c.Resources.CPU; q != nil {
 			if q.MilliValue() <= 0 {
 				add(f+".resources.cpu", "%s is not a positive amount of CPU (at least 1m)", q)
@@ -224,6 +233,12 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 	}
 	return out, nil
 }
+
+// ClaimName is the PersistentVolumeClaim of a solution's volume:
+// <solution>.<volume>. A claim's name is a DNS subdomain, and the dot
+// occurs in neither name, so two solutions' claims never meet (as
+// <solution>-<volume> would for a-b's c and a's b-c).
+func ClaimName(sol, vol string) string { return sol + "." + vol }
 
 // OwnerOf is whose sol is: its spec.owner, or for a Solution an earlier
 // aim's API deployed, its AnnotationOwner. Empty means the admins'.

@@ -15,8 +15,8 @@ import (
 // TestRoundTrip converts the example manifests to a SolutionSpec, through
 // JSON as the API server stores it, and back.
 func TestRoundTrip(t *testing.T) {
-	// valid-ready.yaml names ready paths, which the examples do not.
-	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml"} {
+	// valid-ready.yaml names ready paths, and valid-volumes.yaml volumes, which the examples do not.
+	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml", "../../internal/spec/testdata/valid-volumes.yaml"} {
 		t.Run(dir, func(t *testing.T) {
 			m, err := spec.ReadFile(dir)
 			if err != nil {

@@ -134,7 +134,9 @@ func routeCases() []routeCase {
 	jsonBody := func(s string) func(*testing.T, string) (io.Reader, string) {
 		return func(*testing.T, string) (io.Reader, string) { return strings.NewReader(s), "application/json" }
 	}
-	tarBody := func(*testing.T, string) (io.Reader, string) { return strings.NewReader("a tar stream"), "application/x-tar" }
+	tarBody := func(*testing.T, string) (io.Reader, string) {
+		return strings.NewReader("a tar stream"), "application/x-tar"
+	}
 	return []routeCase{
 		{method: "GET", path: "/api/v1/solutions"},
 		{method: "GET", path: "/api/v1/solutions/acme-public"},

@@ -51,6 +51,22 @@ components:
 scaling: {idle: 30m, min: 0, max: 1, concurrency: 20}
 limits: {rps: 10, burst: 20, body: 10MiB}
 `
+	// volumeComponents: uploads written by web and read by a root worker,
+	// and web's own cache.
+	volumeComponents = `
+name: uploader
+components:
+  - name: web
+    image: registry.example/uploader:1
+    public: true
+    volumes:
+      - {name: uploads, path: /data, size: 2Gi}
+      - {name: cache, path: /var/cache/app, size: 100Mi}
+  - name: worker
+    image: registry.example/uploader-worker:1
+    runAsRoot: true
+    volumes: [{name: uploads, path: /uploads, size: 2Gi, readOnly: true}]
+`
 )
 
 func testOptions() Options {
@@ -97,6 +113,7 @@ func TestRenderGolden(t *testing.T) {
 		{"three-components-node-group", threeComponents, "solutions", false},
 		{"three-components-mesh", threeComponents, "", true},
 		{"three-components-node-group-mesh", threeComponents, "solutions", true},
+		{"volumes", volumeComponents, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)

@@ -1,0 +1,78 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/aimhub/aim/api/v1alpha1"
+	"github.com/aimhub/aim/internal/api"
+	"github.com/aimhub/aim/internal/solution"
+	"github.com/aimhub/aim/internal/spec"
+)
+
+var _ api.Volumes = (*Solutions)(nil)
+
+// errNoTransfer: the API cannot stream a claim on a cluster (that needs a
+// pod that mounts it); docs/operations.md says how to back one up.
+var errNoTransfer = &solution.InputError{Msg: "aim volume export and import work on Docker only: on Kubernetes, back a volume up with the storage's snapshots (a VolumeSnapshot of its claim) or a pod that mounts the claim (docs/operations.md)"}
+
+// Volumes lists the claims the operator made for the solution name, which
+// outlive it.
+func (s *Solutions) Volumes(ctx context.Context, name string) ([]solution.Volume, error) {
+	list, err := s.kc.CoreV1().PersistentVolumeClaims(s.cfg.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelSolution: name}).String(),
+	})
+	if err != nil {
+		return nil, refused("listing the volumes of "+name, fmt.Errorf("listing the claims of %s: %w", name, err))
+	}
+	var out []solution.Volume
+	for _, c := range list.Items {
+		if c.Labels[v1alpha1.LabelVolume] == "" {
+			continue
+		}
+		q := c.Spec.Resources.Requests[corev1.ResourceStorage]
+		out = append(out, solution.Volume{Name: c.Labels[v1alpha1.LabelVolume], Ref: "persistentvolumeclaim/" + c.Name,
+			Size: spec.ByteSize(q.Value()), Used: -1, Owner: c.Annotations[v1alpha1.AnnotationOwner]})
+	}
+	return out, nil
+}
+
+// DeleteVolumes deletes the claims of a removed solution.
+func (s *Solutions) DeleteVolumes(ctx context.Context, name string) ([]solution.Volume, error) {
+	if _, err := s.get(ctx, name); err == nil {
+		return nil, &solution.InputError{Msg: fmt.Sprintf("solution %s still exists: remove it with its data (aim rm --delete-data %s)", name, name)}
+	}
+	vs, err := s.Volumes(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var done []solution.Volume
+	var errs []error
+	for _, v := range vs {
+		claim := v1alpha1.ClaimName(name, v.Name)
+		err := s.kc.CoreV1().PersistentVolumeClaims(s.cfg.Namespace).Delete(ctx, claim, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, refused("deleting volume "+v.Name, fmt.Errorf("deleting claim %s: %w", claim, err)))
+			continue
+		}
+		done = append(done, v)
+	}
+	return done, errors.Join(errs...)
+}
+
+// ExportVolume is not offered on Kubernetes (errNoTransfer).
+func (s *Solutions) ExportVolume(context.Context, string, string, io.Writer) error {
+	return errNoTransfer
+}
+
+// ImportVolume is not offered on Kubernetes (errNoTransfer).
+func (s *Solutions) ImportVolume(context.Context, string, string, io.Reader) error {
+	return errNoTransfer
+}
