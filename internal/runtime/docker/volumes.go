@@ -369,6 +369,23 @@ func (e *ImportError) Error() string {
 // that leave the volume.
 func rewriteImport(r io.Reader, w io.Writer, uid, gid int) error {
 	tr, tw := tar.NewReader(r), tar.NewWriter(w)
+	// Directories a stream implies but does not hold are made here, the
+	// owner's: the engine would make them root's.
+	dirs := map[string]bool{}
+	parents := func(name string) error {
+		var missing []string
+		for d := path.Dir(name); d != "/" && !dirs[d]; d = path.Dir(d) {
+			missing = append(missing, d)
+		}
+		for i := len(missing) - 1; i >= 0; i-- {
+			dirs[missing[i]] = true
+			h := &tar.Header{Typeflag: tar.TypeDir, Name: "volume" + missing[i] + "/", Mode: 0o755, Uid: uid, Gid: gid, ModTime: time.Now()}
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -391,9 +408,13 @@ func rewriteImport(r io.Reader, w io.Writer, uid, gid int) error {
 		if name == "/" {
 			continue
 		}
+		if err := parents(name); err != nil {
+			return err
+		}
 		h.Name = "volume" + name
 		if h.Typeflag == tar.TypeDir {
 			h.Name += "/"
+			dirs[name] = true
 		}
 		h.Uid, h.Gid, h.Uname, h.Gname = uid, gid, "", ""
 		h.Mode &^= 0o6000

@@ -36,6 +36,8 @@ func TestRewriteImport(t *testing.T) {
 	}{
 		{name: "files and directories", in: []entry{{"./", tar.TypeDir, 0o755, ""}, {"./a/", tar.TypeDir, 0o755, ""}, {"a/f", tar.TypeReg, 0o4755, ""}, {"l", tar.TypeLink, 0o644, "a/f"}},
 			want: "volume/a/ 65534:65534 755 \nvolume/a/f 65534:65534 755 \nvolume/l 65534:65534 644 volume/a/f\n"},
+		{name: "implied directories", in: []entry{{"x/y/f", tar.TypeReg, 0o644, ""}, {"x/g", tar.TypeReg, 0o644, ""}},
+			want: "volume/x/ 65534:65534 755 \nvolume/x/y/ 65534:65534 755 \nvolume/x/y/f 65534:65534 644 \nvolume/x/g 65534:65534 644 \n"},
 		{name: "a device", in: []entry{{"dev", tar.TypeChar, 0o644, ""}}, wantErr: `entry "dev" is not a file`},
 		{name: "dot-dot", in: []entry{{"../etc/passwd", tar.TypeReg, 0o644, ""}}, wantErr: `has a .. in its path`},
 	} {
