@@ -163,8 +163,13 @@ func post(t *testing.T, a *Aim, solution, path, body string) (int, string) {
 
 // flaskApp keeps uploads in /data, as a Flask app would anywhere.
 const flaskApp = `import os
+import signal
+import sys
+
 from flask import Flask, request
 
+# As PID 1 the process gets no default action for SIGTERM (docs/packaging.md).
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 app = Flask(__name__)
 DATA = "/data"
 
