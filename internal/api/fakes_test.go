@@ -79,13 +79,12 @@ func (f *fakeCtl) Volumes(_ context.Context, name string) ([]solution.Volume, er
 	return f.vols[name], nil
 }
 
-func (f *fakeCtl) DeleteVolumes(_ context.Context, name string) ([]solution.Volume, error) {
-	f.record("delete volumes %s", name)
+func (f *fakeCtl) DeleteVolume(_ context.Context, name, vol string) error {
+	f.record("delete volume %s %s", name, vol)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	vs := f.vols[name]
-	delete(f.vols, name)
-	return vs, nil
+	f.vols[name] = slices.DeleteFunc(f.vols[name], func(v solution.Volume) bool { return v.Name == vol })
+	return nil
 }
 
 func (f *fakeCtl) ExportVolume(_ context.Context, name, vol string, w io.Writer) error {

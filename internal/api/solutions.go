@@ -43,15 +43,22 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request, g *grant) {
 	}
 	var out solution.Removal
 	if vc, ok := a.ctl.(Volumes); ok {
-		var err error
-		if r.URL.Query().Get("deleteData") == "true" {
-			out.Deleted, err = vc.DeleteVolumes(r.Context(), name)
-		} else {
-			out.Kept, err = vc.Volumes(r.Context(), name)
-		}
+		vs, err := visibleVolumes(r.Context(), vc, name, g)
 		if err != nil {
 			a.fail(w, err)
 			return
+		}
+		if r.URL.Query().Get("deleteData") != "true" {
+			out.Kept = vs
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		for _, v := range vs {
+			if err := vc.DeleteVolume(r.Context(), name, v.Name); err != nil {
+				a.fail(w, err)
+				return
+			}
+			out.Deleted = append(out.Deleted, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

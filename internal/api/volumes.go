@@ -10,11 +10,11 @@ import (
 )
 
 // Volumes is what a controller that keeps solutions' volumes (spec.Volume)
-// offers. They outlive the solution: Remove keeps them, DeleteVolumes
-// deletes those of a removed solution.
+// offers. They outlive the solution: Remove keeps them, DeleteVolume
+// deletes one of a removed solution.
 type Volumes interface {
 	Volumes(ctx context.Context, name string) ([]solution.Volume, error)
-	DeleteVolumes(ctx context.Context, name string) ([]solution.Volume, error)
+	DeleteVolume(ctx context.Context, name, vol string) error
 	ExportVolume(ctx context.Context, name, vol string, w io.Writer) error
 	ImportVolume(ctx context.Context, name, vol string, r io.Reader) error
 }
@@ -27,18 +27,49 @@ func (a *API) volumeController(w http.ResponseWriter) (Volumes, bool) {
 	return vc, ok
 }
 
-func (a *API) volumes(w http.ResponseWriter, r *http.Request, _ *grant) {
+// visibleVolumes are the volumes of {name} that g may reach: those of
+// the solution's owner while it exists (all of them for an admin), and
+// once it is removed those of an owner g manages. A volume kept from an
+// earlier solution of the name that belonged to someone else is not the
+// new holder's to see.
+func visibleVolumes(ctx context.Context, vc Volumes, name string, g *grant) ([]solution.Volume, error) {
+	vs, err := vc.Volumes(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := []solution.Volume{}
+	for _, v := range vs {
+		if g.id.IsAdmin() || g.sol != nil && v.Owner == g.sol.Owner || g.sol == nil && g.id.Manages(v.Owner) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// visibleVolume is the volume {volume} of {name}, if g may reach it.
+func visibleVolume(ctx context.Context, vc Volumes, r *http.Request, g *grant) (solution.Volume, error) {
+	name, vol := r.PathValue("name"), r.PathValue("volume")
+	vs, err := visibleVolumes(ctx, vc, name, g)
+	if err != nil {
+		return solution.Volume{}, err
+	}
+	for _, v := range vs {
+		if v.Name == vol {
+			return v, nil
+		}
+	}
+	return solution.Volume{}, fmt.Errorf("solution %s has no volume %q: %w", name, vol, solution.ErrNotFound)
+}
+
+func (a *API) volumes(w http.ResponseWriter, r *http.Request, g *grant) {
 	vc, ok := a.volumeController(w)
 	if !ok {
 		return
 	}
-	vs, err := vc.Volumes(r.Context(), r.PathValue("name"))
+	vs, err := visibleVolumes(r.Context(), vc, r.PathValue("name"), g)
 	if err != nil {
 		a.fail(w, err)
 		return
-	}
-	if vs == nil {
-		vs = []solution.Volume{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"volumes": vs})
 }
@@ -50,9 +81,13 @@ const TrailerError = "X-Aim-Error"
 // exportVolume streams a volume as a tar. Errors before the first byte
 // get their own status; a later one ends the stream early and is named in
 // the trailer.
-func (a *API) exportVolume(w http.ResponseWriter, r *http.Request, _ *grant) {
+func (a *API) exportVolume(w http.ResponseWriter, r *http.Request, g *grant) {
 	vc, ok := a.volumeController(w)
 	if !ok {
+		return
+	}
+	if _, err := visibleVolume(r.Context(), vc, r, g); err != nil {
+		a.fail(w, err)
 		return
 	}
 	w.Header().Set("Trailer", TrailerError)
@@ -91,28 +126,18 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 
 // importVolume adds a tar stream's files to a volume, at most twice the
 // volume's declared size (the tar's headers add to its files).
-func (a *API) importVolume(w http.ResponseWriter, r *http.Request, _ *grant) {
+func (a *API) importVolume(w http.ResponseWriter, r *http.Request, g *grant) {
 	vc, ok := a.volumeController(w)
 	if !ok {
 		return
 	}
-	name, vol := r.PathValue("name"), r.PathValue("volume")
-	vs, err := vc.Volumes(r.Context(), name)
+	v, err := visibleVolume(r.Context(), vc, r, g)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	limit := int64(-1)
-	for _, v := range vs {
-		if v.Name == vol {
-			limit = max(2*int64(v.Size), 64<<20)
-		}
-	}
-	if limit < 0 {
-		a.fail(w, fmt.Errorf("solution %s has no volume %q: %w", name, vol, solution.ErrNotFound))
-		return
-	}
-	if err := vc.ImportVolume(r.Context(), name, vol, http.MaxBytesReader(w, r.Body, limit)); err != nil {
+	limit := max(2*int64(v.Size), 64<<20)
+	if err := vc.ImportVolume(r.Context(), r.PathValue("name"), v.Name, http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		a.fail(w, err)
 		return
 	}

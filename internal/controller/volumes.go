@@ -13,7 +13,7 @@ import (
 // runtime does). Remove leaves them; DeleteVolumes is --delete-data.
 type volumeRuntime interface {
 	Volumes(ctx context.Context, sol string) ([]solution.Volume, error)
-	DeleteVolumes(ctx context.Context, sol string) ([]solution.Volume, error)
+	DeleteVolume(ctx context.Context, sol, vol string) error
 	ExportVolume(ctx context.Context, sol, vol string, w io.Writer) error
 	ImportVolume(ctx context.Context, sol, vol string, r io.Reader) error
 }
@@ -38,16 +38,16 @@ func (c *Controller) Volumes(ctx context.Context, name string) ([]solution.Volum
 	return vr.Volumes(ctx, name)
 }
 
-// DeleteVolumes deletes the volumes of a solution that has been removed.
-func (c *Controller) DeleteVolumes(ctx context.Context, name string) ([]solution.Volume, error) {
+// DeleteVolume deletes a volume of a solution that has been removed.
+func (c *Controller) DeleteVolume(ctx context.Context, name, vol string) error {
 	if s := c.get(name); s != nil {
-		return nil, &solution.InputError{Msg: fmt.Sprintf("solution %s still exists: remove it with its data (aim rm --delete-data %s)", name, name)}
+		return &solution.InputError{Msg: fmt.Sprintf("solution %s still exists: remove it with its data (aim rm --delete-data %s)", name, name)}
 	}
 	vr, err := c.volumeRT()
 	if err != nil {
-		return nil, nil
+		return err
 	}
-	return vr.DeleteVolumes(ctx, name)
+	return vr.DeleteVolume(ctx, name, vol)
 }
 
 // ExportVolume writes a volume's files as a tar stream. A solution that

@@ -211,7 +211,9 @@ components:
 		"app.py":     flaskApp,
 		"Dockerfile": "FROM aim-base/flask:bookworm\nCOPY app.py /app/app.py\nCMD [\"python3\", \"/app/app.py\"]\n",
 	})
+	start := time.Now()
 	a.MustCLI("deploy", "-q", dir)
+	t.Logf("deployed in %s", time.Since(start).Round(time.Millisecond))
 	if code, body := post(t, a, "uploader", "/upload/report.txt", "quarterly numbers"); code != 200 {
 		t.Fatalf("upload: %d %s", code, body)
 	}
@@ -225,9 +227,11 @@ components:
 	a.MustCLI("sleep", "uploader")
 	waitState(t, a, "uploader", "sleeping", 30*time.Second)
 	check("after a sleep and the wake this request made")
+	t.Logf("slept and woke by %s", time.Since(start).Round(time.Millisecond))
 	a.Kill()
 	a.Start()
 	check("after aim serve restarted")
+	t.Logf("restarted by %s", time.Since(start).Round(time.Millisecond))
 	if code, body := post(t, a, "uploader", "/upload/second.txt", "more"); code != 200 {
 		t.Fatalf("upload after the restart: %d %s", code, body)
 	}
@@ -238,8 +242,9 @@ components:
 
 // TestPrometheusTSDBOnVolume is issue 16's Prometheus (acceptance 1):
 // Debian's package with Debian's configuration, its TSDB on a volume by
-// one manifest line; after a sleep its query API answers, with the
-// samples it scraped before the sleep.
+// one manifest line (and the ready path docs/packaging.md gives it);
+// after a sleep its query API answers, with the samples it scraped before
+// the sleep.
 func TestPrometheusTSDBOnVolume(t *testing.T) {
 	requireImage(t, "aim-base/prometheus:bookworm", "prometheus")
 	a := StartAim(t, "--start-timeout", "60s")
@@ -247,6 +252,7 @@ func TestPrometheusTSDBOnVolume(t *testing.T) {
 components:
   - name: prometheus
     image: aim-base/prometheus:bookworm
+    ready: {path: /-/ready}
     volumes: [{name: tsdb, path: /var/lib/prometheus/metrics2, size: 1Gi}]
 `, nil))
 	// Debian's configuration scrapes localhost:9090, where nothing

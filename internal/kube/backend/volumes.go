@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -44,27 +43,17 @@ func (s *Solutions) Volumes(ctx context.Context, name string) ([]solution.Volume
 	return out, nil
 }
 
-// DeleteVolumes deletes the claims of a removed solution.
-func (s *Solutions) DeleteVolumes(ctx context.Context, name string) ([]solution.Volume, error) {
+// DeleteVolume deletes a claim of a removed solution.
+func (s *Solutions) DeleteVolume(ctx context.Context, name, vol string) error {
 	if _, err := s.get(ctx, name); err == nil {
-		return nil, &solution.InputError{Msg: fmt.Sprintf("solution %s still exists: remove it with its data (aim rm --delete-data %s)", name, name)}
+		return &solution.InputError{Msg: fmt.Sprintf("solution %s still exists: remove it with its data (aim rm --delete-data %s)", name, name)}
 	}
-	vs, err := s.Volumes(ctx, name)
-	if err != nil {
-		return nil, err
+	claim := v1alpha1.ClaimName(name, vol)
+	err := s.kc.CoreV1().PersistentVolumeClaims(s.cfg.Namespace).Delete(ctx, claim, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return refused("deleting volume "+vol, fmt.Errorf("deleting claim %s: %w", claim, err))
 	}
-	var done []solution.Volume
-	var errs []error
-	for _, v := range vs {
-		claim := v1alpha1.ClaimName(name, v.Name)
-		err := s.kc.CoreV1().PersistentVolumeClaims(s.cfg.Namespace).Delete(ctx, claim, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, refused("deleting volume "+v.Name, fmt.Errorf("deleting claim %s: %w", claim, err)))
-			continue
-		}
-		done = append(done, v)
-	}
-	return done, errors.Join(errs...)
+	return nil
 }
 
 // ExportVolume is not offered on Kubernetes (errNoTransfer).

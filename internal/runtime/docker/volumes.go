@@ -243,25 +243,22 @@ func (d *Docker) Volumes(ctx context.Context, sol string) ([]solution.Volume, er
 	return out, nil
 }
 
-// DeleteVolumes deletes a solution's volumes; its containers must be
-// gone (Remove).
-func (d *Docker) DeleteVolumes(ctx context.Context, sol string) ([]solution.Volume, error) {
-	vs, err := d.Volumes(ctx, sol)
+// DeleteVolume deletes a solution's volume; its containers must be gone
+// (Remove).
+func (d *Docker) DeleteVolume(ctx context.Context, sol, vol string) error {
+	v, err := d.volume(ctx, sol, vol)
+	if errors.Is(err, solution.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var errs []error
-	var done []solution.Volume
-	for _, v := range vs {
-		// A helper a crash left behind would hold it.
-		_ = d.cli.ContainerRemove(ctx, v.Ref+"-helper", container.RemoveOptions{Force: true})
-		if err := d.cli.VolumeRemove(ctx, v.Ref, false); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting volume %s: %w", v.Ref, err))
-			continue
-		}
-		done = append(done, v)
+	// A helper a crash left behind would hold it.
+	_ = d.cli.ContainerRemove(ctx, v.Ref+"-helper", container.RemoveOptions{Force: true})
+	if err := d.cli.VolumeRemove(ctx, v.Ref, false); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("deleting volume %s: %w", v.Ref, err)
 	}
-	return done, errors.Join(errs...)
+	return nil
 }
 
 // volume returns the solution's volume named vol, or solution.ErrNotFound.
