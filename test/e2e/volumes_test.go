@@ -248,13 +248,14 @@ components:
 func TestPrometheusTSDBOnVolume(t *testing.T) {
 	requireImage(t, "aim-base/prometheus:bookworm", "prometheus")
 	a := StartAim(t, "--start-timeout", "60s")
-	a.MustCLI("deploy", "-q", writeSolution(t, `name: prom
+	dir := writeSolution(t, `name: prom
 components:
   - name: prometheus
     image: aim-base/prometheus:bookworm
     ready: {path: /-/ready}
     volumes: [{name: tsdb, path: /var/lib/prometheus/metrics2, size: 1Gi}]
-`, nil))
+`, nil)
+	a.MustCLI("deploy", "-q", dir)
 	// Debian's configuration scrapes localhost:9090, where nothing
 	// listens (aim's port is 8080): each scrape still records up = 0.
 	var before string
@@ -275,10 +276,69 @@ components:
 	waitState(t, a, "prom", "sleeping", 30*time.Second)
 	// The query of the sample's own time wakes it; without the volume the
 	// new process would have no such sample.
-	code, body := a.Get("prom", "/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D&time="+before)
+	query := "/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D&time=" + before
+	code, body := a.Get("prom", query)
 	if code != 200 || !strings.Contains(body, `"value":[`+before+`,`) {
 		t.Errorf("after the wake, the query at %s answers %d %s", before, code, body)
 	}
+	// An update: the new Prometheus takes the TSDB's lock only once the
+	// old one has let it go.
+	a.MustCLI("deploy", "-q", dir)
+	if code, body := a.Get("prom", query); code != 200 || !strings.Contains(body, `"value":[`+before+`,`) {
+		t.Errorf("after an update, the query at %s answers %d %s", before, code, body)
+	}
+}
+
+// TestKeptVolumeIsItsOwners: acme removes a solution and keeps its
+// volume; beta's deploy of the free name is refused rather than given
+// acme's data, and beta cannot export it; acme's next deploy finds it.
+func TestKeptVolumeIsItsOwners(t *testing.T) {
+	a := StartAim(t)
+	a.MustCLI("provider", "add", "acme")
+	a.MustCLI("provider", "add", "beta")
+	token := func(provider string) string {
+		out, errOut, err := a.CLI("token", "create", "--provider", provider, "--name", "e2e", "--expires", "1d")
+		if err != nil {
+			t.Fatalf("token create: %v\n%s%s", err, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	acme, beta := token("acme"), token("beta")
+	dir := writeSolution(t, "name: notes\ncomponents:\n  - name: web\n    image: "+TestImage+"\n    volumes: [{name: data, path: /data, size: 10Mi}]\n", nil)
+	if out, errOut, err := a.CLIAs(acme, "deploy", "-q", dir); err != nil {
+		t.Fatalf("acme's deploy: %v\n%s%s", err, out, errOut)
+	}
+	if code, body := a.Get("notes", "/write?path=/data/secret"); code != 200 {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	if out, errOut, err := a.CLIAs(acme, "rm", "notes"); err != nil || !strings.Contains(out, "kept volume data") {
+		t.Fatalf("acme's rm: %v\n%s%s", err, out, errOut)
+	}
+	if out, errOut, err := a.CLIAs(beta, "volume", "export", "notes", "data"); err == nil || !strings.Contains(errOut, "not found") {
+		t.Errorf("beta exports acme's kept volume: %v\n%q %s", err, out, errOut)
+	}
+	out, errOut, err := a.CLIAs(beta, "deploy", "-q", dir)
+	if err == nil || !strings.Contains(out+errOut, "was kept from an earlier solution notes that belonged to someone else") {
+		t.Errorf("beta's deploy of the name: %v\n%s%s", err, out, errOut)
+	}
+	if out, errOut, err := a.CLIAs(beta, "rm", "--delete-data", "notes"); err != nil || strings.Contains(out, "deleted volume data") {
+		t.Errorf("beta's rm --delete-data: %v\n%s%s", err, out, errOut)
+	}
+	if out, errOut, err := a.CLIAs(acme, "deploy", "-q", dir); err != nil {
+		t.Fatalf("acme's second deploy: %v\n%s%s", err, out, errOut)
+	}
+	if got := tarFiles(t, mustOut(t, a, acme, "volume", "export", "notes", "data")); got["secret"] != "x 65534" {
+		t.Errorf("acme's volume after beta's attempt: %v", got)
+	}
+}
+
+func mustOut(t *testing.T, a *Aim, token string, args ...string) string {
+	t.Helper()
+	out, errOut, err := a.CLIAs(token, args...)
+	if err != nil {
+		t.Fatalf("aim %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
 }
 
 // requireImage builds a base image with images/build.sh, which skips one
