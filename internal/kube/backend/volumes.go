@@ -33,7 +33,9 @@ func (s *Solutions) Volumes(ctx context.Context, name string) ([]solution.Volume
 	}
 	var out []solution.Volume
 	for _, c := range list.Items {
-		if c.Labels[v1alpha1.LabelVolume] == "" {
+		// One being deleted is not kept (pvc-protection holds it until
+		// no pod mounts it).
+		if c.Labels[v1alpha1.LabelVolume] == "" || c.DeletionTimestamp != nil {
 			continue
 		}
 		q := c.Spec.Resources.Requests[corev1.ResourceStorage]
@@ -45,11 +47,17 @@ func (s *Solutions) Volumes(ctx context.Context, name string) ([]solution.Volume
 
 // DeleteVolume deletes a claim of a removed solution.
 func (s *Solutions) DeleteVolume(ctx context.Context, name, vol string) error {
-	if _, err := s.get(ctx, name); err == nil {
+	// The API server, not the cache: Remove has just waited there for
+	// the Solution to go, and the cache may not have seen it go yet.
+	err := s.client.Get(ctx, s.key(name), &v1alpha1.Solution{})
+	switch {
+	case err == nil:
 		return &solution.InputError{Msg: fmt.Sprintf("solution %s still exists: remove it with its data (aim rm --delete-data %s)", name, name)}
+	case !apierrors.IsNotFound(err):
+		return refused("deleting volume "+vol, fmt.Errorf("reading solution %s: %w", name, err))
 	}
 	claim := v1alpha1.ClaimName(name, vol)
-	err := s.kc.CoreV1().PersistentVolumeClaims(s.cfg.Namespace).Delete(ctx, claim, metav1.DeleteOptions{})
+	err = s.kc.CoreV1().PersistentVolumeClaims(s.cfg.Namespace).Delete(ctx, claim, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return refused("deleting volume "+vol, fmt.Errorf("deleting claim %s: %w", claim, err))
 	}
