@@ -84,6 +84,9 @@ components:
     image: `+TestImage+`
     volumes: [{name: data, path: /data, size: 10Mi}]
 `, nil)
+	if out, errOut, err := a.CLI("check", dir); err != nil {
+		t.Errorf("aim check: %v\n%s%s", err, out, errOut)
+	}
 	a.MustCLI("deploy", "-q", dir)
 	if code, body := a.Get("vols", "/write?path=/data/a"); code != 200 {
 		t.Fatalf("writing the volume as uid 65534: %d %s", code, body)
@@ -211,6 +214,11 @@ components:
 		"app.py":     flaskApp,
 		"Dockerfile": "FROM aim-base/flask:bookworm\nCOPY app.py /app/app.py\nCMD [\"python3\", \"/app/app.py\"]\n",
 	})
+	// aim check runs it with an empty tmpfs at /data: a read-only root
+	// file system is not what it meets, nor the mount point a write.
+	if out, errOut, err := a.CLI("check", dir); err != nil {
+		t.Errorf("aim check: %v\n%s%s", err, out, errOut)
+	}
 	start := time.Now()
 	a.MustCLI("deploy", "-q", dir)
 	t.Logf("deployed in %s", time.Since(start).Round(time.Millisecond))
@@ -255,6 +263,9 @@ components:
     ready: {path: /-/ready}
     volumes: [{name: tsdb, path: /var/lib/prometheus/metrics2, size: 1Gi}]
 `, nil)
+	if out, errOut, err := a.CLI("check", dir); err != nil {
+		t.Errorf("aim check: %v\n%s%s", err, out, errOut)
+	}
 	a.MustCLI("deploy", "-q", dir)
 	// Debian's configuration scrapes localhost:9090, where nothing
 	// listens (aim's port is 8080): each scrape still records up = 0.

@@ -64,7 +64,7 @@ func (r *compRun) probeWrites(ctx context.Context) error {
 		r.set(check.NewResult("read-only-fs", name, check.Skip, fmt.Sprintf("the engine gives no diff of the writable run: %v", err)))
 		return nil
 	}
-	wrote := writtenFiles(changes)
+	wrote := withoutVolumes(writtenFiles(changes), r.comp)
 	r.outsideWrites = wrote
 	var refused []string
 	for _, l := range strings.Split(r.logs(ctx, r.id), "\n") {

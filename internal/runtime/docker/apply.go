@@ -1,10 +1,12 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -125,7 +127,8 @@ const StopGrace = 10 * time.Second
 // privileges, and the memory, CPU and pids limits of its manifest or def.
 // A root image runs as uid 65534 unless the component says runAsRoot, and
 // with HOME=/tmp when nothing else sets HOME (defaultHome). Callers add
-// labels, the network and, for solutions, a restart policy.
+// labels, the network and, for solutions, a restart policy and the
+// volumes.
 func Confined(solution string, comp spec.Component, image string, img Image, def spec.Defaults) (*container.Config, *container.HostConfig) {
 	res := comp.Resources.Or(def)
 	env := []string{
@@ -163,6 +166,9 @@ func Confined(solution string, comp spec.Component, image string, img Image, def
 			PidsLimit: &pids,
 		},
 	}
+	// A run that is not the solution's (aim check) gets an empty tmpfs at
+	// each volume's path; createOptions mounts the volumes instead.
+	maps.Copy(host.Tmpfs, scratchTmpfs(comp, cmp.Or(user, img.User)))
 	return cfg, host
 }
 
@@ -183,6 +189,9 @@ func createOptions(s runtime.Spec, comp spec.Component, replica int, img Image, 
 	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
 	host.NetworkMode = container.NetworkMode(netName)
 	host.Mounts = volumeMounts(prefix, s.Manifest.Name, comp)
+	for _, v := range comp.Volumes {
+		delete(host.Tmpfs, v.Path)
+	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netName: {Aliases: []string{comp.Name}},
 	}}

@@ -56,13 +56,23 @@ func volumeMounts(prefix, sol string, comp spec.Component) []mount.Mount {
 	return out
 }
 
-// trialMounts replaces a trial's volumes with empty tmpfs directories: a
-// throwaway replica must not write the data its siblings keep, nor hold
-// the lock a program like Prometheus takes on it.
-func trialMounts(ms []mount.Mount) []mount.Mount {
-	out := make([]mount.Mount, len(ms))
-	for i, m := range ms {
-		out[i] = mount.Mount{Type: mount.TypeTmpfs, Target: m.Target, TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 64 << 20, Mode: 0o1777}}
+// scratchTmpfs are comp's volumes as empty tmpfs directories, for a run
+// that must not touch the data: `aim check`, and a deploy's trial replica,
+// which must not write what its siblings keep nor hold the lock a program
+// like Prometheus takes on it. The engine gives a tmpfs over a directory
+// of the image that directory's owner and mode, whatever mode= says, so a
+// numeric user is made its owner.
+func scratchTmpfs(comp spec.Component, user string) map[string]string {
+	out := map[string]string{}
+	for _, v := range comp.Volumes {
+		opts := "rw,nosuid,nodev,size=64m,mode=1777"
+		if v.ReadOnly {
+			opts = "ro,nosuid,nodev,size=64m"
+		}
+		if uid, gid, ok := numericUser(user); ok {
+			opts += fmt.Sprintf(",uid=%d,gid=%d", uid, gid)
+		}
+		out[v.Path] = opts
 	}
 	return out
 }
