@@ -320,17 +320,16 @@ func statusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vols, err := c.Volumes(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			printStatus(g.out, s, vols)
+			// Only a solution's managers see its volumes; others, and an
+			// older server, get the status without them.
+			vols, verr := c.Volumes(cmd.Context(), args[0])
+			printStatus(g.out, s, vols, verr == nil)
 			return nil
 		},
 	}
 }
 
-func printStatus(w io.Writer, s *solution.Info, vols []solution.Volume) {
+func printStatus(w io.Writer, s *solution.Info, vols []solution.Volume, volsKnown bool) {
 	fmt.Fprintf(w, "Name:        %s\nTitle:       %s\nURL:         %s\nState:       %s\n", s.Name, s.Title, s.URL, s.State)
 	if s.Reason != "" {
 		// A report's lines line up under the first.
@@ -342,7 +341,9 @@ func printStatus(w io.Writer, s *solution.Info, vols []solution.Volume) {
 		fmt.Fprintf(w, "Checks:      %s at deploy:\n", pluralize(len(s.Findings), "finding"))
 		writeFindings(w, s)
 	}
-	printVolumes(w, vols)
+	if volsKnown {
+		printVolumes(w, vols)
+	}
 	fmt.Fprintf(w, "Generation:  %d\n\n", s.Generation)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tPUBLIC\tREPLICAS\tRESTARTS\tIMAGE")
