@@ -6,6 +6,8 @@
 #   images/build.sh jupyter [--force]  -> aim-base/jupyter:bookworm
 #   images/build.sh node   [--force]   -> aim-base/node:bookworm
 #   images/build.sh nginx  [--force]   -> aim-base/nginx:bookworm
+#   images/build.sh flask  [--force]   -> aim-base/flask:bookworm
+#   images/build.sh prometheus [--force] -> aim-base/prometheus:bookworm
 #   images/build.sh all    [--force]   -> python and go
 #
 # Nothing is pulled from a registry: root filesystems are made with
@@ -50,12 +52,18 @@ NODE_NPM_PACKAGES="express@4"
 # with one change, the port (8080 instead of 80).
 NGINX_IMAGE=aim-base/nginx:bookworm
 NGINX_PACKAGES="nginx-light"
+# Flask and Prometheus as Debian packages them, for test/e2e's volume
+# tests: an app that keeps uploads, and a time-series database.
+FLASK_IMAGE=aim-base/flask:bookworm
+FLASK_PACKAGES="python3-flask"
+PROMETHEUS_IMAGE=aim-base/prometheus:bookworm
+PROMETHEUS_PACKAGES="prometheus"
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -373,6 +381,74 @@ build_nginx() {
   log "built $NGINX_IMAGE ($(docker image inspect -f '{{.Size}}' "$NGINX_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
+# Minbase + Debian packages, cached as $CACHE/rootfs/$SUITE-<name>.tar.gz;
+# sets PKG_TB. For the images that are an app as Debian ships it.
+ensure_packages_tarball() {
+  local name=$1 packages=$2
+  local tb=$CACHE/rootfs/$SUITE-$name.tar.gz
+  PKG_TB=$tb
+  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
+    return
+  fi
+  need_root
+  ensure_minbase
+  new_work
+  tar -C "$WORK/root" -xzf "$MINBASE_TB"
+  local r=$WORK/root
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  mount -t proc proc "$r/proc"
+  mount --bind /dev "$r/dev"
+  log "installing into chroot: $packages"
+  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
+    apt-get update -qq
+    apt-get upgrade -y -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends $packages >/dev/null
+  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
+  umount "$r/proc" "$r/dev"
+  rm -f "$r/etc/resolv.conf"
+  if [ -x "$r/usr/bin/python3" ]; then
+    chroot "$r" python3 -m compileall -q /usr/lib/python3/dist-packages >/dev/null 2>&1 || true
+  fi
+  slim_rootfs "$r"
+  pack_rootfs "$tb"
+  cleanup
+  log "cached $tb ($(du -h "$tb" | cut -f1))"
+}
+
+# Flask as Debian packages it; the app is the test's (FROM this image).
+build_flask() {
+  if image_exists "$FLASK_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$FLASK_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  ensure_packages_tarball flask "$FLASK_PACKAGES"
+  log "docker import $FLASK_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PYTHONDONTWRITEBYTECODE=1' \
+    --change 'ENV PYTHONUNBUFFERED=1' \
+    --change 'CMD ["python3"]' \
+    -m "aim base: Debian $SUITE minbase + $FLASK_PACKAGES" \
+    "$PKG_TB" "$FLASK_IMAGE" >/dev/null
+  log "built $FLASK_IMAGE ($(docker image inspect -f '{{.Size}}' "$FLASK_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+# Prometheus as Debian packages it, with Debian's configuration and its
+# TSDB where Debian keeps it; only the listen address is aim's 8080.
+build_prometheus() {
+  if image_exists "$PROMETHEUS_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$PROMETHEUS_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  ensure_packages_tarball prometheus "$PROMETHEUS_PACKAGES"
+  log "docker import $PROMETHEUS_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["prometheus","--config.file=/etc/prometheus/prometheus.yml","--storage.tsdb.path=/var/lib/prometheus/metrics2","--web.listen-address=:8080"]' \
+    -m "aim base: Debian $SUITE minbase + $PROMETHEUS_PACKAGES" \
+    "$PKG_TB" "$PROMETHEUS_IMAGE" >/dev/null
+  log "built $PROMETHEUS_IMAGE ($(docker image inspect -f '{{.Size}}' "$PROMETHEUS_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
 build_go() {
   if image_exists "$GO_IMAGE" && [ "$FORCE" != 1 ]; then
     log "$GO_IMAGE exists, skipping (use --force to rebuild)"; return
@@ -414,7 +490,7 @@ target=""
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|go|jupyter|node|nginx|all) [ -z "$target" ] || usage; target=$a ;;
+    python|go|jupyter|node|nginx|flask|prometheus|all) [ -z "$target" ] || usage; target=$a ;;
     -h|--help) usage ;;
     *) usage ;;
   esac
@@ -436,6 +512,8 @@ case "$target" in
   jupyter) build_jupyter ;;
   node) build_node ;;
   nginx) build_nginx ;;
+  flask) build_flask ;;
+  prometheus) build_prometheus ;;
   all) build_go; build_python ;;
 esac
 log "done"

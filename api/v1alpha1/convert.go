@@ -107,6 +107,9 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 			p := *c.Public
 			out.Public = &p
 		}
+		for _, v := range c.Volumes {
+			out.Volumes = append(out.Volumes, Volume{Name: v.Name, Path: v.Path, Size: *resource.NewQuantity(int64(v.Size), resource.BinarySI), ReadOnly: v.ReadOnly})
+		}
 		for k, v := range c.Env {
 			if v.Secret != "" {
 				if out.SecretEnv == nil {
@@ -191,45 +194,7 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 		m.Limits.Body = spec.ByteSize(q.Value())
 	}
 	for i, c := range s.Components {
-		f := fmt.Sprintf("spec.components[%d]", i)
-		mc := spec.Component{
-			Name:      c.Name,
-			Image:     c.Image,
-			Public:    c.Public,
-			Paths:     c.Paths,
-			Env:       componentEnv(c),
-			RunAsRoot: c.RunAsRoot,
-			Resources: spec.Resources{Pids: c.Resources.Pids, GPU: c.Resources.GPU, GPUType: c.Resources.GPUType},
-			Ready:     spec.Ready{Path: c.Ready.Path},
-		}
-		for k := range c.SecretEnv {
-			if _, both := c.Env[k]; both {
-				add(f+".secretEnv."+k, "is in env too; keep one")
-			}
-		}
-		for j, w := range c.Writable {
-			mw := spec.Writable{Path: w.Path}
-			if q := w.Size; q != nil {
-				if q.Sign() <= 0 {
-					add(fmt.Sprintf("%s.writable[%d].size", f, j), "%s is not a positive size", q)
-				}
-				mw.Size = spec.ByteSize(q.Value())
-			}
-			mc.Writable = append(mc.Writable, mw)
-		}
-		if q := c.Resources.CPU; q != nil {
-			if q.MilliValue() <= 0 {
-				add(f+".resources.cpu", "%s is not a positive amount of CPU (at least 1m)", q)
-			}
-			mc.Resources.CPU = spec.CPU(q.MilliValue())
-		}
-		if q := c.Resources.Memory; q != nil {
-			if q.Sign() <= 0 {
-				add(f+".resources.memory", "%s is not a positive size", q)
-			}
-			mc.Resources.Memory = spec.ByteSize(q.Value())
-		}
-		m.Components = append(m.Components, mc)
+		m.Components = append(m.Components, toComponent(fmt.Sprintf("spec.components[%d]", i), c, add))
 	}
 	if len(probs) > 0 {
 		return nil, &ValidationError{probs}
@@ -253,6 +218,61 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 	}
 	return out, nil
 }
+
+// toComponent converts one component of a SolutionSpec, field f, adding
+// what it finds wrong with its quantities.
+func toComponent(f string, c Component, add func(field, format string, args ...any)) spec.Component {
+	mc := spec.Component{
+		Name:      c.Name,
+		Image:     c.Image,
+		Public:    c.Public,
+		Paths:     c.Paths,
+		Env:       componentEnv(c),
+		RunAsRoot: c.RunAsRoot,
+		Resources: spec.Resources{Pids: c.Resources.Pids, GPU: c.Resources.GPU, GPUType: c.Resources.GPUType},
+		Ready:     spec.Ready{Path: c.Ready.Path},
+	}
+	for k := range c.SecretEnv {
+		if _, both := c.Env[k]; both {
+			add(f+".secretEnv."+k, "is in env too; keep one")
+		}
+	}
+	for j, w := range c.Writable {
+		mw := spec.Writable{Path: w.Path}
+		if q := w.Size; q != nil {
+			if q.Sign() <= 0 {
+				add(fmt.Sprintf("%s.writable[%d].size", f, j), "%s is not a positive size", q)
+			}
+			mw.Size = spec.ByteSize(q.Value())
+		}
+		mc.Writable = append(mc.Writable, mw)
+	}
+	for j, v := range c.Volumes {
+		if v.Size.Sign() <= 0 {
+			add(fmt.Sprintf("%s.volumes[%d].size", f, j), "%s is not a positive size", &v.Size)
+		}
+		mc.Volumes = append(mc.Volumes, spec.Volume{Name: v.Name, Path: v.Path, Size: spec.ByteSize(v.Size.Value()), ReadOnly: v.ReadOnly})
+	}
+	if q := c.Resources.CPU; q != nil {
+		if q.MilliValue() <= 0 {
+			add(f+".resources.cpu", "%s is not a positive amount of CPU (at least 1m)", q)
+		}
+		mc.Resources.CPU = spec.CPU(q.MilliValue())
+	}
+	if q := c.Resources.Memory; q != nil {
+		if q.Sign() <= 0 {
+			add(f+".resources.memory", "%s is not a positive size", q)
+		}
+		mc.Resources.Memory = spec.ByteSize(q.Value())
+	}
+	return mc
+}
+
+// ClaimName is the PersistentVolumeClaim of a solution's volume:
+// <solution>.<volume>. A claim's name is a DNS subdomain, and the dot
+// occurs in neither name, so two solutions' claims never meet (as
+// <solution>-<volume> would for a-b's c and a's b-c).
+func ClaimName(sol, vol string) string { return sol + "." + vol }
 
 // OwnerOf is whose sol is: its spec.owner, or for a Solution an earlier
 // aim's API deployed, its AnnotationOwner. Empty means the admins'.

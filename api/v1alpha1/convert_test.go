@@ -16,8 +16,9 @@ import (
 // JSON as the API server stores it, and back.
 func TestRoundTrip(t *testing.T) {
 	// valid-ready.yaml names ready paths, valid-secret.yaml secrets,
-	// valid-writable.yaml writable paths and a GPU, which the examples do not.
-	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml", "../../internal/spec/testdata/valid-secret.yaml", "../../internal/spec/testdata/valid-writable.yaml"} {
+	// valid-writable.yaml writable paths and a GPU, and valid-volumes.yaml
+	// volumes, which the examples do not.
+	for _, dir := range []string{"../../examples/part-comparer", "../../examples/text-embedding", "../../internal/spec/testdata/valid-ready.yaml", "../../internal/spec/testdata/valid-secret.yaml", "../../internal/spec/testdata/valid-writable.yaml", "../../internal/spec/testdata/valid-volumes.yaml"} {
 		t.Run(dir, func(t *testing.T) {
 			m, err := spec.ReadFile(dir)
 			if err != nil {

@@ -14,6 +14,9 @@ const (
 	// LabelPublic is "true" on the objects of components the gateway
 	// routes to, "false" on the others.
 	LabelPublic = "aim.dev/public"
+	// LabelVolume names the volume a PersistentVolumeClaim holds; its
+	// AnnotationOwner says whose solution made it.
+	LabelVolume = "aim.dev/volume"
 	// LabelNodeGroup is the node label a node group's nodes carry, and
 	// the key of the taint that keeps other pods off them.
 	LabelNodeGroup = "aim.dev/node-group"
@@ -23,7 +26,9 @@ const (
 	// sleep once it is older than the idle timeout.
 	AnnotationLastActive = "aim.dev/last-active"
 	// AnnotationOwner is where aim's API kept a Solution's owner before
-	// spec.owner: read when spec.owner is empty (OwnerOf), never written.
+	// spec.owner: read when spec.owner is empty (OwnerOf), never written
+	// on a Solution. On a claim it is the owner of the solution that
+	// made it, for whom it is kept once that solution is removed.
 	AnnotationOwner = "aim.dev/owner"
 	// AnnotationDeploy is written on a Solution by aim's API with each
 	// spec it writes, in the same update: a JSON DeployNote saying who
@@ -272,6 +277,12 @@ type Component struct {
 	// +listMapKey=path
 	// +optional
 	Writable []Writable `json:"writable,omitempty"`
+	// Volumes are persistent directories: each a PersistentVolumeClaim
+	// of the solution, which outlives sleeps, updates and the Solution
+	// itself (aim rm --delete-data deletes it).
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Volumes []Volume `json:"volumes,omitempty"`
 }
 
 // Writable is a directory a component may write, as aim.yaml's
@@ -286,6 +297,26 @@ type Writable struct {
 	// Unset means 64Mi.
 	// +optional
 	Size *resource.Quantity `json:"size,omitempty"`
+}
+
+// Volume is a component's persistent directory (aim.yaml's volumes).
+type Volume struct {
+	// Name is a DNS label; the same name in another component of the
+	// solution is the same claim.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Path is the absolute directory it is mounted at.
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	Path string `json:"path"`
+	// Size is what the claim requests, e.g. 2Gi.
+	Size resource.Quantity `json:"size"`
+	// ReadOnly mounts it read-only.
+	// +optional
+	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 // Ready is how a component is judged ready to serve.

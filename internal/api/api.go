@@ -123,7 +123,7 @@ func (a *API) table() []route {
 		{"GET /api/v1/solutions", anyone, "listing solutions", a.list},
 		{"GET /api/v1/solutions/{name}", admitted, "reading solution {name}", a.get},
 		{"PUT /api/v1/solutions/{name}", deployer, "deploying solution {name}", a.deploy},
-		{"DELETE /api/v1/solutions/{name}", manager, "removing solution {name}", a.remove},
+		{"DELETE /api/v1/solutions/{name}", keeper, "removing solution {name}", a.remove},
 		{"GET /api/v1/solutions/{name}/logs", manager, "reading the logs of solution {name}", a.logs},
 		{"POST /api/v1/solutions/{name}/wake", manager, "waking solution {name}", a.wake},
 		{"POST /api/v1/solutions/{name}/sleep", manager, "putting solution {name} to sleep", a.sleep},
@@ -146,6 +146,9 @@ func (a *API) table() []route {
 		{"GET /api/v1/solutions/{name}/secrets", deployer, "listing the secrets of solution {name}", a.listSecrets},
 		{"PUT /api/v1/solutions/{name}/secrets/{key}", deployer, "setting a secret of solution {name}", a.putSecret},
 		{"DELETE /api/v1/solutions/{name}/secrets/{key}", deployer, "removing a secret of solution {name}", a.deleteSecret},
+		{"GET /api/v1/solutions/{name}/volumes", keeper, "listing the volumes of solution {name}", a.volumes},
+		{"GET /api/v1/solutions/{name}/volumes/{volume}", keeper, "exporting a volume of solution {name}", a.exportVolume},
+		{"PUT /api/v1/solutions/{name}/volumes/{volume}", keeper, "importing into a volume of solution {name}", a.importVolume},
 	}
 }
 

@@ -53,16 +53,51 @@ type fakeCtl struct {
 	// deployed is the last deploy's request.
 	deployed solution.DeployRequest
 	secrets  map[string]string
+	// vols are the volumes kept per solution: one "data" for each
+	// solution, and acme-gone's, which acme removed and kept.
+	vols map[string][]solution.Volume
 }
 
-var _ Controller = (*fakeCtl)(nil)
+var (
+	_ Controller = (*fakeCtl)(nil)
+	_ Volumes    = (*fakeCtl)(nil)
+)
 
 func newFakeCtl(sols ...*solution.Info) *fakeCtl {
-	f := &fakeCtl{sols: map[string]*solution.Info{}}
+	f := &fakeCtl{sols: map[string]*solution.Info{}, vols: map[string][]solution.Volume{
+		"acme-gone": {{Name: "data", Ref: "aim-acme-gone_data", Size: 1 << 20, Owner: "acme"}},
+	}}
 	for _, s := range sols {
 		f.sols[s.Name] = s
+		f.vols[s.Name] = []solution.Volume{{Name: "data", Ref: "aim-" + s.Name + "_data", Size: 1 << 20, Owner: s.Owner}}
 	}
 	return f
+}
+
+func (f *fakeCtl) Volumes(_ context.Context, name string) ([]solution.Volume, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.vols[name], nil
+}
+
+func (f *fakeCtl) DeleteVolume(_ context.Context, name, vol string) error {
+	f.record("delete volume %s %s", name, vol)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vols[name] = slices.DeleteFunc(f.vols[name], func(v solution.Volume) bool { return v.Name == vol })
+	return nil
+}
+
+func (f *fakeCtl) ExportVolume(_ context.Context, name, vol string, w io.Writer) error {
+	f.record("export %s %s", name, vol)
+	_, err := io.WriteString(w, "a tar stream")
+	return err
+}
+
+func (f *fakeCtl) ImportVolume(_ context.Context, name, vol string, r io.Reader) error {
+	f.record("import %s %s", name, vol)
+	_, err := io.Copy(io.Discard, r)
+	return err
 }
 
 // sol makes a solution as a controller reports it, from an aim.yaml.

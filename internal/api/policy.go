@@ -44,6 +44,9 @@ const (
 	tokenManager
 	// providerSelf: an admin, or the provider {name} itself.
 	providerSelf
+	// keeper: as manager while {name} exists; once it is removed, the
+	// caller manages the owner its kept volumes record (others get 404).
+	keeper
 )
 
 // route is one endpoint of the API and the rule that guards it.
@@ -94,6 +97,8 @@ func (a *API) authorize(r *http.Request, c caller, rt route) (*grant, error) {
 		return g, nil
 	case admitted, manager:
 		return a.authorizeSolution(r, c, rt.need, what)
+	case keeper:
+		return a.authorizeKeeper(r, c, what)
 	case deployer:
 		return a.authorizeDeploy(r, c, what)
 	}
@@ -336,4 +341,22 @@ func view(id auth.Identity, info *solution.Info) *solution.Info {
 		v.Manifest = &rm
 	}
 	return &v
+}
+
+// authorizeKeeper applies keeper: a removed solution's volumes are still
+// its owner's, and nobody else's to see exist.
+func (a *API) authorizeKeeper(r *http.Request, c caller, what string) (*grant, error) {
+	g, err := a.authorizeSolution(r, c, manager, what)
+	if !errors.Is(err, solution.ErrNotFound) {
+		return g, err
+	}
+	vc, ok := a.ctl.(Volumes)
+	if !ok {
+		return nil, err
+	}
+	vs, verr := vc.Volumes(r.Context(), r.PathValue("name"))
+	if verr != nil || len(vs) == 0 || !c.id.Manages(vs[0].Owner) {
+		return nil, err
+	}
+	return &grant{caller: c}, nil
 }

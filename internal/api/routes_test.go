@@ -137,6 +137,9 @@ func routeCases() []routeCase {
 	jsonBody := func(s string) func(*testing.T, string) (io.Reader, string) {
 		return func(*testing.T, string) (io.Reader, string) { return strings.NewReader(s), "application/json" }
 	}
+	tarBody := func(*testing.T, string) (io.Reader, string) {
+		return strings.NewReader("a tar stream"), "application/x-tar"
+	}
 	return []routeCase{
 		{method: "GET", path: "/api/v1/solutions"},
 		{method: "GET", path: "/api/v1/solutions/acme-public"},
@@ -200,6 +203,15 @@ func routeCases() []routeCase {
 		// Nothing is set in a fresh fixture: 404 is let through.
 		{method: "DELETE", path: "/api/v1/solutions/acme-public/secrets/NOT_SET"},
 		{method: "DELETE", path: "/api/v1/solutions/beta-private/secrets/NOT_SET"},
+		{method: "GET", path: "/api/v1/solutions/acme-public/volumes"},
+		{method: "GET", path: "/api/v1/solutions/beta-private/volumes"},
+		{method: "GET", path: "/api/v1/solutions/acme-gone/volumes"},
+		{method: "GET", path: "/api/v1/solutions/acme-public/volumes/data"},
+		{method: "GET", path: "/api/v1/solutions/acme-gone/volumes/data"},
+		{method: "GET", path: "/api/v1/solutions/acme-public/volumes/nope"},
+		{method: "PUT", path: "/api/v1/solutions/acme-public/volumes/data", body: tarBody},
+		{method: "PUT", path: "/api/v1/solutions/beta-private/volumes/data", body: tarBody},
+		{method: "DELETE", path: "/api/v1/solutions/acme-gone?deleteData=true"},
 	}
 }
 
@@ -231,7 +243,11 @@ func TestRoutes(t *testing.T) {
 
 // pattern turns a row's path into the route pattern it calls.
 func pattern(path string) string {
+	path, _, _ = strings.Cut(path, "?")
 	parts := strings.Split(path, "/")
+	if len(parts) > 6 && parts[5] == "volumes" {
+		parts[6] = "{volume}"
+	}
 	if len(parts) > 4 {
 		switch parts[3] {
 		case "solutions", "providers":

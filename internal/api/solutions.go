@@ -26,18 +26,42 @@ func (a *API) get(w http.ResponseWriter, _ *http.Request, g *grant) {
 	writeJSON(w, http.StatusOK, view(g.id, g.sol))
 }
 
-func (a *API) remove(w http.ResponseWriter, r *http.Request, _ *grant) {
+// remove deletes a solution and says what it did with its volumes: kept,
+// or deleted with ?deleteData=true (also of a solution removed before).
+func (a *API) remove(w http.ResponseWriter, r *http.Request, g *grant) {
 	name := r.PathValue("name")
-	if err := a.ctl.Remove(r.Context(), name); err != nil {
-		a.fail(w, err)
-		return
+	if g.sol != nil {
+		if err := a.ctl.Remove(r.Context(), name); err != nil {
+			a.fail(w, err)
+			return
+		}
+		// On Kubernetes the store holds no solution to remove it with.
+		if err := a.thumbs.DeleteThumbnail(r.Context(), name); err != nil {
+			a.fail(w, err)
+			return
+		}
 	}
-	// On Kubernetes the store holds no solution to remove it with.
-	if err := a.thumbs.DeleteThumbnail(r.Context(), name); err != nil {
-		a.fail(w, err)
-		return
+	var out solution.Removal
+	if vc, ok := a.ctl.(Volumes); ok {
+		vs, err := visibleVolumes(r.Context(), vc, name, g)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		if r.URL.Query().Get("deleteData") != "true" {
+			out.Kept = vs
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		for _, v := range vs {
+			if err := vc.DeleteVolume(r.Context(), name, v.Name); err != nil {
+				a.fail(w, err)
+				return
+			}
+			out.Deleted = append(out.Deleted, v)
+		}
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) wake(w http.ResponseWriter, r *http.Request, g *grant) {

@@ -55,7 +55,7 @@ var Rules = []Rule{
 	{ID: "image-tmp", Text: "the image keeps nothing under /tmp (aim mounts an empty tmpfs there)",
 		Fix: "put the application's files outside /tmp (WORKDIR /app, COPY . /app): the tmpfs aim mounts at /tmp hides whatever the image has there"},
 	{ID: "writes-lost", Text: "keeps nothing it must not lose: what it writes is lost when it sleeps",
-		Fix: "aim has no volumes yet: keep uploads, notebooks and databases in a service outside the solution, or tell visitors that what they save lasts until the solution sleeps"},
+		Fix: "keep uploads, notebooks and databases in a volume, and write them there rather than under /tmp: in aim.yaml, under the component, volumes: [{name: data, path: /data, size: 1Gi}] (docs/packaging.md, \"Volumes\")"},
 }
 
 func ruleByID(id string) Rule {

@@ -56,6 +56,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 		checkCmd(g), initCmd(g), providerCmd(g), tokenCmd(g), whoamiCmd(g),
 		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g), secretCmd(g))
 	root.AddCommand(operatorCmd(g))
+	root.AddCommand(volumeCmd(g))
 	root.AddCommand(gatewayCmd(g))
 	return root
 }
@@ -320,13 +321,16 @@ func statusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			printStatus(g.out, s)
+			// Only a solution's managers see its volumes; others, and an
+			// older server, get the status without them.
+			vols, verr := c.Volumes(cmd.Context(), args[0])
+			printStatus(g.out, s, vols, verr == nil)
 			return nil
 		},
 	}
 }
 
-func printStatus(w io.Writer, s *solution.Info) {
+func printStatus(w io.Writer, s *solution.Info, vols []solution.Volume, volsKnown bool) {
 	fmt.Fprintf(w, "Name:        %s\nTitle:       %s\nURL:         %s\nState:       %s\n", s.Name, s.Title, s.URL, s.State)
 	if s.Reason != "" {
 		// A report's lines line up under the first.
@@ -338,8 +342,9 @@ func printStatus(w io.Writer, s *solution.Info) {
 		fmt.Fprintf(w, "Checks:      %s at deploy:\n", pluralize(len(s.Findings), "finding"))
 		writeFindings(w, s)
 	}
-	// Until aim has volumes: say it where the provider looks.
-	fmt.Fprintln(w, "Storage:     none kept: what it writes (only /tmp is writable) is lost when it sleeps or restarts")
+	if volsKnown {
+		printVolumes(w, vols)
+	}
 	fmt.Fprintf(w, "Generation:  %d\n\n", s.Generation)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tPUBLIC\tREPLICAS\tRESTARTS\tIMAGE")
@@ -395,22 +400,37 @@ func logsCmd(g *globals) *cobra.Command {
 }
 
 func rmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var deleteData bool
+	cmd := &cobra.Command{
 		Use:   "rm NAME",
-		Short: "Remove a solution: its containers, network and images",
-		Args:  cobra.ExactArgs(1),
+		Short: "Remove a solution: its containers, network and images; its volumes only with --delete-data",
+		Long: `Remove a solution: its containers, network and images. Its volumes are kept, for a
+later deploy of the same name by the same owner or for aim volume export, unless
+--delete-data is given. --delete-data also deletes the volumes a solution removed
+before has kept.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			if err := c.Remove(cmd.Context(), args[0]); err != nil {
+			res, err := c.Remove(cmd.Context(), args[0], deleteData)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "removed %s\n", args[0])
+			for _, v := range res.Deleted {
+				fmt.Fprintf(g.out, "deleted volume %s (%s)\n", v.Name, v.Ref)
+			}
+			for _, v := range res.Kept {
+				fmt.Fprintf(g.out, "kept volume %s (%s, %s used): aim volume export %s %s saves it, aim rm --delete-data %s deletes it\n",
+					v.Name, v.Ref, usedSize(v.Used), args[0], v.Name, args[0])
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&deleteData, "delete-data", false, "also delete the solution's volumes")
+	return cmd
 }
 
 func actionCmd(g *globals, action, short string) *cobra.Command {

@@ -104,8 +104,54 @@ func (c *Client) Get(ctx context.Context, name string) (*solution.Info, error) {
 }
 
 // Remove deletes a solution.
-func (c *Client) Remove(ctx context.Context, name string) error {
-	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/solutions/"+url.PathEscape(name), nil, "")
+func (c *Client) Remove(ctx context.Context, name string, deleteData bool) (*solution.Removal, error) {
+	p := "/api/v1/solutions/" + url.PathEscape(name)
+	if deleteData {
+		p += "?deleteData=true"
+	}
+	resp, err := c.do(ctx, http.MethodDelete, p, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out solution.Removal
+	if resp.StatusCode == http.StatusNoContent {
+		return &out, nil // an aim from before volumes
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("reading the removal's answer: %w", err)
+	}
+	return &out, nil
+}
+
+// Volumes lists what aim keeps for the solution name.
+func (c *Client) Volumes(ctx context.Context, name string) ([]solution.Volume, error) {
+	var out struct {
+		Volumes []solution.Volume `json:"volumes"`
+	}
+	err := c.getJSON(ctx, "/api/v1/solutions/"+url.PathEscape(name)+"/volumes", &out)
+	return out.Volumes, err
+}
+
+// ExportVolume writes a volume's files to w as a tar stream.
+func (c *Client) ExportVolume(ctx context.Context, name, vol string, w io.Writer) error {
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/solutions/"+url.PathEscape(name)+"/volumes/"+url.PathEscape(vol), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("exporting volume %s: %w", vol, err)
+	}
+	if msg := resp.Trailer.Get(api.TrailerError); msg != "" {
+		return fmt.Errorf("exporting volume %s: the server stopped: %s (the tar stream is incomplete)", vol, msg)
+	}
+	return nil
+}
+
+// ImportVolume adds the files of the tar stream r to a volume.
+func (c *Client) ImportVolume(ctx context.Context, name, vol string, r io.Reader) error {
+	resp, err := c.do(ctx, http.MethodPut, "/api/v1/solutions/"+url.PathEscape(name)+"/volumes/"+url.PathEscape(vol), r, "application/x-tar")
 	if err != nil {
 		return err
 	}

@@ -266,7 +266,7 @@ func TestCalls(t *testing.T) {
 	}, {
 		name: "remove", token: token,
 		call: func(t *testing.T, c *client.Client, ctl *fakeCtl) error {
-			err := c.Remove(ctx, "hello")
+			_, err := c.Remove(ctx, "hello", false)
 			if _, gone := ctl.Get(ctx, "hello"); err == nil && gone == nil {
 				t.Error("hello is still there")
 			}
@@ -274,15 +274,24 @@ func TestCalls(t *testing.T) {
 		},
 	}, {
 		name: "remove unknown", token: token,
-		call:   func(_ *testing.T, c *client.Client, _ *fakeCtl) error { return c.Remove(ctx, "nope") },
+		call: func(_ *testing.T, c *client.Client, _ *fakeCtl) error {
+			_, err := c.Remove(ctx, "nope", false)
+			return err
+		},
 		status: http.StatusNotFound, msg: "solution nope: not found",
 	}, {
-		name:   "remove without a token",
-		call:   func(_ *testing.T, c *client.Client, _ *fakeCtl) error { return c.Remove(ctx, "hello") },
+		name: "remove without a token",
+		call: func(_ *testing.T, c *client.Client, _ *fakeCtl) error {
+			_, err := c.Remove(ctx, "hello", false)
+			return err
+		},
 		status: http.StatusUnauthorized, msg: "removing solution hello needs the token of the provider it belongs to, or an admin token; the request carried none",
 	}, {
 		name: "remove with a wrong token", token: "guess",
-		call:   func(_ *testing.T, c *client.Client, _ *fakeCtl) error { return c.Remove(ctx, "hello") },
+		call: func(_ *testing.T, c *client.Client, _ *fakeCtl) error {
+			_, err := c.Remove(ctx, "hello", false)
+			return err
+		},
 		status: http.StatusUnauthorized, msg: "the API token is unknown to this aim",
 	}, {
 		name: "logs", token: token,
@@ -516,7 +525,7 @@ func TestBrokenAnswers(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 			fmt.Fprint(w, `{"error": "disk on fire"}`)
 		},
-		call:   func(c *client.Client) error { return c.Remove(ctx, "hello") },
+		call:   func(c *client.Client) error { _, err := c.Remove(ctx, "hello", false); return err },
 		status: http.StatusInternalServerError, msg: "disk on fire",
 	}, {
 		name: "a deploy stream that breaks",

@@ -216,7 +216,7 @@ func (c *Controller) lock(name string) *tracked {
 }
 
 func (c *Controller) runtimeSpec(rec *store.Solution) runtime.Spec {
-	sp := runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults}
+	sp := runtime.Spec{Manifest: rec.Manifest, Images: rec.Images, Generation: rec.Generation, Defaults: c.cfg.Defaults, Owner: rec.Owner}
 	if rec.Manifest != nil && len(rec.Manifest.Secrets()) > 0 {
 		name, owner := rec.Name, rec.Owner
 		sp.Secrets = func(ctx context.Context) (map[string]string, error) { return c.secretValues(ctx, name, owner) }

@@ -35,6 +35,14 @@ components:
   - name: engine
     image: aim-test/engine:1
 `
+	// withVolume is built, with a read-write volume.
+	withVolume = `
+name: hello
+components:
+  - name: web
+    build: web
+    volumes: [{name: data, path: /data, size: 1Gi}]
+`
 	// readyAt is built, judged ready by GET /-/ready.
 	readyAt = `
 name: hello

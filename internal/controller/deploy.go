@@ -76,6 +76,7 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 
 	sp := c.runtimeSpec(rec)
 	n := replicasFor(m)
+	handedOver := !first && c.handOver(ctx, s, prev, m, progress)
 	addrs, err := c.start(ctx, rec, sp, n, req.SkipChecks, progress)
 	if err != nil {
 		c.setOutcome(ctx, m.Name, gen, store.OutcomeFailed, err.Error())
@@ -86,6 +87,9 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 			// Its images go unless a kept generation runs them: a failed
 			// rollback's are those of the generation it tried to serve.
 			c.retire(ctx, m.Name, prev.Images)
+			if handedOver {
+				c.takeBack(context.WithoutCancel(ctx), s, prev)
+			}
 			return nil, fmt.Errorf("the new version did not start, the previous one goes on serving: %w", err)
 		}
 		// Keep the stopped containers so that `aim logs` shows why.
@@ -258,4 +262,44 @@ func (c *Controller) fastCheck(ctx context.Context, m *spec.Manifest, addrs map[
 		return js.Bytes(), &solution.CheckError{Report: txt.String()}
 	}
 	return js.Bytes(), nil
+}
+
+// handOver stops the previous generation before a new one starts when
+// either mounts a volume read-write: a volume has one writer at a time
+// (two would corrupt what most programs keep, and Prometheus, for one,
+// locks its directory). Visitors meet the starting page meanwhile, as at
+// a wake. It reports whether it stopped anything.
+func (c *Controller) handOver(ctx context.Context, s *tracked, prev *store.Solution, m *spec.Manifest, progress solution.Progress) bool {
+	if prev.Manifest == nil || !m.HasWriter() && !prev.Manifest.HasWriter() {
+		return false
+	}
+	if _, st, _ := s.snapshot(); st != solution.Ready {
+		return false
+	}
+	progress("", "stopping the previous version first: a read-write volume has one writer at a time")
+	s.set(solution.Starting, "")
+	c.publish(prev, solution.Starting, "", nil)
+	if err := c.rt.Scale(ctx, c.runtimeSpec(prev), 0); err != nil {
+		c.log.Warn("stopping the previous generation", "solution", prev.Name, "err", err)
+	}
+	return true
+}
+
+// takeBack starts the previous generation again after a new one that
+// handOver made room for did not start.
+func (c *Controller) takeBack(ctx context.Context, s *tracked, prev *store.Solution) {
+	sp, n := c.runtimeSpec(prev), replicasFor(prev.Manifest)
+	err := c.rt.Scale(ctx, sp, n)
+	var addrs map[string][]string
+	if err == nil {
+		addrs, err = c.waitReady(ctx, sp, n)
+	}
+	if err != nil {
+		c.fail(ctx, s, prev, fmt.Sprintf("the previous version did not start again after a failed update: %v", err))
+		return
+	}
+	s.mu.Lock()
+	s.rec, s.state, s.reason, s.replicas = prev, solution.Ready, "", n
+	s.mu.Unlock()
+	c.publish(prev, solution.Ready, "", addrs)
 }

@@ -155,6 +155,39 @@ func TestDeploy(t *testing.T) {
 			}
 		},
 	}, {
+		// A volume has one writer: the old replica stops before the new
+		// one starts, and visitors meet "starting" meanwhile.
+		name: "update with a read-write volume", manifest: withVolume, earlier: true,
+		check: func(t *testing.T, h *harness, r deployRun) {
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			h.wantServing(t, 2, 1)
+			calls := h.rt.callLog()
+			stop, start := slices.Index(calls, "scale g1 x0"), slices.Index(calls, "apply g2 x1")
+			if stop < 0 || start < 0 || stop > start {
+				t.Errorf("runtime calls %v; generation 1 must stop before generation 2 starts", calls)
+			}
+			if got := h.routes.states("hello"); !slices.Equal(got, []gateway.State{gateway.StateStarting, gateway.StateReady, gateway.StateStarting, gateway.StateReady}) {
+				t.Errorf("route states = %v, want starting while the writer changes", got)
+			}
+			if !r.progress.has(": stopping the previous version first: a read-write volume has one writer at a time") {
+				t.Errorf("progress lacks the hand-over: %q", r.progress.lines)
+			}
+		},
+	}, {
+		name: "failed update with a read-write volume", manifest: withVolume, earlier: true,
+		replica: func(*testing.T) behaviour { return behaviour{mode: exits, code: 1} },
+		check: func(t *testing.T, h *harness, r deployRun) {
+			if r.err == nil || !strings.Contains(r.err.Error(), "the previous one goes on serving") {
+				t.Fatalf("err = %v", r.err)
+			}
+			h.wantServing(t, 1, 1)
+			if st, _ := h.routes.route("hello"); st.State != gateway.StateReady || len(addrs(st, "web")) != 1 {
+				t.Errorf("route after the failed update: %+v, want generation 1 ready again", st)
+			}
+		},
+	}, {
 		name: "first deploy whose replica exits", manifest: built,
 		replica: func(*testing.T) behaviour { return behaviour{mode: exits, code: 3} },
 		check: func(t *testing.T, h *harness, r deployRun) {

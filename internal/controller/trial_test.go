@@ -55,7 +55,7 @@ func TestDeployReportsTrials(t *testing.T) {
 		{"the image's app under /tmp", runtime.Trial{Answered: true, Command: []string{"python3", "app.py"}, WorkingDir: "/tmp/app", ImageTmp: []string{"/tmp/app/app.py"}, TmpSeen: true, Grace: 10 * time.Second},
 			[]solution.Finding{{ID: "image-tmp", Status: "warn", Evidence: "the image has /tmp/app/app.py, hidden by the tmpfs at /tmp", Fix: "WORKDIR /app"}}},
 		{"writes under /tmp", runtime.Trial{Answered: true, Command: []string{"/app"}, WorkingDir: "/", TmpSeen: true, TmpWrites: []string{"/tmp/notebook.ipynb"}, Grace: 10 * time.Second},
-			[]solution.Finding{{ID: "writes-lost", Status: "warn", Evidence: "wrote /tmp/notebook.ipynb by the time it answered: that, and whatever it writes later, is lost when it sleeps", Fix: "no volumes yet"}}},
+			[]solution.Finding{{ID: "writes-lost", Status: "warn", Evidence: "wrote /tmp/notebook.ipynb by the time it answered: that, and whatever it writes later, is lost when it sleeps", Fix: "keep uploads, notebooks and databases in a volume"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, rt := newTrialHarness(t, func(comp string) *runtime.Trial { tr := tc.trial; tr.Component = comp; return &tr })

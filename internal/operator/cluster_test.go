@@ -142,6 +142,7 @@ func TestCluster(t *testing.T) {
 	t.Run("name conflict", e.testNameConflict)
 	t.Run("nothing to change, nothing applied", e.testNoOpApply)
 	t.Run("generations", e.testGenerations)
+	t.Run("volumes", e.testVolumes)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -47,6 +47,7 @@ import (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create
 
 // Reconciler serves Solutions.
 type Reconciler struct {
@@ -213,6 +214,9 @@ func (r *Reconciler) apply(ctx context.Context, sol *v1alpha1.Solution, m *spec.
 		if err := r.client.Apply(ctx, np, client.ForceOwnership); err != nil {
 			return nil, applyFailure("network policy", *np.Name, err), err
 		}
+	}
+	if f, err := r.ensureClaims(ctx, sol, m); f != nil || err != nil {
+		return nil, f, err
 	}
 	asleep := meta.IsStatusConditionTrue(sol.Status.Conditions, v1alpha1.ConditionSleeping)
 	deps := map[string]*appsv1.Deployment{}

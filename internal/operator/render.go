@@ -45,13 +45,17 @@ const (
 )
 
 // Render is every object of a solution, as the reconciler applies it:
-// per component a Service and a Deployment, then the NetworkPolicies.
+// its volumes' claims (created once, never owned: see renderClaims), per
+// component a Service and a Deployment, then the NetworkPolicies.
 // clusterIPs maps component names to their Services' cluster IPs (siblings
 // find one another through them); replicas is what new Deployments start
 // with. It is pure, for golden tests.
 func Render(sol *v1alpha1.Solution, m *spec.Manifest, o Options, clusterIPs map[string]string, replicas int32) []runtime.ApplyConfiguration {
 	o = o.withDefaults()
 	var out []runtime.ApplyConfiguration
+	for _, pvc := range renderClaims(sol, m) {
+		out = append(out, pvc)
+	}
 	for _, c := range m.Components {
 		out = append(out, renderService(sol, c))
 	}
@@ -182,6 +186,13 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 				WithEffect(corev1.TaintEffectNoSchedule))
 	}
 	gpuPlacement(pod, c)
+	strategy := appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)
+	if withVolumes(sol.Name, c, pod) {
+		// A read-write claim has one writer at a time: the old pod
+		// goes before the new one starts (it is ReadWriteOnce, and two
+		// writers would corrupt what most programs keep there).
+		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	}
 	return appsv1ac.Deployment(objectName(sol.Name, c.Name), sol.Namespace).
 		WithLabels(componentLabels(sol.Name, c)).
 		WithOwnerReferences(ownerRef(sol)).
@@ -192,7 +203,7 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 			// The default rolling update (25 % unavailable, rounded down)
 			// starts a new replica before it stops an old one, so an
 			// update of a one-replica component keeps serving.
-			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)).
+			WithStrategy(strategy).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(podLabels).
 				WithAnnotations(annotations).

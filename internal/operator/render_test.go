@@ -76,6 +76,22 @@ components:
   - name: store
     image: registry.example/notebooks-store:1
 `
+	// volumeComponents: uploads written by web and read by a root worker,
+	// and web's own cache.
+	volumeComponents = `
+name: uploader
+components:
+  - name: web
+    image: registry.example/uploader:1
+    public: true
+    volumes:
+      - {name: uploads, path: /data, size: 2Gi}
+      - {name: cache, path: /var/cache/app, size: 100Mi}
+  - name: worker
+    image: registry.example/uploader-worker:1
+    runAsRoot: true
+    volumes: [{name: uploads, path: /uploads, size: 2Gi, readOnly: true}]
+`
 )
 
 func testOptions() Options {
@@ -125,6 +141,7 @@ func TestRenderGolden(t *testing.T) {
 		{"secrets", withSecrets, "", false},
 		{"writable-gpu", writableGPU, "", false},
 		{"writable-gpu-node-group", writableGPU, "accelerated", false},
+		{"volumes", volumeComponents, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)

@@ -87,6 +87,10 @@ type Spec struct {
 	// then, so that values are read as late and kept as briefly as can
 	// be. Nil means the solution has none.
 	Secrets func(ctx context.Context) (map[string]string, error)
+	// Owner is the provider the solution belongs to (empty: the admins).
+	// Volumes remember it: one kept from a removed solution is reused
+	// only by a deploy for the same owner.
+	Owner string
 }
 
 // Runtime runs solutions. Implementations are safe for concurrent use on

@@ -492,3 +492,6 @@ func firewall(mode string, log *slog.Logger) (*docker.Firewall, error) {
 	}
 	return nil, fmt.Errorf("--egress %q is not one of enforced, unrestricted", mode)
 }
+
+// The Docker controller keeps solutions' volumes for the API.
+var _ api.Volumes = (*controller.Controller)(nil)

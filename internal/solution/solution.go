@@ -204,3 +204,29 @@ type WakeError struct{ Msg string }
 
 func (e *WakeError) Error() string   { return "the solution did not become ready: " + e.Msg }
 func (e *WakeError) HTTPStatus() int { return http.StatusGatewayTimeout }
+
+// Volume is a solution's persistent volume (spec.Volume) as the API shows
+// it: what the runtime holds, which outlives the solution's containers.
+type Volume struct {
+	Name string `json:"name"`
+	// Ref names it in the runtime: the Docker volume, or the
+	// PersistentVolumeClaim.
+	Ref  string        `json:"ref"`
+	Size spec.ByteSize `json:"size,omitempty"`
+	// Used is how many bytes it holds; -1 when the runtime cannot tell
+	// (on Kubernetes).
+	Used int64 `json:"used"`
+	// Owner is the provider the solution belonged to when the volume was
+	// made; empty means the admins. It decides who may reach a volume
+	// that outlived its solution.
+	Owner string `json:"-"`
+}
+
+// Removal is what `aim rm` did with a solution's volumes.
+type Removal struct {
+	// Kept are the volumes left for a later deploy of the same name by
+	// the same owner, or for export.
+	Kept []Volume `json:"kept,omitempty"`
+	// Deleted are those deleted (--delete-data).
+	Deleted []Volume `json:"deleted,omitempty"`
+}

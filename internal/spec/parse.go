@@ -418,6 +418,7 @@ func (m *Manifest) validate(file string, idx *nodeIndex) []FieldError {
 	}
 	probs = append(probs, m.validateAccess(file, idx)...)
 	probs = append(probs, m.validateEgress(file, idx)...)
+	probs = append(probs, m.validateVolumes(file, idx)...)
 	probs = append(probs, m.validateCatalog(file, idx)...)
 	if len(probs) > 0 {
 		return probs

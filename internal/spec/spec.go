@@ -159,6 +159,9 @@ type Component struct {
 	// an empty in-memory filesystem of its own (see Writable); the root
 	// filesystem stays read-only.
 	Writable []Writable `yaml:"writable,omitempty" json:"writable,omitempty"`
+	// Volumes are persistent directories (volumes.go): kept across
+	// sleeps, wakes and deploys, deleted only when asked to.
+	Volumes []Volume `yaml:"volumes,omitempty" json:"volumes,omitempty"`
 }
 
 // IsPublic reports whether the gateway routes to the component.

@@ -23,7 +23,9 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	archive "github.com/moby/go-archive"
 
@@ -322,6 +324,12 @@ func CleanDocker(t *testing.T, prefix string) {
 	for _, n := range ns {
 		_ = docker.NetworkRemove(ctx, n.ID)
 	}
+	// Volumes outlive their solutions on purpose; not a test's.
+	vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
+	for _, v := range vs.Volumes {
+		_ = docker.VolumeRemove(ctx, v.Name, true)
+	}
+	_, _ = docker.ImageRemove(ctx, prefix+"-volume-helper:1", image.RemoveOptions{})
 }
 
 func freeAddr(t *testing.T) string {

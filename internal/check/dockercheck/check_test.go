@@ -176,7 +176,7 @@ func TestCorpus(t *testing.T) {
 		{"panic", []finding{{"starts", check.Fail,
 			`its output says: level=error msg="loading the index" err="open /models/index.json: no such file or directory" | panic: assignment to entry in nil map | goroutine 1 [running]:`, ""}}},
 		{"home", nil},
-		{"write-tmp", []finding{{"writes-lost", check.Warn, "wrote /tmp/uploads/first.png by the time it answered", "aim has no volumes yet"}}},
+		{"write-tmp", []finding{{"writes-lost", check.Warn, "wrote /tmp/uploads/first.png by the time it answered", "keep uploads, notebooks and databases in a volume"}}},
 		{"tmp-workdir", []finding{
 			{"starts", check.Fail, "testserver: can't open file '/tmp/app/app.py'", "it looks for a file under /tmp, which aim's empty tmpfs hides"},
 			{"image-tmp", check.Warn, "WORKDIR is /tmp/app, under the tmpfs aim mounts at /tmp: the process starts in an empty directory; the image has /tmp/app/app.py, hidden by the tmpfs at /tmp", "WORKDIR /app"},

@@ -69,7 +69,7 @@ func (r *compRun) probeWrites(ctx context.Context) error {
 		return nil
 	}
 	changes = withoutMountPoints(changes, r.comp)
-	wrote := writtenFiles(changes)
+	wrote := withoutVolumes(writtenFiles(changes), r.comp)
 	r.outsideWrites = wrote
 	fix := r.proposeWritable(ctx, changes)
 	var refused []string

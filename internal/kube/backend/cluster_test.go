@@ -17,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aimhub/aim/api/v1alpha1"
@@ -169,5 +170,47 @@ func TestClusterSecrets(t *testing.T) {
 	_ = s.remove(rctx, "chat")
 	if err := s.client.Get(ctx, s.key(v1alpha1.SecretsName("chat")), &corev1.Secret{}); err == nil {
 		t.Error("the Secret outlived the solution")
+	}
+}
+
+// TestClusterVolumes: the API lists a solution's claims, which the
+// operator made, with their owner; refuses to delete those of a solution
+// that exists; and deletes them once it is gone (aim rm --delete-data).
+func TestClusterVolumes(t *testing.T) {
+	s, err := New(apiserver.Start(t, "../../../deploy/helm/aim/crds"), Config{Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.ClaimName("notes", "data"), Namespace: "default",
+			Labels:      map[string]string{v1alpha1.LabelSolution: "notes", v1alpha1.LabelVolume: "data"},
+			Annotations: map[string]string{v1alpha1.AnnotationOwner: "acme"}},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")}}},
+	}
+	if err := s.client.Create(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := s.Volumes(ctx, "notes")
+	if err != nil || len(vs) != 1 || vs[0].Name != "data" || vs[0].Owner != "acme" || vs[0].Size != 2<<30 || vs[0].Used != -1 {
+		t.Fatalf("volumes: %+v, %v", vs, err)
+	}
+	m := &spec.Manifest{Name: "notes", Components: []spec.Component{{Name: "web", Image: "aim-test/server:1"}}}
+	if _, _, err := s.apply(ctx, "notes", "acme", v1alpha1.FromManifest(m, nil), v1alpha1.DeployNote{}); err != nil {
+		t.Fatal(err)
+	}
+	var ie *solution.InputError
+	if err := s.DeleteVolume(ctx, "notes", "data"); !errors.As(err, &ie) {
+		t.Errorf("deleting the volume of a solution that exists: %v", err)
+	}
+	if err := s.client.Delete(ctx, &v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "notes", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVolume(ctx, "notes", "data"); err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := s.Volumes(ctx, "notes"); err != nil || len(vs) != 0 {
+		t.Errorf("after --delete-data: %+v, %v", vs, err)
 	}
 }

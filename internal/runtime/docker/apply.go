@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,9 @@ func (d *Docker) Apply(ctx context.Context, s runtime.Spec, replicas int) error 
 		return err
 	}
 	if err := d.ensureNetwork(ctx, s.Manifest.Name, s.Manifest.Egress.Closed()); err != nil {
+		return err
+	}
+	if err := d.ensureVolumes(ctx, s); err != nil {
 		return err
 	}
 	existing, err := d.containers(ctx, s.Manifest.Name)
@@ -126,7 +130,8 @@ const StopGrace = 10 * time.Second
 // pids limits of its manifest or def, and the GPUs it asks for.
 // A root image runs as uid 65534 unless the component says runAsRoot, and
 // with HOME=/tmp when nothing else sets HOME (defaultHome). Callers add
-// labels, the network and, for solutions, a restart policy.
+// labels, the network and, for solutions, a restart policy and the
+// volumes.
 func Confined(solution string, comp spec.Component, image string, img Image, def spec.Defaults) (*container.Config, *container.HostConfig) {
 	res := comp.Resources.Or(def)
 	env := []string{
@@ -164,6 +169,9 @@ func Confined(solution string, comp spec.Component, image string, img Image, def
 			DeviceRequests: gpuRequests(comp.Resources.GPU),
 		},
 	}
+	// A run that is not the solution's (aim check) gets an empty tmpfs at
+	// each volume's path; createOptions mounts the volumes instead.
+	maps.Copy(host.Tmpfs, scratchTmpfs(comp, cmp.Or(user, img.User)))
 	return cfg, host
 }
 
@@ -183,6 +191,10 @@ func createOptions(s runtime.Spec, comp spec.Component, replica int, img Image, 
 	// back-off, also while aim itself is down.
 	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
 	host.NetworkMode = container.NetworkMode(netName)
+	host.Mounts = volumeMounts(prefix, s.Manifest.Name, comp)
+	for _, v := range comp.Volumes {
+		delete(host.Tmpfs, v.Path)
+	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netName: {Aliases: []string{comp.Name}},
 	}}

@@ -32,6 +32,11 @@ components:
     image: shop/model:1
     writable: [/var/lib/nginx, {path: /home/app/.cache, size: 256Mi}]
     resources: {gpu: 1}
+  - name: store
+    image: shop/store:1
+    volumes:
+      - {name: uploads, path: /data, size: 2Gi}
+      - {name: models, path: /models, size: 1Gi, readOnly: true}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +49,7 @@ components:
 		{"non-root-image-keeps-its-user", "web", "1000:1000"},
 		{"run-as-root-with-resources", "engine", "root"},
 		{"writable-paths-and-a-gpu", "model", ""},
+		{"volumes-mounted-without-copy", "store", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			comp, _ := m.Component(tc.comp)
