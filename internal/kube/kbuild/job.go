@@ -101,7 +101,11 @@ const (
 	dockerDir   = "/var/run/aim-build/docker"
 	buildkitDir = "/etc/buildkit"
 	stateDir    = "/home/user/.local/share/buildkit"
-	runtimeDir  = "/run/user/1000"
+	// XDG_RUNTIME_DIR and /run at once: buildkitd, uid 0 in rootlesskit's
+	// namespace, also writes /run/buildkit.
+	runtimeDir = "/run"
+
+	metadataFile = "/tmp/metadata.json"
 )
 
 func (o Options) withDefaults() Options {
@@ -322,10 +326,11 @@ func (o Options) buildContainer(b Build) corev1.Container {
 		"--output=type=image,name=" + o.Repository(b) + ",push=true" + insecure,
 		"--import-cache=type=registry,ref=" + o.CacheRef(b) + insecure,
 		"--export-cache=type=registry,ref=" + o.CacheRef(b) + ",mode=max,ignore-error=true" + insecure,
-		// The digest and descriptor, as the pod's termination message.
-		"--metadata-file=/dev/termination-log",
+		"--metadata-file=" + metadataFile,
 	}
-	flags := "--oci-worker-no-process-sandbox"
+	// --root: under rootlesskit buildkitd is uid 0 in its namespace and
+	// would take /var/lib/buildkit, on the read-only root.
+	flags := "--oci-worker-no-process-sandbox --root=" + stateDir
 	mounts := []corev1.VolumeMount{
 		{Name: "workspace", MountPath: workspace, ReadOnly: true},
 		{Name: "buildkitd", MountPath: stateDir},
@@ -338,10 +343,14 @@ func (o Options) buildContainer(b Build) corev1.Container {
 		mounts = append(mounts, corev1.VolumeMount{Name: "buildkitd-config", MountPath: buildkitDir, ReadOnly: true})
 	}
 	return corev1.Container{
-		Name:    "build",
-		Image:   o.Image,
-		Command: []string{"buildctl-daemonless.sh"},
-		Args:    args,
+		Name:  "build",
+		Image: o.Image,
+		// The digest and descriptor become the pod's termination message.
+		// buildctl writes its metadata file by a rename in the file's
+		// directory, which /dev is not writable for; so it is copied.
+		Command: []string{"sh", "-c",
+			`buildctl-daemonless.sh "$@" && cat ` + metadataFile + ` >/dev/termination-log`, "build"},
+		Args: args,
 		Env: []corev1.EnvVar{
 			// No process sandbox: a new PID namespace would need /proc
 			// unmasked (docs/security.md).
@@ -354,21 +363,24 @@ func (o Options) buildContainer(b Build) corev1.Container {
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceCPU: o.CPU, corev1.ResourceMemory: o.Memory},
 		},
-		VolumeMounts:             mounts,
-		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		VolumeMounts: mounts,
+		// A failed build's message is its log's last lines.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext:          rootless(),
 	}
 }
 
-// rootless is the least rootless BuildKit runs with: a non-root user,
-// but seccomp and AppArmor unconfined (it makes a user namespace and mounts
-// in it) and privilege escalation allowed (newuidmap is set-uid), with
-// Docker's default capabilities, which newuidmap needs to map the
-// subordinate ids. docs/security.md says why each is needed.
+// rootless is the least rootless BuildKit ran with on Docker
+// (test/buildinfra): a non-root user, but seccomp and AppArmor unconfined
+// (it makes a user namespace and mounts in it), privilege escalation
+// allowed and CAP_SYS_ADMIN in the bounding set, without which the
+// set-uid newuidmap's write of the subordinate ids' map is refused; the
+// build's own processes hold no capability. docs/security.md says more.
 func rootless() *corev1.SecurityContext {
 	return &corev1.SecurityContext{
 		RunAsNonRoot:             ptr(true),
 		AllowPrivilegeEscalation: ptr(true),
+		Capabilities:             &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}},
 		ReadOnlyRootFilesystem:   ptr(true),
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined},
 		AppArmorProfile:          &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined},
