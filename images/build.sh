@@ -359,7 +359,8 @@ build_buildkit() {
     log "go build buildkitd, buildctl $BUILDKIT_VERSION (static, from images/tools)"
     rm -rf "$bins.tmp"
     mkdir -p "$bins.tmp"
-    (cd "$tools" && CGO_ENABLED=0 "$go" build -trimpath -ldflags "-s -w" -o "$bins.tmp/" \
+    (cd "$tools" && CGO_ENABLED=0 "$go" build -trimpath -o "$bins.tmp/" \
+      -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" \
       github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl) ||
       die "go build of BuildKit failed"
     rm -rf "$bins"
