@@ -43,7 +43,11 @@ if $check; then
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
     tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false,\
 oidc.issuer=https://id.example.com/realms/aim,oidc.clientId=aim,oidc.clientSecret.name=aim-oidc,oidc.adminGroup=aim-admins,\
-oidc.providerClaim=aim_provider,database.urlSecret.name=aim-database,api.replicas=2
+oidc.providerClaim=aim_provider,database.urlSecret.name=aim-database,api.replicas=2,\
+registry.enabled=true,registry.service.type=NodePort,registry.service.nodePort=30500,registry.host=127.0.0.1:30500,builds.enabled=true
+  # An existing registry instead of the chart's.
+  "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
+    registry.url=registry.example.com,registry.credentialsSecret=aim-registry-login,builds.enabled=true
   # The gateway's own ACME, with every ACME value set.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
     tls.mode=acme,tls.acme.ca=https://acme-staging-v02.api.letsencrypt.org/directory,tls.acme.email=ops@example.com,tls.acme.hsts=8760h,tls.acme.caRoot=PEM,solutions.namespace=solutions,solutions.createNamespace=true
@@ -58,6 +62,13 @@ oidc.providerClaim=aim_provider,database.urlSecret.name=aim-database,api.replica
   if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set api.replicas=2 2>&1) ||
     ! grep -q 'api.replicas above 1 needs database.urlSecret' <<<"$out"; then
     echo "hack/manifests.sh: the chart does not refuse api.replicas=2 without a database:" >&2
+    echo "$out" | tail -5 >&2
+    exit 1
+  fi
+  # Builds need a registry to push to.
+  if out=$("$helm" template aim deploy/helm/aim --kube-version 1.32.0 --set builds.enabled=true 2>&1) ||
+    ! grep -q 'builds.enabled needs a registry to push to' <<<"$out"; then
+    echo "hack/manifests.sh: the chart does not refuse builds.enabled without a registry:" >&2
     echo "$out" | tail -5 >&2
     exit 1
   fi

@@ -8,6 +8,8 @@
 #   images/build.sh nginx  [--force]   -> aim-base/nginx:bookworm
 #   images/build.sh flask  [--force]   -> aim-base/flask:bookworm
 #   images/build.sh prometheus [--force] -> aim-base/prometheus:bookworm
+#   images/build.sh registry [--force] -> localhost/aim/registry (CNCF Distribution)
+#   images/build.sh buildkit [--force] -> localhost/aim/buildkit (BuildKit, rootless)
 #   images/build.sh all    [--force]   -> python and go
 #
 # Nothing is pulled from a registry: root filesystems are made with
@@ -30,6 +32,17 @@ SUITE=bookworm
 PY_IMAGE=aim-base/python:bookworm
 GO_IMAGE=aim-base/go:1.26
 JUPYTER_IMAGE=aim-base/jupyter:bookworm
+# The in-cluster registry and builder (docs/kubernetes.md, "Builds in the
+# cluster"), built from their Go modules at these versions.
+REGISTRY_VERSION=v3.1.2
+BUILDKIT_VERSION=v0.34.2
+REGISTRY_IMAGE=localhost/aim/registry:${REGISTRY_VERSION#v}
+BUILDKIT_IMAGE=localhost/aim/buildkit:${BUILDKIT_VERSION#v}
+# Debian's runc is linked against libseccomp, so BuildKit's image is a
+# minbase root rather than FROM scratch; rootlesskit and uidmap (newuidmap)
+# let buildkitd run as an unprivileged user in a user namespace; curl
+# fetches the build context from the API (docs/kubernetes.md).
+BUILDKIT_PACKAGES="runc rootlesskit uidmap ca-certificates curl"
 NODE_IMAGE=aim-base/node:bookworm
 CACHE=${AIM_CACHE:-$HOME/.cache/aim}
 GOROOT_SRC=${AIM_GOROOT:-/usr/local/go}
@@ -63,7 +76,7 @@ log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -484,13 +497,132 @@ build_go() {
   log "built $GO_IMAGE ($(docker image inspect -f '{{.Size}}' "$GO_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
+# Static Go binaries of the given packages at a module version, cached in
+# $CACHE/bin/<name>-<version>; sets GOBIN_DIR. `go install pkg@version`
+# (as test/cluster/build.sh does for CoreDNS) pins each by the checksum
+# database and keeps their dependency trees out of aim's go.mod.
+go_tools() {
+  local name=$1 version=$2; shift 2
+  GOBIN_DIR=$CACHE/bin/$name-$version
+  if [ -d "$GOBIN_DIR" ] && [ "$FORCE" != 1 ]; then return; fi
+  local go=$GOROOT_SRC/bin/go
+  [ -x "$go" ] || die "no Go at $GOROOT_SRC (set AIM_GOROOT)"
+  rm -rf "$GOBIN_DIR.tmp"
+  mkdir -p "$GOBIN_DIR.tmp"
+  local p
+  for p in "$@"; do
+    log "go install $p@$version (static)"
+    GOBIN=$GOBIN_DIR.tmp CGO_ENABLED=0 "$go" install -trimpath -ldflags "-s -w" "$p@$version" ||
+      die "go install $p@$version failed"
+  done
+  rm -rf "$GOBIN_DIR"
+  mv "$GOBIN_DIR.tmp" "$GOBIN_DIR"
+}
+
+# CNCF Distribution's registry FROM scratch, as uid 65534, storing blobs
+# in /var/lib/registry (a volume; the chart mounts a PVC there).
+build_registry() {
+  if image_exists "$REGISTRY_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$REGISTRY_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  go_tools registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry
+  local ctx; ctx=$(mktemp -d)
+  cp "$GOBIN_DIR/registry" "$(dirname "$0")/registry.yml" "$ctx/"
+  mkdir -p "$ctx/data" "$ctx/tmp"
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY registry /registry
+COPY registry.yml /etc/distribution/config.yml
+COPY --chown=65534:65534 data /var/lib/registry
+COPY --chown=65534:65534 tmp /tmp
+USER 65534:65534
+VOLUME /var/lib/registry
+EXPOSE 5000
+ENTRYPOINT ["/registry"]
+CMD ["serve", "/etc/distribution/config.yml"]
+DOCKERFILE
+  log "docker build $REGISTRY_IMAGE"
+  local out
+  out=$(DOCKER_BUILDKIT=0 docker build -q -t "$REGISTRY_IMAGE" "$ctx" 2>&1) || { rm -rf "$ctx"; die "docker build $REGISTRY_IMAGE: $out"; }
+  rm -rf "$ctx"
+  log "built $REGISTRY_IMAGE ($(docker image inspect -f '{{.Size}}' "$REGISTRY_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+# Minbase + runc (+ rootlesskit, uidmap) + static buildkitd and buildctl,
+# with a user "user" (uid 1000) whose subordinate ids rootless mode maps.
+build_buildkit() {
+  if image_exists "$BUILDKIT_IMAGE" && [ "$FORCE" != 1 ]; then
+    log "$BUILDKIT_IMAGE exists, skipping (use --force to rebuild)"; return
+  fi
+  local tools; tools=$(cd "$(dirname "$0")/tools" && pwd)
+  local go=$GOROOT_SRC/bin/go
+  local pinned; pinned=$(cd "$tools" && "$go" list -m -f '{{.Version}}' github.com/moby/buildkit)
+  [ "$pinned" = "$BUILDKIT_VERSION" ] || die "images/tools/go.mod pins BuildKit $pinned, build.sh says $BUILDKIT_VERSION"
+  local bins=$CACHE/bin/buildkit-$BUILDKIT_VERSION
+  if [ ! -d "$bins" ] || [ "$FORCE" = 1 ]; then
+    log "go build buildkitd, buildctl $BUILDKIT_VERSION (static, from images/tools)"
+    rm -rf "$bins.tmp"
+    mkdir -p "$bins.tmp"
+    (cd "$tools" && CGO_ENABLED=0 "$go" build -trimpath -o "$bins.tmp/" \
+      -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" \
+      github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl) ||
+      die "go build of BuildKit failed"
+    rm -rf "$bins"
+    mv "$bins.tmp" "$bins"
+  fi
+  local tb=$CACHE/rootfs/$SUITE-buildkit-$BUILDKIT_VERSION.tar.gz
+  if [ ! -f "$tb" ] || [ "$FORCE" = 1 ]; then
+    need_root
+    ensure_minbase
+    new_work
+    tar -C "$WORK/root" -xzf "$MINBASE_TB"
+    local r=$WORK/root
+    cp /etc/resolv.conf "$r/etc/resolv.conf"
+    mount -t proc proc "$r/proc"
+    mount --bind /dev "$r/dev"
+    log "installing into chroot: $BUILDKIT_PACKAGES"
+    chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
+      apt-get update -qq
+      apt-get upgrade -y -qq >/dev/null
+      apt-get install -y -qq --no-install-recommends $BUILDKIT_PACKAGES >/dev/null
+      useradd --uid 1000 --create-home --shell /bin/sh user
+      mkdir -p /home/user/.local/share/buildkit /run/user/1000
+      chown -R user:user /home/user /run/user/1000
+      chmod 700 /run/user/1000
+    " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
+    umount "$r/proc" "$r/dev"
+    rm -f "$r/etc/resolv.conf"
+    # useradd gave user the ids 100000-165535: rootless mode maps them.
+    grep -q '^user:' "$r/etc/subuid" || die "useradd made no subordinate ids for user"
+    cp "$bins/buildkitd" "$bins/buildctl" "$r/usr/local/bin/"
+    # BuildKit's own wrapper: starts buildkitd (under rootlesskit when not
+    # root), waits for it, then runs buildctl with the arguments given.
+    local src
+    src=$(cd "$tools" && "$go" list -m -f '{{.Dir}}' github.com/moby/buildkit)
+    install -m 0755 "$src/examples/buildctl-daemonless/buildctl-daemonless.sh" "$r/usr/local/bin/"
+    slim_rootfs "$r"
+    pack_rootfs "$tb"
+    cleanup
+    log "cached $tb ($(du -h "$tb" | cut -f1))"
+  fi
+  log "docker import $BUILDKIT_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV XDG_RUNTIME_DIR=/run/user/1000' \
+    --change 'ENTRYPOINT ["buildkitd"]' \
+    -m "aim: BuildKit $BUILDKIT_VERSION on Debian $SUITE minbase + $BUILDKIT_PACKAGES" \
+    "$tb" "$BUILDKIT_IMAGE" >/dev/null
+  log "built $BUILDKIT_IMAGE ($(docker image inspect -f '{{.Size}}' "$BUILDKIT_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
 FORCE=0
 MINBASE_FRESH=0
 target=""
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
-    python|go|jupyter|node|nginx|flask|prometheus|all) [ -z "$target" ] || usage; target=$a ;;
+    python|go|jupyter|node|nginx|flask|prometheus|registry|buildkit|all) [ -z "$target" ] || usage; target=$a ;;
     -h|--help) usage ;;
     *) usage ;;
   esac
@@ -514,6 +646,8 @@ case "$target" in
   nginx) build_nginx ;;
   flask) build_flask ;;
   prometheus) build_prometheus ;;
+  registry) build_registry ;;
+  buildkit) build_buildkit ;;
   all) build_go; build_python ;;
 esac
 log "done"

@@ -37,8 +37,8 @@ hack/generate.sh --check
 step "the cluster's parts (test/cluster/build.sh)"
 test/cluster/build.sh
 
-step "the operator, the gateway's certificate storage and the API's backend (owners, secrets), against a real API server (envtest)"
-$GO test -tags cluster -count=1 -timeout 10m ./internal/operator/ ./internal/kube/certstore/ ./internal/kube/backend/
+step "the operator, the gateway's certificate storage, the API's backend (owners, secrets) and the build Job, against a real API server (envtest)"
+$GO test -tags cluster -count=1 -timeout 10m ./internal/operator/ ./internal/kube/certstore/ ./internal/kube/backend/ ./internal/kube/kbuild/
 # Two replicas sharing certificates in Secrets, and aim gateway --tls=acme
 # under the chart's RBAC, with pebble; the rest of these packages ran in
 # go test ./... already.

@@ -90,3 +90,15 @@ securityContext:
   capabilities:
     drop: [ALL]
 {{- end -}}
+
+{{- define "aim.buildsNamespace" -}}
+{{ .Values.builds.namespace | default (printf "%s-builds" .Release.Namespace) }}
+{{- end -}}
+
+{{/* host[:port] of the registry builds push to and nodes pull from. */}}
+{{- define "aim.registryHost" -}}
+{{- if .Values.registry.host -}}{{ .Values.registry.host }}
+{{- else if .Values.registry.url -}}{{ .Values.registry.url }}
+{{- else -}}{{ include "aim.fullname" . }}-registry.{{ .Release.Namespace }}.svc:5000
+{{- end -}}
+{{- end -}}
