@@ -174,7 +174,7 @@ func WritesLost(comp string, outside, tmp []string, tmpSeen bool) Result {
 	if !tmpSeen {
 		return NewResult("writes-lost", comp, Skip, "what it wrote under /tmp could not be read (that needs the engine's host); whatever it writes is lost when it sleeps")
 	}
-	return NewResult("writes-lost", comp, Pass, "wrote nothing by the time it answered; whatever it writes later (only /tmp is writable) is lost when it sleeps")
+	return NewResult("writes-lost", comp, Pass, "wrote nothing by the time it answered; whatever it writes later (in /tmp or a writable path) is lost when it sleeps")
 }
 
 // WritableFix is the fix of read-only-fs when a run wrote outside /tmp:

@@ -152,7 +152,7 @@ func TestWritesLost(t *testing.T) {
 		status       Status
 		evidence     string
 	}{
-		{"nothing", nil, nil, true, Pass, "wrote nothing by the time it answered; whatever it writes later (only /tmp is writable) is lost when it sleeps"},
+		{"nothing", nil, nil, true, Pass, "wrote nothing by the time it answered; whatever it writes later (in /tmp or a writable path) is lost when it sleeps"},
 		{"to /tmp", nil, []string{"/tmp/uploads/a.png"}, true, Warn, "wrote /tmp/uploads/a.png by the time it answered: that, and whatever it writes later, is lost when it sleeps"},
 		{"outside /tmp", []string{"/var/lib/app/db"}, nil, false, Warn, "wrote /var/lib/app/db"},
 		{"unseen", nil, nil, false, Skip, "could not be read"},

@@ -131,6 +131,12 @@ func validateWritable(c Component, f string, add func(field, format string, args
 				break
 			}
 		}
+		for k, v := range c.Volumes {
+			if within(p, v.Path) || within(v.Path, p) {
+				add(wf, "%q overlaps volumes[%d] %q: a tmpfs and a volume at one place would hide one another; keep the volume", p, k, v.Path)
+				break
+			}
+		}
 		seen[p] = j
 		if m := c.Resources.Memory; m > 0 && w.Size > m {
 			add(wf+".size", "%s is above the component's memory %s, which it counts in", w.Size, m)
