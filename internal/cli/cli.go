@@ -337,6 +337,9 @@ func printStatus(w io.Writer, s *solution.Info) {
 		fmt.Fprintf(w, "Checks:      %s at deploy:\n", pluralize(len(s.Findings), "finding"))
 		writeFindings(w, s)
 	}
+	if s.Manifest != nil {
+		fmt.Fprintf(w, "Egress:      %s\n", egressLine(s.Manifest.Egress))
+	}
 	// Until aim has volumes: say it where the provider looks.
 	fmt.Fprintln(w, "Storage:     none kept: what it writes (only /tmp is writable) is lost when it sleeps or restarts")
 	fmt.Fprintf(w, "Generation:  %d\n\n", s.Generation)
@@ -350,6 +353,15 @@ func printStatus(w io.Writer, s *solution.Info) {
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", c.Name, pub, c.Running, c.Replicas, c.Restarts, c.Image)
 	}
 	tw.Flush()
+}
+
+// egressLine says what a solution's egress lets it reach
+// (docs/security.md, "A solution's egress").
+func egressLine(e spec.Egress) string {
+	if e.Closed() {
+		return "none: its own components only, and DNS"
+	}
+	return "default: the internet, not the host's, private or link-local addresses"
 }
 
 // writeFindings writes the rules that warned or failed at a deploy, as
