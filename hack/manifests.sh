@@ -43,7 +43,8 @@ if $check; then
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
     tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false,\
 oidc.issuer=https://id.example.com/realms/aim,oidc.clientId=aim,oidc.clientSecret.name=aim-oidc,oidc.adminGroup=aim-admins,\
-oidc.providerClaim=aim_provider,database.urlSecret.name=aim-database,api.replicas=2
+oidc.providerClaim=aim_provider,database.urlSecret.name=aim-database,api.replicas=2 \
+    --set 'operator.egressDeny={192.0.2.0/24,198.51.100.7/32},operator.dns.cidrs={169.254.20.10/32}'
   # The gateway's own ACME, with every ACME value set.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \
     tls.mode=acme,tls.acme.ca=https://acme-staging-v02.api.letsencrypt.org/directory,tls.acme.email=ops@example.com,tls.acme.hsts=8760h,tls.acme.caRoot=PEM,solutions.namespace=solutions,solutions.createNamespace=true
