@@ -240,7 +240,7 @@ func standIns(t *testing.T) {
 	ip("-n", standInNS, "route", "add", "default", "via", "203.0.113.254")
 	for _, port := range []string{"8080", "53"} {
 		srv := exec.Command("ip", "netns", "exec", standInNS, bin)
-		srv.Env = append(os.Environ(), "PORT="+port)
+		srv.Env = append(os.Environ(), "TESTSERVER_PORT="+port)
 		var logs strings.Builder
 		srv.Stdout, srv.Stderr = &logs, &logs
 		if err := srv.Start(); err != nil {
