@@ -63,6 +63,7 @@ func FromManifest(m *spec.Manifest, images map[string]string) SolutionSpec {
 		},
 		Limits:     Limits{Burst: int32(m.Limits.Burst)},
 		Visibility: string(m.Visibility),
+		Egress:     string(m.Egress),
 	}
 	for _, p := range m.Phases {
 		s.Phases = append(s.Phases, string(p))
@@ -159,6 +160,7 @@ func ToManifest(name string, s SolutionSpec) (*spec.Manifest, error) {
 		},
 		Limits:     spec.Limits{Burst: int(s.Limits.Burst)},
 		Visibility: spec.Visibility(s.Visibility),
+		Egress:     spec.Egress(s.Egress),
 	}
 	for _, p := range s.Phases {
 		m.Phases = append(m.Phases, spec.Phase(p))

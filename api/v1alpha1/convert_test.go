@@ -56,8 +56,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestRoundTripVisibility converts each visibility, and a private
-// solution's access list, to a SolutionSpec, through JSON, and back; the
+// TestRoundTripVisibility converts each visibility, a private
+// solution's access list and each egress to a SolutionSpec, through JSON, and back; the
 // spec carries them under the names the CRD's schema gives them.
 func TestRoundTripVisibility(t *testing.T) {
 	for _, tc := range []struct {
@@ -70,6 +70,8 @@ func TestRoundTripVisibility(t *testing.T) {
 		{"private", "visibility: private\naccess:\n  emails: [Ada@Example.com]\n  domains: [example.org]\n  groups: [cad-team]\n",
 			`"visibility":"private","access":{"emails":["Ada@Example.com"],"domains":["example.org"],"groups":["cad-team"]}`},
 		{"private, one kind of entry", "visibility: private\naccess: {groups: [beta]}\n", `"visibility":"private","access":{"groups":["beta"]}`},
+		{"egress default", "egress: default\n", `"egress":"default"`},
+		{"egress none", "egress: none\n", `"egress":"none"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := spec.Parse("aim.yaml", []byte("name: shop\ncomponents:\n  - name: web\n    image: web:1\n"+tc.yaml))
@@ -170,6 +172,8 @@ func TestToManifestErrors(t *testing.T) {
 			`spec.owner: "Acme Inc" is not a DNS label: use lower-case letters, digits and '-', starting and ending with a letter or digit`},
 		{"unknown visibility", "shop", func(s *SolutionSpec) { s.Visibility = "secret" },
 			`spec.visibility: "secret" is not one of public, unlisted, private`},
+		{"unknown egress", "shop", func(s *SolutionSpec) { s.Egress = "open" },
+			`spec.egress: "open" is not one of default, none`},
 		{"private without access", "shop", func(s *SolutionSpec) { s.Visibility = "private" },
 			`spec.access: a private solution needs at least one of emails, domains or groups (its provider and the admins are always admitted)`},
 		{"private with an empty access list", "shop", func(s *SolutionSpec) { s.Visibility, s.Access = "private", &Access{} },

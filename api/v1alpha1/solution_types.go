@@ -176,6 +176,14 @@ type SolutionSpec struct {
 	// +kubebuilder:validation:MaxProperties=128
 	// +optional
 	SecretVersions map[string]string `json:"secretVersions,omitempty"`
+	// Egress says what the solution's pods may reach besides their own
+	// solution and the cluster's DNS: default (empty) lets them out to
+	// the internet but not to private, link-local (metadata) or loopback
+	// ranges, nor to the addresses the operator is told are the
+	// cluster's; none lets them reach nothing else.
+	// +kubebuilder:validation:Enum=default;none
+	// +optional
+	Egress string `json:"egress,omitempty"`
 }
 
 // Access lists the people a private solution is open to, as the OpenID

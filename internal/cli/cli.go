@@ -342,6 +342,9 @@ func printStatus(w io.Writer, s *solution.Info, vols []solution.Volume, volsKnow
 		fmt.Fprintf(w, "Checks:      %s at deploy:\n", pluralize(len(s.Findings), "finding"))
 		writeFindings(w, s)
 	}
+	if s.Manifest != nil {
+		fmt.Fprintf(w, "Egress:      %s\n", egressLine(s.Manifest.Egress))
+	}
 	if volsKnown {
 		printVolumes(w, vols)
 	}
@@ -356,6 +359,15 @@ func printStatus(w io.Writer, s *solution.Info, vols []solution.Volume, volsKnow
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", c.Name, pub, c.Running, c.Replicas, c.Restarts, c.Image)
 	}
 	tw.Flush()
+}
+
+// egressLine says what a solution's egress lets it reach
+// (docs/security.md, "A solution's egress").
+func egressLine(e spec.Egress) string {
+	if e.Closed() {
+		return "none: its own components only, and DNS"
+	}
+	return "default: the internet, not the host's, private or link-local addresses"
 }
 
 // writeFindings writes the rules that warned or failed at a deploy, as

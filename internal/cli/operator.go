@@ -18,7 +18,7 @@ import (
 // operatorCmd runs the Kubernetes operator, which serves Solution objects.
 func operatorCmd(g *globals) *cobra.Command {
 	var c operator.Config
-	var gatewayLabels, kubeconfig string
+	var gatewayLabels, dnsLabels, kubeconfig string
 	var nodeGroups []string
 	var logJSON bool
 	cmd := &cobra.Command{
@@ -42,6 +42,11 @@ their idle timeout to sleep by scaling them to zero.`,
 				return fmt.Errorf("--gateway-labels %q: %w", gatewayLabels, err)
 			}
 			c.GatewayLabels = gl
+			dl, err := labels.ConvertSelectorToLabelsMap(dnsLabels)
+			if err != nil {
+				return fmt.Errorf("--dns-labels %q: %w", dnsLabels, err)
+			}
+			c.DNSLabels = dl
 			for _, ng := range nodeGroups {
 				if ng = strings.TrimSpace(ng); ng != "" {
 					c.NodeGroups = append(c.NodeGroups, ng)
@@ -64,6 +69,10 @@ their idle timeout to sleep by scaling them to zero.`,
 	f.BoolVar(&c.Mesh, "mesh", false, "have Linkerd inject its proxy into solutions' pods (linkerd.io/inject: enabled) and let them reach its control plane")
 	f.StringVar(&c.GatewayNamespace, "gateway-namespace", "", "namespace of the gateway's pods (default: each solution's own)")
 	f.StringVar(&gatewayLabels, "gateway-labels", "app.kubernetes.io/name=aim,app.kubernetes.io/component=gateway", "labels of the gateway's pods, the only ones let in to public components")
+	f.StringSliceVar(&c.EgressDeny, "egress-deny", nil, "IPv4 CIDRs solutions with the default egress may not reach besides the private, CGNAT, link-local and loopback ranges: the cluster's node addresses, pod and service CIDRs where they are not private, comma-separated")
+	f.StringVar(&c.DNSNamespace, "dns-namespace", "kube-system", "namespace of the cluster DNS's pods, the only ones solutions may send DNS queries to")
+	f.StringVar(&dnsLabels, "dns-labels", "k8s-app=kube-dns", "labels of the cluster DNS's pods")
+	f.StringSliceVar(&c.DNSCIDRs, "dns-cidrs", nil, "CIDRs solutions may also send DNS queries to, e.g. a node-local cache's 169.254.20.10/32, comma-separated")
 	f.StringVar(&c.DefaultNodeGroup, "default-node-group", "", "node group of solutions that name none (default: none, any node)")
 	f.StringSliceVar(&nodeGroups, "node-groups", nil, "node groups solutions may name, comma-separated (default: any)")
 	f.StringVar(&c.Namespace, "namespace", "", "serve the Solutions of this namespace only (default: all namespaces)")

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,10 @@ import (
 	"github.com/aimhub/aim/internal/testlog"
 	"github.com/aimhub/aim/test/apiserver"
 )
+
+// clusterEgressDeny is the operator's deny list here: a node's public
+// address, say.
+const clusterEgressDeny = "192.0.2.2/32"
 
 // env is the API server every test in this file shares.
 type env struct {
@@ -105,6 +110,7 @@ func TestCluster(t *testing.T) {
 	o := testOptions()
 	o.IdleTimeout = time.Hour
 	o.NodeGroups = []string{"general", "solutions", "gpu"}
+	o.EgressDeny = []string{clusterEgressDeny}
 	mgr, err := NewManager(operatorCfg, Config{Options: o, Namespace: ns, Logger: log, LeaderElect: true, LeaderElectionNamespace: ns})
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +143,7 @@ func TestCluster(t *testing.T) {
 	t.Run("schema", e.testSchema)
 	t.Run("invalid spec", e.testInvalidSpec)
 	t.Run("serve", e.testServe)
+	t.Run("egress", e.testEgress)
 	t.Run("sleep and wake", e.testSleepAndWake)
 	t.Run("activity keeps it awake", e.testActivity)
 	t.Run("name conflict", e.testNameConflict)
@@ -345,6 +352,8 @@ func (e *env) testSchema(t *testing.T) {
 			"spec.access: Invalid value: 0: spec.access in body should have at least 1 properties"},
 		{"access on an unlisted solution", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "unlisted"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Visibility: "unlisted", Access: &v1alpha1.Access{Groups: []string{"beta"}}}},
 			"spec.access: Invalid value: \"object\": only a private solution has an access list"},
+		{"unknown egress", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "egress"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Egress: "open"}},
+			`spec.egress: Unsupported value: "open": supported values: "default", "none"`},
 		{"unknown phase", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "phase"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Phases: []string{"marketing"}}},
 			`spec.phases[0]: Unsupported value: "marketing"`},
 		{"owner not a DNS label", v1alpha1.Solution{ObjectMeta: metav1.ObjectMeta{Name: "owner"}, Spec: v1alpha1.SolutionSpec{Components: []v1alpha1.Component{web}, Owner: "Acme"}},
@@ -455,7 +464,7 @@ func (e *env) testServe(t *testing.T) {
 		t.Errorf("node selector %v", d.Spec.Template.Spec.NodeSelector)
 	}
 	var nps networkingv1.NetworkPolicyList
-	if err := e.c.List(ctx, &nps, client.InNamespace(e.ns), client.MatchingLabels{v1alpha1.LabelSolution: sol.Name}); err != nil || len(nps.Items) != 2 {
+	if err := e.c.List(ctx, &nps, client.InNamespace(e.ns), client.MatchingLabels{v1alpha1.LabelSolution: sol.Name}); err != nil || len(nps.Items) != 3 {
 		t.Errorf("network policies: %d, %v", len(nps.Items), err)
 	}
 
@@ -494,6 +503,51 @@ func (e *env) testServe(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// testEgress: egress none has no internet policy; a change to default
+// adds it, with the operator's deny list, and a change back removes it
+// (unlike Docker's networks, no redeploy is needed).
+func (e *env) testEgress(t *testing.T) {
+	ctx := context.Background()
+	sol := e.solution(t, oneComponent, func(m *spec.Manifest) { m.Name = "sealed"; m.Egress = spec.EgressNone })
+	e.waitState(t, sol.Name, v1alpha1.StateRunning, 20*time.Second)
+	policies := func() (string, error) {
+		var nps networkingv1.NetworkPolicyList
+		if err := e.c.List(ctx, &nps, client.InNamespace(e.ns), client.MatchingLabels{v1alpha1.LabelSolution: sol.Name}); err != nil {
+			return "", err
+		}
+		var names []string
+		for _, np := range nps.Items {
+			if np.DeletionTimestamp == nil {
+				names = append(names, np.Name)
+			}
+		}
+		slices.Sort(names)
+		return strings.Join(names, " "), nil
+	}
+	want := func(names string) func() error {
+		return func() error {
+			got, err := policies()
+			if err == nil && got != names {
+				err = fmt.Errorf("policies %q, want %q", got, names)
+			}
+			return err
+		}
+	}
+	eventually(t, "siblings and gateway only", 10*time.Second, want("sealed.gateway sealed.siblings"))
+	e.update(t, sol.Name, func(s *v1alpha1.Solution) { s.Spec.Egress = "default" })
+	eventually(t, "the internet policy is added", 10*time.Second, want("sealed.gateway sealed.internet sealed.siblings"))
+	var np networkingv1.NetworkPolicy
+	if err := e.c.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: "sealed.internet"}, &np); err != nil {
+		t.Fatal(err)
+	}
+	if eg := np.Spec.Egress; len(eg) != 1 || len(eg[0].To) != 1 || eg[0].To[0].IPBlock == nil ||
+		!slices.Contains(eg[0].To[0].IPBlock.Except, "169.254.0.0/16") || !slices.Contains(eg[0].To[0].IPBlock.Except, clusterEgressDeny) {
+		t.Errorf("the internet policy's egress: %+v", eg)
+	}
+	e.update(t, sol.Name, func(s *v1alpha1.Solution) { s.Spec.Egress = "none" })
+	eventually(t, "the internet policy is removed", 10*time.Second, want("sealed.gateway sealed.siblings"))
 }
 
 // testSleepAndWake: an idle solution is scaled to zero; the gateway's

@@ -10,6 +10,7 @@ package operator
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,21 @@ type Options struct {
 	// Defaults fill a component's unset resources. Zero means
 	// spec.DefaultDefaults.
 	Defaults spec.Defaults
+	// EgressDeny are IPv4 CIDRs that solutions with the default egress
+	// may not reach, besides the private, carrier-grade NAT, link-local
+	// and loopback ranges, which they never reach: the cluster's node
+	// addresses, pod and service CIDRs where those are not private.
+	// Empty means none.
+	EgressDeny []string
+	// DNSNamespace and DNSLabels select the cluster DNS's pods, the only
+	// ones every solution may send DNS queries to. Empty means
+	// kube-system; nil labels mean k8s-app=kube-dns.
+	DNSNamespace string
+	DNSLabels    map[string]string
+	// DNSCIDRs are where else solutions may send DNS queries, e.g. a
+	// node-local cache's 169.254.20.10/32, which no pod selector
+	// matches. Empty means none.
+	DNSCIDRs []string
 	// KeepGenerations is how many generations that served a solution's
 	// ControllerRevisions keep for a rollback (the current one among
 	// them), and as many that failed, for the history. Zero means 3.
@@ -59,6 +75,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeepGenerations == 0 {
 		o.KeepGenerations = 3
+	}
+	if o.DNSNamespace == "" {
+		o.DNSNamespace = "kube-system"
+	}
+	if o.DNSLabels == nil {
+		o.DNSLabels = map[string]string{"k8s-app": "kube-dns"}
 	}
 	if o.Defaults == (spec.Defaults{}) {
 		o.Defaults = spec.DefaultDefaults
@@ -95,5 +117,30 @@ func (o Options) validate() error {
 			errs = append(errs, fmt.Errorf("node group: %w", err))
 		}
 	}
+	for _, c := range o.EgressDeny {
+		if err := validCIDR(c, true); err != nil {
+			errs = append(errs, fmt.Errorf("egress deny: %w", err))
+		}
+	}
+	for _, c := range o.DNSCIDRs {
+		if err := validCIDR(c, false); err != nil {
+			errs = append(errs, fmt.Errorf("DNS CIDRs: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// validCIDR checks a CIDR as a NetworkPolicy's ipBlock needs it: in its
+// canonical form, and IPv4 where v4 says so.
+func validCIDR(c string, v4 bool) error {
+	p, err := netip.ParsePrefix(c)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a CIDR like 192.0.2.0/24 (a single address is 192.0.2.1/32)", c)
+	case v4 && !p.Addr().Is4():
+		return fmt.Errorf("%q is not IPv4: solutions reach nothing over IPv6 but their own pods and the DNS pods, so there is nothing to deny", c)
+	case p.Masked() != p:
+		return fmt.Errorf("%q has bits set past its prefix length: write %s", c, p.Masked())
+	}
+	return nil
 }

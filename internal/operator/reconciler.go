@@ -202,7 +202,7 @@ func (r *Reconciler) apply(ctx context.Context, sol *v1alpha1.Solution, m *spec.
 			ips[c.Name] = *svc.Spec.ClusterIP
 		}
 	}
-	for _, np := range renderNetworkPolicies(sol, r.opts) {
+	for _, np := range renderNetworkPolicies(sol, m.Egress, r.opts) {
 		var cur networkingv1.NetworkPolicy
 		exists, f, err := r.lookup(ctx, sol, &cur, "network policy", *np.Name)
 		if f != nil || err != nil {
@@ -451,7 +451,7 @@ func (r *Reconciler) prune(ctx context.Context, sol *v1alpha1.Solution, m *spec.
 	for _, c := range m.Components {
 		keep[objectName(sol.Name, c.Name)] = true
 	}
-	for _, np := range renderNetworkPolicies(sol, r.opts) {
+	for _, np := range renderNetworkPolicies(sol, m.Egress, r.opts) {
 		keep[*np.Name] = true
 	}
 	// By the index, not a label selector: that would test every object

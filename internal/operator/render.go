@@ -64,7 +64,7 @@ func Render(sol *v1alpha1.Solution, m *spec.Manifest, o Options, clusterIPs map[
 		d.Spec.WithReplicas(replicas)
 		out = append(out, d)
 	}
-	for _, np := range renderNetworkPolicies(sol, o) {
+	for _, np := range renderNetworkPolicies(sol, m.Egress, o) {
 		out = append(out, np)
 	}
 	return out

@@ -142,6 +142,8 @@ func TestRenderGolden(t *testing.T) {
 		{"writable-gpu", writableGPU, "", false},
 		{"writable-gpu-node-group", writableGPU, "accelerated", false},
 		{"volumes", volumeComponents, "", false},
+		{"one-component-egress-none", oneComponent + "egress: none\n", "", false},
+		{"three-components-egress-none-mesh", threeComponents + "egress: none\n", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)
@@ -150,6 +152,12 @@ func TestRenderGolden(t *testing.T) {
 			}
 			o := testOptions()
 			o.Mesh = tc.mesh
+			if tc.nodeGroup != "" {
+				// A cluster whose node addresses, say, are public, with
+				// a node-local DNS cache.
+				o.EgressDeny = []string{"192.0.2.0/24", "198.51.100.7/32"}
+				o.DNSCIDRs = []string{"169.254.20.10/32"}
+			}
 			ips := map[string]string{}
 			for i, c := range m.Components {
 				ips[c.Name] = fmt.Sprintf("10.96.0.%d", 10*(i+1))

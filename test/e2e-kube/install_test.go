@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,9 +45,13 @@ func ensureHelm() (string, error) {
 }
 
 // chartValues are the chart's values for this cluster: the images built
-// here (never pulled), a short idle timeout, two gateway replicas, and
-// plain HTTP.
+// here (never pulled), a short idle timeout, the node's addresses that
+// solutions could otherwise reach, two gateway replicas, and plain HTTP.
 func chartValues() ([]byte, error) {
+	deny, err := publicNodeAddresses()
+	if err != nil {
+		return nil, err
+	}
 	repoTag := func(ref string) (string, string) {
 		i := strings.LastIndex(ref, ":")
 		return ref[:i], ref[i+1:]
@@ -58,6 +64,7 @@ func chartValues() ([]byte, error) {
 		"operator": map[string]any{
 			"idleTimeout": idle.String(),
 			"urlScheme":   "http",
+			"egressDeny":  deny,
 		},
 		"gateway": map[string]any{
 			"replicas": 2,
@@ -72,6 +79,33 @@ func chartValues() ([]byte, error) {
 		"api": map[string]any{"enabled": true, "persistence": map[string]any{"enabled": false}},
 	}
 	return yaml.Marshal(v)
+}
+
+// publicNodeAddresses are the nodes' IPv4 addresses outside the ranges
+// the operator always keeps solutions from, as /32s: test/cluster's node
+// has the host's, which may be anything (192.0.2.2 where the e2e runs),
+// and an operator must be told those (docs/kubernetes.md).
+func publicNodeAddresses() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing the nodes: %w", err)
+	}
+	cgnat := netip.MustParsePrefix("100.64.0.0/10")
+	deny := []string{}
+	for _, n := range l.Items {
+		for _, a := range n.Status.Addresses {
+			ip, err := netip.ParseAddr(a.Address)
+			if err != nil || !ip.Is4() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || cgnat.Contains(ip) {
+				continue
+			}
+			if p := netip.PrefixFrom(ip, 32).String(); !slices.Contains(deny, p) {
+				deny = append(deny, p)
+			}
+		}
+	}
+	return deny, nil
 }
 
 // install installs the chart and finds the gateway, the API and a token.

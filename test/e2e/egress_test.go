@@ -162,6 +162,11 @@ func TestEgress(t *testing.T) {
 	if code, body := a.Get("bystander", "/whoami"); code != 200 {
 		t.Errorf("the bystander stopped answering: %d %s", code, body)
 	}
+	for sol, want := range map[string]string{"open": "Egress:      default: ", "sealed": "Egress:      none: "} {
+		if st := a.MustCLI("status", sol); !strings.Contains(st, want) {
+			t.Errorf("aim status %s does not say %q:\n%s", sol, want, st)
+		}
+	}
 	for _, n := range a.Networks() {
 		info, err := docker.NetworkInspect(ctx, n.ID, network.InspectOptions{})
 		if err != nil {

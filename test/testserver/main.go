@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,7 +53,9 @@ func main() {
 	started := strconv.FormatInt(startedAt.UnixNano(), 10)
 	mode := os.Getenv("MODE")
 	fmt.Printf("testserver starting: mode=%q component=%q\n", mode, os.Getenv("AIM_COMPONENT"))
-	port := "8080"
+	// TESTSERVER_PORT serves elsewhere than aim's 8080: for stand-ins the
+	// tests run outside aim, on the host.
+	port := cmp.Or(os.Getenv("TESTSERVER_PORT"), "8080")
 	switch mode {
 	case "crash":
 		fmt.Println("fatal: cannot load the model file /models/x.bin")
