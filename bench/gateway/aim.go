@@ -24,6 +24,8 @@ type aimServer struct {
 	bin, data, addr, prefix, config, logPath string
 	// https, when set, is where aim serves HTTPS (--tls internal)
 	https string
+	// debug, when set, is where aim serves its pprof profiles
+	debug string
 	// extra arguments of the next start
 	extra []string
 
@@ -48,6 +50,9 @@ func (a *aimServer) start(ctx context.Context) error {
 		"--client-config", a.config, "--docker-prefix", a.prefix, "--log-json")
 	if a.https != "" {
 		a.cmd.Args = append(a.cmd.Args, "--tls", "internal", "--https", a.https)
+	}
+	if a.debug != "" {
+		a.cmd.Args = append(a.cmd.Args, "--debug-addr", a.debug)
 	}
 	a.cmd.Args = append(a.cmd.Args, a.extra...)
 	a.cmd.Stdout, a.cmd.Stderr = logs, logs

@@ -45,6 +45,7 @@ type config struct {
 	keep      bool
 	accessLog bool
 	cases     string
+	debug     [2]string // pprof addresses of the plain and the TLS aim
 	h2        h2
 	tlsConns  int
 }
@@ -66,6 +67,8 @@ func main() {
 	flag.IntVar(&c.h2.Clients, "h2-clients", envInt("GWBENCH_H2_CLIENTS", 4), "h2load connections (env GWBENCH_H2_CLIENTS)")
 	flag.IntVar(&c.h2.Streams, "h2-streams", envInt("GWBENCH_H2_STREAMS", 32), "h2load concurrent streams per connection (env GWBENCH_H2_STREAMS)")
 	flag.IntVar(&c.tlsConns, "tls-connections", envInt("GWBENCH_TLS_CONNECTIONS", 16), "concurrent new TLS connections in tls-full and tls-resume (env GWBENCH_TLS_CONNECTIONS)")
+	flag.StringVar(&c.debug[0], "aim-debug", "", "serve the plain aim's pprof profiles at this address, to profile it during the run (go tool pprof http://ADDR/debug/pprof/profile)")
+	flag.StringVar(&c.debug[1], "aim-tls-debug", "", "the same for the aim that serves HTTPS")
 	tl := flag.String("tlsload", "", "")
 	tlSNI := flag.String("tlsload-sni", "", "")
 	tlPath := flag.String("tlsload-path", "/", "")
@@ -163,6 +166,7 @@ func run(ctx context.Context, c config) error {
 			config: filepath.Join(dir, name, "client.json"), logPath: filepath.Join(dir, name, "aim.log")}
 	}
 	one := newAim("aim-1")
+	one.debug = c.debug[0]
 	defer one.stop()
 	if err := os.MkdirAll(filepath.Dir(one.data), 0o755); err != nil {
 		return err
@@ -224,7 +228,7 @@ func run(ctx context.Context, c config) error {
 	opts := proxyOpts{Upstream: upstream}
 	if needTLS {
 		tlsAim = newAim("aim-tls")
-		tlsAim.https = freeAddr()
+		tlsAim.https, tlsAim.debug = freeAddr(), c.debug[1]
 		defer tlsAim.stop()
 		if err := copyDir(one.data, tlsAim.data); err != nil {
 			return fmt.Errorf("copying aim's data: %w", err)
