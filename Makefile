@@ -95,7 +95,7 @@ bench: build
 .PHONY: bench-gateway-smoke
 bench-gateway-smoke: build
 	scripts/ensure-docker.sh
-	$(GO) run ./bench/gateway -aim bin/aim -solutions 0 -rounds 1 -duration 3s -warmup 0
+	$(GO) run ./bench/gateway -aim bin/aim -solutions 0 -rounds 1 -duration 2s -warmup 0
 
 # The Kubernetes operator reconciling 1,000 and 5,000 Solutions on 100
 # nodes simulated by kwok (about 2 hours, so not part of bench); see

@@ -1,16 +1,20 @@
-// Command gateway measures aim's gateway against nginx as a reverse proxy
-// in front of the very same backend container, in one run: requests per
-// second and p50/p99 latency from wrk, pinned to the same CPUs for each,
-// in interleaved rounds. A second aim, whose store also holds many
-// sleeping solutions (-solutions, 10,000), fronts the same container in
-// the same rounds; aim's start-up time, idle CPU and memory are reported
-// for both. A second phase does it again with access logs on.
+// Command gateway measures aim's gateway against nginx and HAProxy as
+// reverse proxies in front of the very same backend container, in one run:
+// requests per second, p50/p99 latency and the proxy's CPU time per
+// request, with the load tool pinned to the same CPUs for each, in
+// interleaved rounds, case by case (-cases): plain HTTP/1.1, HTTPS/1.1,
+// HTTP/2 over TLS, new TLS connections (full and resumed), the first three
+// with access logs on, a 1 MiB answer and a streamed one. A second aim,
+// whose store also holds many sleeping solutions (-solutions, 10,000),
+// fronts the same container in the plain HTTP/1.1 rounds; aim's start-up
+// time, idle CPU and memory are reported for both.
 //
 // Run it from the repository root: go run ./bench/gateway -aim bin/aim.
-// It needs a Docker engine, nginx, wrk and taskset (nginx-light and wrk
-// are installed with apt-get when missing). Every duration and size can
-// also be set by environment (GWBENCH_*), so that `make bench` can be
-// made shorter or longer without editing it.
+// It needs a Docker engine, nginx, HAProxy, wrk, h2load, taskset and
+// unshare (nginx-light, haproxy, wrk and nghttp2-client are installed with
+// apt-get when missing). Every duration and size can also be set by
+// environment (GWBENCH_*), so that `make bench` can be made shorter or
+// longer without editing it.
 package main
 
 import (
@@ -326,8 +330,10 @@ func run(ctx context.Context, c config) error {
 		}
 		rep.aims = append(rep.aims, inN)
 	}
-	if err := sameAnswer(ctx, c.load.Host, one.url(), ng.url(), hp.url()); err != nil {
-		return err
+	for _, path := range []string{"", "big", "stream"} {
+		if err := sameAnswer(ctx, c.load.Host, one.url()+path, ng.url()+path, hp.url()+path); err != nil {
+			return err
+		}
 	}
 	sides := func(ng *nginx, hp *haproxy) []side {
 		a := side{name: "aim", plain: one.addr, plainCPU: one.cpuTime}
