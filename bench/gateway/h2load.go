@@ -80,7 +80,7 @@ func parseH2load(out string) (result, error) {
 			if e != nil {
 				return r, fmt.Errorf("line %q: %w", line, e)
 			}
-			r.Requests = n["succeeded"]
+			r.Requests = n["done"]
 			if bad := n["failed"] + n["errored"] + n["timeout"]; bad > 0 {
 				r.Errors = fmt.Sprintf("%d failed, %d errored, %d timeout", n["failed"], n["errored"], n["timeout"])
 			}

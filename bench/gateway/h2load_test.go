@@ -24,8 +24,8 @@ func TestParseH2load(t *testing.T) {
 	}{
 		{name: "every answer 2xx", file: "h2load-ok.txt", want: result{RPS: 3507, Requests: 7014}},
 		{name: "4xx answers fail the run", file: "h2load-4xx.txt",
-			want: result{RPS: 14178, Non2xx: 14178, Errors: "14178 failed, 0 errored, 0 timeout"},
-			failure: "14178 of 0 responses were not 2xx or 3xx"},
+			want:    result{RPS: 14178, Requests: 14178, Non2xx: 14178, Errors: "14178 failed, 0 errored, 0 timeout"},
+			failure: "14178 of 14178 responses were not 2xx or 3xx"},
 		{name: "nothing listening", file: "h2load-refused.txt",
 			want: result{Errors: "10 failed, 10 errored, 0 timeout"}, failure: "socket errors: 10 failed, 10 errored, 0 timeout"},
 		{name: "cut short", file: "h2load-cut.txt", err: "did h2load run to its end"},
