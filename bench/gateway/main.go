@@ -278,44 +278,7 @@ func run(ctx context.Context, c config) error {
 	// Each aim is measured from a fresh start on its data, one after the
 	// other, so that neither start competes with the other.
 	start := func(a *aimServer, solutions int, args ...string) (instance, error) {
-		in := instance{solutions: solutions}
-		a.stop()
-		a.extra = args
-		if err := a.start(ctx); err != nil {
-			return in, err
-		}
-		in.startup = time.Since(a.started)
-		if a.https != "" {
-			return in, a.waitTLS(ctx, c.load.Host, time.Minute)
-		}
-		if err := a.waitFor(ctx, c.load.Host, "/", 5*time.Minute); err != nil {
-			return in, err
-		}
-		in.ready = time.Since(a.started)
-		if now, err := backendAddr(ctx, cli); err != nil || now != upstream {
-			return in, fmt.Errorf("the backend moved from %s to %s (%v) when aim started: the proxies would front different ones", upstream, now, err)
-		}
-		// Let the start settle (the first resync, the scaler's first
-		// look), then see what aim costs when nobody calls: periodic work
-		// over every solution would take CPU from the proxying.
-		time.Sleep(time.Second)
-		cpu0, err := a.cpuTime()
-		if err != nil {
-			return in, err
-		}
-		const window = 5 * time.Second
-		time.Sleep(window)
-		cpu1, err := a.cpuTime()
-		if err != nil {
-			return in, err
-		}
-		in.idleCPU = float64(cpu1-cpu0) / float64(window)
-		if in.idle, err = a.memory(ctx); err != nil {
-			return in, err
-		}
-		step(fmt.Sprintf("aim with %d solution(s): /healthz after %s, the solution answers after %s, RSS %s, idle CPU %.1f%%",
-			solutions, in.startup.Round(time.Millisecond), in.ready.Round(time.Millisecond), mib(in.idle.RSS), 100*in.idleCPU))
-		return in, nil
+		return startMeasured(ctx, cli, c.load.Host, upstream, a, solutions, args...)
 	}
 
 	in1, err := start(one, 1)
@@ -428,4 +391,48 @@ func run(ctx context.Context, c config) error {
 		step("wrote the results into " + c.docs)
 	}
 	return nil
+}
+
+// startMeasured (re)starts aim with args, waits until the benchmark's
+// solution answers through it, and measures its start and, for a plain
+// aim, what it costs when idle.
+func startMeasured(ctx context.Context, cli *client.Client, host, upstream string, a *aimServer, solutions int, args ...string) (instance, error) {
+	in := instance{solutions: solutions}
+	a.stop()
+	a.extra = args
+	if err := a.start(ctx); err != nil {
+		return in, err
+	}
+	in.startup = time.Since(a.started)
+	if a.https != "" {
+		return in, a.waitTLS(ctx, host, time.Minute)
+	}
+	if err := a.waitFor(ctx, host, "/", 5*time.Minute); err != nil {
+		return in, err
+	}
+	in.ready = time.Since(a.started)
+	if now, err := backendAddr(ctx, cli); err != nil || now != upstream {
+		return in, fmt.Errorf("the backend moved from %s to %s (%v) when aim started: the proxies would front different ones", upstream, now, err)
+	}
+	// Let the start settle (the first resync, the scaler's first
+	// look), then see what aim costs when nobody calls: periodic work
+	// over every solution would take CPU from the proxying.
+	time.Sleep(time.Second)
+	cpu0, err := a.cpuTime()
+	if err != nil {
+		return in, err
+	}
+	const window = 5 * time.Second
+	time.Sleep(window)
+	cpu1, err := a.cpuTime()
+	if err != nil {
+		return in, err
+	}
+	in.idleCPU = float64(cpu1-cpu0) / float64(window)
+	if in.idle, err = a.memory(ctx); err != nil {
+		return in, err
+	}
+	step(fmt.Sprintf("aim with %d solution(s): /healthz after %s, the solution answers after %s, RSS %s, idle CPU %.1f%%",
+		solutions, in.startup.Round(time.Millisecond), in.ready.Round(time.Millisecond), mib(in.idle.RSS), 100*in.idleCPU))
+	return in, nil
 }
