@@ -90,6 +90,13 @@ bench: build
 	$(GO) run ./bench/gateway -aim bin/aim
 	$(GO) run ./bench/catalog -docs docs/benchmarks.md
 
+# Every case of bench/gateway once, a few seconds each (under 2 minutes):
+# proof that the harness works, not a result.
+.PHONY: bench-gateway-smoke
+bench-gateway-smoke: build
+	scripts/ensure-docker.sh
+	$(GO) run ./bench/gateway -aim bin/aim -solutions 0 -rounds 1 -duration 2s -warmup 0
+
 # The Kubernetes operator reconciling 1,000 and 5,000 Solutions on 100
 # nodes simulated by kwok (about 2 hours, so not part of bench); see
 # docs/benchmarks.md. Needs the binaries of test/cluster/build.sh and etcd.

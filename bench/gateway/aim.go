@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +22,10 @@ import (
 // again on the same data directory and address, as an operator would.
 type aimServer struct {
 	bin, data, addr, prefix, config, logPath string
+	// https, when set, is where aim serves HTTPS (--tls internal)
+	https string
+	// debug, when set, is where aim serves its pprof profiles
+	debug string
 	// extra arguments of the next start
 	extra []string
 
@@ -42,6 +48,12 @@ func (a *aimServer) start(ctx context.Context) error {
 	fmt.Fprintf(logs, "--- bench/gateway: aim serve starts at %s\n", time.Now().Format(time.RFC3339Nano))
 	a.cmd = exec.Command(a.bin, "serve", "--data", a.data, "--http", a.addr,
 		"--client-config", a.config, "--docker-prefix", a.prefix, "--log-json")
+	if a.https != "" {
+		a.cmd.Args = append(a.cmd.Args, "--tls", "internal", "--https", a.https)
+	}
+	if a.debug != "" {
+		a.cmd.Args = append(a.cmd.Args, "--debug-addr", a.debug)
+	}
 	a.cmd.Args = append(a.cmd.Args, a.extra...)
 	a.cmd.Stdout, a.cmd.Stderr = logs, logs
 	a.done = make(chan struct{})
@@ -88,6 +100,61 @@ func (a *aimServer) waitFor(ctx context.Context, host, path string, limit time.D
 				a.addr, path, host, limit, err, a.logPath, tail(a.logPath, 30))
 		}
 	}
+}
+
+// waitTLS polls https://host/ on aim's HTTPS address until it answers
+// 200; the first handshake has aim issue host's certificate.
+func (a *aimServer) waitTLS(ctx context.Context, host string, limit time.Duration) error {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", a.https)
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the certificate is what is being made
+	}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	deadline := time.Now().Add(limit)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+"/", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("https://%s/ on %s did not answer 200 within %s (last: %v); aim's log: %s\n%s",
+				host, a.https, limit, err, a.logPath, tail(a.logPath, 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// findCert finds the certificate and key aim's internal CA issued for
+// host in certmagic's storage under data.
+func findCert(data, host string) (cert, key string, err error) {
+	err = filepath.WalkDir(filepath.Join(data, "certs"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch d.Name() {
+		case host + ".crt":
+			cert = p
+		case host + ".key":
+			key = p
+		}
+		return nil
+	})
+	if err == nil && (cert == "" || key == "") {
+		err = fmt.Errorf("no %s.crt and .key under %s", host, filepath.Join(data, "certs"))
+	}
+	return cert, key, err
 }
 
 // stop ends aim with SIGTERM, as an operator would: its solutions keep
@@ -178,26 +245,8 @@ func (a *aimServer) memory(ctx context.Context) (memory, error) {
 	return m, sc.Err()
 }
 
-// cpuTime is the CPU time aim's process has used, user and system, from
-// /proc/<pid>/stat (in clock ticks of 1/100 s, Linux's USER_HZ).
-func (a *aimServer) cpuTime() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces; the fields after it don't.
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0, fmt.Errorf("reading /proc/%d/stat: %q", a.cmd.Process.Pid, b)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("reading /proc/%d/stat: %q", a.cmd.Process.Pid, b)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
+// cpuTime is the CPU time aim's process has used, user and system.
+func (a *aimServer) cpuTime() (time.Duration, error) { return procCPU(a.cmd.Process.Pid) }
 
 // tail is the last n lines of a file, for error messages.
 func tail(path string, n int) string {

@@ -50,14 +50,40 @@ http {
 	}
 	server {
 		listen {{.Listen}};
+{{- if .TLSListen}}
+		# HTTP/1.1 for clients without ALPN (wrk), HTTP/2 for h2load.
+		listen {{.TLSListen}} ssl http2;
+		ssl_certificate {{.Cert}};
+		ssl_certificate_key {{.Key}};
+		ssl_protocols TLSv1.2 TLSv1.3;
+		# The cipher Go's server picks on hardware with AES, so that all
+		# three encrypt alike whatever the client lists first.
+		ssl_prefer_server_ciphers on;
+		ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+		# Tickets are on by default; the cache serves TLS 1.2 clients.
+		ssl_session_cache shared:SSL:10m;
+		ssl_session_timeout 1h;
+{{- end}}
+		proxy_http_version 1.1;
+		proxy_set_header Connection "";
+		proxy_set_header Host $host;
+		proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+		proxy_set_header X-Forwarded-Host $host;
+		proxy_set_header X-Forwarded-Proto $scheme;
 		location / {
 			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host $host;
-			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Host $host;
-			proxy_set_header X-Forwarded-Proto $scheme;
+		}
+		# A 1 MiB answer is passed on as it comes rather than spooled to
+		# a temporary file, as aim does.
+		location /big {
+			proxy_pass http://backend;
+			proxy_max_temp_file_size 0;
+		}
+		# A stream (a model's tokens) is unbuffered, as nginx's
+		# documentation advises for server-sent events.
+		location /stream {
+			proxy_pass http://backend;
+			proxy_buffering off;
 		}
 	}
 }
@@ -67,14 +93,25 @@ http {
 // pid file in a temporary directory, in the foreground, so that the
 // system's nginx (configured or running) is never touched.
 type nginx struct {
-	cmd  *exec.Cmd
-	dir  string
-	addr string // where it listens
-	logs bytes.Buffer
-	done chan struct{} // closed once the master has exited
+	cmd     *exec.Cmd
+	dir     string
+	addr    string // where it listens
+	tlsAddr string // where it listens for HTTPS, if it does
+	logs    bytes.Buffer
+	done    chan struct{} // closed once the master has exited
 }
 
-func startNginx(ctx context.Context, dir, listen, upstream string, accessLog bool) (*nginx, error) {
+// proxyOpts is what each peer is started with.
+type proxyOpts struct {
+	Listen    string // plain HTTP
+	TLSListen string // HTTPS and HTTP/2; empty for none
+	Cert, Key string // PEM files of the certificate aim issued
+	Upstream  string
+	AccessLog bool
+}
+
+func startNginx(ctx context.Context, dir string, o proxyOpts) (*nginx, error) {
+	listen := o.Listen
 	// The workers run as an unprivileged user and must reach the temp
 	// paths under dir.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -84,14 +121,15 @@ func startNginx(ctx context.Context, dir, listen, upstream string, accessLog boo
 		return nil, err
 	}
 	var conf bytes.Buffer
-	if err := nginxConf.Execute(&conf, map[string]any{"Dir": dir, "Listen": listen, "Upstream": upstream, "AccessLog": accessLog}); err != nil {
+	if err := nginxConf.Execute(&conf, map[string]any{"Dir": dir, "Listen": listen, "Upstream": o.Upstream, "AccessLog": o.AccessLog,
+		"TLSListen": o.TLSListen, "Cert": o.Cert, "Key": o.Key}); err != nil {
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cfg, conf.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
-	n := &nginx{dir: dir, addr: listen, done: make(chan struct{})}
+	n := &nginx{dir: dir, addr: listen, tlsAddr: o.TLSListen, done: make(chan struct{})}
 	// -e keeps even the first error (before the configuration is read)
 	// out of /var/log/nginx.
 	n.cmd = exec.Command("nginx", "-p", dir, "-c", cfg, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
@@ -128,6 +166,8 @@ func startNginx(ctx context.Context, dir, listen, upstream string, accessLog boo
 }
 
 func (n *nginx) url() string { return "http://" + n.addr + "/" }
+
+func (n *nginx) cpuTime() (time.Duration, error) { return procCPU(n.cmd.Process.Pid) }
 
 func (n *nginx) errorLog() string {
 	b, _ := os.ReadFile(filepath.Join(n.dir, "error.log"))

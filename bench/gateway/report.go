@@ -19,39 +19,31 @@ const (
 func (r report) write(w io.Writer) {
 	c := r.cfg
 	fmt.Fprintf(w, "**Result** (%s; %s; %s).\n", r.when.Format("2006-01-02"), r.machine, strings.Join(r.versions, ", "))
-	fmt.Fprintf(w, "wrk pinned with `taskset -c %s`, %d thread(s), %d connections, Host `%s`; %s warm-up per side and phase, then %d rounds of %s per side, the order rotating each round; backend body %d bytes.\n\n",
-		c.load.CPUs, c.load.Threads, c.load.Connections, c.load.Host, c.warmup, c.rounds, c.duration, c.bodyBytes)
+	fmt.Fprintf(w, "Load tools pinned with `taskset -c %s`, %d thread(s); wrk %d connections, h2load %d connections × %d streams, %d concurrent new TLS connections; Host `%s`; %s warm-up per side and case, then %d rounds of %s per side, the order rotating each round; backend body %d bytes. CPU is the proxy's user+system time over the round per request.\n\n",
+		c.load.CPUs, c.load.Threads, c.load.Connections, c.h2.Clients, c.h2.Streams, c.tlsConns, c.load.Host, c.warmup, c.rounds, c.duration, c.bodyBytes)
 
-	r.plain.table(w)
-	if r.logged != nil {
-		r.logged.table(w)
-	}
-
-	fmt.Fprintf(w, "| ratio | requests/s (of the medians) | requests/s (median of the rounds' ratios) | p50 | p99 |\n|---|---|---|---|---|\n")
-	ng := len(r.plain.sides) - 1
-	r.plain.ratio(w, 0, ng, "")
-	if len(r.aims) > 1 {
-		r.plain.ratio(w, 1, ng, "")
-		r.plain.ratio(w, 1, 0, "")
-	}
-	if r.logged != nil {
-		r.logged.ratio(w, 0, 1, ", access logs on")
+	fmt.Fprintf(w, "| case | aim req/s | faster peer | its req/s | ratio (of the medians) | p50 ratio | p99 ratio | CPU/req ratio | target |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range r.phases {
+		b := p.fasterPeer()
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.0f | **%.2f** | %.2f | %.2f | %.2f | %s |\n", p.name,
+			median(rps(p.res[0])), p.sides[b], median(rps(p.res[b])),
+			median(rps(p.res[0]))/median(rps(p.res[b])),
+			float64(median(p50(p.res[0])))/float64(median(p50(p.res[b]))),
+			float64(median(p99(p.res[0])))/float64(median(p99(p.res[b]))),
+			float64(median(cpu(p.res[0])))/float64(median(cpu(p.res[b]))),
+			p.verdict(0, b))
 	}
 	fmt.Fprintln(w)
-
-	fmt.Fprintf(w, "Target: aim/nginx requests/s at least 1.00 and aim's p99 no worse than nginx's: %s", r.plain.verdict(0, ng))
-	if len(r.aims) > 1 {
-		fmt.Fprintf(w, "; with %d solutions, %s", r.aims[1].solutions, r.plain.verdict(1, ng))
+	for _, p := range r.phases {
+		p.table(w)
+		if len(p.sides) == 4 && len(r.aims) > 1 {
+			// Both aims ran in the same rounds, so their ratio needs no
+			// correction for the machine's load.
+			d := median(p.pairRatios(1, 0)) - 1
+			fmt.Fprintf(w, "Throughput with %d solutions against 1 (target: no more than 5%% lower): **%+.1f%%** (median of the rounds' ratios), %s.\n\n",
+				r.aims[1].solutions, 100*d, verdict(d >= -0.05))
+		}
 	}
-	fmt.Fprintf(w, ".")
-	if len(r.aims) > 1 {
-		// Both aims ran in the same rounds, so their ratio needs no
-		// correction for the machine's load.
-		d := median(r.plain.pairRatios(1, 0)) - 1
-		fmt.Fprintf(w, " Throughput with %d solutions against 1 (target: no more than 5%% lower): **%+.1f%%** (median of the rounds' ratios), %s.",
-			r.aims[1].solutions, 100*d, verdict(d >= -0.05))
-	}
-	fmt.Fprintf(w, "\n\n")
 
 	fmt.Fprintf(w, "| aim |")
 	for _, in := range r.aims {
@@ -74,32 +66,39 @@ func (r report) write(w io.Writer) {
 	fmt.Fprintln(w)
 }
 
-func (p phase) table(w io.Writer) {
-	fmt.Fprintf(w, "%s:\n\n| round |", p.title)
-	for _, s := range p.sides {
-		fmt.Fprintf(w, " %s req/s | p50 | p99 |", s)
+// fasterPeer is the index of the side, not aim's, with the most requests
+// per second (the median of its rounds).
+func (p phase) fasterPeer() int {
+	best := -1
+	for i, s := range p.sides {
+		if strings.HasPrefix(s, "aim") {
+			continue
+		}
+		if best < 0 || median(rps(p.res[i])) > median(rps(p.res[best])) {
+			best = i
+		}
 	}
-	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|---|---|", len(p.sides)))
+	return best
+}
+
+func (p phase) table(w io.Writer) {
+	fmt.Fprintf(w, "%s (`%s`):\n\n| round |", p.title, p.name)
+	for _, s := range p.sides {
+		fmt.Fprintf(w, " %s req/s | p50 | p99 | CPU/req |", s)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|---|---|---|", len(p.sides)))
 	for i := range p.res[0] {
 		fmt.Fprintf(w, "| %d |", i+1)
 		for _, rs := range p.res {
-			fmt.Fprintf(w, " %.0f | %s | %s |", rs[i].RPS, ms(rs[i].P50), ms(rs[i].P99))
+			fmt.Fprintf(w, " %.0f | %s | %s | %s |", rs[i].RPS, ms(rs[i].P50), ms(rs[i].P99), us(rs[i].CPU))
 		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "| **median** |")
 	for _, rs := range p.res {
-		fmt.Fprintf(w, " **%.0f** | **%s** | **%s** |", median(rps(rs)), ms(median(p50(rs))), ms(median(p99(rs))))
+		fmt.Fprintf(w, " **%.0f** | **%s** | **%s** | **%s** |", median(rps(rs)), ms(median(p50(rs))), ms(median(p99(rs))), us(median(cpu(rs))))
 	}
 	fmt.Fprintf(w, "\n\n")
-}
-
-// ratio writes the row comparing side a with side b.
-func (p phase) ratio(w io.Writer, a, b int, note string) {
-	fmt.Fprintf(w, "| %s / %s%s | **%.2f** | %.2f | %.2f | %.2f |\n", p.sides[a], p.sides[b], note,
-		median(rps(p.res[a]))/median(rps(p.res[b])), median(p.pairRatios(a, b)),
-		float64(median(p50(p.res[a])))/float64(median(p50(p.res[b]))),
-		float64(median(p99(p.res[a])))/float64(median(p99(p.res[b]))))
 }
 
 func (p phase) verdict(a, b int) string {
@@ -143,6 +142,14 @@ func p50(rs []result) []time.Duration {
 	out := make([]time.Duration, len(rs))
 	for i, r := range rs {
 		out[i] = r.P50
+	}
+	return out
+}
+
+func cpu(rs []result) []time.Duration {
+	out := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		out[i] = r.CPU
 	}
 	return out
 }

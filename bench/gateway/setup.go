@@ -127,12 +127,15 @@ func buildBackend(ctx context.Context, cli *client.Client, dir string) error {
 	return nil
 }
 
-// ensureTools installs what is missing with apt-get (Debian's nginx-light
-// and wrk), and fails naming what still is.
+// ensureTools installs what is missing with apt-get (Debian's nginx-light,
+// haproxy, wrk and nghttp2-client's h2load), and fails naming what still
+// is.
 func ensureTools(ctx context.Context) error {
-	pkgs := map[string]string{"nginx": "nginx-light", "wrk": "wrk", "taskset": "util-linux"}
+	pkgs := map[string]string{"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk", "h2load": "nghttp2-client",
+		"taskset": "util-linux", "unshare": "util-linux"}
+	bins := []string{"nginx", "haproxy", "wrk", "h2load", "taskset", "unshare"}
 	var missing []string
-	for _, bin := range []string{"nginx", "wrk", "taskset"} {
+	for _, bin := range bins {
 		if _, err := exec.LookPath(bin); err != nil {
 			missing = append(missing, pkgs[bin])
 		}
@@ -146,7 +149,7 @@ func ensureTools(ctx context.Context) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("installing %s: %v\n%s", strings.Join(missing, " "), err, out)
 	}
-	for _, bin := range []string{"nginx", "wrk", "taskset"} {
+	for _, bin := range bins {
 		if _, err := exec.LookPath(bin); err != nil {
 			return fmt.Errorf("%s is still missing after apt-get install %s", bin, pkgs[bin])
 		}
@@ -157,7 +160,10 @@ func ensureTools(ctx context.Context) error {
 func versions(ctx context.Context, cli *client.Client) []string {
 	var v []string
 	v = append(v, runtime.Version())
-	v = append(v, nginxVersion())
+	v = append(v, nginxVersion(), haproxyVersion())
+	if out, err := exec.Command("h2load", "--version").Output(); err == nil {
+		v = append(v, strings.TrimSpace(string(out)))
+	}
 	out, _ := exec.Command("wrk", "-v").CombinedOutput()
 	first, _, _ := strings.Cut(string(out), " Copyright")
 	v = append(v, strings.TrimSpace(first))

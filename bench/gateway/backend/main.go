@@ -1,7 +1,9 @@
 // Command backend is the solution both proxies front in bench/gateway: it
 // answers GET / with a fixed HTML page of BODY_BYTES bytes (512 unless
-// set), with keep-alive, and does nothing else per request, so that the
-// proxies' costs are what the benchmark sees.
+// set), GET /big with 1 MiB (Content-Length) and GET /stream with 64 KiB
+// in 16 flushed chunks (chunked, as a model's output streams), with
+// keep-alive, and does nothing else per request, so that the proxies'
+// costs are what the benchmark sees.
 package main
 
 import (
@@ -34,6 +36,29 @@ func main() {
 		h["Content-Type"] = []string{"text/html; charset=utf-8"}
 		h["Content-Length"] = []string{length}
 		_, _ = w.Write(body)
+	})
+	big := page(1 << 20)
+	bigLength := strconv.Itoa(len(big))
+	mux.HandleFunc("GET /big", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Type"] = []string{"text/html; charset=utf-8"}
+		h["Content-Length"] = []string{bigLength}
+		_, _ = w.Write(big)
+	})
+	// No pause between chunks: a pause would measure the backend's
+	// clock, not the proxies.
+	chunk := bytes.Repeat([]byte("y"), 4<<10)
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		rc := http.NewResponseController(w)
+		for range 16 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
