@@ -31,7 +31,7 @@ test:
 # too, as part of test/e2e. Needs root and Docker.
 test-security:
 	scripts/ensure-docker.sh
-	$(GO) test -count=1 -timeout 20m -v -run '^(TestEgress|TestAbuseContained|TestFaults|TestSmuggling|TestLoad)$$' ./test/e2e/
+	$(GO) test -count=1 -timeout 20m -v -run '^(TestCookieIsolation|TestHostConfusion|TestEgress|TestAbuseContained|TestFaults|TestSmuggling|TestLoad)$$' ./test/e2e/
 
 # aim on Kubernetes (scripts/test-kube.sh): generated files and the chart
 # checked, the cluster's parts built (cached in ~/.cache/aim/kube; a cold
