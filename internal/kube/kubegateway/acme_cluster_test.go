@@ -211,6 +211,12 @@ func renderChart(t *testing.T, ns string, set ...string) []byte {
 // chart.
 func applyRBAC(ctx context.Context, t *testing.T, c client.Client, manifests []byte) {
 	t.Helper()
+	applyKinds(ctx, t, c, manifests, "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+}
+
+// applyKinds creates the objects of a rendered chart of the kinds named.
+func applyKinds(ctx context.Context, t *testing.T, c client.Client, manifests []byte, kinds ...string) {
+	t.Helper()
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifests), 4096)
 	n := 0
 	for {
@@ -220,9 +226,7 @@ func applyRBAC(ctx context.Context, t *testing.T, c client.Client, manifests []b
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		switch u.GetKind() {
-		case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
-		default:
+		if !slices.Contains(kinds, u.GetKind()) {
 			continue
 		}
 		if err := c.Create(ctx, &u); err != nil {
@@ -231,7 +235,7 @@ func applyRBAC(ctx context.Context, t *testing.T, c client.Client, manifests []b
 		n++
 	}
 	if n == 0 {
-		t.Fatal("the chart rendered no RBAC")
+		t.Fatalf("the chart rendered none of %v", kinds)
 	}
 }
 
