@@ -145,7 +145,7 @@ func TestClusterTicketKeys(t *testing.T) {
 	}
 	ringA, addrA := replica("a")
 	ringB, addrB := replica("b")
-	sync := func(rings ...*ticketkeys.Ring) {
+	syncAll := func(rings ...*ticketkeys.Ring) {
 		t.Helper()
 		for _, r := range rings {
 			if err := r.Sync(ctx); err != nil {
@@ -189,7 +189,7 @@ func TestClusterTicketKeys(t *testing.T) {
 		}
 	}
 
-	sync(ringA, ringB)
+	syncAll(ringA, ringB)
 	t0a := ticketFrom(addrA)
 	expect("a's ticket on b", dial(addrB, t0a), true)
 	expect("a's ticket on a", dial(addrA, t0a), true)
@@ -198,17 +198,29 @@ func TestClusterTicketKeys(t *testing.T) {
 	// not looked at the Secret since, but the key was in it a whole
 	// rotation ahead.
 	clk.set(12*time.Hour, t0)
-	sync(ringA)
+	syncAll(ringA)
 	t12a := ticketFrom(addrA)
 	expect("a's new ticket on b, before b synced", dial(addrB, t12a), true)
-	sync(ringB)
+	syncAll(ringB)
 	expect("the first ticket after one rotation", dial(addrB, t0a), true)
 
+	// Both find the ring due at once (the 24h key began): one write
+	// wins, the other reads it on its conflict, and they agree.
 	clk.set(35*time.Hour, t0)
-	sync(ringA, ringB)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, r := range []*ticketkeys.Ring{ringA, ringB} {
+		wg.Go(func() { errs[i] = r.Sync(ctx) })
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("Syncs at once: %v, %v", errs[0], errs[1])
+	}
+	expect("a's ticket on b after both rotated at once", dial(addrB, ticketFrom(addrA)), true)
+	expect("b's ticket on a after both rotated at once", dial(addrA, ticketFrom(addrB)), true)
 	expect("the first ticket at 35h", dial(addrA, t0a), true)
 	clk.set(36*time.Hour, t0)
-	sync(ringB, ringA)
+	syncAll(ringB, ringA)
 	expect("the first ticket at 36h, past its lifetime", dial(addrB, t0a), false)
 	expect("the 12h ticket at 36h", dial(addrB, t12a), true)
 	var sec corev1.Secret
@@ -229,7 +241,7 @@ func TestClusterTicketKeys(t *testing.T) {
 	if err := admin.Update(ctx, &sec); err != nil {
 		t.Fatal(err)
 	}
-	sync(ringA, ringB)
+	syncAll(ringA, ringB)
 	expect("a ticket issued with keys the corruption lost", dial(addrA, t12a), false)
 	tc := ticketFrom(addrB)
 	expect("after the corruption, b's ticket on a", dial(addrA, tc), true)
@@ -256,7 +268,7 @@ func TestClusterTicketKeys(t *testing.T) {
 	syncGone()
 	expect("with the Secret gone a rotation long, a's ticket on b (each has its own keys)", dial(addrB, ticketFrom(addrA)), false)
 	applyKinds(ctx, t, admin, chart, "Secret")
-	sync(ringA, ringB)
+	syncAll(ringA, ringB)
 	expect("with the Secret back, a's ticket on b", dial(addrB, ticketFrom(addrA)), true)
 
 	// With the right to create it (aim gateway run outside the chart), a
@@ -268,7 +280,7 @@ func TestClusterTicketKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sync(byAdmin, ringA, ringB)
+	syncAll(byAdmin, ringA, ringB)
 	expect("with the Secret made again, a's ticket on b", dial(addrB, ticketFrom(addrA)), true)
 
 	// No key reaches the log.
