@@ -119,6 +119,9 @@ func New(kc kubernetes.Interface, cfg Config) (*Ring, error) {
 // not reach the clone. Until the first Sync, Go's own keys are used.
 // base must not set GetConfigForClient itself.
 func (r *Ring) TLSConfig(base *tls.Config) *tls.Config {
+	if base == nil {
+		return nil
+	}
 	w := wrapped{base: base.Clone(), cur: new(atomic.Pointer[tls.Config])}
 	r.mu.Lock()
 	r.bases = append(r.bases, w)
