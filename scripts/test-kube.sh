@@ -8,7 +8,8 @@
 #   3. the operator against a real kube-apiserver and etcd (envtest, with
 #      the chart's RBAC), and the gateway's certificate storage in Secrets
 #      and Leases (alone, shared by two replicas against pebble, and in
-#      aim gateway --tls=acme under the chart's RBAC);
+#      aim gateway --tls=acme under the chart's RBAC), and the replicas'
+#      shared TLS session ticket keys (TestClusterTicketKeys);
 #   4. the cluster is brought up, its smoke check runs (pods, DNS,
 #      NetworkPolicy), then test/e2e-kube (the chart, the examples through
 #      the in-cluster gateway, the wake benchmark);
@@ -40,7 +41,8 @@ test/cluster/build.sh
 step "the operator, the gateway's certificate storage, the API's backend (owners, secrets) and the build Job, against a real API server (envtest)"
 $GO test -tags cluster -count=1 -timeout 10m ./internal/operator/ ./internal/kube/certstore/ ./internal/kube/backend/ ./internal/kube/kbuild/
 # Two replicas sharing certificates in Secrets, and aim gateway --tls=acme
-# under the chart's RBAC, with pebble; the rest of these packages ran in
+# under the chart's RBAC, with pebble; two replicas sharing ticket keys
+# (TestClusterTicketKeys); the rest of these packages ran in
 # go test ./... already.
 $GO test -tags cluster -count=1 -timeout 10m -run '^TestCluster' ./internal/certs/ ./internal/kube/kubegateway/
 

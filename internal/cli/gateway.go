@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -97,6 +98,7 @@ cluster stops sending it connections, then finishes the requests in flight.`,
 	f.StringVar(&o.ACMENamespace, "acme-namespace", "", "with --tls=acme: namespace of the Secrets (certificates, ACME account) and Leases (locks) the replicas share (default: --namespace)")
 	f.DurationVar(&o.ACME.HSTS, "hsts", 0, "with --tls=acme: send Strict-Transport-Security with this max-age over HTTPS (0: none)")
 	f.BoolVar(&o.ACME.HSTSIncludeSubdomains, "hsts-subdomains", false, "with --tls=acme: add includeSubDomains to Strict-Transport-Security")
+	f.StringVar(&o.TicketKeysSecret, "ticket-keys-secret", "", "with HTTPS: namespace/name of the Secret whose TLS session ticket keys the replicas share and rotate, so a visitor resumes its session on any replica (default: each replica's own keys)")
 	f.BoolVar(&logJSON, "log-json", false, "log as JSON")
 	f.BoolVar(&debug, "debug", false, "log the steps of each wake")
 	return cmd
@@ -112,6 +114,10 @@ func validateGateway(o kubegateway.GatewayOptions) error {
 		return fmt.Errorf("--tls=%s: use off (with --tls-cert-file for certificate files, e.g. cert-manager's) or acme", o.TLS)
 	case o.TLS != "acme" && (o.ACME.ACMECA != "" || o.ACME.ACMEEmail != "" || o.ACME.ACMERoots != nil || o.ACMENamespace != "" || o.ACME.HSTS != 0 || o.ACME.HSTSIncludeSubdomains):
 		return errors.New("the ACME settings (--acme-*, --hsts) need --tls=acme")
+	case o.TicketKeysSecret != "" && o.TLSCertFile == "" && o.TLS != "acme":
+		return errors.New("--ticket-keys-secret needs HTTPS (--tls-cert-file or --tls=acme)")
+	case o.TicketKeysSecret != "" && !validSecretRef(o.TicketKeysSecret):
+		return fmt.Errorf("--ticket-keys-secret %q: want namespace/name", o.TicketKeysSecret)
 	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
 		return errors.New("--tls-cert-file and --tls-key-file go together")
 	case o.APIUpstream != "":
@@ -120,6 +126,11 @@ func validateGateway(o kubegateway.GatewayOptions) error {
 		}
 	}
 	return nil
+}
+
+func validSecretRef(s string) bool {
+	ns, name, ok := strings.Cut(s, "/")
+	return ok && ns != "" && name != "" && !strings.Contains(name, "/")
 }
 
 // serverFlags registers the listeners' timeouts and header limit, the same

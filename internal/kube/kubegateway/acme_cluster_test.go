@@ -17,6 +17,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +42,7 @@ import (
 	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/certs"
 	"github.com/aimhub/aim/internal/kube/certstore"
+	"github.com/aimhub/aim/internal/kube/ticketkeys"
 	"github.com/aimhub/aim/internal/testlog"
 	"github.com/aimhub/aim/test/apiserver"
 	"github.com/aimhub/aim/test/pebble"
@@ -66,7 +68,10 @@ func TestClusterGatewayACME(t *testing.T) {
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	applyRBAC(ctx, t, admin, renderChart(t, ns, "tls.mode=acme", "domain=aim.test"))
+	chart := renderChart(t, ns, "tls.mode=acme", "domain=aim.test")
+	applyRBAC(ctx, t, admin, chart)
+	applyKinds(ctx, t, admin, chart, "Secret") // the ticket keys'
+
 	if err := admin.Create(ctx, &v1alpha1.Solution{
 		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: ns},
 		Spec:       v1alpha1.SolutionSpec{Components: []v1alpha1.Component{{Name: "web", Image: "w:1"}}},
@@ -107,7 +112,8 @@ func TestClusterGatewayACME(t *testing.T) {
 			Kubeconfig: kubeconfig, Namespace: ns, Domain: "aim.test",
 			Listener: httpLn, HTTPS: "127.0.0.1:" + strconv.Itoa(httpsPort),
 			TLS: "acme", ACME: certs.Config{ACMECA: ca.DirectoryURL, ACMERoots: ca.Roots}, ACMENamespace: ns,
-			DrainDelay: 10 * time.Millisecond, Logger: testlog.Logger(t, slog.LevelInfo),
+			TicketKeysSecret: ns + "/aim-gateway-ticket-keys",
+			DrainDelay:       10 * time.Millisecond, Logger: testlog.Logger(t, slog.LevelInfo),
 		})
 	}()
 	t.Cleanup(func() {
@@ -151,6 +157,12 @@ func TestClusterGatewayACME(t *testing.T) {
 	st, err := dial("demo.aim.test")
 	if err != nil {
 		t.Fatalf("handshake for demo.aim.test, trusting pebble: %v", err)
+	}
+	// The chart's empty Secret was filled with the replicas' ticket keys
+	// before the gateway served.
+	var tk corev1.Secret
+	if err := admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "aim-gateway-ticket-keys"}, &tk); err != nil || len(tk.Data[ticketkeys.DataKey]) == 0 {
+		t.Errorf("the ticket keys' Secret: %v, data entries %v", err, slices.Collect(maps.Keys(tk.Data)))
 	}
 	if names := st.PeerCertificates[0].DNSNames; !slices.Equal(names, []string{"demo.aim.test"}) {
 		t.Errorf("certificate for %v, want [demo.aim.test]", names)
@@ -211,6 +223,12 @@ func renderChart(t *testing.T, ns string, set ...string) []byte {
 // chart.
 func applyRBAC(ctx context.Context, t *testing.T, c client.Client, manifests []byte) {
 	t.Helper()
+	applyKinds(ctx, t, c, manifests, "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+}
+
+// applyKinds creates the objects of a rendered chart of the kinds named.
+func applyKinds(ctx context.Context, t *testing.T, c client.Client, manifests []byte, kinds ...string) {
+	t.Helper()
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifests), 4096)
 	n := 0
 	for {
@@ -220,9 +238,7 @@ func applyRBAC(ctx context.Context, t *testing.T, c client.Client, manifests []b
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		switch u.GetKind() {
-		case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
-		default:
+		if !slices.Contains(kinds, u.GetKind()) {
 			continue
 		}
 		if err := c.Create(ctx, &u); err != nil {
@@ -231,7 +247,7 @@ func applyRBAC(ctx context.Context, t *testing.T, c client.Client, manifests []b
 		n++
 	}
 	if n == 0 {
-		t.Fatal("the chart rendered no RBAC")
+		t.Fatalf("the chart rendered none of %v", kinds)
 	}
 }
 

@@ -91,6 +91,12 @@ type GatewayOptions struct {
 	// Secret; renewals are picked up), and plain HTTP then redirects the
 	// domain's requests to HTTPS.
 	TLSCertFile, TLSKeyFile string
+	// TicketKeysSecret, "namespace/name", is the Secret whose TLS
+	// session ticket keys every replica shares and rotates
+	// (internal/kube/ticketkeys), so that a visitor resumes its session
+	// on any replica. Empty means each replica's own keys (Go's, rotated
+	// daily). It needs HTTPS, and get and update on that Secret.
+	TicketKeysSecret string
 	// HTTPS is the TLS listen address. Empty means ":8443".
 	HTTPS string
 	// Listener, when set, is used instead of listening on HTTP.
@@ -190,6 +196,11 @@ func RunGateway(ctx context.Context, o GatewayOptions) error {
 			return err
 		}
 		cs = &acmeCerts{Manager: m, domain: gw.Domain()}
+	}
+	if o.TicketKeysSecret != "" && cs != nil {
+		if cs, err = sharedTickets(runCtx, rc, o.TicketKeysSecret, cs, log); err != nil {
+			return err
+		}
 	}
 	srvErr, err := e.Serve(gw, cs)
 	if err != nil {
