@@ -179,287 +179,191 @@ ensure_minbase() {
   log "cached $tb ($(du -h "$tb" | cut -f1))"
 }
 
-# Minbase + Python packages, cached as a tarball; sets PY_TB.
-ensure_python_tarball() {
-  local tb=$CACHE/rootfs/$SUITE-python.tar.gz
-  PY_TB=$tb
-  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
-    return
-  fi
+# A fresh root from the minbase tarball in $WORK/root; sets R. The caller
+# fills it (chroot_install) and caches it (cache_root).
+new_root() {
   need_root
   ensure_minbase
   new_work
   tar -C "$WORK/root" -xzf "$MINBASE_TB"
-  local r=$WORK/root
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-  mount -t proc proc "$r/proc"
-  mount --bind /dev "$r/dev"
-  log "installing into chroot: $PY_PACKAGES"
-  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
+  R=$WORK/root
+}
+
+# Installs Debian packages into $R from the root's own apt sources, then
+# runs the shell commands given (if any) in the chroot too.
+chroot_install() {
+  local packages=$1 more=${2:-}
+  cp /etc/resolv.conf "$R/etc/resolv.conf"
+  mount -t proc proc "$R/proc"
+  mount --bind /dev "$R/dev"
+  log "installing into chroot: $packages"
+  chroot "$R" /usr/bin/env DEBIAN_FRONTEND=noninteractive HOME=/root sh -euc "
     apt-get update -qq
     apt-get upgrade -y -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends $PY_PACKAGES >/dev/null
-    cd /tmp && apt-get download -qq $SWAGGER_PKG
-    dpkg-deb -x /tmp/${SWAGGER_PKG}_*.deb /tmp/swg
+    apt-get install -y -qq --no-install-recommends $packages >/dev/null
+    $more
   " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
-  mkdir -p "$r/usr/share/swagger-ui"
-  cp "$r/tmp/swg/$SWAGGER_SRC"/swagger-ui-bundle.js "$r/tmp/swg/$SWAGGER_SRC"/swagger-ui.css \
-    "$r/tmp/swg/$SWAGGER_SRC"/favicon-32x32.png "$r/usr/share/swagger-ui/"
-  cp "$r/tmp/swg/usr/share/doc/$SWAGGER_PKG/copyright" "$r/usr/share/swagger-ui/copyright"
-  echo "Swagger UI assets from the Debian package $SWAGGER_PKG ($SWAGGER_SRC)" >"$r/usr/share/swagger-ui/SOURCE"
-  umount "$r/proc" "$r/dev"
-  rm -f "$r/etc/resolv.conf"
-  # Byte-code is compiled now, since containers run with a read-only root.
-  chroot "$r" python3 -m compileall -q /usr/lib/python3/dist-packages >/dev/null 2>&1 || true
-  slim_rootfs "$r"
+  umount "$R/proc" "$R/dev"
+  rm -f "$R/etc/resolv.conf"
+}
+
+# Byte-code compiled now, since containers run with a read-only root.
+compile_python() {
+  if [ -x "$R/usr/bin/python3" ]; then
+    chroot "$R" python3 -m compileall -q /usr/lib/python3/dist-packages >/dev/null 2>&1 || true
+  fi
+}
+
+# Slims $R and caches it as the tarball given; directories named after it
+# (relative to the root) are kept as they are, where slim_rootfs would
+# empty them.
+cache_root() {
+  local tb=$1; shift
+  local d i=0
+  for d in "$@"; do mv "$R/$d" "$WORK/keep$i"; i=$((i + 1)); done
+  slim_rootfs "$R"
+  i=0
+  for d in "$@"; do mv "$WORK/keep$i" "$R/$d"; i=$((i + 1)); done
   pack_rootfs "$tb"
   cleanup
   log "cached $tb ($(du -h "$tb" | cut -f1))"
+}
+
+# Sets TB to the cached root tarball of the given name, and reports
+# whether it must be made (missing, or --force).
+need_tarball() {
+  TB=$CACHE/rootfs/$SUITE-$1.tar.gz
+  [ ! -f "$TB" ] || [ "$FORCE" = 1 ]
+}
+
+# Whether the image should be left as it is (it exists and no --force).
+keep_image() {
+  if image_exists "$1" && [ "$FORCE" != 1 ]; then
+    log "$1 exists, skipping (use --force to rebuild)"
+    return 0
+  fi
+  return 1
+}
+
+# docker import of $TB as the image given, with the Dockerfile-style
+# changes after the message.
+import_image() {
+  local image=$1 msg=$2; shift 2
+  local args=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+  local c
+  for c in "$@"; do args+=(--change "$c"); done
+  log "docker import $image"
+  docker import "${args[@]}" -m "$msg" "$TB" "$image" >/dev/null
+  log "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+# Minbase + the given Debian packages (byte-code compiled if they bring
+# Python), cached; sets TB. For the images that are an app as Debian
+# ships it.
+ensure_packages_tarball() {
+  need_tarball "$1" || return 0
+  new_root
+  chroot_install "$2"
+  compile_python
+  cache_root "$TB"
+}
+
+# Minbase + Python packages + Swagger UI's assets; sets TB.
+ensure_python_tarball() {
+  need_tarball python || return 0
+  new_root
+  chroot_install "$PY_PACKAGES" "cd /tmp && apt-get download -qq $SWAGGER_PKG
+    dpkg-deb -x /tmp/${SWAGGER_PKG}_*.deb /tmp/swg"
+  mkdir -p "$R/usr/share/swagger-ui"
+  cp "$R/tmp/swg/$SWAGGER_SRC"/swagger-ui-bundle.js "$R/tmp/swg/$SWAGGER_SRC"/swagger-ui.css \
+    "$R/tmp/swg/$SWAGGER_SRC"/favicon-32x32.png "$R/usr/share/swagger-ui/"
+  cp "$R/tmp/swg/usr/share/doc/$SWAGGER_PKG/copyright" "$R/usr/share/swagger-ui/copyright"
+  echo "Swagger UI assets from the Debian package $SWAGGER_PKG ($SWAGGER_SRC)" >"$R/usr/share/swagger-ui/SOURCE"
+  compile_python
+  cache_root "$TB"
 }
 
 build_python() {
-  if image_exists "$PY_IMAGE" && [ "$FORCE" != 1 ]; then
-    log "$PY_IMAGE exists, skipping (use --force to rebuild)"; return
-  fi
+  keep_image "$PY_IMAGE" && return
   ensure_python_tarball
-  local tb=$PY_TB
-  log "docker import $PY_IMAGE"
-  docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'ENV PYTHONDONTWRITEBYTECODE=1' \
-    --change 'ENV PYTHONUNBUFFERED=1' \
-    --change 'ENV SWAGGER_UI_DIR=/usr/share/swagger-ui' \
-    --change 'CMD ["python3"]' \
-    -m "aim base: Debian $SUITE minbase + $PY_PACKAGES" \
-    "$tb" "$PY_IMAGE" >/dev/null
-  log "built $PY_IMAGE ($(docker image inspect -f '{{.Size}}' "$PY_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
-}
-
-# Minbase + Jupyter Notebook, cached as a tarball; sets JUPYTER_TB.
-ensure_jupyter_tarball() {
-  local tb=$CACHE/rootfs/$SUITE-jupyter.tar.gz
-  JUPYTER_TB=$tb
-  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
-    return
-  fi
-  need_root
-  ensure_minbase
-  new_work
-  tar -C "$WORK/root" -xzf "$MINBASE_TB"
-  local r=$WORK/root
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-  mount -t proc proc "$r/proc"
-  mount --bind /dev "$r/dev"
-  log "installing into chroot: $JUPYTER_PACKAGES"
-  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
-    apt-get update -qq
-    apt-get upgrade -y -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends $JUPYTER_PACKAGES >/dev/null
-  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
-  umount "$r/proc" "$r/dev"
-  rm -f "$r/etc/resolv.conf"
-  chroot "$r" python3 -m compileall -q /usr/lib/python3/dist-packages >/dev/null 2>&1 || true
-  slim_rootfs "$r"
-  pack_rootfs "$tb"
-  cleanup
-  log "cached $tb ($(du -h "$tb" | cut -f1))"
+  import_image "$PY_IMAGE" "aim base: Debian $SUITE minbase + $PY_PACKAGES" \
+    'ENV LANG=C.UTF-8' 'ENV PYTHONDONTWRITEBYTECODE=1' 'ENV PYTHONUNBUFFERED=1' \
+    'ENV SWAGGER_UI_DIR=/usr/share/swagger-ui' 'CMD ["python3"]'
 }
 
 # The image is Jupyter as a user would package it: the notebook server on
 # 8080, and nothing changed for aim (no HOME, no runtime directory).
 build_jupyter() {
-  if image_exists "$JUPYTER_IMAGE" && [ "$FORCE" != 1 ]; then
-    log "$JUPYTER_IMAGE exists, skipping (use --force to rebuild)"; return
-  fi
-  ensure_jupyter_tarball
-  log "docker import $JUPYTER_IMAGE"
-  docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["jupyter","notebook","--ip=0.0.0.0","--port=8080","--no-browser"]' \
-    -m "aim base: Debian $SUITE minbase + $JUPYTER_PACKAGES" \
-    "$JUPYTER_TB" "$JUPYTER_IMAGE" >/dev/null
-  log "built $JUPYTER_IMAGE ($(docker image inspect -f '{{.Size}}' "$JUPYTER_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+  keep_image "$JUPYTER_IMAGE" && return
+  ensure_packages_tarball jupyter "$JUPYTER_PACKAGES"
+  import_image "$JUPYTER_IMAGE" "aim base: Debian $SUITE minbase + $JUPYTER_PACKAGES" \
+    'ENV LANG=C.UTF-8' 'CMD ["jupyter","notebook","--ip=0.0.0.0","--port=8080","--no-browser"]'
 }
 
-# Minbase + Debian's nodejs + express from npm, cached as a tarball; sets
-# NODE_TB. npm runs in the chroot, so nothing of the host's Node.js is in
-# the image.
+# Minbase + Debian's nodejs + express from npm; sets TB. npm runs in the
+# chroot, so nothing of the host's Node.js is in the image; it trusts the
+# host's CA bundle (a proxy that inspects TLS has its CA there, not in the
+# chroot's ca-certificates), which stays out of the image.
 ensure_node_tarball() {
-  local tb=$CACHE/rootfs/$SUITE-node.tar.gz
-  NODE_TB=$tb
-  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
-    return
-  fi
-  need_root
-  ensure_minbase
-  new_work
-  tar -C "$WORK/root" -xzf "$MINBASE_TB"
-  local r=$WORK/root
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-  mount -t proc proc "$r/proc"
-  mount --bind /dev "$r/dev"
-  # npm trusts the host's CA bundle (a proxy that inspects TLS has its CA
-  # there, not in the chroot's ca-certificates); it stays out of the image.
-  cp "$CA_BUNDLE" "$r/tmp/host-ca.crt"
-  log "installing into chroot: $NODE_PACKAGES, then $NODE_NPM_PACKAGES with npm"
-  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive HOME=/root sh -euc "
-    apt-get update -qq
-    apt-get upgrade -y -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends $NODE_PACKAGES npm ca-certificates >/dev/null
+  need_tarball node || return 0
+  new_root
+  cp "$CA_BUNDLE" "$R/tmp/host-ca.crt"
+  chroot_install "$NODE_PACKAGES npm ca-certificates" "
     npm install --global --no-audit --no-fund --omit=dev --cafile /tmp/host-ca.crt $NODE_NPM_PACKAGES
     apt-get purge -y -qq npm >/dev/null
     apt-get autoremove -y -qq >/dev/null
-    node -e 'require(\"/usr/local/lib/node_modules/express\")'
-  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
-  umount "$r/proc" "$r/dev"
-  rm -f "$r/etc/resolv.conf"
-  rm -rf "$r/root/.npm"
-  slim_rootfs "$r"
-  pack_rootfs "$tb"
-  cleanup
-  log "cached $tb ($(du -h "$tb" | cut -f1))"
+    node -e 'require(\"/usr/local/lib/node_modules/express\")'"
+  rm -rf "$R/root/.npm"
+  cache_root "$TB"
 }
 
 # NODE_PATH lets an app require('express') from anywhere, as a global
 # install does not by itself.
 build_node() {
-  if image_exists "$NODE_IMAGE" && [ "$FORCE" != 1 ]; then
-    log "$NODE_IMAGE exists, skipping (use --force to rebuild)"; return
-  fi
+  keep_image "$NODE_IMAGE" && return
   ensure_node_tarball
-  log "docker import $NODE_IMAGE"
-  docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'ENV NODE_PATH=/usr/local/lib/node_modules' \
-    --change 'CMD ["node"]' \
-    -m "aim base: Debian $SUITE minbase + $NODE_PACKAGES + $NODE_NPM_PACKAGES (npm)" \
-    "$NODE_TB" "$NODE_IMAGE" >/dev/null
-  log "built $NODE_IMAGE ($(docker image inspect -f '{{.Size}}' "$NODE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+  import_image "$NODE_IMAGE" "aim base: Debian $SUITE minbase + $NODE_PACKAGES + $NODE_NPM_PACKAGES (npm)" \
+    'ENV LANG=C.UTF-8' 'ENV NODE_PATH=/usr/local/lib/node_modules' 'CMD ["node"]'
 }
 
-# Minbase + nginx-light, cached as a tarball; sets NGINX_TB.
+# Minbase + nginx-light; sets TB. The one change to Debian's
+# configuration is the port; /var/log/nginx stays as the package made it
+# (nginx opens its logs there), where slim_rootfs would empty /var/log.
 ensure_nginx_tarball() {
-  local tb=$CACHE/rootfs/$SUITE-nginx.tar.gz
-  NGINX_TB=$tb
-  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
-    return
-  fi
-  need_root
-  ensure_minbase
-  new_work
-  tar -C "$WORK/root" -xzf "$MINBASE_TB"
-  local r=$WORK/root
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-  mount -t proc proc "$r/proc"
-  mount --bind /dev "$r/dev"
-  log "installing into chroot: $NGINX_PACKAGES"
-  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
-    apt-get update -qq
-    apt-get upgrade -y -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends $NGINX_PACKAGES >/dev/null
-  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
-  umount "$r/proc" "$r/dev"
-  rm -f "$r/etc/resolv.conf"
-  # The one change to Debian's configuration: the port.
+  need_tarball nginx || return 0
+  new_root
+  chroot_install "$NGINX_PACKAGES"
   sed -i -e 's/listen 80 default_server;/listen 8080 default_server;/' \
     -e 's/listen \[::\]:80 default_server;/listen [::]:8080 default_server;/' \
-    "$r/etc/nginx/sites-available/default"
-  grep -q 'listen 8080 default_server;' "$r/etc/nginx/sites-available/default" ||
+    "$R/etc/nginx/sites-available/default"
+  grep -q 'listen 8080 default_server;' "$R/etc/nginx/sites-available/default" ||
     die "Debian's nginx site no longer says listen 80 default_server; update the sed above"
-  # slim_rootfs empties /var/log, but nginx opens its logs in the
-  # directory the package made: it stays as the package left it.
-  mv "$r/var/log/nginx" "$WORK/nginx-log"
-  slim_rootfs "$r"
-  mv "$WORK/nginx-log" "$r/var/log/nginx"
-  pack_rootfs "$tb"
-  cleanup
-  log "cached $tb ($(du -h "$tb" | cut -f1))"
+  cache_root "$TB" var/log/nginx
 }
 
 # nginx as Debian runs it, in the foreground: nothing else changed for aim.
 build_nginx() {
-  if image_exists "$NGINX_IMAGE" && [ "$FORCE" != 1 ]; then
-    log "$NGINX_IMAGE exists, skipping (use --force to rebuild)"; return
-  fi
+  keep_image "$NGINX_IMAGE" && return
   ensure_nginx_tarball
-  log "docker import $NGINX_IMAGE"
-  docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["nginx","-g","daemon off;"]' \
-    -m "aim base: Debian $SUITE minbase + $NGINX_PACKAGES, listening on 8080" \
-    "$NGINX_TB" "$NGINX_IMAGE" >/dev/null
-  log "built $NGINX_IMAGE ($(docker image inspect -f '{{.Size}}' "$NGINX_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
-}
-
-# Minbase + Debian packages, cached as $CACHE/rootfs/$SUITE-<name>.tar.gz;
-# sets PKG_TB. For the images that are an app as Debian ships it.
-ensure_packages_tarball() {
-  local name=$1 packages=$2
-  local tb=$CACHE/rootfs/$SUITE-$name.tar.gz
-  PKG_TB=$tb
-  if [ -f "$tb" ] && [ "$FORCE" != 1 ]; then
-    return
-  fi
-  need_root
-  ensure_minbase
-  new_work
-  tar -C "$WORK/root" -xzf "$MINBASE_TB"
-  local r=$WORK/root
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-  mount -t proc proc "$r/proc"
-  mount --bind /dev "$r/dev"
-  log "installing into chroot: $packages"
-  chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
-    apt-get update -qq
-    apt-get upgrade -y -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends $packages >/dev/null
-  " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
-  umount "$r/proc" "$r/dev"
-  rm -f "$r/etc/resolv.conf"
-  if [ -x "$r/usr/bin/python3" ]; then
-    chroot "$r" python3 -m compileall -q /usr/lib/python3/dist-packages >/dev/null 2>&1 || true
-  fi
-  slim_rootfs "$r"
-  pack_rootfs "$tb"
-  cleanup
-  log "cached $tb ($(du -h "$tb" | cut -f1))"
+  import_image "$NGINX_IMAGE" "aim base: Debian $SUITE minbase + $NGINX_PACKAGES, listening on 8080" \
+    'CMD ["nginx","-g","daemon off;"]'
 }
 
 # Flask as Debian packages it; the app is the test's (FROM this image).
 build_flask() {
-  if image_exists "$FLASK_IMAGE" && [ "$FORCE" != 1 ]; then
-    log "$FLASK_IMAGE exists, skipping (use --force to rebuild)"; return
-  fi
+  keep_image "$FLASK_IMAGE" && return
   ensure_packages_tarball flask "$FLASK_PACKAGES"
-  log "docker import $FLASK_IMAGE"
-  docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'ENV PYTHONDONTWRITEBYTECODE=1' \
-    --change 'ENV PYTHONUNBUFFERED=1' \
-    --change 'CMD ["python3"]' \
-    -m "aim base: Debian $SUITE minbase + $FLASK_PACKAGES" \
-    "$PKG_TB" "$FLASK_IMAGE" >/dev/null
-  log "built $FLASK_IMAGE ($(docker image inspect -f '{{.Size}}' "$FLASK_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+  import_image "$FLASK_IMAGE" "aim base: Debian $SUITE minbase + $FLASK_PACKAGES" \
+    'ENV LANG=C.UTF-8' 'ENV PYTHONDONTWRITEBYTECODE=1' 'ENV PYTHONUNBUFFERED=1' 'CMD ["python3"]'
 }
 
 # Prometheus as Debian packages it, with Debian's configuration and its
 # TSDB where Debian keeps it; only the listen address is aim's 8080.
 build_prometheus() {
-  if image_exists "$PROMETHEUS_IMAGE" && [ "$FORCE" != 1 ]; then
-    log "$PROMETHEUS_IMAGE exists, skipping (use --force to rebuild)"; return
-  fi
+  keep_image "$PROMETHEUS_IMAGE" && return
   ensure_packages_tarball prometheus "$PROMETHEUS_PACKAGES"
-  log "docker import $PROMETHEUS_IMAGE"
-  docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["prometheus","--config.file=/etc/prometheus/prometheus.yml","--storage.tsdb.path=/var/lib/prometheus/metrics2","--web.listen-address=:8080"]' \
-    -m "aim base: Debian $SUITE minbase + $PROMETHEUS_PACKAGES" \
-    "$PKG_TB" "$PROMETHEUS_IMAGE" >/dev/null
-  log "built $PROMETHEUS_IMAGE ($(docker image inspect -f '{{.Size}}' "$PROMETHEUS_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+  import_image "$PROMETHEUS_IMAGE" "aim base: Debian $SUITE minbase + $PROMETHEUS_PACKAGES" \
+    'CMD ["prometheus","--config.file=/etc/prometheus/prometheus.yml","--storage.tsdb.path=/var/lib/prometheus/metrics2","--web.listen-address=:8080"]'
 }
 
 build_go() {
@@ -551,9 +455,7 @@ DOCKERFILE
 # Minbase + runc (+ rootlesskit, uidmap) + static buildkitd and buildctl,
 # with a user "user" (uid 1000) whose subordinate ids rootless mode maps.
 build_buildkit() {
-  if image_exists "$BUILDKIT_IMAGE" && [ "$FORCE" != 1 ]; then
-    log "$BUILDKIT_IMAGE exists, skipping (use --force to rebuild)"; return
-  fi
+  keep_image "$BUILDKIT_IMAGE" && return
   local tools; tools=$(cd "$(dirname "$0")/tools" && pwd)
   local go=$GOROOT_SRC/bin/go
   local pinned; pinned=$(cd "$tools" && "$go" list -m -f '{{.Version}}' github.com/moby/buildkit)
@@ -570,50 +472,25 @@ build_buildkit() {
     rm -rf "$bins"
     mv "$bins.tmp" "$bins"
   fi
-  local tb=$CACHE/rootfs/$SUITE-buildkit-$BUILDKIT_VERSION.tar.gz
-  if [ ! -f "$tb" ] || [ "$FORCE" = 1 ]; then
-    need_root
-    ensure_minbase
-    new_work
-    tar -C "$WORK/root" -xzf "$MINBASE_TB"
-    local r=$WORK/root
-    cp /etc/resolv.conf "$r/etc/resolv.conf"
-    mount -t proc proc "$r/proc"
-    mount --bind /dev "$r/dev"
-    log "installing into chroot: $BUILDKIT_PACKAGES"
-    chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -euc "
-      apt-get update -qq
-      apt-get upgrade -y -qq >/dev/null
-      apt-get install -y -qq --no-install-recommends $BUILDKIT_PACKAGES >/dev/null
+  if need_tarball "buildkit-$BUILDKIT_VERSION"; then
+    new_root
+    chroot_install "$BUILDKIT_PACKAGES" "
       useradd --uid 1000 --create-home --shell /bin/sh user
       mkdir -p /home/user/.local/share/buildkit /run/user/1000
       chown -R user:user /home/user /run/user/1000
-      chmod 700 /run/user/1000
-    " >"$WORK/chroot.log" 2>&1 || { tail -n 30 "$WORK/chroot.log" >&2; die "package install failed (log above)"; }
-    umount "$r/proc" "$r/dev"
-    rm -f "$r/etc/resolv.conf"
+      chmod 700 /run/user/1000"
     # useradd gave user the ids 100000-165535: rootless mode maps them.
-    grep -q '^user:' "$r/etc/subuid" || die "useradd made no subordinate ids for user"
-    cp "$bins/buildkitd" "$bins/buildctl" "$r/usr/local/bin/"
+    grep -q '^user:' "$R/etc/subuid" || die "useradd made no subordinate ids for user"
+    cp "$bins/buildkitd" "$bins/buildctl" "$R/usr/local/bin/"
     # BuildKit's own wrapper: starts buildkitd (under rootlesskit when not
     # root), waits for it, then runs buildctl with the arguments given.
     local src
     src=$(cd "$tools" && "$go" list -m -f '{{.Dir}}' github.com/moby/buildkit)
-    install -m 0755 "$src/examples/buildctl-daemonless/buildctl-daemonless.sh" "$r/usr/local/bin/"
-    slim_rootfs "$r"
-    pack_rootfs "$tb"
-    cleanup
-    log "cached $tb ($(du -h "$tb" | cut -f1))"
+    install -m 0755 "$src/examples/buildctl-daemonless/buildctl-daemonless.sh" "$R/usr/local/bin/"
+    cache_root "$TB"
   fi
-  log "docker import $BUILDKIT_IMAGE"
-  docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'ENV XDG_RUNTIME_DIR=/run/user/1000' \
-    --change 'ENTRYPOINT ["buildkitd"]' \
-    -m "aim: BuildKit $BUILDKIT_VERSION on Debian $SUITE minbase + $BUILDKIT_PACKAGES" \
-    "$tb" "$BUILDKIT_IMAGE" >/dev/null
-  log "built $BUILDKIT_IMAGE ($(docker image inspect -f '{{.Size}}' "$BUILDKIT_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+  import_image "$BUILDKIT_IMAGE" "aim: BuildKit $BUILDKIT_VERSION on Debian $SUITE minbase + $BUILDKIT_PACKAGES" \
+    'ENV LANG=C.UTF-8' 'ENV XDG_RUNTIME_DIR=/run/user/1000' 'ENTRYPOINT ["buildkitd"]'
 }
 
 FORCE=0

@@ -76,6 +76,20 @@ components:
   - name: store
     image: registry.example/notebooks-store:1
 `
+	// allKinds: one component with everything a real provider's app may
+	// ask for at once (issue 16's golden): writable paths, a volume, a
+	// secret and a GPU.
+	allKinds = `
+name: notebook
+components:
+  - name: lab
+    image: registry.example/lab:1
+    public: true
+    writable: [/home/app/.cache]
+    volumes: [{name: work, path: /work, size: 5Gi}]
+    env: {HF_HUB_CACHE: /home/app/.cache, HF_TOKEN: {secret: HF_TOKEN}}
+    resources: {memory: 4Gi, gpu: 1}
+`
 	// volumeComponents: uploads written by web and read by a root worker,
 	// and web's own cache.
 	volumeComponents = `
@@ -142,6 +156,7 @@ func TestRenderGolden(t *testing.T) {
 		{"writable-gpu", writableGPU, "", false},
 		{"writable-gpu-node-group", writableGPU, "accelerated", false},
 		{"volumes", volumeComponents, "", false},
+		{"writable-volume-secret-gpu", allKinds, "", false},
 		{"one-component-egress-none", oneComponent + "egress: none\n", "", false},
 		{"three-components-egress-none-mesh", threeComponents + "egress: none\n", "", true},
 	} {
