@@ -252,11 +252,14 @@ func (fc *fastConn) run(fd uintptr) bool {
 		}
 		var h reqHead
 		keep, done := false, false
-		if twoFramings(head) {
+		ok := parseRequest(head, &h)
+		// Transfer-Encoding always fails parseRequest (net/http's to
+		// read), so only a head the fast path refuses can have both.
+		if !ok && twoFramings(head) {
 			fc.badRequest("a request has either Content-Length or Transfer-Encoding, not both")
 			return true
 		}
-		if parseRequest(head, &h) {
+		if ok {
 			if h.length > 0 {
 				// A body the fast path sends must be in the buffer with
 				// its head: it can then go to net/http whole if needed.

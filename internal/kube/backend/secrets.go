@@ -27,10 +27,7 @@ var _ api.Secrets = (*Solutions)(nil)
 // none. The Secret's annotations say whose it is and when each key was
 // set; the Solution's spec.secretVersions carries those times, so that a
 // secret set again rolls the pods of the components that use it.
-const (
-	annotationSecretOwner = "aim.dev/owner"
-	annotationSecretsSet  = "aim.dev/secrets-set"
-)
+const annotationSecretsSet = "aim.dev/secrets-set"
 
 // readSecrets returns the Secret of name's secrets, when it is owner's;
 // nil when there is none or it is another owner's (set for the name
@@ -44,7 +41,7 @@ func (s *Solutions) readSecrets(ctx context.Context, name, owner string) (*corev
 	if err != nil {
 		return nil, fmt.Errorf("reading the secrets of %s: %w", name, err)
 	}
-	if sec.Annotations[annotationSecretOwner] != owner {
+	if sec.Annotations[v1alpha1.AnnotationOwner] != owner {
 		return nil, nil
 	}
 	return sec, nil
@@ -103,7 +100,7 @@ func (s *Solutions) writeSecret(ctx context.Context, name, owner string, change 
 		sec.Annotations = map[string]string{}
 	}
 	times := setTimes(sec)
-	if sec.Annotations[annotationSecretOwner] != owner {
+	if sec.Annotations[v1alpha1.AnnotationOwner] != owner {
 		sec.Data, times = nil, map[string]string{}
 	}
 	if sec.Data == nil {
@@ -111,7 +108,7 @@ func (s *Solutions) writeSecret(ctx context.Context, name, owner string, change 
 	}
 	change(sec, times)
 	b, _ := json.Marshal(times)
-	sec.Annotations[annotationSecretOwner] = owner
+	sec.Annotations[v1alpha1.AnnotationOwner] = owner
 	sec.Annotations[annotationSecretsSet] = string(b)
 	if create {
 		err = s.client.Create(ctx, sec, client.FieldOwner(kube.FieldManager))

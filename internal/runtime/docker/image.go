@@ -134,14 +134,11 @@ func Files(ctx context.Context, cli FileCopier, id, dir string, max int) (files 
 	}
 }
 
-// TmpWrites lists the files a running container's process pid has under
-// its /tmp (the tmpfs), the first max of them, through the host's
-// /proc/<pid>/root: the engine's API reads the image's layers, not the
-// tmpfs. It fails where aim does not run on the engine's host as root.
-func TmpWrites(pid, max int) ([]string, error) { return Writes(pid, []string{"/tmp"}, max) }
-
-// Writes is TmpWrites for /tmp and the component's writable paths (dirs,
-// absolute). A path that resolves through a symlink is skipped: the host
+// Writes lists the files a running container's process pid has under
+// /tmp (the tmpfs) and the component's writable paths (dirs, absolute),
+// the first max of them, through the host's /proc/<pid>/root: the
+// engine's API reads the image's layers, not a tmpfs. It fails where aim
+// does not run on the engine's host as root. A path that resolves through a symlink is skipped: the host
 // would resolve it, outside the container. The root filesystem is
 // read-only, so the path's directories cannot change under the walk, and
 // the walk follows no link inside.

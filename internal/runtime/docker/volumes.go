@@ -15,7 +15,6 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
@@ -76,10 +75,6 @@ func scratchTmpfs(comp spec.Component, user string) map[string]string {
 	}
 	return out
 }
-
-// volumeFilter selects the volumes of solution (every solution's when
-// empty) that this runtime made.
-func (d *Docker) volumeFilter(sol string) filters.Args { return d.solutionFilter(sol) }
 
 // ensureVolumes makes the volumes of s that do not exist yet, each owned
 // by the user its writer runs as, and refuses ones kept from a solution
@@ -224,31 +219,39 @@ func (d *Docker) withHelper(ctx context.Context, sol, vol, img, user string, do 
 }
 
 // Volumes lists the volumes the engine keeps for a solution, with what
-// each holds (the engine's own count, which walks the volume).
+// each holds (the engine's own count, which walks every volume it has:
+// only listings pay for it, lookups go through listVolumes).
 func (d *Docker) Volumes(ctx context.Context, sol string) ([]solution.Volume, error) {
-	list, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: d.volumeFilter(sol)})
-	if err != nil {
-		return nil, fmt.Errorf("listing volumes of %s: %w", sol, err)
+	out, err := d.listVolumes(ctx, sol)
+	if err != nil || len(out) == 0 {
+		return out, err
 	}
-	if len(list.Volumes) == 0 {
-		return nil, nil
-	}
-	used := map[string]int64{}
 	if du, err := d.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.VolumeObject}}); err == nil {
+		used := map[string]int64{}
 		for _, v := range du.Volumes {
 			if v.UsageData != nil {
 				used[v.Name] = v.UsageData.Size
 			}
 		}
+		for i, v := range out {
+			if u, ok := used[v.Ref]; ok {
+				out[i].Used = u
+			}
+		}
+	}
+	return out, nil
+}
+
+// listVolumes lists a solution's volumes from their labels, Used -1.
+func (d *Docker) listVolumes(ctx context.Context, sol string) ([]solution.Volume, error) {
+	list, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: d.solutionFilter(sol)})
+	if err != nil {
+		return nil, fmt.Errorf("listing volumes of %s: %w", sol, err)
 	}
 	var out []solution.Volume
 	for _, v := range list.Volumes {
 		size, _ := spec.ParseByteSize(v.Labels[LabelSize])
-		u, ok := used[v.Name]
-		if !ok {
-			u = -1
-		}
-		out = append(out, solution.Volume{Name: v.Labels[LabelVolume], Ref: v.Name, Size: size, Used: u, Owner: v.Labels[LabelOwner]})
+		out = append(out, solution.Volume{Name: v.Labels[LabelVolume], Ref: v.Name, Size: size, Used: -1, Owner: v.Labels[LabelOwner]})
 	}
 	return out, nil
 }
@@ -273,7 +276,7 @@ func (d *Docker) DeleteVolume(ctx context.Context, sol, vol string) error {
 
 // volume returns the solution's volume named vol, or solution.ErrNotFound.
 func (d *Docker) volume(ctx context.Context, sol, vol string) (solution.Volume, error) {
-	vs, err := d.Volumes(ctx, sol)
+	vs, err := d.listVolumes(ctx, sol)
 	if err != nil {
 		return solution.Volume{}, err
 	}
