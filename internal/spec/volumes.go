@@ -141,7 +141,7 @@ func mountProblem(p string) string {
 		return `"/" would hide the whole image: mount the volume at a directory, e.g. /data`
 	}
 	for _, r := range reservedMounts {
-		if within(p, r) {
+		if Within(p, r) {
 			return fmt.Sprintf("%q is under %s, which aim or the kernel mounts: choose another directory, e.g. /data", p, r)
 		}
 	}

@@ -73,8 +73,8 @@ func (w *Writable) UnmarshalYAML(n *yaml.Node) error {
 // a tmpfs over them would hide or break them. /tmp is aim's own.
 var reservedMounts = []string{"/tmp", "/proc", "/sys", "/dev"}
 
-// within reports whether p is dir or below it.
-func within(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+// Within reports whether p is dir or below it.
+func Within(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
 // validateWritable checks component f's writable paths.
 func validateWritable(c Component, f string, add func(field, format string, args ...any)) {
@@ -108,7 +108,7 @@ func validateWritable(c Component, f string, add func(field, format string, args
 		}
 		reserved := false
 		for _, r := range reservedMounts {
-			if within(p, r) {
+			if Within(p, r) {
 				reserved = true
 				if r == "/tmp" {
 					add(wf, "%q is under /tmp, which is writable already (a tmpfs of 64Mi)", p)
@@ -126,13 +126,13 @@ func validateWritable(c Component, f string, add func(field, format string, args
 			continue
 		}
 		for k, q := range c.Writable[:j] {
-			if _, ok := seen[q.Path]; ok && (within(p, q.Path) || within(q.Path, p)) {
+			if _, ok := seen[q.Path]; ok && (Within(p, q.Path) || Within(q.Path, p)) {
 				add(wf, "%q overlaps writable[%d] %q: one tmpfs would hide the other; keep the one above", p, k, q.Path)
 				break
 			}
 		}
 		for k, v := range c.Volumes {
-			if within(p, v.Path) || within(v.Path, p) {
+			if Within(p, v.Path) || Within(v.Path, p) {
 				add(wf, "%q overlaps volumes[%d] %q: a tmpfs and a volume at one place would hide one another; keep the volume", p, k, v.Path)
 				break
 			}

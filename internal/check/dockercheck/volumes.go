@@ -1,10 +1,6 @@
 package dockercheck
 
-import (
-	"strings"
-
-	"github.com/aimhub/aim/internal/spec"
-)
+import "github.com/aimhub/aim/internal/spec"
 
 // withoutVolumes drops from a run's writes the component's volumes: what
 // is written there is kept (docs/packaging.md, "Volumes"), and the engine
@@ -15,7 +11,7 @@ func withoutVolumes(wrote []string, comp spec.Component) []string {
 	for _, p := range wrote {
 		kept := false
 		for _, v := range comp.Volumes {
-			kept = kept || p == v.Path || strings.HasPrefix(p, v.Path+"/") || strings.HasPrefix(v.Path, p+"/")
+			kept = kept || spec.Within(p, v.Path) || spec.Within(v.Path, p)
 		}
 		if !kept {
 			out = append(out, p)

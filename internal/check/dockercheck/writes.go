@@ -167,7 +167,7 @@ func mergeWritable(have []spec.Writable, dirs []string) []string {
 func writableDirs(changes []container.FilesystemChange) (dirs, atRoot []string) {
 	kind := map[string]container.ChangeType{}
 	for _, c := range changes {
-		if !(c.Path == "/tmp" || strings.HasPrefix(c.Path, "/tmp/")) {
+		if !spec.Within(c.Path, "/tmp") {
 			kind[c.Path] = c.Kind
 		}
 	}
@@ -221,7 +221,7 @@ func withoutMountPoints(changes []container.FilesystemChange, comp spec.Componen
 	for _, c := range changes {
 		mount := false
 		for _, w := range comp.Writable {
-			if w.Path == c.Path || strings.HasPrefix(w.Path, c.Path+"/") {
+			if spec.Within(w.Path, c.Path) {
 				mount = true
 				break
 			}
@@ -238,7 +238,7 @@ func withoutMountPoints(changes []container.FilesystemChange, comp spec.Componen
 func writtenFiles(changes []container.FilesystemChange) []string {
 	paths := make([]string, 0, len(changes))
 	for _, c := range changes {
-		if c.Path == "/tmp" || strings.HasPrefix(c.Path, "/tmp/") {
+		if spec.Within(c.Path, "/tmp") {
 			continue
 		}
 		paths = append(paths, c.Path)
