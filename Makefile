@@ -16,10 +16,12 @@ images:
 
 # Every test: go.mod and go.sum tidy, unit tests, integration tests against
 # the real engine, the examples' own tests, then aim on Kubernetes
-# (test-kube). CI runs this.
+# (test-kube). CI runs this. The cluster's parts build in the background
+# from the start (scripts/prebuild-cluster.sh); test-kube waits for them.
 test:
 	scripts/ensure-docker.sh
 	scripts/ensure-test-deps.sh
+	scripts/prebuild-cluster.sh
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 50m ./...

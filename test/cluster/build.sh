@@ -5,6 +5,7 @@
 #
 #   test/cluster/build.sh          build what the cache lacks
 #   test/cluster/build.sh --force  rebuild everything
+#   test/cluster/build.sh --packages  install the Debian packages only
 #
 # Cached under ${AIM_KUBE_CACHE:-$HOME/.cache/aim/kube}, one directory per
 # part and version, so a second run builds nothing:
@@ -20,10 +21,12 @@ set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH
 
 force=false
+packages_only=false
 case "${1:-}" in
   --force) force=true ;;
+  --packages) packages_only=true ;;
   "") ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" = 0 ] || die "build.sh installs Debian packages and needs root"
@@ -147,6 +150,9 @@ if ! flock -n 9; then
   flock 9
 fi
 install_packages
+if $packages_only; then
+  exit 0
+fi
 "$CLUSTER_SRC/../../scripts/ensure-docker.sh" >/dev/null
 cached "$PAUSE_DIR" "pause image $PAUSE_IMAGE" build_pause
 cached "$K8S_BIN" "Kubernetes $K8S_VERSION" build_kubernetes
