@@ -54,7 +54,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $AIM_TOKEN, then the client configuration)")
 	root.AddCommand(serveCmd(g), deployCmd(g), lsCmd(g), statusCmd(g), logsCmd(g), rmCmd(g), actionCmd(g, "wake", "Wake a sleeping solution"), actionCmd(g, "sleep", "Stop a solution's containers until its next request"),
 		checkCmd(g), initCmd(g), providerCmd(g), tokenCmd(g), whoamiCmd(g),
-		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g), secretCmd(g))
+		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g), secretCmd(g), registryCmd(g))
 	root.AddCommand(operatorCmd(g))
 	root.AddCommand(volumeCmd(g))
 	root.AddCommand(gatewayCmd(g))
