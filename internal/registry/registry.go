@@ -122,7 +122,7 @@ var ErrUnauthorized = errors.New("the registry wants a login")
 
 // refusals are how registries and Docker's engine word a pull refused
 // for credentials; the engine keeps no error type for it through its API.
-var refusals = []string{"no basic auth credentials", "unauthorized", "authentication required", "access denied", "pull access denied", "may require 'docker login'", "denied: "}
+var refusals = []string{"no basic auth credentials", "unauthorized", "authentication required", "access denied", "pull access denied", "may require 'docker login'", "denied: ", "failed to authorize"}
 
 // IsRefusal tells whether msg, an engine's pull error, is a refusal for
 // credentials.

@@ -131,3 +131,22 @@ func TestEngineAuth(t *testing.T) {
 		t.Errorf("engine auth: %v", got)
 	}
 }
+
+func TestIsRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{`Error response from daemon: Head "http://127.0.0.1:5000/v2/acme/server/manifests/1": no basic auth credentials`, true},
+		{"pull access denied for acme/private, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", true},
+		// containerd, as the kubelet reports it.
+		{`failed to pull and unpack image "r.example.com/a:1": failed to resolve reference "r.example.com/a:1": failed to authorize: failed to fetch anonymous token: unexpected status: 401 Unauthorized`, true},
+		{`failed to resolve reference "r.example.com/a:1": pulling from host r.example.com failed with status code [manifests 1]: 401 Unauthorized`, true},
+		{"manifest for r.example.com/a:1 not found: manifest unknown", false},
+		{`dial tcp 127.0.0.1:5000: connect: connection refused`, false},
+	} {
+		if got := IsRefusal(tc.msg); got != tc.want {
+			t.Errorf("IsRefusal(%q) = %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+}

@@ -304,6 +304,9 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 		return nil, err
 	}
 	want.SecretVersions = versions
+	if err := s.pullSecret(ctx, m.Name, owner, &want); err != nil {
+		return nil, err
+	}
 	note := v1alpha1.DeployNote{By: req.By, RollbackOf: req.RollbackOf}
 	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want, note)
 	if err != nil {
@@ -458,7 +461,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 				say(c.Name, msg)
 				if fatal {
 					why := kube.Diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
-					return &solution.StartError{Msg: why}
+					return &solution.StartError{Msg: why + pullHint(why, c.Image)}
 				}
 			}
 		}
