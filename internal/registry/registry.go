@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
-	dockerregistry "github.com/docker/docker/api/types/registry"
 )
 
 // DockerHub is the host of images whose reference names no registry.
@@ -82,13 +81,22 @@ func canonical(host string) string {
 }
 
 // EngineAuth is l as Docker's engine takes it with a pull (the
-// X-Registry-Auth header, base64url JSON).
+// X-Registry-Auth header: base64url JSON of the engine API's AuthConfig,
+// written here so that only the runtime links Docker's packages).
 func EngineAuth(l Login) (string, error) {
 	addr := l.Host
 	if addr == DockerHub {
 		addr = dockerHubKey
 	}
-	return dockerregistry.EncodeAuthConfig(dockerregistry.AuthConfig{Username: l.Username, Password: l.Password, ServerAddress: addr})
+	b, err := json.Marshal(struct {
+		Username      string `json:"username"`
+		Password      string `json:"password"`
+		ServerAddress string `json:"serveraddress"`
+	}{l.Username, l.Password, addr})
+	if err != nil {
+		return "", err
+	}
+	return base64.URLEncoding.EncodeToString(b), nil
 }
 
 // DockerConfigJSON renders logins as the .dockerconfigjson of a
