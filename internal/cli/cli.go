@@ -224,7 +224,7 @@ func deployCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "name of a one-component solution (with --image)")
-	f.StringVar(&image, "image", "", "image the engine already has, for a one-component solution (with --name)")
+	f.StringVar(&image, "image", "", "image the engine has or can pull (a private registry: aim registry login), for a one-component solution (with --name)")
 	f.BoolVar(&skipChecks, "skip-checks", false, "deploy without the conformance checks (operators only; the status says so)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the URL")
 	return cmd
