@@ -136,7 +136,10 @@ func (c *Controller) images(ctx context.Context, m *spec.Manifest, owner string,
 			images[comp.Name] = tag
 		} else {
 			progress(comp.Name, "using image "+comp.Image)
-			err := c.fetchImage(ctx, owner, comp.Image, func(line string) { progress(comp.Name, line) })
+			err := c.ownBuilt(ctx, m.Name, comp.Image)
+			if err == nil {
+				err = c.fetchImage(ctx, owner, comp.Image, func(line string) { progress(comp.Name, line) })
+			}
 			var ie *solution.InputError
 			if errors.As(err, &ie) {
 				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %s", comp.Name, ie.Msg)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aimhub/aim/internal/registry"
 	"github.com/aimhub/aim/internal/solution"
@@ -108,6 +109,28 @@ func (c *Controller) fetchImage(ctx context.Context, owner, ref string, progress
 		return &solution.InputError{Msg: fmt.Sprintf("%v\nfix: registry %s wants a login, and %s has none: run `aim registry login %s --username USER --password-stdin` as %s, then deploy again", err, host, who, host, who)}
 	}
 	return &solution.InputError{Msg: fmt.Sprintf("%v\nfix: registry %s refused the login of %s: run `aim registry login %s` again with credentials that may pull this image", err, host, who, host)}
+}
+
+// ownBuilt refuses an image: reference to an image aim built (under
+// ImagePrefix) that no generation of solution name ran: another
+// solution's build, which naming it would otherwise hand over. A
+// rollback names its own generation's images, and passes.
+func (c *Controller) ownBuilt(ctx context.Context, name, ref string) error {
+	if !strings.HasPrefix(ref, c.cfg.ImagePrefix+"/") {
+		return nil
+	}
+	gens, err := c.store.ListGenerations(ctx, name, 0)
+	if err != nil {
+		return err
+	}
+	for _, g := range gens {
+		for _, r := range g.Images {
+			if r == ref {
+				return nil
+			}
+		}
+	}
+	return &solution.InputError{Msg: fmt.Sprintf("%s is where aim keeps the images it builds, and %s is none of solution %s's: name an image of your own, or a build directory", c.cfg.ImagePrefix, ref, name)}
 }
 
 // pullAuth returns owner's login to host as the engine takes it (empty

@@ -82,3 +82,20 @@ func TestRegistryLogins(t *testing.T) {
 	}
 	wantInputError(t, deploy("shop", "acme"), "provider acme has none")
 }
+
+// TestBuiltImagesAreTheirSolutions: an image: component naming an image
+// aim built for another solution is refused (it would hand that build
+// over); a rollback, which names its own generation's, still serves.
+func TestBuiltImagesAreTheirSolutions(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.deploy(t, "name: shop\ncomponents:\n  - name: web\n    build: web\n")
+	built := h.b.built[0]
+	req := request(manifest(t, "name: copycat\ncomponents:\n  - name: web\n    image: "+built+"\n"))
+	req.Owner = "rival"
+	_, err := h.c.Deploy(context.Background(), req, nil)
+	wantInputError(t, err, "is none of solution copycat's")
+	h.deploy(t, "name: shop\ncomponents:\n  - name: web\n    build: web\n")
+	if _, err := h.c.Rollback(context.Background(), "shop", 0, "test", nil); err != nil {
+		t.Fatalf("rolling back to the built image: %v", err)
+	}
+}
