@@ -299,6 +299,12 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	if cur, err := s.fresh(ctx, m.Name); err == nil {
 		owner = v1alpha1.OwnerOf(cur)
 	}
+	if req.Owner != "" && owner != req.Owner {
+		// Another's first deploy claimed the name since this one was
+		// authorized: refused before its pull Secret is written, as
+		// apply would refuse it.
+		return nil, &solution.OwnedError{Name: m.Name}
+	}
 	versions, err := s.secretVersions(ctx, m, owner)
 	if err != nil {
 		return nil, err
