@@ -22,6 +22,12 @@ type RegistryStore interface {
 
 var _ RegistryStore = (*store.Store)(nil)
 
+// loginChecker is a Builder that can try a login before it is kept
+// (*docker.Docker is one).
+type loginChecker interface {
+	CheckLogin(ctx context.Context, host, username, password string) error
+}
+
 var errNoLogins = errors.New("this aim keeps no registry logins (it has no secret key)")
 
 // loginPlace is where a login's password is sealed: for its owner and
@@ -29,8 +35,9 @@ var errNoLogins = errors.New("this aim keeps no registry logins (it has no secre
 // not open there.
 func loginPlace(owner, host string) []string { return []string{"registry login", owner, host} }
 
-// LoginRegistry keeps owner's login to host, its password sealed. It is
-// used for the images of owner's solutions only.
+// LoginRegistry keeps owner's login to host, its password sealed, once
+// the engine has tried it. It is used for the images of owner's
+// solutions only.
 func (c *Controller) LoginRegistry(ctx context.Context, owner, host, username string, password []byte, by string) (*solution.RegistryLogin, error) {
 	if c.cfg.Registries == nil || c.cfg.SecretKey == nil {
 		return nil, errNoLogins
@@ -38,6 +45,11 @@ func (c *Controller) LoginRegistry(ctx context.Context, owner, host, username st
 	h, err := registry.ParseHost(host)
 	if err != nil {
 		return nil, &solution.InputError{Msg: err.Error()}
+	}
+	if lc, ok := c.builder.(loginChecker); ok {
+		if err := lc.CheckLogin(ctx, h, username, string(password)); err != nil {
+			return nil, &solution.InputError{Msg: fmt.Sprintf("%v\nfix: check the user and the password (or token) for %s; nothing was kept", err, h)}
+		}
 	}
 	l := &store.RegistryLogin{Owner: owner, Host: h, Username: username, Sealed: c.cfg.SecretKey.Seal(password, loginPlace(owner, h)...)}
 	if err := c.cfg.Registries.PutRegistryLogin(ctx, l); err != nil {

@@ -108,7 +108,8 @@ func (a *Aim) cliStdinAs(tok, stdin string, args ...string) (string, string, err
 
 // TestPrivateRegistry (issue 17, acceptance 4): an image: component from
 // a registry that wants a login fails to deploy, naming the registry and
-// the missing `aim registry login`; after the provider's login it
+// the missing `aim registry login`; a login the registry refuses is not
+// kept; after the provider's login it
 // deploys and answers, and so does `aim deploy --image`. Another
 // provider naming the same image is refused, though the engine now has
 // it: the login is acme's, and the image is pulled afresh for beta.
@@ -132,6 +133,13 @@ func TestPrivateRegistry(t *testing.T) {
 	if _, errOut, err := a.cliStdinAs(acme, password+"\n", "registry", "login", host, "--username", user); err == nil ||
 		!strings.Contains(errOut, "--password-stdin") {
 		t.Fatalf("a login without --password-stdin: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := a.cliStdinAs(acme, "wrong\n", "registry", "login", host, "--username", user, "--password-stdin"); err == nil ||
+		!strings.Contains(errOut, "nothing was kept") {
+		t.Fatalf("a login with a wrong password: %v\n%s", err, errOut)
+	}
+	if ls := asProvider(t, a, acme, "registry", "ls"); strings.Contains(ls, host) {
+		t.Fatalf("the refused login was kept:\n%s", ls)
 	}
 	if out, errOut, err := a.cliStdinAs(acme, password+"\n", "registry", "login", host, "--username", user, "--password-stdin"); err != nil {
 		t.Fatalf("aim registry login: %v\n%s%s", err, out, errOut)

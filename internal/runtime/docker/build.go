@@ -11,6 +11,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
+	dockerregistry "github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/errdefs"
 
 	"github.com/aimhub/aim/internal/registry"
@@ -175,4 +176,19 @@ func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("inspecting image %q: %w", ref, err)
 	}
 	return img.ID, nil
+}
+
+// CheckLogin asks the engine to log in to host with username and
+// password, as `docker login` does, so that a mistyped password is told
+// when it is given rather than at a deploy. The engine keeps nothing.
+func (d *Docker) CheckLogin(ctx context.Context, host, username, password string) error {
+	addr := host
+	if host == registry.DockerHub {
+		addr = "https://index.docker.io/v1/"
+	}
+	_, err := d.cli.RegistryLogin(ctx, dockerregistry.AuthConfig{Username: username, Password: password, ServerAddress: addr})
+	if err != nil {
+		return fmt.Errorf("logging in to %s: %w", host, err)
+	}
+	return nil
 }
