@@ -38,3 +38,9 @@ func RevisionName(solution string, n int64) string {
 // each, which its components' SecretEnv take their values from. The API
 // writes it (aim secret set); the operator only refers to it.
 func SecretsName(solution string) string { return "aim-secrets-" + solution }
+
+// PullSecretName is the kubernetes.io/dockerconfigjson Secret that holds
+// the registry logins a solution's images are pulled with: its owner's,
+// for the registries its images name. The API writes it with each
+// deploy and names it in spec.imagePullSecrets.
+func PullSecretName(solution string) string { return "aim-pull-" + solution }

@@ -176,6 +176,16 @@ type SolutionSpec struct {
 	// +kubebuilder:validation:MaxProperties=128
 	// +optional
 	SecretVersions map[string]string `json:"secretVersions,omitempty"`
+	// ImagePullSecrets name kubernetes.io/dockerconfigjson Secrets in the
+	// Solution's namespace that the operator puts on every pod as
+	// imagePullSecrets. aim's API writes one, PullSecretName, holding the
+	// owner's registry logins (aim registry login) for the registries
+	// the components' images name, and no one else's.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +optional
+	ImagePullSecrets []string `json:"imagePullSecrets,omitempty"`
 	// Egress says what the solution's pods may reach besides their own
 	// solution and the cluster's DNS: default (empty) lets them out to
 	// the internet but not to private, link-local (metadata) or loopback
@@ -237,6 +247,14 @@ type Component struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:Pattern=`^\S+$`
 	Image string `json:"image"`
+	// PullAlways makes the kubelet pull the image for every pod
+	// (imagePullPolicy: Always), so that the registry checks this
+	// solution's pull secret each time and a node's cache never hands a
+	// private image, pulled for one tenant, to another. aim's API sets it
+	// for images of registries someone has a login to. Unset means the
+	// Kubernetes default (IfNotPresent for a tagged image).
+	// +optional
+	PullAlways bool `json:"pullAlways,omitempty"`
 	// Public components are reachable through the gateway. Unset means
 	// true for a solution's only component and false otherwise.
 	// +optional

@@ -146,6 +146,11 @@ func (a *API) table() []route {
 		{"GET /api/v1/solutions/{name}/secrets", deployer, "listing the secrets of solution {name}", a.listSecrets},
 		{"PUT /api/v1/solutions/{name}/secrets/{key}", deployer, "setting a secret of solution {name}", a.putSecret},
 		{"DELETE /api/v1/solutions/{name}/secrets/{key}", deployer, "removing a secret of solution {name}", a.deleteSecret},
+		// A registry login is its giver's own (a provider's, or the
+		// admins'), used for the images of that owner's solutions only.
+		{"GET /api/v1/registries", tokenHolder, "listing your registry logins", a.listRegistryLogins},
+		{"PUT /api/v1/registries/{host}", tokenHolder, "logging in to a registry", a.putRegistryLogin},
+		{"DELETE /api/v1/registries/{host}", tokenHolder, "logging out of a registry", a.deleteRegistryLogin},
 		{"GET /api/v1/solutions/{name}/volumes", keeper, "listing the volumes of solution {name}", a.volumes},
 		{"GET /api/v1/solutions/{name}/volumes/{volume}", keeper, "exporting a volume of solution {name}", a.exportVolume},
 		{"PUT /api/v1/solutions/{name}/volumes/{volume}", keeper, "importing into a volume of solution {name}", a.importVolume},

@@ -53,6 +53,8 @@ type fakeCtl struct {
 	// deployed is the last deploy's request.
 	deployed solution.DeployRequest
 	secrets  map[string]string
+	// logins are the registry logins, "user:password" by "owner/host".
+	logins map[string]string
 	// vols are the volumes kept per solution: one "data" for each
 	// solution, and acme-gone's, which acme removed and kept.
 	vols map[string][]solution.Volume
@@ -61,6 +63,7 @@ type fakeCtl struct {
 var (
 	_ Controller = (*fakeCtl)(nil)
 	_ Volumes    = (*fakeCtl)(nil)
+	_ Registries = (*fakeCtl)(nil)
 )
 
 func newFakeCtl(sols ...*solution.Info) *fakeCtl {
@@ -188,6 +191,41 @@ func (f *fakeCtl) History(_ context.Context, name string, _ int) ([]store.Genera
 func (f *fakeCtl) Rollback(_ context.Context, name string, to int64, by string, _ solution.Progress) (*solution.Info, error) {
 	f.record("rollback %s to %d by %s", name, to, by)
 	return f.Get(context.Background(), name)
+}
+
+// LoginRegistry keeps logins by "owner/host".
+func (f *fakeCtl) LoginRegistry(_ context.Context, owner, host, username string, password []byte, by string) (*solution.RegistryLogin, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.logins == nil {
+		f.logins = map[string]string{}
+	}
+	f.logins[owner+"/"+host] = username + ":" + string(password)
+	return &solution.RegistryLogin{Host: host, Username: username, SetAt: time.Unix(0, 0).UTC()}, nil
+}
+
+func (f *fakeCtl) RegistryLogins(_ context.Context, owner string) ([]solution.RegistryLogin, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []solution.RegistryLogin
+	for k, v := range f.logins {
+		if o, host, _ := strings.Cut(k, "/"); o == owner {
+			user, _, _ := strings.Cut(v, ":")
+			out = append(out, solution.RegistryLogin{Host: host, Username: user})
+		}
+	}
+	slices.SortFunc(out, func(a, b solution.RegistryLogin) int { return strings.Compare(a.Host, b.Host) })
+	return out, nil
+}
+
+func (f *fakeCtl) LogoutRegistry(_ context.Context, owner, host string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.logins[owner+"/"+host]; !ok {
+		return fmt.Errorf("login to %s: %w", host, solution.ErrNotFound)
+	}
+	delete(f.logins, owner+"/"+host)
+	return nil
 }
 
 // SetSecret keeps values by "solution/owner/name", as a controller

@@ -203,6 +203,10 @@ func routeCases() []routeCase {
 		// Nothing is set in a fresh fixture: 404 is let through.
 		{method: "DELETE", path: "/api/v1/solutions/acme-public/secrets/NOT_SET"},
 		{method: "DELETE", path: "/api/v1/solutions/beta-private/secrets/NOT_SET"},
+		{method: "GET", path: "/api/v1/registries"},
+		{method: "PUT", path: "/api/v1/registries/ghcr.io", body: jsonBody(`{"username": "bot", "password": "pw"}`)},
+		// Nothing is logged in in a fresh fixture: 404 is let through.
+		{method: "DELETE", path: "/api/v1/registries/127.0.0.1:5000"},
 		{method: "GET", path: "/api/v1/solutions/acme-public/volumes"},
 		{method: "GET", path: "/api/v1/solutions/beta-private/volumes"},
 		{method: "GET", path: "/api/v1/solutions/acme-gone/volumes"},
@@ -254,6 +258,8 @@ func pattern(path string) string {
 			parts[4] = "{name}"
 		case "tokens":
 			parts[4] = "{id}"
+		case "registries":
+			parts[4] = "{host}"
 		}
 	}
 	if len(parts) > 6 && parts[5] == "secrets" {

@@ -54,7 +54,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $AIM_TOKEN, then the client configuration)")
 	root.AddCommand(serveCmd(g), deployCmd(g), lsCmd(g), statusCmd(g), logsCmd(g), rmCmd(g), actionCmd(g, "wake", "Wake a sleeping solution"), actionCmd(g, "sleep", "Stop a solution's containers until its next request"),
 		checkCmd(g), initCmd(g), providerCmd(g), tokenCmd(g), whoamiCmd(g),
-		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g), secretCmd(g))
+		historyCmd(g), rollbackCmd(g), usageCmd(g), inquiriesCmd(g), secretCmd(g), registryCmd(g))
 	root.AddCommand(operatorCmd(g))
 	root.AddCommand(volumeCmd(g))
 	root.AddCommand(gatewayCmd(g))
@@ -224,7 +224,7 @@ func deployCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "name of a one-component solution (with --image)")
-	f.StringVar(&image, "image", "", "image the engine already has, for a one-component solution (with --name)")
+	f.StringVar(&image, "image", "", "image the engine has or can pull (a private registry: aim registry login), for a one-component solution (with --name)")
 	f.BoolVar(&skipChecks, "skip-checks", false, "deploy without the conformance checks (operators only; the status says so)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the URL")
 	return cmd

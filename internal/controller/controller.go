@@ -43,6 +43,10 @@ type Store interface {
 type Builder interface {
 	Build(ctx context.Context, buildContext io.Reader, dockerfile, tag string, progress func(string)) error
 	EnsureImage(ctx context.Context, ref string, progress func(string)) error
+	// PullImage pulls ref whether or not the engine has it, with auth
+	// (registry.EngineAuth; empty for none); a refusal for credentials
+	// wraps registry.ErrUnauthorized.
+	PullImage(ctx context.Context, ref, auth string, progress func(string)) error
 	RemoveImage(ctx context.Context, ref string) error
 	// ImageID is the image's content digest, the engine's ID for it; an
 	// error when the engine has no such image.
@@ -88,6 +92,10 @@ type Config struct {
 	// means none can be set, and a manifest that uses one fails.
 	Secrets   SecretStore
 	SecretKey *seal.Key
+	// Registries keeps the providers' registry logins, sealed with
+	// SecretKey. Nil means none can be given: images are pulled
+	// anonymously.
+	Registries RegistryStore
 }
 
 // Controller is the single owner of solution lifecycles.

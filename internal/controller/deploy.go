@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -51,7 +52,7 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 	if err != nil {
 		return nil, err
 	}
-	images, digests, err := c.images(ctx, m, req.Contexts, gen, progress)
+	images, digests, err := c.images(ctx, m, owner, req.Contexts, gen, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +122,9 @@ func (c *Controller) Deploy(ctx context.Context, req solution.DeployRequest, pro
 	return c.Get(ctx, m.Name)
 }
 
-// images builds or fetches each component's image for generation gen,
-// and returns the references and their digests (the engine's image IDs).
-func (c *Controller) images(ctx context.Context, m *spec.Manifest, contexts map[string]io.Reader, gen int64, progress solution.Progress) (images, digests map[string]string, err error) {
+// images builds or fetches each component's image for generation gen of
+// a solution of owner (whose registry logins pull), and returns the references and their digests (the engine's image IDs).
+func (c *Controller) images(ctx context.Context, m *spec.Manifest, owner string, contexts map[string]io.Reader, gen int64, progress solution.Progress) (images, digests map[string]string, err error) {
 	images, digests = map[string]string{}, map[string]string{}
 	for _, comp := range m.Components {
 		if comp.Build != "" {
@@ -135,7 +136,15 @@ func (c *Controller) images(ctx context.Context, m *spec.Manifest, contexts map[
 			images[comp.Name] = tag
 		} else {
 			progress(comp.Name, "using image "+comp.Image)
-			if err := c.builder.EnsureImage(ctx, comp.Image, func(line string) { progress(comp.Name, line) }); err != nil {
+			err := c.ownBuilt(ctx, m.Name, comp.Image)
+			if err == nil {
+				err = c.fetchImage(ctx, owner, comp.Image, func(line string) { progress(comp.Name, line) })
+			}
+			var ie *solution.InputError
+			if errors.As(err, &ie) {
+				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %s", comp.Name, ie.Msg)}
+			}
+			if err != nil {
 				return nil, nil, &solution.InputError{Msg: fmt.Sprintf("component %s: %v\nfix: build or load the image on aim's engine first (docker build -t %s ., or docker load), or name one from a registry the engine can pull from", comp.Name, err, comp.Image)}
 			}
 			images[comp.Name] = comp.Image

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/registry"
 	"github.com/aimhub/aim/internal/runtime"
 	"github.com/aimhub/aim/internal/store"
 )
@@ -187,6 +188,20 @@ type fakeBuilder struct {
 	missing   map[string]bool // images EnsureImage can't find
 	built     []string        // tags, in order
 	removed   []string        // refs, in order
+	// wantAuth is the auth PullImage must be given for a ref, as a
+	// registry that wants a login; pulls are the refs and auths pulled.
+	wantAuth map[string]string
+	pulls    []string
+}
+
+func (f *fakeBuilder) PullImage(_ context.Context, ref, auth string, _ func(string)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pulls = append(f.pulls, ref+" "+auth)
+	if want, ok := f.wantAuth[ref]; ok && (want != auth || auth == "") {
+		return fmt.Errorf("image %q could not be pulled: no basic auth credentials: %w", ref, registry.ErrUnauthorized)
+	}
+	return nil
 }
 
 func (f *fakeBuilder) Build(_ context.Context, buildContext io.Reader, _, tag string, progress func(string)) error {

@@ -144,6 +144,10 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 	if h := secretsHash(sol, c); h != "" {
 		annotations[annotationSecretsHash] = h
 	}
+	ctr := container(sol.Name, c, o.Defaults)
+	if pullAlways(sol, c.Name) {
+		ctr.WithImagePullPolicy(corev1.PullAlways)
+	}
 	pod := corev1ac.PodSpec().
 		WithAutomountServiceAccountToken(false).
 		// Service links would put every Service of the namespace, other
@@ -151,7 +155,7 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 		WithEnableServiceLinks(false).
 		WithTerminationGracePeriodSeconds(stopGrace).
 		WithSecurityContext(podSecurity(c)).
-		WithContainers(container(sol.Name, c, o.Defaults)).
+		WithContainers(ctr).
 		WithVolumes(corev1ac.Volume().
 			WithName("tmp").
 			// In memory and counted against the memory limit, as the
@@ -186,6 +190,9 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 				WithEffect(corev1.TaintEffectNoSchedule))
 	}
 	gpuPlacement(pod, c)
+	for _, name := range sol.Spec.ImagePullSecrets {
+		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(name))
+	}
 	strategy := appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)
 	if withVolumes(sol.Name, c, pod) {
 		// A read-write claim has one writer at a time: the old pod
@@ -208,6 +215,17 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 				WithLabels(podLabels).
 				WithAnnotations(annotations).
 				WithSpec(pod)))
+}
+
+// pullAlways tells whether the spec asks the kubelet to pull component
+// comp's image for every pod (v1alpha1.Component.PullAlways).
+func pullAlways(sol *v1alpha1.Solution, comp string) bool {
+	for _, c := range sol.Spec.Components {
+		if c.Name == comp {
+			return c.PullAlways
+		}
+	}
+	return false
 }
 
 // annotationSecretsHash is on the pod template of a component that takes

@@ -92,6 +92,18 @@ components:
 `
 	// volumeComponents: uploads written by web and read by a root worker,
 	// and web's own cache.
+	// privateImages: web's image comes from a registry the owner logged
+	// in to (the API names the pull Secret and asks for a pull per pod),
+	// cache's from a public one.
+	privateImages = `
+name: shop
+components:
+  - name: web
+    image: registry.example.com:5000/acme/shop:1
+    public: true
+  - name: cache
+    image: docker.io/library/redis:7
+`
 	volumeComponents = `
 name: uploader
 components:
@@ -159,9 +171,14 @@ func TestRenderGolden(t *testing.T) {
 		{"writable-volume-secret-gpu", allKinds, "", false},
 		{"one-component-egress-none", oneComponent + "egress: none\n", "", false},
 		{"three-components-egress-none-mesh", threeComponents + "egress: none\n", "", true},
+		{"image-pull-secrets", privateImages, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sol, m := testSolution(t, tc.manifest, tc.nodeGroup)
+			if m.Name == "shop" {
+				sol.Spec.ImagePullSecrets = []string{v1alpha1.PullSecretName("shop")}
+				sol.Spec.Components[0].PullAlways = true
+			}
 			if len(m.Secrets()) > 0 {
 				sol.Spec.SecretVersions = map[string]string{"OPENAI_API_KEY": "2026-12-03T16:00:00Z", "hf.token": "2026-12-01T09:30:00Z"}
 			}

@@ -1,8 +1,10 @@
-// Package seal encrypts solutions' secrets at rest, with NaCl secretbox
-// (XSalsa20-Poly1305) under a key kept in a file apart from the database:
-// a copy of the database alone, a backup or a PostgreSQL dump, shows no
-// secret. Each value is sealed for its place (solution, owner, name), so
-// that a sealed value copied into another row does not open there.
+// Package seal encrypts solutions' secrets and providers' registry
+// logins at rest, with NaCl secretbox (XSalsa20-Poly1305) under a key
+// kept in a file apart from the database: a copy of the database alone,
+// a backup or a PostgreSQL dump, shows no secret. Each value is sealed
+// for its place (a secret's solution, owner and name; a login's owner
+// and host), so that a sealed value copied into another row does not
+// open there.
 package seal
 
 import (

@@ -238,7 +238,7 @@ func runDocker(ctx context.Context, o Options) error {
 		AccessLog: access, TrustedProxies: o.TrustedProxies, Usage: rec})
 	met.Registry.MustRegister(gw.Routes)
 	ctl := controller.New(controller.Config{
-		Secrets: st, SecretKey: key,
+		Secrets: st, SecretKey: key, Registries: st,
 		StartTimeout:    o.StartTimeout,
 		WakeTimeout:     o.WakeTimeout,
 		IdleTimeout:     o.IdleTimeout,

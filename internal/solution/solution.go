@@ -88,6 +88,14 @@ type Secret struct {
 	UsedBy []string `json:"usedBy,omitempty"`
 }
 
+// RegistryLogin is what the API shows of a login to a container
+// registry: never its password.
+type RegistryLogin struct {
+	Host     string    `json:"host"`
+	Username string    `json:"username"`
+	SetAt    time.Time `json:"setAt"`
+}
+
 // SecretChange is what setting or removing a secret did.
 type SecretChange struct {
 	// Restarted names the components restarted to take the new value

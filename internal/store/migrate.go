@@ -28,6 +28,7 @@ var migrations = []migration{
 	{"signin", statements(signinSchema...)},
 	{"thumbnails", thumbnails},
 	{"secrets", secrets},
+	{"registry logins", registryLogins},
 }
 
 // baseSchema is the schema from before versions were recorded. Its

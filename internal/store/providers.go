@@ -140,5 +140,10 @@ func (s *Store) DeleteProvider(ctx context.Context, name string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("provider %s: %w", name, ErrNotFound)
 	}
+	// Its registry logins go with it (a provider made later under the
+	// same name is someone else), their hosts stay known as private.
+	if _, err := s.exec(ctx, `UPDATE registry_logins SET username = '', sealed = ? WHERE owner=?`, []byte{}, name); err != nil {
+		return fmt.Errorf("deleting the registry logins of provider %s: %w", name, err)
+	}
 	return nil
 }

@@ -252,5 +252,5 @@ func (s *Solutions) removeSecrets(ctx context.Context, name string) error {
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the secrets of %s: %w", name, err)
 	}
-	return nil
+	return s.removePullSecret(ctx, name)
 }

@@ -299,11 +299,20 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	if cur, err := s.fresh(ctx, m.Name); err == nil {
 		owner = v1alpha1.OwnerOf(cur)
 	}
+	if req.Owner != "" && owner != req.Owner {
+		// Another's first deploy claimed the name since this one was
+		// authorized: refused before its pull Secret is written, as
+		// apply would refuse it.
+		return nil, &solution.OwnedError{Name: m.Name}
+	}
 	versions, err := s.secretVersions(ctx, m, owner)
 	if err != nil {
 		return nil, err
 	}
 	want.SecretVersions = versions
+	if err := s.pullSecret(ctx, m.Name, owner, &want); err != nil {
+		return nil, err
+	}
 	note := v1alpha1.DeployNote{By: req.By, RollbackOf: req.RollbackOf}
 	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want, note)
 	if err != nil {
@@ -458,7 +467,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 				say(c.Name, msg)
 				if fatal {
 					why := kube.Diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
-					return &solution.StartError{Msg: why}
+					return &solution.StartError{Msg: why + pullHint(why, c.Image)}
 				}
 			}
 		}

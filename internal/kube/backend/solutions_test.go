@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aimhub/aim/internal/solution"
@@ -45,5 +46,19 @@ func TestRefused(t *testing.T) {
 				t.Errorf("the ForbiddenError does not wrap %v", tt.err)
 			}
 		})
+	}
+}
+
+// TestPullHint: a pod whose pull the registry refused for credentials
+// fails the deploy naming the registry and the login to give; another
+// pull failure gets no such hint.
+func TestPullHint(t *testing.T) {
+	why := `pod shop-web-1: ErrImagePull: failed to pull image "r.example.com:5000/acme/web:1": failed to authorize: 401 Unauthorized`
+	got := pullHint(why, "r.example.com:5000/acme/web:1")
+	if !strings.Contains(got, "registry r.example.com:5000") || !strings.Contains(got, "aim registry login r.example.com:5000") {
+		t.Errorf("pullHint = %q", got)
+	}
+	if got := pullHint("pod shop-web-1: ErrImagePull: manifest unknown", "r.example.com:5000/acme/web:1"); got != "" {
+		t.Errorf("a missing image got the hint %q", got)
 	}
 }

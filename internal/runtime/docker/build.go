@@ -8,9 +8,13 @@ import (
 	"io"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
+	dockerregistry "github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/errdefs"
+
+	"github.com/aimhub/aim/internal/registry"
 )
 
 // Build builds an image from a tar build context with the engine's
@@ -76,16 +80,52 @@ func (d *Docker) Build(ctx context.Context, buildContext io.Reader, dockerfile, 
 	return nil
 }
 
-// EnsureImage makes sure the engine has ref, pulling it when it doesn't.
+// EnsureImage makes sure the engine has an image named ref, pulling it
+// anonymously when it doesn't. Only the name counts: an ID or an ID's
+// prefix, which the engine would resolve to any image it holds (another
+// provider's pulled with its login among them), is not taken.
 func (d *Docker) EnsureImage(ctx context.Context, ref string, progress func(string)) error {
-	if _, err := d.cli.ImageInspect(ctx, ref); err == nil {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("%q is not an image name: %w", ref, err)
+	}
+	img, err := d.cli.ImageInspect(ctx, ref)
+	if err == nil && knownAs(img.RepoTags, img.RepoDigests, named) {
 		return nil
-	} else if !errdefs.IsNotFound(err) {
+	} else if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("inspecting image %q: %w", ref, err)
 	}
-	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
+	return d.PullImage(ctx, ref, "", progress)
+}
+
+// knownAs tells whether an image's tags or digests hold named (with
+// :latest when it has neither tag nor digest), as the engine writes them.
+func knownAs(tags, digests []string, named reference.Named) bool {
+	if _, ok := named.(reference.Digested); ok {
+		want := named.String()
+		for _, d := range digests {
+			if n, err := reference.ParseNormalizedNamed(d); err == nil && n.String() == want {
+				return true
+			}
+		}
+		return false
+	}
+	want := reference.TagNameOnly(named).String()
+	for _, t := range tags {
+		if n, err := reference.ParseNormalizedNamed(t); err == nil && n.String() == want {
+			return true
+		}
+	}
+	return false
+}
+
+// PullImage pulls ref from its registry, whether or not the engine has it,
+// with auth (an X-Registry-Auth value, registry.EngineAuth; empty for
+// none). A refusal for credentials wraps registry.ErrUnauthorized.
+func (d *Docker) PullImage(ctx context.Context, ref, auth string, progress func(string)) error {
+	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	if err != nil {
-		return fmt.Errorf("image %q is not on the engine and could not be pulled: %w", ref, err)
+		return pullError(ref, err.Error(), errdefs.IsUnauthorized(err) || errdefs.IsForbidden(err))
 	}
 	defer rc.Close()
 	dec := json.NewDecoder(rc)
@@ -100,7 +140,7 @@ func (d *Docker) EnsureImage(ctx context.Context, ref string, progress func(stri
 			return fmt.Errorf("pulling %q: %w", ref, err)
 		}
 		if msg.Error != "" {
-			return fmt.Errorf("image %q is not on the engine and could not be pulled: %s", ref, msg.Error)
+			return pullError(ref, msg.Error, false)
 		}
 		if progress != nil && msg.Status != "" {
 			progress(msg.Status)
@@ -110,6 +150,13 @@ func (d *Docker) EnsureImage(ctx context.Context, ref string, progress func(stri
 		return fmt.Errorf("image %q: pulled, but the engine does not have it: %w", ref, err)
 	}
 	return nil
+}
+
+func pullError(ref, msg string, refused bool) error {
+	if refused || registry.IsRefusal(msg) {
+		return fmt.Errorf("image %q could not be pulled: %s: %w", ref, msg, registry.ErrUnauthorized)
+	}
+	return fmt.Errorf("image %q is not on the engine and could not be pulled: %s", ref, msg)
 }
 
 // RemoveImage deletes an image aim built; a missing one is not an error.
@@ -129,4 +176,19 @@ func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("inspecting image %q: %w", ref, err)
 	}
 	return img.ID, nil
+}
+
+// CheckLogin asks the engine to log in to host with username and
+// password, as `docker login` does, so that a mistyped password is told
+// when it is given rather than at a deploy. The engine keeps nothing.
+func (d *Docker) CheckLogin(ctx context.Context, host, username, password string) error {
+	addr := host
+	if host == registry.DockerHub {
+		addr = "https://index.docker.io/v1/"
+	}
+	_, err := d.cli.RegistryLogin(ctx, dockerregistry.AuthConfig{Username: username, Password: password, ServerAddress: addr})
+	if err != nil {
+		return fmt.Errorf("logging in to %s: %w", host, err)
+	}
+	return nil
 }
