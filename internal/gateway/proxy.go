@@ -67,7 +67,7 @@ type upConn struct {
 // ctxStalled is watch's callback on net/http's path: the exchange ends if
 // the client has gone (its request's context is done), else the replica
 // gets longer. A context.AfterFunc per request would learn it at once,
-// but costs every request two allocations and a registration with the
+// but costs every request five allocations and a registration with the
 // request's context, which profiles of HTTP/2 showed as a tenth of what
 // the gateway allocated per stream.
 func (c *upConn) ctxStalled() error {
