@@ -113,8 +113,9 @@ func measure(ctx context.Context, c config, bc benchCase, s side, d time.Duratio
 }
 
 // compareCase drives each side in turn: a warm-up each, then rounds in
-// which every side runs once, the order rotating from round to round, so
-// that a trend in the machine's other load weighs on all alike.
+// which every side runs once, the order rotating from round to round and
+// reversed every other round, so that a trend in the machine's other load
+// weighs on all alike.
 func compareCase(ctx context.Context, c config, bc benchCase, sides []side, dir string) (phase, error) {
 	p := phase{title: bc.title, name: bc.name}
 	for _, s := range sides {
@@ -131,6 +132,12 @@ func compareCase(ctx context.Context, c config, bc benchCase, sides []side, dir 
 	for round := range c.rounds {
 		for k := range sides {
 			i := (round + k) % len(sides)
+			if round%2 == 1 {
+				// Every other round backwards, so that no side always
+				// follows the same one (the 10,001-solution aim always
+				// came right after the other aim).
+				i = (round + len(sides) - k) % len(sides)
+			}
 			r, err := measure(ctx, c, bc, sides[i], c.duration, dir)
 			if err != nil {
 				return p, fmt.Errorf("%s, round %d, %s: %w", bc.name, round+1, sides[i].name, err)

@@ -49,7 +49,7 @@ type config struct {
 	keep      bool
 	accessLog bool
 	cases     string
-	debug     [2]string // pprof addresses of the plain and the TLS aim
+	debug     [3]string // pprof addresses of the plain, the TLS and the 10,001-solution aim
 	h2        h2
 	tlsConns  int
 }
@@ -73,6 +73,7 @@ func main() {
 	flag.IntVar(&c.tlsConns, "tls-connections", envInt("GWBENCH_TLS_CONNECTIONS", 16), "concurrent new TLS connections in tls-full and tls-resume (env GWBENCH_TLS_CONNECTIONS)")
 	flag.StringVar(&c.debug[0], "aim-debug", "", "serve the plain aim's pprof profiles at this address, to profile it during the run (go tool pprof http://ADDR/debug/pprof/profile)")
 	flag.StringVar(&c.debug[1], "aim-tls-debug", "", "the same for the aim that serves HTTPS")
+	flag.StringVar(&c.debug[2], "aim-many-debug", "", "the same for the aim with many solutions")
 	tl := flag.String("tlsload", "", "")
 	tlSNI := flag.String("tlsload-sni", "", "")
 	tlPath := flag.String("tlsload-path", "/", "")
@@ -200,6 +201,7 @@ func run(ctx context.Context, c config) error {
 	var many *aimServer
 	if c.solutions > 0 {
 		many = newAim("aim-many")
+		many.debug = c.debug[2]
 		defer many.stop()
 		if err := copyDir(one.data, many.data); err != nil {
 			return fmt.Errorf("copying aim's data: %w", err)

@@ -19,7 +19,7 @@ const (
 func (r report) write(w io.Writer) {
 	c := r.cfg
 	fmt.Fprintf(w, "**Result** (%s; %s; %s).\n", r.when.Format("2006-01-02"), r.machine, strings.Join(r.versions, ", "))
-	fmt.Fprintf(w, "Load tools pinned with `taskset -c %s`, %d thread(s); wrk %d connections, h2load %d connections × %d streams, %d concurrent new TLS connections; Host `%s`; %s warm-up per side and case, then %d rounds of %s per side, the order rotating each round; backend body %d bytes. CPU is the proxy's user+system time over the round per request.\n\n",
+	fmt.Fprintf(w, "Load tools pinned with `taskset -c %s`, %d thread(s); wrk %d connections, h2load %d connections × %d streams, %d concurrent new TLS connections; Host `%s`; %s warm-up per side and case, then %d rounds of %s per side, the order rotating each round and reversed every other one; backend body %d bytes. CPU is the proxy's user+system time over the round per request.\n\n",
 		c.load.CPUs, c.load.Threads, c.load.Connections, c.h2.Clients, c.h2.Streams, c.tlsConns, c.load.Host, c.warmup, c.rounds, c.duration, c.bodyBytes)
 
 	fmt.Fprintf(w, "| case | aim req/s | faster peer | its req/s | ratio (of the medians) | p50 ratio | p99 ratio | CPU/req ratio | target |\n|---|---|---|---|---|---|---|---|---|\n")

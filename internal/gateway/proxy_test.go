@@ -18,6 +18,7 @@ type front struct {
 	URL    string
 	client *http.Client
 	srv    *Server // nil for net/http alone
+	h2     bool    // HTTP/2 over TLS
 }
 
 func (f *front) Client() *http.Client { return f.client }
@@ -45,6 +46,14 @@ var fronts = []struct {
 		tr := &http.Transport{}
 		t.Cleanup(tr.CloseIdleConnections)
 		return &front{URL: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}, srv: s}
+	}},
+	{"h2", func(t *testing.T, g *Gateway) *front {
+		s := httptest.NewUnstartedServer(nil)
+		s.Config = NewServer(g, ServerConfig{}).HTTP
+		s.EnableHTTP2 = true
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		return &front{URL: s.URL, client: s.Client(), h2: true}
 	}},
 }
 
@@ -92,8 +101,16 @@ func testHeaders(t *testing.T, start func(*testing.T, *Gateway) *front) {
 		io.WriteString(w, strings.Join([]string{r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"),
 			r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Hop"), r.Header.Get("X-End"), r.RequestURI}, "|"))
 	}))
-	resp, body := do(t, front, "GET", "/a%2Fb?q=1", nil, map[string]string{"Connection": "X-Hop", "X-Hop": "drop me", "X-End": "keep me", "X-Forwarded-For": "6.6.6.6"})
-	if want := "s.localhost|127.0.0.1|s.localhost|http||keep me|/a%2Fb?q=1"; body != want {
+	hdr := map[string]string{"Connection": "X-Hop", "X-Hop": "drop me", "X-End": "keep me", "X-Forwarded-For": "6.6.6.6"}
+	want := "s.localhost|127.0.0.1|s.localhost|http||keep me|/a%2Fb?q=1"
+	if front.h2 {
+		// HTTP/2 has no Connection header (RFC 9113, 8.2.2).
+		delete(hdr, "Connection")
+		delete(hdr, "X-Hop")
+		want = strings.Replace(want, "|http|", "|https|", 1)
+	}
+	resp, body := do(t, front, "GET", "/a%2Fb?q=1", nil, hdr)
+	if body != want {
 		t.Errorf("the replica saw %q, want %q", body, want)
 	}
 	if resp.Header.Get("X-Secret-Hop") != "" || resp.Header.Get("Keep-Alive") != "" || resp.Header.Get("X-Kept") != "yes" {
@@ -191,5 +208,38 @@ func testRefusedIsRetriedOnce(t *testing.T, start func(*testing.T, *Gateway) *fr
 	resp, body := do(t, front, "GET", "/", nil, nil)
 	if resp.StatusCode != 200 || body != "late" {
 		t.Errorf("got %d %q, want the retry to reach the replica", resp.StatusCode, body)
+	}
+}
+
+func TestProxyClientLeaves(t *testing.T) { eachFront(t, testClientLeaves) }
+
+// testClientLeaves: a client that gives up on a long request makes the
+// gateway close the replica's connection, so that the replica's server
+// cancels its work; on net/http's path the gateway learns it from the
+// request's context, which it looks at when the replica is silent.
+func testClientLeaves(t *testing.T, start func(*testing.T, *Gateway) *front) {
+	canceled := make(chan struct{}, 1)
+	_, front := serveOne(t, start, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			canceled <- struct{}{}
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+"/forever", nil)
+	req.Host = "s.localhost"
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+	}()
+	if resp, err := front.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("an answer (%d) to a request its client gave up", resp.StatusCode)
+	}
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replica kept working for a client that left")
 	}
 }
