@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -283,11 +284,16 @@ func main() {
 	// A component public under /api sees /api/... paths: route them as if
 	// the prefix were not there, so one binary serves any component.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mode == "late-api" && r.URL.Path == "/" {
+			firstRoot.CompareAndSwap(0, time.Now().UnixNano())
+		}
 		// late-api answers / at once and everything else with 503 for
 		// its first two seconds (or READY_AFTER), as Prometheus does
 		// until its storage is open (issue 20): a readiness rule that
-		// asks / is satisfied too early.
-		if mode == "late-api" && r.URL.Path != "/" && time.Since(startedAt) < readyAfter {
+		// asks / is satisfied too early. The two seconds count from the
+		// first answer to /, when there is one, not from the start: on a
+		// loaded machine a prober's first GET / can come later than that.
+		if mode == "late-api" && r.URL.Path != "/" && time.Since(lateFrom(startedAt)) < readyAfter {
 			http.Error(w, "not ready: opening storage", http.StatusServiceUnavailable)
 			return
 		}
@@ -321,4 +327,16 @@ func main() {
 		fmt.Println(err)
 		os.Exit(1)
 	}
+}
+
+// firstRoot is when late-api first answered / (Unix nanoseconds), 0 before.
+var firstRoot atomic.Int64
+
+// lateFrom is when late-api's 503s began: its first answer to /, or its
+// start when nothing has asked / yet.
+func lateFrom(started time.Time) time.Time {
+	if n := firstRoot.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return started
 }
