@@ -182,7 +182,7 @@ func TestCopyChunked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			w := bufio.NewWriter(&buf)
-			n, err := copyChunked(w, bufio.NewReader(strings.NewReader(tc.in)))
+			n, err := copyChunked(w, bufio.NewReader(strings.NewReader(tc.in)), rawPair{})
 			w.Flush()
 			if tc.bad {
 				if err == nil {

@@ -62,6 +62,9 @@ type rawConn struct {
 
 func dialRaw(t *testing.T, addr string) *rawConn {
 	t.Helper()
+	if _, ok := tlsAddrs.Load(addr); ok {
+		return dialTLS(t, addr, "http/1.1")
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -108,11 +111,13 @@ func echoBackend(t *testing.T) string {
 	return strings.TrimPrefix(b.URL, "http://")
 }
 
-func TestServerFastPathAndHandOff(t *testing.T) {
+func TestServerFastPathAndHandOff(t *testing.T) { overBoth(t, testServerFastPathAndHandOff) }
+
+func testServerFastPathAndHandOff(t *testing.T, serve serveFunc) {
 	var logs syncBuffer
 	g := New(Config{AccessLog: slog.New(slog.NewJSONHandler(&logs, nil))})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 	rc := dialRaw(t, addr)
 
 	rc.send("GET /one?x=1 HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -223,7 +228,9 @@ func TestServerBytesArriveWhileBusy(t *testing.T) {
 // request on the fast path closes the replica's connection (the replica's
 // server cancels its work), and that a replica silent for longer than the
 // fast path's stall check still answers a client that waits.
-func TestServerClientLeavesSlowRequest(t *testing.T) {
+func TestServerClientLeavesSlowRequest(t *testing.T) { overBoth(t, testServerClientLeavesSlowRequest) }
+
+func testServerClientLeavesSlowRequest(t *testing.T, serve serveFunc) {
 	canceled := make(chan struct{}, 1)
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -241,7 +248,7 @@ func TestServerClientLeavesSlowRequest(t *testing.T) {
 	t.Cleanup(b.Close)
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 
 	waiting := dialRaw(t, addr)
 	waiting.send("GET /late HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -265,7 +272,9 @@ func TestServerClientLeavesSlowRequest(t *testing.T) {
 	}
 }
 
-func TestServerHandsOff(t *testing.T) {
+func TestServerHandsOff(t *testing.T) { overBoth(t, testServerHandsOff) }
+
+func testServerHandsOff(t *testing.T, serve serveFunc) {
 	backend := echoBackend(t)
 	down, _ := net.Listen("tcp", "127.0.0.1:0")
 	downAddr := down.Addr().String()
@@ -301,7 +310,7 @@ func TestServerHandsOff(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(Config{})
 			tc.route(g)
-			addr, _, handoffs := fastServer(t, g)
+			addr, _, handoffs := serve(t, g)
 			rc := dialRaw(t, addr)
 			rc.send(tc.head)
 			if resp, body := rc.read("GET"); resp.StatusCode != tc.status {
@@ -370,7 +379,9 @@ func rawBackend(t *testing.T, answer string, closeAfter bool) string {
 	})
 }
 
-func TestServerAnswersOfEveryShape(t *testing.T) {
+func TestServerAnswersOfEveryShape(t *testing.T) { overBoth(t, testServerAnswersOfEveryShape) }
+
+func testServerAnswersOfEveryShape(t *testing.T, serve serveFunc) {
 	tests := []struct {
 		name       string
 		answer     string
@@ -388,7 +399,7 @@ func TestServerAnswersOfEveryShape(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(Config{})
 			routeTo(g, rawBackend(t, tc.answer, tc.closeAfter), Limits{})
-			addr, _, handoffs := fastServer(t, g)
+			addr, _, handoffs := serve(t, g)
 			rc := dialRaw(t, addr)
 			for i := range 2 {
 				rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -416,7 +427,9 @@ func TestServerAnswersOfEveryShape(t *testing.T) {
 // TestServerStreams has the replica send a chunk and wait until the
 // client has it: only a proxy that passes chunks on as they come lets
 // this finish.
-func TestServerStreams(t *testing.T) {
+func TestServerStreams(t *testing.T) { overBoth(t, testServerStreams) }
+
+func testServerStreams(t *testing.T, serve serveFunc) {
 	got := make(chan struct{})
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "first;")
@@ -430,7 +443,7 @@ func TestServerStreams(t *testing.T) {
 	defer b.Close()
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, _ := fastServer(t, g)
+	addr, _, _ := serve(t, g)
 	rc := dialRaw(t, addr)
 	rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
 	resp, err := http.ReadResponse(rc.br, nil)
@@ -452,10 +465,12 @@ func TestServerStreams(t *testing.T) {
 	}
 }
 
-func TestServerConnectionClose(t *testing.T) {
+func TestServerConnectionClose(t *testing.T) { overBoth(t, testServerConnectionClose) }
+
+func testServerConnectionClose(t *testing.T, serve serveFunc) {
 	g := New(Config{})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, s, _ := fastServer(t, g)
+	addr, s, _ := serve(t, g)
 
 	rc := dialRaw(t, addr)
 	rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\nConnection: close\r\n\r\n")
@@ -480,7 +495,9 @@ func TestServerConnectionClose(t *testing.T) {
 	}
 }
 
-func TestServerShutdownWaitsForRequests(t *testing.T) {
+func TestServerShutdownWaitsForRequests(t *testing.T) { overBoth(t, testServerShutdownWaitsForRequests) }
+
+func testServerShutdownWaitsForRequests(t *testing.T, serve serveFunc) {
 	release := make(chan struct{})
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -491,7 +508,7 @@ func TestServerShutdownWaitsForRequests(t *testing.T) {
 	defer b.Close()
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, s, _ := fastServer(t, g)
+	addr, s, _ := serve(t, g)
 
 	idle := dialRaw(t, addr)
 	idle.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -544,10 +561,12 @@ func (s *syncBuffer) String() string {
 // keeps a connection open without asking anything, are cut off by the
 // fast path itself (not handed to net/http, which would start their
 // clocks afresh).
-func TestServerSlowClients(t *testing.T) {
+func TestServerSlowClients(t *testing.T) { overBoth(t, testServerSlowClients) }
+
+func testServerSlowClients(t *testing.T, serve serveFunc) {
 	g := New(Config{})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, _, handoffs := fastServer(t, g, ServerConfig{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	addr, _, handoffs := serve(t, g, ServerConfig{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 
 	slow := dialRaw(t, addr)
 	slow.send("GET / HTTP/1.1\r\nHost: s.lo")
@@ -571,7 +590,9 @@ func TestServerSlowClients(t *testing.T) {
 // TestServerPostNeverSentTwice: a replica that takes a POST and drops the
 // connection without answering may have acted on it; the fast path
 // answers 502 rather than send it again (GET would be sent again).
-func TestServerPostNeverSentTwice(t *testing.T) {
+func TestServerPostNeverSentTwice(t *testing.T) { overBoth(t, testServerPostNeverSentTwice) }
+
+func testServerPostNeverSentTwice(t *testing.T, serve serveFunc) {
 	var got atomic.Int64
 	replica := listenRaw(t, func(c net.Conn) {
 		r, err := http.ReadRequest(bufio.NewReader(c))
@@ -582,7 +603,7 @@ func TestServerPostNeverSentTwice(t *testing.T) {
 	})
 	g := New(Config{})
 	routeTo(g, replica, Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 	rc := dialRaw(t, addr)
 	rc.send("POST /charge HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 2\r\n\r\n{}")
 	resp, body := rc.read("POST")
@@ -599,10 +620,12 @@ func TestServerPostNeverSentTwice(t *testing.T) {
 
 // TestServerBareLF: a head with bare LF line ends gets 400 and the
 // connection closes (issue 15: it used to get no answer at all).
-func TestServerBareLF(t *testing.T) {
+func TestServerBareLF(t *testing.T) { overBoth(t, testServerBareLF) }
+
+func testServerBareLF(t *testing.T, serve serveFunc) {
 	g := New(Config{Domain: "localhost", Apex: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "apex") })})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, _, _ := fastServer(t, g)
+	addr, _, _ := serve(t, g)
 	for _, head := range []string{
 		"GET / HTTP/1.1\nHost: s.localhost\n\n",
 		"GET / HTTP/1.1\r\nHost: s.localhost\n\r\n",
@@ -630,7 +653,9 @@ func TestServerBareLF(t *testing.T) {
 // replica (net/http would read it by Transfer-Encoding and keep the
 // connection open); a body whose chunked framing is broken gets 400 and
 // the connection closes, not the 502 of a solution that failed.
-func TestServerFraming(t *testing.T) {
+func TestServerFraming(t *testing.T) { overBoth(t, testServerFraming) }
+
+func testServerFraming(t *testing.T, serve serveFunc) {
 	var got atomic.Int64
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Add(1)
@@ -640,7 +665,7 @@ func TestServerFraming(t *testing.T) {
 	t.Cleanup(b.Close)
 	g := New(Config{Domain: "localhost", Apex: http.NotFoundHandler()})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, _ := fastServer(t, g)
+	addr, _, _ := serve(t, g)
 	for _, c := range []struct {
 		name, req string
 		status    int
