@@ -495,7 +495,9 @@ func testServerConnectionClose(t *testing.T, serve serveFunc) {
 	}
 }
 
-func TestServerShutdownWaitsForRequests(t *testing.T) { overBoth(t, testServerShutdownWaitsForRequests) }
+func TestServerShutdownWaitsForRequests(t *testing.T) {
+	overBoth(t, testServerShutdownWaitsForRequests)
+}
 
 func testServerShutdownWaitsForRequests(t *testing.T, serve serveFunc) {
 	release := make(chan struct{})
