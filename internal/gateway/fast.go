@@ -607,7 +607,9 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 	switch {
 	case err != nil || noBody:
 	case resp.chunked:
-		out, err = copyChunked(fc.bw, u.br, p)
+		var clean bool
+		out, clean, err = copyChunkedWide(fc.bw, u.br, p)
+		resp.close = resp.close || !clean
 	case resp.length >= 0:
 		out, err = copyN(fc.bw, u.br, resp.length, p)
 	default:
@@ -813,6 +815,56 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader, p rawPair) (int64, error) {
 		}
 		w.WriteString("\r\n")
 	}
+}
+
+// wideReader reads a chunked answer through 64 KiB instead of the replica
+// connection's 4 KiB: what the 4 KiB reader held first (pre), then the
+// socket. A stream of 4 KiB chunks took two reads and two writes a chunk
+// through the small buffer; through this one, a read takes whatever
+// chunks have arrived, and they go to the client in one write.
+type wideReader struct {
+	br       *bufio.Reader
+	pre, buf []byte // pre is what is left of buf to read
+	src      io.Reader
+}
+
+func (w *wideReader) Read(p []byte) (int, error) {
+	if len(w.pre) > 0 {
+		n := copy(p, w.pre)
+		w.pre = w.pre[n:]
+		return n, nil
+	}
+	return w.src.Read(p)
+}
+
+var wideReaders = sync.Pool{New: func() any {
+	w := &wideReader{buf: make([]byte, 0, 4<<10)}
+	w.br = bufio.NewReaderSize(w, 64<<10)
+	return w
+}}
+
+// copyChunkedWide is copyChunked through a pooled wideReader, when the
+// replica's connection has a RawConn (p.src). clean is false when the
+// replica sent bytes past the answer's end, which the wide reader took and
+// drops: its connection must then not be used again.
+func copyChunkedWide(w *bufio.Writer, r *bufio.Reader, p rawPair) (out int64, clean bool, err error) {
+	if p.src == nil {
+		out, err = copyChunked(w, r, p)
+		return out, true, err
+	}
+	wr := wideReaders.Get().(*wideReader)
+	b, _ := r.Peek(r.Buffered())
+	wr.buf = append(wr.buf[:0], b...)
+	wr.pre = wr.buf
+	r.Discard(len(b))
+	wr.src = p.src
+	wr.br.Reset(wr)
+	out, err = copyChunked(w, wr.br, rawPair{dst: p.dst, src: wr})
+	clean = wr.br.Buffered() == 0 && len(wr.pre) == 0
+	wr.br.Reset(nil)
+	wr.src, wr.pre = nil, nil
+	wideReaders.Put(wr)
+	return out, clean, err
 }
 
 // chunkLine reads a line of chunked framing, flushing the client first if
