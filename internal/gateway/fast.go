@@ -602,13 +602,15 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 	fc.scratch = append(fc.scratch, "\r\n"...)
 	fc.writeBy(start, srv.WriteTimeout)
 	fc.br.Discard(len(h.head) + len(h.body)) // from here on, the request is ours
-	_, err = fc.bw.Write(fc.scratch)
 	p := rawPair{dst: fc.out, src: u.src()}
+	if noBody || !resp.chunked {
+		_, err = fc.bw.Write(fc.scratch)
+	}
 	switch {
 	case err != nil || noBody:
 	case resp.chunked:
 		var clean bool
-		out, clean, err = copyChunkedWide(fc.bw, u.br, p)
+		out, clean, err = copyChunkedWide(fc.bw, u.br, p, fc.scratch)
 		resp.close = resp.close || !clean
 	case resp.length >= 0:
 		out, err = copyN(fc.bw, u.br, resp.length, p)
@@ -843,14 +845,23 @@ var wideReaders = sync.Pool{New: func() any {
 	return w
 }}
 
-// copyChunkedWide is copyChunked through a pooled wideReader, when the
-// replica's connection has a RawConn (p.src). clean is false when the
-// replica sent bytes past the answer's end, which the wide reader took and
-// drops: its connection must then not be used again.
-func copyChunkedWide(w *bufio.Writer, r *bufio.Reader, p rawPair) (out int64, clean bool, err error) {
+var wideWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// copyChunkedWide writes head, then copies a chunked body as copyChunked
+// does, through a pooled wideReader and a 64 KiB writer to the client when
+// the replica's connection has a RawConn (p.src); the answer is all
+// written when it returns. clean is false when the replica sent bytes past
+// the answer's end, which the wide reader took and drops: its connection
+// must then not be used again.
+func copyChunkedWide(w *bufio.Writer, r *bufio.Reader, p rawPair, head []byte) (out int64, clean bool, err error) {
 	if p.src == nil {
-		out, err = copyChunked(w, r, p)
+		if _, err = w.Write(head); err == nil {
+			out, err = copyChunked(w, r, p)
+		}
 		return out, true, err
+	}
+	if err = w.Flush(); err != nil {
+		return 0, true, err
 	}
 	wr := wideReaders.Get().(*wideReader)
 	b, _ := r.Peek(r.Buffered())
@@ -859,8 +870,17 @@ func copyChunkedWide(w *bufio.Writer, r *bufio.Reader, p rawPair) (out int64, cl
 	r.Discard(len(b))
 	wr.src = p.src
 	wr.br.Reset(wr)
-	out, err = copyChunked(w, wr.br, rawPair{dst: p.dst, src: wr})
+	ww := wideWriters.Get().(*bufio.Writer)
+	ww.Reset(p.dst)
+	if _, err = ww.Write(head); err == nil {
+		out, err = copyChunked(ww, wr.br, rawPair{dst: p.dst, src: wr})
+	}
+	if err == nil {
+		err = ww.Flush()
+	}
 	clean = wr.br.Buffered() == 0 && len(wr.pre) == 0
+	ww.Reset(nil)
+	wideWriters.Put(ww)
 	wr.br.Reset(nil)
 	wr.src, wr.pre = nil, nil
 	wideReaders.Put(wr)
