@@ -47,8 +47,10 @@ func (fc *fastConn) handshake(cfg *tls.Config) bool {
 	}
 	_ = fc.c.SetDeadline(time.Time{})
 	fc.tc = tc
-	if sc := newSysConn(fc.c); sc != nil {
-		fc.tlsRC = sc.rc
+	if sc, ok := fc.c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			fc.tlsRC = rc // for tlsGone's look at the socket
+		}
 	}
 	return true
 }
