@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"os"
 	"strings"
 	"syscall"
@@ -42,7 +43,11 @@ func (fc *fastConn) handshake(cfg *tls.Config) bool {
 			_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 			reason = "client sent an HTTP request to an HTTPS server"
 		}
-		srv.ErrorLog.Printf("http: TLS handshake error from %s: %v", fc.c.RemoteAddr(), reason)
+		logf := log.Printf // as net/http does without an ErrorLog
+		if srv.ErrorLog != nil {
+			logf = srv.ErrorLog.Printf
+		}
+		logf("http: TLS handshake error from %s: %v", fc.c.RemoteAddr(), reason)
 		return false
 	}
 	_ = fc.c.SetDeadline(time.Time{})

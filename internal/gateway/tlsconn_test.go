@@ -286,3 +286,30 @@ func testServerLongBodies(t *testing.T, serve serveFunc) {
 		t.Errorf("2xx counted %d times, want 4", n)
 	}
 }
+
+// TestServerTLSHandshakeFails: a failed handshake is logged and closes the
+// connection, with or without an ErrorLog.
+func TestServerTLSHandshakeFails(t *testing.T) {
+	for _, withLog := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewServer(New(Config{}), ServerConfig{})
+		if !withLog {
+			s.HTTP.ErrorLog = nil
+		}
+		go s.ServeTLS(ln, &tls.Config{Certificates: []tls.Certificate{testCert(t)}})
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "\x16\x03\x01\x00\x05hello")
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("with ErrorLog %v: %v, want the connection closed", withLog, err)
+		}
+		c.Close()
+		s.Close()
+	}
+}
