@@ -192,10 +192,11 @@ func (fc *fastConn) serve() {
 	}
 	handedOff := fc.handOffNow && fc.handOff()
 	fc.s.track(fc, false)
-	if handedOff {
-	} else if fc.tc != nil {
+	switch {
+	case handedOff:
+	case fc.tc != nil:
 		fc.tc.Close() // with a close_notify, as net/http's
-	} else {
+	default:
 		fc.c.Close()
 	}
 	fc.dropBuffers()

@@ -51,12 +51,12 @@ type Server struct {
 	gw   *Gateway // nil: no fast path
 	// tlsConf is set by ServeTLS: the listener's connections are TLS.
 	tlsConf *tls.Config
-	// tlsHeader holds the header lines the handler adds to answers over
-	// TLS (HSTS), for the fast path to write too, and tlsNames their
-	// names in lower case.
+	// tlsAdded are the headers the handler adds to answers over TLS
+	// (HSTS), for the fast path to write too; tlsHeader holds them as
+	// header lines, and tlsNames their names in lower case.
+	tlsAdded  http.Header
 	tlsHeader []byte
 	tlsNames  []string
-	tlsAdded  http.Header
 
 	handoff *handoffListener
 
