@@ -130,4 +130,3 @@ func BenchmarkFastPathBodies(b *testing.B) {
 		})
 	}
 }
-
