@@ -19,9 +19,9 @@ import (
 	"time"
 )
 
-// The fast path: plain HTTP/1.1 GET and HEAD requests, and POST and PUT
-// with a Content-Length body that fits with its head in the read buffer,
-// for awake solutions: what nearly every visitor and API client sends,
+// The fast path: HTTP/1.1 GET and HEAD requests, and POST and PUT with a
+// Content-Length body that fits with its head in the read buffer, for
+// awake solutions, over plain TCP or TLS (tlsconn.go): what nearly every visitor and API client sends,
 // served by the connection's own goroutine. It reads the head in place,
 // forwards its lines to a pooled connection of the replica, and copies
 // the answer back as bytes. net/http costs several times as much per
@@ -38,8 +38,9 @@ import (
 // idempotent, and net/http's path retries, waits or explains the failure
 // as it always has. A body is never sent twice.
 //
-// The fence. The fast path is fast.go, head.go and sysconn*.go; what it
-// takes from the rest of the package is, and should stay, only:
+// The fence. The fast path is fast.go, head.go, tlsconn.go and
+// sysconn*.go; what it takes from the rest of the package is, and should
+// stay, only:
 //   - the route table: Table.lookup, route and its snapshot (state,
 //     limits, prefixes), snapshot.pick and the upstream it picks;
 //   - the replica pool: connPool's get, put and dial, and upConn, the same
@@ -48,11 +49,13 @@ import (
 //     giveBack, Proxies.trusts, isBot, and the access log's accessEntry
 //     and logAccess, so both paths count, limit and log alike;
 //   - the server: Server.track and Server.give, the hand-over of a
-//     connection to net/http with the bytes read ahead.
+//     connection to net/http with the bytes read ahead, and over TLS the
+//     config and the headers its handler adds (tlsConf, tlsAdded).
 //
 // Its invariants:
-//   - head.go changes only with FuzzParseRequest (the differential fuzz
-//     test against net/http's reader) passing: the fast path accepts a
+//   - head.go changes only with FuzzParseRequest and FuzzServerFraming
+//     (the differential fuzz tests against net/http's reader, of heads and
+//     of whole connections over TCP and TLS) passing: the fast path accepts a
 //     strict subset of what net/http does, never a head net/http would
 //     read differently, which is what keeps the two from disagreeing about
 //     where a request ends (request smuggling);
@@ -734,6 +737,14 @@ func copyN(w *bufio.Writer, r *bufio.Reader, n int64, p rawPair) (int64, error) 
 type rawPair struct {
 	dst io.Writer
 	src io.Reader
+}
+
+// src is what the replica connection's reader reads.
+func (c *upConn) src() io.Reader {
+	if c.sc != nil {
+		return c.sc
+	}
+	return c.conn
 }
 
 // longBody is the rest of a body past which copyN moves it with copyLong.

@@ -57,14 +57,6 @@ type upConn struct {
 	rdl      time.Time
 }
 
-// src is what the connection's reader reads.
-func (c *upConn) src() io.Reader {
-	if c.sc != nil {
-		return c.sc
-	}
-	return c.conn
-}
-
 // stallCheck is how long the fast path lets a replica be silent before it
 // looks whether the client is still there: a client that leaves a long
 // request (an inference, say) must not leave the replica working for
