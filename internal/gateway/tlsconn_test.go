@@ -313,3 +313,40 @@ func TestServerTLSHandshakeFails(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestServerTLSResumes: the fast path's handshake is the config's, so a
+// session ticket sealed with keys chosen per client (as the shared ticket
+// key ring does, through GetConfigForClient) resumes the session on a new
+// connection.
+func TestServerTLSResumes(t *testing.T) {
+	g := New(Config{})
+	routeTo(g, headersBackend(t), Limits{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed := &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	keyed.SetSessionTicketKeys([][32]byte{{1, 2, 3}})
+	s := NewServer(g, ServerConfig{})
+	go s.ServeTLS(ln, &tls.Config{
+		Certificates:       []tls.Certificate{testCert(t)},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return keyed, nil },
+	})
+	t.Cleanup(func() { s.Close() })
+	cache := tls.NewLRUClientSessionCache(4)
+	for i, want := range []bool{false, true} {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, ServerName: "s.localhost", ClientSessionCache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+		rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
+		if _, body := rc.read("GET"); body != "https" {
+			t.Errorf("connection %d: %q", i, body)
+		}
+		if got := c.ConnectionState().DidResume; got != want {
+			t.Errorf("connection %d resumed %v, want %v", i, got, want)
+		}
+		c.Close()
+	}
+}
