@@ -120,6 +120,9 @@ type fastConn struct {
 	tlsRC   syscall.RawConn
 	ahead   []byte
 	shaking atomic.Bool
+	// waitFn is tlsWaitStep, made once; looked is its state.
+	waitFn func(uintptr) bool
+	looked bool
 }
 
 // upStalled is called when the replica has been silent for stallCheck: it
@@ -260,6 +263,9 @@ func (fc *fastConn) run(fd uintptr) bool {
 					wait = srv.ReadHeaderTimeout
 				}
 				fc.readBy(fc.now(), wait)
+			}
+			if fc.tc != nil && !fc.tlsIdle() {
+				return true
 			}
 			if _, err := fc.br.Peek(1); err != nil {
 				if err == errWouldBlock && fc.bw.Buffered() == 0 {

@@ -185,7 +185,9 @@ func testServerFastPathAndHandOff(t *testing.T, serve serveFunc) {
 // parts, a body after its head, and a pipelined request that arrives
 // while the one before it is still with the replica. A missed arrival
 // would leave the client waiting for its deadline.
-func TestServerBytesArriveWhileBusy(t *testing.T) {
+func TestServerBytesArriveWhileBusy(t *testing.T) { overBoth(t, testServerBytesArriveWhileBusy) }
+
+func testServerBytesArriveWhileBusy(t *testing.T, serve serveFunc) {
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			time.Sleep(100 * time.Millisecond)
@@ -196,7 +198,7 @@ func TestServerBytesArriveWhileBusy(t *testing.T) {
 	t.Cleanup(b.Close)
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 	rc := dialRaw(t, addr)
 	pause := func() { time.Sleep(30 * time.Millisecond) }
 
@@ -714,10 +716,12 @@ func testServerFraming(t *testing.T, serve serveFunc) {
 // TestServerIdleHoldsNoBuffers: a connection waiting for its next request
 // gives its read and write buffers back, and takes them again when the
 // request comes (TestLoad's 10,000 idle connections held 8 KiB each).
-func TestServerIdleHoldsNoBuffers(t *testing.T) {
+func TestServerIdleHoldsNoBuffers(t *testing.T) { overBoth(t, testServerIdleHoldsNoBuffers) }
+
+func testServerIdleHoldsNoBuffers(t *testing.T, serve serveFunc) {
 	g := New(Config{Domain: "localhost", Apex: http.NotFoundHandler()})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, s, _ := fastServer(t, g)
+	addr, s, _ := serve(t, g)
 	var conns []*rawConn
 	for range 20 {
 		rc := dialRaw(t, addr)

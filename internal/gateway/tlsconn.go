@@ -60,6 +60,50 @@ func (fc *fastConn) handshake(cfg *tls.Config) bool {
 	return true
 }
 
+// tlsIdle waits for the client's next request without holding the read
+// and write buffers, as the plain path does: 10,000 idle connections
+// would hold 80 MiB of them. The tls.Conn may hold a record already
+// (pipelined requests): a read with a deadline in the past, which Go
+// refuses before any system call, takes it if so; else the buffers go
+// back to their pools until the socket has something. False when the
+// connection is to close.
+func (fc *fastConn) tlsIdle() bool {
+	if fc.tlsRC == nil || fc.bw.Buffered() > 0 || len(fc.ahead) > 0 {
+		return true
+	}
+	_ = fc.c.SetReadDeadline(time.Unix(1, 0))
+	_, err := fc.br.Peek(1)
+	_ = fc.c.SetReadDeadline(fc.readDL)
+	if fc.s.closing.Load() || fc.s.noKeep.Load() && !fc.first {
+		return false // wakeIdle's deadline may have been overwritten
+	}
+	if err == nil {
+		return true // a request, or its start, was in the tls.Conn
+	}
+	fc.dropBuffers()
+	if fc.waitFn == nil {
+		fc.waitFn = fc.tlsWaitStep
+	}
+	fc.looked = false
+	if err := fc.tlsRC.Read(fc.waitFn); err != nil {
+		return false // the idle timeout, or the server closing
+	}
+	fc.takeBuffers(tlsReader{fc})
+	return true
+}
+
+// tlsWaitStep is tlsIdle's RawConn.Read callback: it asks to wait while
+// the socket has nothing, and returns once it has (bytes, an end or an
+// error), for the tls.Conn to read.
+func (fc *fastConn) tlsWaitStep(fd uintptr) bool {
+	if fc.looked {
+		return true
+	}
+	fc.looked = true
+	_, err := peek(int(fd))
+	return err != syscall.EAGAIN
+}
+
 // handshakeTimeout is net/http's: the shortest of the positive timeouts.
 func handshakeTimeout(ds ...time.Duration) time.Duration {
 	var out time.Duration

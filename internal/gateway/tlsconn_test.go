@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -348,5 +349,25 @@ func TestServerTLSResumes(t *testing.T) {
 			t.Errorf("connection %d resumed %v, want %v", i, got, want)
 		}
 		c.Close()
+	}
+}
+
+// TestServerTLSRecordsAhead: two requests in two TLS records sent at once
+// likely reach the tls.Conn in one read of the socket; the second, held
+// by the tls.Conn while the first is served, must not be waited for on the
+// socket, where nothing more comes.
+func TestServerTLSRecordsAhead(t *testing.T) {
+	g := New(Config{})
+	routeTo(g, echoBackend(t), Limits{})
+	addr, _, _ := tlsServer(t, g)
+	rc := dialRaw(t, addr)
+	for i := range 20 {
+		rc.send(fmt.Sprintf("GET /a%d HTTP/1.1\r\nHost: s.localhost\r\n\r\n", i))
+		rc.send(fmt.Sprintf("GET /b%d HTTP/1.1\r\nHost: s.localhost\r\n\r\n", i))
+		_, a := rc.read("GET")
+		_, b := rc.read("GET")
+		if a != fmt.Sprintf("GET /a%d ", i) || b != fmt.Sprintf("GET /b%d ", i) {
+			t.Fatalf("round %d: %q, %q", i, a, b)
+		}
 	}
 }
