@@ -55,9 +55,12 @@ func tlsServerFor(t *testing.T, h http.Handler, cfg ...ServerConfig) (string, *S
 		}
 	}
 	go s.ServeTLS(ln, &tls.Config{Certificates: []tls.Certificate{testCert(t)}, NextProtos: []string{"h2", "http/1.1"}})
-	t.Cleanup(func() { s.Close() })
 	addr := ln.Addr().String()
 	tlsAddrs.Store(addr, true)
+	t.Cleanup(func() {
+		s.Close()
+		tlsAddrs.Delete(addr) // a plain server may get the port next
+	})
 	return addr, s, handoffs
 }
 
