@@ -54,7 +54,7 @@ func (fc *fastConn) handshake(cfg *tls.Config) bool {
 	fc.tc = tc
 	if sc, ok := fc.c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			fc.tlsRC = rc // for tlsGone's look at the socket
+			fc.tlsRC = rc // for tlsGone and tlsIdle, which look at the socket
 		}
 	}
 	return true
