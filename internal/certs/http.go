@@ -79,15 +79,31 @@ func (m *Manager) HSTS(next http.Handler) http.Handler {
 	if m.cfg.HSTSIncludeSubdomains {
 		value += "; includeSubDomains"
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Browsers ignore the header over HTTP (RFC 6797 §8.1), and
-		// sending it there would claim something the channel cannot.
-		if r.TLS != nil {
-			w.Header().Set("Strict-Transport-Security", value)
-		}
-		next.ServeHTTP(w, r)
-	})
+	return &hsts{next: next, value: value, h: http.Header{"Strict-Transport-Security": {value}}}
 }
+
+// hsts is HSTS's handler. Unwrap and TLSHeaders let the gateway's fast
+// path serve next and add the header itself.
+type hsts struct {
+	next  http.Handler
+	value string
+	h     http.Header
+}
+
+func (s *hsts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Browsers ignore the header over HTTP (RFC 6797 §8.1), and sending
+	// it there would claim something the channel cannot.
+	if r.TLS != nil {
+		w.Header().Set("Strict-Transport-Security", s.value)
+	}
+	s.next.ServeHTTP(w, r)
+}
+
+// Unwrap is the handler HSTS wraps.
+func (s *hsts) Unwrap() http.Handler { return s.next }
+
+// TLSHeaders are the headers it adds over TLS; not to be changed.
+func (s *hsts) TLSHeaders() http.Header { return s.h }
 
 // CAHandler serves the internal CA's certificate for clients to install
 // (a browser offers to trust it); 404 in the other modes.

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -17,9 +19,9 @@ import (
 	"time"
 )
 
-// The fast path: plain HTTP/1.1 GET and HEAD requests, and POST and PUT
-// with a Content-Length body that fits with its head in the read buffer,
-// for awake solutions: what nearly every visitor and API client sends,
+// The fast path: HTTP/1.1 GET and HEAD requests, and POST and PUT with a
+// Content-Length body that fits with its head in the read buffer, for
+// awake solutions, over plain TCP or TLS (tlsconn.go): what nearly every visitor and API client sends,
 // served by the connection's own goroutine. It reads the head in place,
 // forwards its lines to a pooled connection of the replica, and copies
 // the answer back as bytes. net/http costs several times as much per
@@ -36,8 +38,9 @@ import (
 // idempotent, and net/http's path retries, waits or explains the failure
 // as it always has. A body is never sent twice.
 //
-// The fence. The fast path is fast.go, head.go and sysconn*.go; what it
-// takes from the rest of the package is, and should stay, only:
+// The fence. The fast path is fast.go, head.go, tlsconn.go and
+// sysconn*.go; what it takes from the rest of the package is, and should
+// stay, only:
 //   - the route table: Table.lookup, route and its snapshot (state,
 //     limits, prefixes), snapshot.pick and the upstream it picks;
 //   - the replica pool: connPool's get, put and dial, and upConn, the same
@@ -46,11 +49,13 @@ import (
 //     giveBack, Proxies.trusts, isBot, and the access log's accessEntry
 //     and logAccess, so both paths count, limit and log alike;
 //   - the server: Server.track and Server.give, the hand-over of a
-//     connection to net/http with the bytes read ahead.
+//     connection to net/http with the bytes read ahead, and over TLS the
+//     config and the headers its handler adds (tlsConf, tlsAdded).
 //
 // Its invariants:
-//   - head.go changes only with FuzzParseRequest (the differential fuzz
-//     test against net/http's reader) passing: the fast path accepts a
+//   - head.go changes only with FuzzParseRequest and FuzzServerFraming
+//     (the differential fuzz tests against net/http's reader, of heads and
+//     of whole connections over TCP and TLS) passing: the fast path accepts a
 //     strict subset of what net/http does, never a head net/http would
 //     read differently, which is what keeps the two from disagreeing about
 //     where a request ends (request smuggling);
@@ -107,6 +112,17 @@ type fastConn struct {
 	// upStalled, made once.
 	up      *upConn
 	stallFn func() error
+	// Over TLS (tlsconn.go): tc is the connection once its handshake is
+	// done, tlsRC the socket's RawConn, ahead what the client-gone check
+	// read of the client and the read buffer has yet to get; shaking is
+	// true during the handshake.
+	tc      *tls.Conn
+	tlsRC   syscall.RawConn
+	ahead   []byte
+	shaking atomic.Bool
+	// waitFn is tlsWaitStep, made once; looked is its state.
+	waitFn func(uintptr) bool
+	looked bool
 }
 
 // upStalled is called when the replica has been silent for stallCheck: it
@@ -123,6 +139,9 @@ func (fc *fastConn) upStalled() error {
 // It looks without reading: bytes waiting (a pipelined request) mean the
 // client is there.
 func (fc *fastConn) clientGone() bool {
+	if fc.tc != nil {
+		return fc.tlsGone()
+	}
 	if fc.rd.fd == 0 {
 		return false // no socket to look at (no RawConn): wait as before
 	}
@@ -151,7 +170,24 @@ func newFastConn(s *Server, c net.Conn) *fastConn {
 func (fc *fastConn) serve() {
 	fc.first = true
 	fc.stallFn = fc.upStalled
-	if sc := newSysConn(fc.c); sc != nil {
+	if cfg := fc.s.tlsConf; cfg != nil {
+		if !fc.handshake(cfg) {
+			fc.s.track(fc, false)
+			fc.c.Close()
+			return
+		}
+		if p := fc.tc.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
+			// HTTP/2, or an ACME challenge: net/http's, as it is.
+			fc.s.track(fc, false)
+			if !fc.s.give(fc.tc, nil) {
+				fc.c.Close()
+			}
+			return
+		}
+		fc.out = fc.tc
+		fc.takeBuffers(tlsReader{fc})
+		fc.run(0)
+	} else if sc := newSysConn(fc.c); sc != nil {
 		fc.out = sc
 		fc.takeBuffers(&fc.rd)
 		_ = sc.rc.Read(fc.run) // an error is the client leaving, or a deadline
@@ -162,7 +198,11 @@ func (fc *fastConn) serve() {
 	}
 	handedOff := fc.handOffNow && fc.handOff()
 	fc.s.track(fc, false)
-	if !handedOff {
+	switch {
+	case handedOff:
+	case fc.tc != nil:
+		fc.tc.Close() // with a close_notify, as net/http's
+	default:
 		fc.c.Close()
 	}
 	fc.dropBuffers()
@@ -223,6 +263,9 @@ func (fc *fastConn) run(fd uintptr) bool {
 					wait = srv.ReadHeaderTimeout
 				}
 				fc.readBy(fc.now(), wait)
+			}
+			if fc.tc != nil && !fc.tlsIdle() {
+				return true
 			}
 			if _, err := fc.br.Peek(1); err != nil {
 				if err == errWouldBlock && fc.bw.Buffered() == 0 {
@@ -411,6 +454,12 @@ func (fc *fastConn) handOff() bool {
 	}
 	// net/http sets its own deadlines, and expects none.
 	_ = fc.c.SetDeadline(time.Time{})
+	if fc.tc != nil {
+		if len(fc.ahead) > 0 {
+			unread = append(unread, fc.ahead...)
+		}
+		return fc.s.give(fc.tc, unread)
+	}
 	return fc.s.give(fc.c, unread)
 }
 
@@ -557,18 +606,26 @@ func (fc *fastConn) exchange(h *reqHead, b *backend, start time.Time) (status in
 	if !keep {
 		fc.scratch = append(fc.scratch, "Connection: close\r\n"...)
 	}
+	if fc.tc != nil && len(fc.s.tlsHeader) > 0 {
+		fc.scratch = fc.s.addTLSHeaders(fc.scratch)
+	}
 	fc.scratch = append(fc.scratch, "\r\n"...)
 	fc.writeBy(start, srv.WriteTimeout)
 	fc.br.Discard(len(h.head) + len(h.body)) // from here on, the request is ours
-	_, err = fc.bw.Write(fc.scratch)
+	p := rawPair{dst: fc.out, src: u.src()}
+	if noBody || !resp.chunked {
+		_, err = fc.bw.Write(fc.scratch)
+	}
 	switch {
 	case err != nil || noBody:
 	case resp.chunked:
-		out, err = copyChunked(fc.bw, u.br)
+		var clean bool
+		out, clean, err = copyChunkedWide(fc.bw, u.br, p, fc.scratch)
+		resp.close = resp.close || !clean
 	case resp.length >= 0:
-		out, err = copyN(fc.bw, u.br, resp.length)
+		out, err = copyN(fc.bw, u.br, resp.length, p)
 	default:
-		out, err = copyN(fc.bw, u.br, -1)
+		out, err = copyN(fc.bw, u.br, -1, p)
 		if err == io.EOF {
 			err, resp.close = nil, true
 		}
@@ -615,7 +672,11 @@ func (fc *fastConn) writeRequest(w *bufio.Writer, h *reqHead) {
 	w.WriteString(fc.peerText)
 	w.WriteString("\r\nX-Forwarded-Host: ")
 	w.Write(h.host)
-	w.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	if fc.tc != nil {
+		w.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+	} else {
+		w.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	}
 	if h.noLength {
 		w.WriteString("Content-Length: 0\r\n")
 	}
@@ -643,12 +704,18 @@ func indexColon(b []byte) int {
 // copyN copies n bytes of a body (all of it to EOF when n < 0), flushing
 // what the client was given whenever the replica has nothing more ready:
 // streamed answers arrive as they are made, and quick ones in one write.
-func copyN(w *bufio.Writer, r *bufio.Reader, n int64) (int64, error) {
+// Past what the buffers hold, a long body goes from src (what r reads) to
+// dst (what w writes) through a larger buffer (copyLong).
+func copyN(w *bufio.Writer, r *bufio.Reader, n int64, p rawPair) (int64, error) {
 	var done int64
 	for n < 0 || done < n {
 		if r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
 				return done, err
+			}
+			if p.src != nil && (n < 0 || n-done > longBody) {
+				k, err := copyLong(p, n-done, n < 0)
+				return done + k, err
 			}
 			if _, err := r.Peek(1); err != nil {
 				if err == io.EOF && n >= 0 {
@@ -671,9 +738,63 @@ func copyN(w *bufio.Writer, r *bufio.Reader, n int64) (int64, error) {
 	return done, nil
 }
 
+// rawPair is what the replica's reader and the client's writer are over,
+// for copyLong; zero for none.
+type rawPair struct {
+	dst io.Writer
+	src io.Reader
+}
+
+// src is what the replica connection's reader reads.
+func (c *upConn) src() io.Reader {
+	if c.sc != nil {
+		return c.sc
+	}
+	return c.conn
+}
+
+// longBody is the rest of a body past which copyN moves it with copyLong.
+// A chunk of a streamed answer is usually smaller, and goes as before.
+const longBody = 16 << 10
+
+// bodyBufs are copyLong's buffers, held only while a body is copied: an
+// idle connection holds none.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// copyLong copies n bytes (to EOF when toEOF) from p.src to p.dst,
+// writing each read at once. Through the 4 KiB buffers a 1 MiB answer
+// took 256 reads and 256 writes, which were most of its cost in a
+// profile; with 64 KiB, 16 of each.
+func copyLong(p rawPair, n int64, toEOF bool) (int64, error) {
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	buf := *bp
+	var done int64
+	for toEOF || done < n {
+		m := len(buf)
+		if !toEOF {
+			m = int(min(int64(m), n-done))
+		}
+		k, err := p.src.Read(buf[:m])
+		if k > 0 {
+			if _, werr := p.dst.Write(buf[:k]); werr != nil {
+				return done, werr
+			}
+			done += int64(k)
+		}
+		if err != nil {
+			if err == io.EOF && !toEOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return done, err
+		}
+	}
+	return done, nil
+}
+
 // copyChunked copies a chunked body as it is, chunk sizes, extensions and
 // trailers included, reading the framing only to find its end.
-func copyChunked(w *bufio.Writer, r *bufio.Reader) (int64, error) {
+func copyChunked(w *bufio.Writer, r *bufio.Reader, p rawPair) (int64, error) {
 	var out int64
 	for {
 		line, err := chunkLine(w, r)
@@ -700,7 +821,7 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader) (int64, error) {
 				}
 			}
 		}
-		n, err := copyN(w, r, size)
+		n, err := copyN(w, r, size, p)
 		out += n
 		if err != nil {
 			return out, err
@@ -714,6 +835,74 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader) (int64, error) {
 		}
 		w.WriteString("\r\n")
 	}
+}
+
+// wideReader reads a chunked answer through 64 KiB instead of the replica
+// connection's 4 KiB: what the 4 KiB reader held first (pre), then the
+// socket. A stream of 4 KiB chunks took two reads and two writes a chunk
+// through the small buffer; through this one, a read takes whatever
+// chunks have arrived, and they go to the client in one write.
+type wideReader struct {
+	br       *bufio.Reader
+	pre, buf []byte // pre is what is left of buf to read
+	src      io.Reader
+}
+
+func (w *wideReader) Read(p []byte) (int, error) {
+	if len(w.pre) > 0 {
+		n := copy(p, w.pre)
+		w.pre = w.pre[n:]
+		return n, nil
+	}
+	return w.src.Read(p)
+}
+
+var wideReaders = sync.Pool{New: func() any {
+	w := &wideReader{buf: make([]byte, 0, 4<<10)}
+	w.br = bufio.NewReaderSize(w, 64<<10)
+	return w
+}}
+
+var wideWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// copyChunkedWide writes head, then copies a chunked body as copyChunked
+// does, through a pooled wideReader and a 64 KiB writer to the client when
+// the replica's connection has a RawConn (p.src); the answer is all
+// written when it returns. clean is false when the replica sent bytes past
+// the answer's end, which the wide reader took and drops: its connection
+// must then not be used again.
+func copyChunkedWide(w *bufio.Writer, r *bufio.Reader, p rawPair, head []byte) (out int64, clean bool, err error) {
+	if p.src == nil {
+		if _, err = w.Write(head); err == nil {
+			out, err = copyChunked(w, r, p)
+		}
+		return out, true, err
+	}
+	if err = w.Flush(); err != nil {
+		return 0, true, err
+	}
+	wr := wideReaders.Get().(*wideReader)
+	b, _ := r.Peek(r.Buffered())
+	wr.buf = append(wr.buf[:0], b...)
+	wr.pre = wr.buf
+	r.Discard(len(b))
+	wr.src = p.src
+	wr.br.Reset(wr)
+	ww := wideWriters.Get().(*bufio.Writer)
+	ww.Reset(p.dst)
+	if _, err = ww.Write(head); err == nil {
+		out, err = copyChunked(ww, wr.br, rawPair{dst: p.dst, src: wr})
+	}
+	if err == nil {
+		err = ww.Flush()
+	}
+	clean = wr.br.Buffered() == 0 && len(wr.pre) == 0
+	ww.Reset(nil)
+	wideWriters.Put(ww)
+	wr.br.Reset(nil)
+	wr.src, wr.pre = nil, nil
+	wideReaders.Put(wr)
+	return out, clean, err
 }
 
 // chunkLine reads a line of chunked framing, flushing the client first if
@@ -766,6 +955,9 @@ func (fc *fastConn) badGateway(h *reqHead, err error) int {
 	g := fc.s.gw
 	g.log.Warn("proxy error", "host", string(h.host), "path", string(h.path), "err", err)
 	a := &rawAnswer{h: http.Header{}}
+	if fc.tc != nil {
+		maps.Copy(a.h, fc.s.tlsAdded)
+	}
 	g.notAnswering(a, &http.Request{Method: h.method, Header: http.Header{}})
 	fc.br.Discard(len(h.head) + len(h.body))
 	_ = a.writeTo(fc.bw)

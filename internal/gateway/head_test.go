@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -182,7 +183,7 @@ func TestCopyChunked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			w := bufio.NewWriter(&buf)
-			n, err := copyChunked(w, bufio.NewReader(strings.NewReader(tc.in)))
+			n, err := copyChunked(w, bufio.NewReader(strings.NewReader(tc.in)), rawPair{})
 			w.Flush()
 			if tc.bad {
 				if err == nil {
@@ -194,5 +195,24 @@ func TestCopyChunked(t *testing.T) {
 				t.Errorf("copied %q (%d body bytes, %v), want it all as it came (%d)", buf.String(), n, err, tc.out)
 			}
 		})
+	}
+}
+
+// TestCopyChunkedWide: through the wide reader, an answer arrives as it
+// came, from what the small reader held and the rest of the socket, long
+// chunks included, and bytes past its end make the connection unfit.
+func TestCopyChunkedWide(t *testing.T) {
+	long := strings.Repeat("x", 40<<10)
+	answer := "3\r\nabc\r\n" + fmt.Sprintf("%x\r\n%s\r\n", len(long), long) + "0\r\nX-T: 1\r\n\r\n"
+	for _, extra := range []string{"", "HTTP/1.1 200 OK\r\n"} {
+		var buf bytes.Buffer
+		src := strings.NewReader(answer + extra)
+		r := bufio.NewReaderSize(src, 16)
+		r.Peek(5) // the small reader holds the start
+		w := bufio.NewWriter(&buf)
+		n, clean, err := copyChunkedWide(w, r, rawPair{dst: &buf, src: src}, []byte("head;"))
+		if err != nil || n != int64(3+len(long)) || buf.String() != "head;"+answer || clean != (extra == "") {
+			t.Errorf("with %q after it: copied %d body bytes (%v), clean %v, the head and answer as they came: %v", extra, n, err, clean, buf.String() == "head;"+answer)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,16 +35,28 @@ type ServerConfig struct {
 	Logger *slog.Logger
 }
 
-// Server serves one listener. With the Gateway itself as its handler it
-// takes plain HTTP/1.1 requests for awake solutions on a fast path of its
-// own (fast.go), and hands every other connection, at a request boundary,
-// to a net/http Server that serves it from then on. With any other handler
-// (a redirect to HTTPS, say) or over TLS it is that net/http Server alone.
+// Server serves one listener. With the Gateway as its handler (itself, or
+// inside a handler that adds headers over TLS, as HSTS does) it takes
+// HTTP/1.1 requests for awake solutions on a fast path of its own
+// (fast.go), over plain TCP and over TLS alike, and hands every other
+// connection, at a request boundary, to a net/http Server that serves it
+// from then on; over TLS, a connection that negotiated HTTP/2 (or any
+// protocol but HTTP/1.1) goes to net/http right after its handshake. With
+// any other handler (a redirect to HTTPS, say) it is that net/http Server
+// alone.
 type Server struct {
 	// HTTP is the net/http server; its handler serves what the fast path
 	// does not.
 	HTTP *http.Server
 	gw   *Gateway // nil: no fast path
+	// tlsConf is set by ServeTLS: the listener's connections are TLS.
+	tlsConf *tls.Config
+	// tlsAdded are the headers the handler adds to answers over TLS
+	// (HSTS), for the fast path to write too; tlsHeader holds them as
+	// header lines, and tlsNames their names in lower case.
+	tlsAdded  http.Header
+	tlsHeader []byte
+	tlsNames  []string
 
 	handoff *handoffListener
 
@@ -67,11 +81,31 @@ func NewServer(h http.Handler, c ServerConfig) *Server {
 		MaxHeaderBytes:    cmp.Or(c.MaxHeaderBytes, 32<<10),
 		ErrorLog:          slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
 	}}
-	if g, ok := h.(*Gateway); ok {
+	inner := h
+	var added http.Header
+	if w, ok := h.(tlsHeaders); ok {
+		inner, added = w.Unwrap(), w.TLSHeaders()
+	}
+	if g, ok := inner.(*Gateway); ok {
 		s.gw = g
 		s.conns = map[*fastConn]struct{}{}
+		s.tlsAdded = added
+		for name, vv := range added {
+			s.tlsNames = append(s.tlsNames, strings.ToLower(name))
+			for _, v := range vv {
+				s.tlsHeader = append(s.tlsHeader, name+": "+v+"\r\n"...)
+			}
+		}
 	}
 	return s
+}
+
+// tlsHeaders is a handler around another that only adds headers to its
+// answers to requests over TLS (certs' HSTS): the server can then serve
+// the Gateway inside it on the fast path, which adds them itself.
+type tlsHeaders interface {
+	Unwrap() http.Handler
+	TLSHeaders() http.Header
 }
 
 // Serve accepts connections on l until Shutdown or Close.
@@ -118,10 +152,26 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-// ServeTLS serves HTTPS on l; net/http does all of it (HTTP/2 included).
+// ServeTLS serves HTTPS on l with cfg. Without a fast path net/http does
+// all of it; with one, the fast path shakes hands (tlsconn.go) and serves
+// HTTP/1.1 as over plain TCP, and net/http gets HTTP/2 and whatever the
+// fast path hands off.
 func (s *Server) ServeTLS(l net.Listener, cfg *tls.Config) error {
 	s.HTTP.TLSConfig = cfg
-	return s.HTTP.ServeTLS(l, "", "")
+	if s.gw == nil {
+		return s.HTTP.ServeTLS(l, "", "")
+	}
+	// As http.Server.ServeTLS does: its own copy, offering HTTP/1.1 too.
+	// net/http configures its HTTP/2 server when Serve starts, since the
+	// config names "h2".
+	c := cfg.Clone()
+	if !slices.Contains(c.NextProtos, "http/1.1") {
+		c.NextProtos = append(slices.Clone(c.NextProtos), "http/1.1")
+	}
+	s.mu.Lock()
+	s.tlsConf = c
+	s.mu.Unlock()
+	return s.Serve(l)
 }
 
 func (s *Server) track(fc *fastConn, add bool) bool {
@@ -154,8 +204,9 @@ func (s *Server) SetKeepAlivesEnabled(v bool) {
 func (s *Server) wakeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	closing := s.closing.Load()
 	for fc := range s.conns {
-		if fc.idle.Load() {
+		if fc.idle.Load() || closing && fc.shaking.Load() {
 			_ = fc.c.SetReadDeadline(time.Now())
 		}
 	}
@@ -214,7 +265,11 @@ func (s *Server) Close() error {
 // it and not consumed; false when the server is closing.
 func (s *Server) give(c net.Conn, unread []byte) bool {
 	if len(unread) > 0 {
-		c = &replayConn{Conn: c, unread: unread}
+		if tc, ok := c.(*tls.Conn); ok {
+			c = &replayTLSConn{replayConn{Conn: c, unread: unread}, tc}
+		} else {
+			c = &replayConn{Conn: c, unread: unread}
+		}
 	}
 	select {
 	case s.handoff.conns <- c:
@@ -264,6 +319,15 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// replayTLSConn is a replayConn over TLS. net/http takes the connection
+// state from it for Request.TLS, as it would from the *tls.Conn it wraps.
+type replayTLSConn struct {
+	replayConn
+	tc *tls.Conn
+}
+
+func (c *replayTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // CloseWrite lets net/http half-close the connection after an error
 // answer, as it does with a *net.TCPConn.

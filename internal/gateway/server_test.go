@@ -62,6 +62,9 @@ type rawConn struct {
 
 func dialRaw(t *testing.T, addr string) *rawConn {
 	t.Helper()
+	if _, ok := tlsAddrs.Load(addr); ok {
+		return dialTLS(t, addr, "http/1.1")
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -108,11 +111,13 @@ func echoBackend(t *testing.T) string {
 	return strings.TrimPrefix(b.URL, "http://")
 }
 
-func TestServerFastPathAndHandOff(t *testing.T) {
+func TestServerFastPathAndHandOff(t *testing.T) { overBoth(t, testServerFastPathAndHandOff) }
+
+func testServerFastPathAndHandOff(t *testing.T, serve serveFunc) {
 	var logs syncBuffer
 	g := New(Config{AccessLog: slog.New(slog.NewJSONHandler(&logs, nil))})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 	rc := dialRaw(t, addr)
 
 	rc.send("GET /one?x=1 HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -180,7 +185,9 @@ func TestServerFastPathAndHandOff(t *testing.T) {
 // parts, a body after its head, and a pipelined request that arrives
 // while the one before it is still with the replica. A missed arrival
 // would leave the client waiting for its deadline.
-func TestServerBytesArriveWhileBusy(t *testing.T) {
+func TestServerBytesArriveWhileBusy(t *testing.T) { overBoth(t, testServerBytesArriveWhileBusy) }
+
+func testServerBytesArriveWhileBusy(t *testing.T, serve serveFunc) {
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			time.Sleep(100 * time.Millisecond)
@@ -191,7 +198,7 @@ func TestServerBytesArriveWhileBusy(t *testing.T) {
 	t.Cleanup(b.Close)
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 	rc := dialRaw(t, addr)
 	pause := func() { time.Sleep(30 * time.Millisecond) }
 
@@ -223,7 +230,9 @@ func TestServerBytesArriveWhileBusy(t *testing.T) {
 // request on the fast path closes the replica's connection (the replica's
 // server cancels its work), and that a replica silent for longer than the
 // fast path's stall check still answers a client that waits.
-func TestServerClientLeavesSlowRequest(t *testing.T) {
+func TestServerClientLeavesSlowRequest(t *testing.T) { overBoth(t, testServerClientLeavesSlowRequest) }
+
+func testServerClientLeavesSlowRequest(t *testing.T, serve serveFunc) {
 	canceled := make(chan struct{}, 1)
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -241,7 +250,7 @@ func TestServerClientLeavesSlowRequest(t *testing.T) {
 	t.Cleanup(b.Close)
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 
 	waiting := dialRaw(t, addr)
 	waiting.send("GET /late HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -265,7 +274,9 @@ func TestServerClientLeavesSlowRequest(t *testing.T) {
 	}
 }
 
-func TestServerHandsOff(t *testing.T) {
+func TestServerHandsOff(t *testing.T) { overBoth(t, testServerHandsOff) }
+
+func testServerHandsOff(t *testing.T, serve serveFunc) {
 	backend := echoBackend(t)
 	down, _ := net.Listen("tcp", "127.0.0.1:0")
 	downAddr := down.Addr().String()
@@ -301,7 +312,7 @@ func TestServerHandsOff(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(Config{})
 			tc.route(g)
-			addr, _, handoffs := fastServer(t, g)
+			addr, _, handoffs := serve(t, g)
 			rc := dialRaw(t, addr)
 			rc.send(tc.head)
 			if resp, body := rc.read("GET"); resp.StatusCode != tc.status {
@@ -370,7 +381,9 @@ func rawBackend(t *testing.T, answer string, closeAfter bool) string {
 	})
 }
 
-func TestServerAnswersOfEveryShape(t *testing.T) {
+func TestServerAnswersOfEveryShape(t *testing.T) { overBoth(t, testServerAnswersOfEveryShape) }
+
+func testServerAnswersOfEveryShape(t *testing.T, serve serveFunc) {
 	tests := []struct {
 		name       string
 		answer     string
@@ -388,7 +401,7 @@ func TestServerAnswersOfEveryShape(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(Config{})
 			routeTo(g, rawBackend(t, tc.answer, tc.closeAfter), Limits{})
-			addr, _, handoffs := fastServer(t, g)
+			addr, _, handoffs := serve(t, g)
 			rc := dialRaw(t, addr)
 			for i := range 2 {
 				rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -416,7 +429,9 @@ func TestServerAnswersOfEveryShape(t *testing.T) {
 // TestServerStreams has the replica send a chunk and wait until the
 // client has it: only a proxy that passes chunks on as they come lets
 // this finish.
-func TestServerStreams(t *testing.T) {
+func TestServerStreams(t *testing.T) { overBoth(t, testServerStreams) }
+
+func testServerStreams(t *testing.T, serve serveFunc) {
 	got := make(chan struct{})
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "first;")
@@ -430,7 +445,7 @@ func TestServerStreams(t *testing.T) {
 	defer b.Close()
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, _ := fastServer(t, g)
+	addr, _, _ := serve(t, g)
 	rc := dialRaw(t, addr)
 	rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
 	resp, err := http.ReadResponse(rc.br, nil)
@@ -452,10 +467,12 @@ func TestServerStreams(t *testing.T) {
 	}
 }
 
-func TestServerConnectionClose(t *testing.T) {
+func TestServerConnectionClose(t *testing.T) { overBoth(t, testServerConnectionClose) }
+
+func testServerConnectionClose(t *testing.T, serve serveFunc) {
 	g := New(Config{})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, s, _ := fastServer(t, g)
+	addr, s, _ := serve(t, g)
 
 	rc := dialRaw(t, addr)
 	rc.send("GET / HTTP/1.1\r\nHost: s.localhost\r\nConnection: close\r\n\r\n")
@@ -481,6 +498,10 @@ func TestServerConnectionClose(t *testing.T) {
 }
 
 func TestServerShutdownWaitsForRequests(t *testing.T) {
+	overBoth(t, testServerShutdownWaitsForRequests)
+}
+
+func testServerShutdownWaitsForRequests(t *testing.T, serve serveFunc) {
 	release := make(chan struct{})
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -491,7 +512,7 @@ func TestServerShutdownWaitsForRequests(t *testing.T) {
 	defer b.Close()
 	g := New(Config{})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, s, _ := fastServer(t, g)
+	addr, s, _ := serve(t, g)
 
 	idle := dialRaw(t, addr)
 	idle.send("GET / HTTP/1.1\r\nHost: s.localhost\r\n\r\n")
@@ -544,10 +565,12 @@ func (s *syncBuffer) String() string {
 // keeps a connection open without asking anything, are cut off by the
 // fast path itself (not handed to net/http, which would start their
 // clocks afresh).
-func TestServerSlowClients(t *testing.T) {
+func TestServerSlowClients(t *testing.T) { overBoth(t, testServerSlowClients) }
+
+func testServerSlowClients(t *testing.T, serve serveFunc) {
 	g := New(Config{})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, _, handoffs := fastServer(t, g, ServerConfig{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	addr, _, handoffs := serve(t, g, ServerConfig{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 
 	slow := dialRaw(t, addr)
 	slow.send("GET / HTTP/1.1\r\nHost: s.lo")
@@ -571,7 +594,9 @@ func TestServerSlowClients(t *testing.T) {
 // TestServerPostNeverSentTwice: a replica that takes a POST and drops the
 // connection without answering may have acted on it; the fast path
 // answers 502 rather than send it again (GET would be sent again).
-func TestServerPostNeverSentTwice(t *testing.T) {
+func TestServerPostNeverSentTwice(t *testing.T) { overBoth(t, testServerPostNeverSentTwice) }
+
+func testServerPostNeverSentTwice(t *testing.T, serve serveFunc) {
 	var got atomic.Int64
 	replica := listenRaw(t, func(c net.Conn) {
 		r, err := http.ReadRequest(bufio.NewReader(c))
@@ -582,7 +607,7 @@ func TestServerPostNeverSentTwice(t *testing.T) {
 	})
 	g := New(Config{})
 	routeTo(g, replica, Limits{})
-	addr, _, handoffs := fastServer(t, g)
+	addr, _, handoffs := serve(t, g)
 	rc := dialRaw(t, addr)
 	rc.send("POST /charge HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 2\r\n\r\n{}")
 	resp, body := rc.read("POST")
@@ -599,10 +624,12 @@ func TestServerPostNeverSentTwice(t *testing.T) {
 
 // TestServerBareLF: a head with bare LF line ends gets 400 and the
 // connection closes (issue 15: it used to get no answer at all).
-func TestServerBareLF(t *testing.T) {
+func TestServerBareLF(t *testing.T) { overBoth(t, testServerBareLF) }
+
+func testServerBareLF(t *testing.T, serve serveFunc) {
 	g := New(Config{Domain: "localhost", Apex: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "apex") })})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, _, _ := fastServer(t, g)
+	addr, _, _ := serve(t, g)
 	for _, head := range []string{
 		"GET / HTTP/1.1\nHost: s.localhost\n\n",
 		"GET / HTTP/1.1\r\nHost: s.localhost\n\r\n",
@@ -630,17 +657,24 @@ func TestServerBareLF(t *testing.T) {
 // replica (net/http would read it by Transfer-Encoding and keep the
 // connection open); a body whose chunked framing is broken gets 400 and
 // the connection closes, not the 502 of a solution that failed.
-func TestServerFraming(t *testing.T) {
-	var got atomic.Int64
+func TestServerFraming(t *testing.T) { overBoth(t, testServerFraming) }
+
+func testServerFraming(t *testing.T, serve serveFunc) {
+	// Counted by path, one per row: a cut request of one row may reach
+	// the replica after the next row began.
+	var mu sync.Mutex
+	got := map[string]int64{}
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Add(1)
+		mu.Lock()
+		got[r.URL.Path]++
+		mu.Unlock()
 		body, _ := io.ReadAll(r.Body)
 		io.WriteString(w, r.Method+" "+r.RequestURI+" "+string(body))
 	}))
 	t.Cleanup(b.Close)
 	g := New(Config{Domain: "localhost", Apex: http.NotFoundHandler()})
 	routeTo(g, strings.TrimPrefix(b.URL, "http://"), Limits{})
-	addr, _, _ := fastServer(t, g)
+	addr, _, _ := serve(t, g)
 	for _, c := range []struct {
 		name, req string
 		status    int
@@ -653,10 +687,10 @@ func TestServerFraming(t *testing.T) {
 		{"a chunk longer than it says", "POST /a HTTP/1.1\r\nHost: s.localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n", 400, -1},
 		{"a bare LF in a chunk line", "POST /a HTTP/1.1\r\nHost: s.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5;x\nhello\r\n0\r\n\r\n", 400, -1},
 	} {
+		path := "/" + strings.ReplaceAll(c.name, " ", "-")
 		t.Run(c.name, func(t *testing.T) {
-			before := got.Load()
 			rc := dialRaw(t, addr)
-			rc.send(c.req)
+			rc.send(strings.Replace(c.req, "POST /a ", "POST "+path+" ", 1))
 			resp, body := rc.read("POST")
 			if resp.StatusCode != c.status {
 				t.Fatalf("%d %q, want %d", resp.StatusCode, body, c.status)
@@ -669,7 +703,10 @@ func TestServerFraming(t *testing.T) {
 			}
 			// A broken body may have reached the replica in part before
 			// the break (-1: either way); nothing after it ever does.
-			if n := got.Load() - before; c.replica >= 0 && n != c.replica || n > 1 && c.replica < 0 {
+			mu.Lock()
+			n := got[path]
+			mu.Unlock()
+			if c.replica >= 0 && n != c.replica || n > 1 && c.replica < 0 {
 				t.Errorf("the replica got %d requests, want %d", n, c.replica)
 			}
 		})
@@ -679,10 +716,12 @@ func TestServerFraming(t *testing.T) {
 // TestServerIdleHoldsNoBuffers: a connection waiting for its next request
 // gives its read and write buffers back, and takes them again when the
 // request comes (TestLoad's 10,000 idle connections held 8 KiB each).
-func TestServerIdleHoldsNoBuffers(t *testing.T) {
+func TestServerIdleHoldsNoBuffers(t *testing.T) { overBoth(t, testServerIdleHoldsNoBuffers) }
+
+func testServerIdleHoldsNoBuffers(t *testing.T, serve serveFunc) {
 	g := New(Config{Domain: "localhost", Apex: http.NotFoundHandler()})
 	routeTo(g, echoBackend(t), Limits{})
-	addr, s, _ := fastServer(t, g)
+	addr, s, _ := serve(t, g)
 	var conns []*rawConn
 	for range 20 {
 		rc := dialRaw(t, addr)
