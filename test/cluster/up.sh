@@ -260,12 +260,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     config_path = "$CONF/certs.d"
 EOF
 # The chart's in-cluster registry (registry.enabled, a NodePort) serves plain
-# HTTP; the node pulls from it on its loopback.
-mkdir -p "$CONF/certs.d/127.0.0.1:$REGISTRY_NODE_PORT"
-cat >"$CONF/certs.d/127.0.0.1:$REGISTRY_NODE_PORT/hosts.toml" <<EOF
-server = "http://127.0.0.1:$REGISTRY_NODE_PORT"
+# HTTP; the node pulls from it at its NodePort on the node's address (node
+# ports are on the primary address only, see kube-proxy below).
+mkdir -p "$CONF/certs.d/$HOST_IP:$REGISTRY_NODE_PORT"
+cat >"$CONF/certs.d/$HOST_IP:$REGISTRY_NODE_PORT/hosts.toml" <<EOF
+server = "http://$HOST_IP:$REGISTRY_NODE_PORT"
 
-[host."http://127.0.0.1:$REGISTRY_NODE_PORT"]
+[host."http://$HOST_IP:$REGISTRY_NODE_PORT"]
   capabilities = ["pull", "resolve"]
 EOF
 # bridge + host-local + portmap + firewall. The firewall plugin adds the
