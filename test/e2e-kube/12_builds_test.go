@@ -120,7 +120,9 @@ func TestFailedBuildsKeepServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dockerfile := func(step string) func(string) {
-		return func(engine string) { appendFile(t, filepath.Join(engine, "Dockerfile"), "\nFROM build AS fails\n"+step+"\n") }
+		return func(engine string) {
+			appendFile(t, filepath.Join(engine, "Dockerfile"), "\nFROM build AS fails\n"+step+"\n")
+		}
 	}
 	for _, tc := range []struct {
 		name string
