@@ -32,7 +32,13 @@ import (
 // CPU lowered to fit a two-core node.
 func exampleDir(t *testing.T, example string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), example)
+	// Not t.TempDir(): the builds' tests redeploy variants of it.
+	root, err := os.MkdirTemp("", "aim-e2e-kube-"+example+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exampleDirs = append(exampleDirs, root)
+	dir := filepath.Join(root, example)
 	if _, err := sh(repo, nil, "cp", "-r", filepath.Join(repo, "examples", example), dir); err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +59,9 @@ func exampleDir(t *testing.T, example string) string {
 	}
 	return dir
 }
+
+// exampleDirs are removed by teardown.
+var exampleDirs []string
 
 // builtImages are the images aim deploy's output says it built, by
 // component, and how long each build took.
@@ -99,7 +108,8 @@ func TestDeployPartComparer(t *testing.T) {
 		if built[c] == "" {
 			t.Errorf("aim deploy did not say it built %s in the cluster", c)
 		}
-		t.Logf("uncached build of %s: %s", c, built[c])
+		// Uncached on a fresh registry; from its cache on a kept cluster.
+		t.Logf("build of %s: %s", c, built[c])
 	}
 	sol, err := solution(context.Background(), "part-comparer")
 	if err != nil {

@@ -133,13 +133,14 @@ func TestRollback(t *testing.T) {
 }
 
 // rollbackImages builds two images of the test server that answer
-// differently, tagged for this test alone, and imports them.
+// differently, tagged for this test alone, and pushes them to the
+// registry.
 func rollbackImages(t *testing.T) (string, string) {
 	t.Helper()
 	var refs []string
 	for _, mode := range []string{"", "json-root"} {
 		d := t.TempDir()
-		df := fmt.Sprintf("FROM %s\nENV MODE=%s\nLABEL aim.test=rollback\n", images["testserver"], mode)
+		df := fmt.Sprintf("FROM %s\nENV MODE=%s\nLABEL aim.test=rollback\n", images["testserver-local"], mode)
 		if err := os.WriteFile(filepath.Join(d, "Dockerfile"), []byte(df), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -149,10 +150,11 @@ func rollbackImages(t *testing.T) (string, string) {
 		}
 		refs = append(refs, ref)
 	}
-	if _, err := sh(repo, nil, "test/cluster/import-image.sh", refs...); err != nil {
+	pushed, err := pushImages(refs...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return refs[0], refs[1]
+	return pushed[0], pushed[1]
 }
 
 // watchAnswers asks the gateway for a solution every 100 ms until stop,

@@ -187,6 +187,9 @@ func waitCluster(d time.Duration) error {
 }
 
 func teardown() {
+	for _, d := range exampleDirs {
+		_ = os.RemoveAll(d)
+	}
 	if os.Getenv("KEEP_CLUSTER") == "1" {
 		logf("KEEP_CLUSTER=1: leaving the release and the cluster up; KUBECONFIG=%s", kubeconfig)
 		return

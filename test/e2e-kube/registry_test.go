@@ -93,25 +93,43 @@ func registryVolume() error {
 	return err
 }
 
-// pushBaseImages logs this host's Docker in to the registry (with the
-// chart's generated password, in a Docker configuration of the test's
-// own) and pushes the base images.
+// pushBaseImages pushes the base images and the test server, which the
+// hand-written Solutions then pull from the registry like a user's
+// cluster would (images["testserver"] becomes its registry name; the
+// imported one stays as "testserver-local" for pods outside Solutions).
 func pushBaseImages() error {
+	imgs := append([]string{images["testserver"]}, baseImages...)
+	if textEmbedding {
+		imgs = append(imgs, "aim-base/python:bookworm")
+	}
+	pushed, err := pushImages(imgs...)
+	if err != nil {
+		return err
+	}
+	images["testserver-local"], images["testserver"] = images["testserver"], pushed[0]
+	return nil
+}
+
+// pushImages logs this host's Docker in to the registry (with the
+// chart's generated password, in a Docker configuration of the test's
+// own) through a port-forward and pushes local images, returning their
+// names as the node pulls them.
+func pushImages(imgs ...string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sec, err := kc.CoreV1().Secrets(ns).Get(ctx, release+"-registry", metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("reading the registry's password: %w", err)
+		return nil, fmt.Errorf("reading the registry's password: %w", err)
 	}
 	cfg, err := os.MkdirTemp("", "aim-e2e-kube-docker-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(cfg)
 	fwd := exec.Command(kubectlPath, "--kubeconfig", kubeconfig, "-n", ns, "port-forward",
 		"svc/"+release+"-registry", fmt.Sprintf("%d:5000", registryForwardPort))
 	if err := fwd.Start(); err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = fwd.Process.Kill(); _ = fwd.Wait() }()
 	local := fmt.Sprintf("127.0.0.1:%d", registryForwardPort)
@@ -120,22 +138,22 @@ func pushBaseImages() error {
 		_, err := shIn(repo, env, string(sec.Data["password"]), "docker", "login", "-u", "aim", "--password-stdin", local)
 		return err == nil, err
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	imgs := baseImages
-	if textEmbedding {
-		imgs = append(imgs, "aim-base/python:bookworm")
-	}
+	var out []string
 	for _, img := range imgs {
 		start := time.Now()
 		ref := local + "/" + img
 		if _, err := sh(repo, env, "docker", "tag", img, ref); err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := sh(repo, env, "docker", "push", "-q", ref); err != nil {
-			return err
+			return nil, err
 		}
-		logf("pushed %s in %s", ref, time.Since(start).Round(100*time.Millisecond))
+		// The tag only served the push.
+		_, _ = sh(repo, env, "docker", "rmi", ref)
+		logf("pushed %s in %s", img, time.Since(start).Round(100*time.Millisecond))
+		out = append(out, registryHost+"/"+img)
 	}
-	return nil
+	return out, nil
 }
