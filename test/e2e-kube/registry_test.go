@@ -57,13 +57,6 @@ func registryVolume() error {
 		return fmt.Errorf("no node has an InternalIP for the registry's NodePort")
 	}
 	dir := filepath.Join(clusterDir, "registry-e2e")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	// The registry runs as nobody; a hostPath takes no fsGroup.
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		return err
-	}
 	pvs := kc.CoreV1().PersistentVolumes()
 	if pv, err := pvs.Get(ctx, registryPV, metav1.GetOptions{}); err == nil {
 		if pv.Status.Phase == corev1.VolumeBound || pv.Status.Phase == corev1.VolumeAvailable {
@@ -78,6 +71,18 @@ func registryVolume() error {
 		}); err != nil {
 			return err
 		}
+	}
+	// A new volume is an empty registry: what an earlier run pushed
+	// (images, build caches) goes with its volume.
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// The registry runs as nobody; a hostPath takes no fsGroup.
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		return err
 	}
 	hp := corev1.HostPathDirectoryOrCreate
 	_, err = pvs.Create(ctx, &corev1.PersistentVolume{
