@@ -133,8 +133,10 @@ func TestRollback(t *testing.T) {
 }
 
 // rollbackImages builds two images of the test server that answer
-// differently, tagged for this test alone, and pushes them to the
-// registry.
+// differently, tagged for this test alone, and imports them: imported,
+// not pushed to the registry, so that removing one from the node makes
+// its generation one that cannot serve again (the node would pull it back
+// from the registry).
 func rollbackImages(t *testing.T) (string, string) {
 	t.Helper()
 	var refs []string
@@ -150,11 +152,10 @@ func rollbackImages(t *testing.T) (string, string) {
 		}
 		refs = append(refs, ref)
 	}
-	pushed, err := pushImages(refs...)
-	if err != nil {
+	if _, err := sh(repo, nil, "test/cluster/import-image.sh", refs...); err != nil {
 		t.Fatal(err)
 	}
-	return pushed[0], pushed[1]
+	return refs[0], refs[1]
 }
 
 // watchAnswers asks the gateway for a solution every 100 ms until stop,
