@@ -44,7 +44,7 @@ if $check; then
     tls.mode=cert-manager,serviceMonitor.enabled=true,linkerd.enabled=true,solutions.namespace=solutions,solutions.createNamespace=true,nodeGroups.platform=general,nodeGroups.default=solutions,api.persistence.enabled=false,\
 oidc.issuer=https://id.example.com/realms/aim,oidc.clientId=aim,oidc.clientSecret.name=aim-oidc,oidc.adminGroup=aim-admins,\
 oidc.providerClaim=aim_provider,database.urlSecret.name=aim-database,api.replicas=2,\
-registry.enabled=true,registry.service.type=NodePort,registry.service.nodePort=30500,registry.host=127.0.0.1:30500,builds.enabled=true \
+registry.enabled=true,registry.service.type=NodePort,registry.service.nodePort=30500,registry.host=127.0.0.1:30500,builds.enabled=true,builds.mirrorDockerHub=true \
     --set 'operator.egressDeny={192.0.2.0/24,198.51.100.7/32},operator.dns.cidrs={169.254.20.10/32}'
   # An existing registry instead of the chart's.
   "$helm" lint deploy/helm/aim --kube-version 1.32.0 >/dev/null --set \

@@ -84,4 +84,4 @@ step "aim on the cluster (test/e2e-kube)"
 # run brought the cluster up; otherwise the test removes it itself.
 keep=${KEEP_CLUSTER:-}
 $brought_up && keep=1
-KEEP_CLUSTER=$keep $GO test -tags kube -count=1 -timeout 45m -v ./test/e2e-kube/
+KEEP_CLUSTER=$keep $GO test -tags kube -count=1 -timeout 60m -v ./test/e2e-kube/

@@ -99,6 +99,7 @@ func serveCmd(g *globals) *cobra.Command {
 	var acmeRoot string
 	var acmeDNS acmeDNSFlags
 	var oidc oidcFlags
+	var builds kubeBuilds
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the platform: gateway, API and catalog, with solutions as Docker containers",
@@ -132,6 +133,9 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 				o.Database = os.Getenv(databaseEnv)
 			}
 			if err := oidc.apply(&o, os.Getenv); err != nil {
+				return err
+			}
+			if err := builds.apply(&o); err != nil {
 				return err
 			}
 			if o.Runtime != "docker" && o.Runtime != "kubernetes" {
@@ -175,6 +179,7 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	f.StringVar(&acmeRoot, "acme-ca-root", "", "PEM file of the CA that signs the ACME server's own HTTPS (for a private ACME server)")
 	acmeDNS.register(f)
 	oidc.register(f)
+	builds.register(f)
 	f.DurationVar(&o.TLS.HSTS, "hsts", 0, "send Strict-Transport-Security with this max-age over HTTPS (0: none)")
 	f.BoolVar(&o.TLS.HSTSIncludeSubdomains, "hsts-subdomains", false, "add includeSubDomains to Strict-Transport-Security")
 	f.Var(&proxiesFlag{&o.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDRs whose X-Forwarded-For names the client (for rate limits and access logs)")

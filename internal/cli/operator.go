@@ -75,6 +75,7 @@ their idle timeout to sleep by scaling them to zero.`,
 	f.StringSliceVar(&c.DNSCIDRs, "dns-cidrs", nil, "CIDRs solutions may also send DNS queries to, e.g. a node-local cache's 169.254.20.10/32, comma-separated")
 	f.StringVar(&c.DefaultNodeGroup, "default-node-group", "", "node group of solutions that name none (default: none, any node)")
 	f.StringSliceVar(&nodeGroups, "node-groups", nil, "node groups solutions may name, comma-separated (default: any)")
+	f.StringVar(&c.PullSecret, "pull-secret", "", "kubernetes.io/dockerconfigjson Secret in the solutions' namespace that their pods pull images with (imagePullSecrets; the chart's <release>-aim-pull)")
 	f.StringVar(&c.Namespace, "namespace", "", "serve the Solutions of this namespace only (default: all namespaces)")
 	f.StringVar(&c.MetricsAddr, "metrics-addr", ":8080", "address of the Prometheus metrics endpoint (0: off)")
 	f.StringVar(&c.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz (0: off)")

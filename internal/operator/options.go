@@ -63,6 +63,10 @@ type Options struct {
 	// ControllerRevisions keep for a rollback (the current one among
 	// them), and as many that failed, for the history. Zero means 3.
 	KeepGenerations int
+	// PullSecret names a kubernetes.io/dockerconfigjson Secret in the
+	// solutions' namespace that every solution pod pulls with (the
+	// chart's <release>-aim-pull, for its registry). Empty means none.
+	PullSecret string
 }
 
 // withDefaults fills o's zero fields; validate checks the result.

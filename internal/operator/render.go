@@ -193,6 +193,9 @@ func renderDeployment(sol *v1alpha1.Solution, m *spec.Manifest, c spec.Component
 	for _, name := range sol.Spec.ImagePullSecrets {
 		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(name))
 	}
+	if o.PullSecret != "" {
+		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(o.PullSecret))
+	}
 	strategy := appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)
 	if withVolumes(sol.Name, c, pod) {
 		// A read-write claim has one writer at a time: the old pod

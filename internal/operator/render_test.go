@@ -183,6 +183,10 @@ func TestRenderGolden(t *testing.T) {
 				sol.Spec.SecretVersions = map[string]string{"OPENAI_API_KEY": "2026-12-03T16:00:00Z", "hf.token": "2026-12-01T09:30:00Z"}
 			}
 			o := testOptions()
+			if tc.name == "secrets" {
+				// Images from the chart's registry, pulled with its Secret.
+				o.PullSecret = "aim-pull"
+			}
 			o.Mesh = tc.mesh
 			if tc.nodeGroup != "" {
 				// A cluster whose node addresses, say, are public, with

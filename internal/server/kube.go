@@ -21,6 +21,9 @@ type KubeOptions struct {
 	// Namespace holds the Solutions. Empty means the pod's own, or the
 	// kubeconfig context's.
 	Namespace string
+	// Builds, when set, builds components with build: in the cluster
+	// (backend.BuildConfig); nil refuses them.
+	Builds *backend.BuildConfig
 }
 
 // runKubernetes serves the API and the catalog for Solutions in a cluster.
@@ -47,6 +50,7 @@ func runKubernetes(ctx context.Context, o Options) error {
 		StartTimeout: o.StartTimeout,
 		WakeTimeout:  o.WakeTimeout,
 		Logger:       log,
+		Builds:       o.Kube.Builds,
 	})
 	if err != nil {
 		return err
@@ -78,6 +82,10 @@ func runKubernetes(ctx context.Context, o Options) error {
 	apex, _, err := apexMux(o, sols, st, metrics.New(), publicURL(o, false, 80, 0), nil)
 	if err != nil {
 		return err
+	}
+	if h := sols.BuildContexts(); h != nil {
+		// Guarded by each build's one-time token, not by API tokens.
+		apex.Handle(backend.ContextPath, h)
 	}
 	srvErr, err := e.Serve(apex, nil)
 	if err != nil {

@@ -20,6 +20,10 @@ COREDNS_IMAGE=localhost/aim/coredns:$COREDNS_VERSION
 CLUSTER_DIR=${AIM_CLUSTER_DIR:-/tmp/aim-cluster}
 CONTAINERD_SOCK=$CLUSTER_DIR/run/containerd.sock
 KUBECONFIG_ADMIN=$CLUSTER_DIR/kubeconfig
+# The NodePort of the chart's in-cluster registry, when a test installs it:
+# the node's containerd pulls <node address>:$REGISTRY_NODE_PORT/... over
+# plain HTTP (conf/certs.d).
+REGISTRY_NODE_PORT=${AIM_REGISTRY_NODE_PORT:-30500}
 
 # The network of the cluster. 10.96.0.0/12 and 10.244.0.0/16 are the
 # kubeadm defaults; they do not overlap Docker's 172.17/16 or its user

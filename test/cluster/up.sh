@@ -256,6 +256,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$CLUSTER_DIR/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$CONF/certs.d"
+EOF
+# The chart's in-cluster registry (registry.enabled, a NodePort) serves plain
+# HTTP; the node pulls from it at its NodePort on the node's address (node
+# ports are on the primary address only, see kube-proxy below).
+mkdir -p "$CONF/certs.d/$HOST_IP:$REGISTRY_NODE_PORT"
+cat >"$CONF/certs.d/$HOST_IP:$REGISTRY_NODE_PORT/hosts.toml" <<EOF
+server = "http://$HOST_IP:$REGISTRY_NODE_PORT"
+
+[host."http://$HOST_IP:$REGISTRY_NODE_PORT"]
+  capabilities = ["pull", "resolve"]
 EOF
 # bridge + host-local + portmap + firewall. The firewall plugin adds the
 # ACCEPT rules pod traffic needs past Docker's FORWARD policy of DROP.
@@ -302,7 +314,8 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --profiling=false --v=1
 
 wait_for "containerd" ctr --address "$CONTAINERD_SOCK" version
-# Images are imported, never pulled: no registry is reachable.
+# The cluster's own images are imported; solutions' images are pulled from
+# the chart's registry when a test installs it (see certs.d above).
 for t in "$PAUSE_DIR/image.tar" "$COREDNS_DIR/image.tar"; do
   ctr_k8s images import "$t" >/dev/null
 done

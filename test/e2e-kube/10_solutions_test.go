@@ -25,38 +25,53 @@ import (
 // The tests run in this file's order: deploys first, then requests,
 // isolation, sleep and wake, the gateway's own resilience, and removal.
 
-// manifestFor copies an example's aim.yaml into a new directory with every
-// build: replaced by the image built for it, the idle timeout shortened,
-// the rate limit raised (the waking test sends 200 requests from one
-// client address at once) and the CPU lowered to fit a two-core node.
-func manifestFor(t *testing.T, example string) string {
+// exampleDir copies an example into a new directory, its build
+// directories and their build: lines as they are (the cluster builds
+// them), with the idle timeout shortened, the rate limit raised (the
+// waking test sends 200 requests from one client address at once) and the
+// CPU lowered to fit a two-core node.
+func exampleDir(t *testing.T, example string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repo, "examples", example, "aim.yaml"))
+	// Not t.TempDir(): the builds' tests redeploy variants of it.
+	root, err := os.MkdirTemp("", "aim-e2e-kube-"+example+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exampleDirs = append(exampleDirs, root)
+	dir := filepath.Join(root, example)
+	if _, err := sh(repo, nil, "cp", "-r", filepath.Join(repo, "examples", example), dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "aim.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	comp := regexp.MustCompile(`(?m)^(\s*)- name: (\S+)\n((?:\s+.*\n)*?)(\s+)build: \S+\n`)
-	s = comp.ReplaceAllStringFunc(s, func(m string) string {
-		sub := comp.FindStringSubmatch(m)
-		ref := images[example+"-"+sub[2]]
-		if ref == "" {
-			t.Fatalf("no image built for %s/%s", example, sub[2])
-		}
-		return fmt.Sprintf("%s- name: %s\n%s%simage: %s\n", sub[1], sub[2], sub[3], sub[4], ref)
-	})
 	s = regexp.MustCompile(`idle: \S+?([,}])`).ReplaceAllString(s, "idle: "+idle.String()+"$1")
 	s = regexp.MustCompile(`(?m)^limits: .*$`).ReplaceAllString(s, "limits: {rps: 10000, burst: 10000}")
 	// The node has two cores, shared by every pod of the run.
 	s = regexp.MustCompile(`cpu: "[^"]*"`).ReplaceAllString(s, `cpu: "250m"`)
-	if strings.Contains(s, "build:") || !strings.Contains(s, "idle: "+idle.String()) {
+	if !strings.Contains(s, "build:") || !strings.Contains(s, "idle: "+idle.String()) {
 		t.Fatalf("could not rewrite %s/aim.yaml for the cluster:\n%s", example, s)
 	}
-	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "aim.yaml"), []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// exampleDirs are removed by teardown.
+var exampleDirs []string
+
+// builtImages are the images aim deploy's output says it built, by
+// component, and how long each build took.
+func builtImages(out string) map[string]string {
+	re := regexp.MustCompile(`(?m)^(\S+) \| built (` + regexp.QuoteMeta(registryHost) + `/\S+@sha256:[0-9a-f]{64}) in (\S+)$`)
+	got := map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		got[m[1]] = m[2] + " " + m[3]
+	}
+	return got
 }
 
 func solution(ctx context.Context, name string) (*v1alpha1.Solution, error) {
@@ -79,29 +94,32 @@ func waitState(t *testing.T, name, state string, d time.Duration) {
 	}
 }
 
-func TestDeployRefusesBuildContexts(t *testing.T) {
-	out, err := aim("deploy", filepath.Join(repo, "examples/part-comparer"))
-	if err == nil {
-		t.Fatalf("a deploy with build directories was accepted:\n%s", out)
-	}
-	for _, want := range []string{"builds from the directory", "image:"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("the refusal does not say %q:\n%s", want, out)
-		}
-	}
-	if _, err := solution(context.Background(), "part-comparer"); err == nil {
-		t.Error("a refused deploy left a Solution behind")
-	}
-}
-
 func TestDeployPartComparer(t *testing.T) {
-	dir := manifestFor(t, "part-comparer")
+	partComparerDir = exampleDir(t, "part-comparer")
 	start := time.Now()
-	out, err := aim("deploy", dir)
+	out, err := aim("deploy", partComparerDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("aim deploy took %s:\n%s", time.Since(start).Round(time.Millisecond), out)
+	// Built in the cluster, pushed to its registry, pulled by digest.
+	built := builtImages(out)
+	for _, c := range []string{"web", "api", "engine"} {
+		if built[c] == "" {
+			t.Errorf("aim deploy did not say it built %s in the cluster", c)
+		}
+		// Uncached on a fresh registry; from its cache on a kept cluster.
+		t.Logf("build of %s: %s", c, built[c])
+	}
+	sol, err := solution(context.Background(), "part-comparer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range sol.Spec.Components {
+		if !strings.HasPrefix(c.Image, registryHost+"/part-comparer/"+c.Name+"@sha256:") {
+			t.Errorf("component %s runs %s, not an image of the registry by digest", c.Name, c.Image)
+		}
+	}
 	if !strings.Contains(out, "http://part-comparer."+domain+"/") {
 		t.Errorf("aim deploy printed no URL at %s:\n%s", domain, out)
 	}
@@ -148,11 +166,14 @@ func TestDeployTextEmbedding(t *testing.T) {
 	if !textEmbedding {
 		t.Fatal("the text-embedding image could not be built (see the setup log)")
 	}
-	out, err := aim("deploy", manifestFor(t, "text-embedding"))
+	out, err := aim("deploy", exampleDir(t, "text-embedding"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(out)
+	if b := builtImages(out)["api"]; b == "" {
+		t.Error("aim deploy did not say it built text-embedding's api in the cluster")
+	}
 }
 
 // hello is a Solution written by hand and applied with kubectl: the test

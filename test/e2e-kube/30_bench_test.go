@@ -78,7 +78,7 @@ func floorDeployment() *appsv1.Deployment {
 					TerminationGracePeriodSeconds: ptrTo(int64(10)),
 					SecurityContext:               &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid},
 					Containers: []corev1.Container{{
-						Name: "web", Image: images["testserver"], ImagePullPolicy: corev1.PullNever,
+						Name: "web", Image: images["testserver-local"], ImagePullPolicy: corev1.PullNever,
 						Env:       []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
 						Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 						Resources: corev1.ResourceRequirements{Requests: q, Limits: q},

@@ -133,13 +133,16 @@ func TestRollback(t *testing.T) {
 }
 
 // rollbackImages builds two images of the test server that answer
-// differently, tagged for this test alone, and imports them.
+// differently, tagged for this test alone, and imports them: imported,
+// not pushed to the registry, so that removing one from the node makes
+// its generation one that cannot serve again (the node would pull it back
+// from the registry).
 func rollbackImages(t *testing.T) (string, string) {
 	t.Helper()
 	var refs []string
 	for _, mode := range []string{"", "json-root"} {
 		d := t.TempDir()
-		df := fmt.Sprintf("FROM %s\nENV MODE=%s\nLABEL aim.test=rollback\n", images["testserver"], mode)
+		df := fmt.Sprintf("FROM %s\nENV MODE=%s\nLABEL aim.test=rollback\n", images["testserver-local"], mode)
 		if err := os.WriteFile(filepath.Join(d, "Dockerfile"), []byte(df), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -9,8 +9,10 @@ import (
 	"strings"
 )
 
-// buildImages builds aim, the test server, the probe and the examples,
-// and imports them into the cluster's containerd. Images are tagged with
+// buildImages builds aim, the test server and the probe, and imports
+// them, the registry's and BuildKit's images into the cluster's
+// containerd (the cluster's own images; the examples' are built in the
+// cluster and pulled from its registry). Images are tagged with
 // (a prefix of) their Docker image ID, so that a changed build is a new
 // reference and pods never run a stale image of the same tag.
 func buildImages() error {
@@ -43,26 +45,18 @@ func buildImages() error {
 		}
 	}
 
-	// The examples build FROM the local base images (nothing is pulled).
-	logf("building the base images (cached)")
-	if _, err := sh(repo, nil, "images/build.sh", "go"); err != nil {
-		return err
-	}
-	for _, c := range []string{"web", "api", "engine"} {
-		ref, err := dockerBuild("aim-e2e/part-comparer-"+c, filepath.Join(repo, "examples/part-comparer", c))
-		if err != nil {
+	// The examples build in the cluster FROM the local base images,
+	// pushed to the chart's registry once it is up (pushBaseImages).
+	logf("building the base images, the registry's and BuildKit's (cached)")
+	for _, b := range []string{"go", "registry", "buildkit"} {
+		if _, err := sh(repo, nil, "images/build.sh", b); err != nil {
 			return err
 		}
-		images["part-comparer-"+c] = ref
 	}
+	images["registry"], images["buildkit"] = "localhost/aim/registry:3.1.2", "localhost/aim/buildkit:0.34.2"
 	if out, err := sh(repo, nil, "images/build.sh", "python"); err != nil {
 		logf("no python base image, so no text-embedding: %v\n%s", err, tail(out, 10))
 	} else {
-		ref, err := dockerBuild("aim-e2e/text-embedding-api", filepath.Join(repo, "examples/text-embedding"))
-		if err != nil {
-			return err
-		}
-		images["text-embedding-api"] = ref
 		textEmbedding = true
 	}
 

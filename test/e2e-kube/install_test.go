@@ -77,6 +77,24 @@ func chartValues() ([]byte, error) {
 		},
 		// No StorageClass here: the API's tokens live as long as its pod.
 		"api": map[string]any{"enabled": true, "persistence": map[string]any{"enabled": false}},
+		// The in-cluster registry (its claim bound to registryVolume's
+		// hostPath) at a NodePort the node pulls from, and builds.
+		"registry": map[string]any{
+			"enabled": true,
+			"image":   map[string]any{"pullPolicy": "Never"},
+			"service": map[string]any{"type": "NodePort", "nodePort": registryNodePort},
+			"host":    registryHost,
+			"storage": map[string]any{"size": "5Gi"},
+		},
+		"builds": map[string]any{
+			"enabled":         true,
+			"mirrorDockerHub": true,
+			"image":           map[string]any{"pullPolicy": "Never"},
+			// Small, so that the limits' tests end soon.
+			"resources":  map[string]any{"limits": map[string]any{"cpu": "1", "memory": buildMemory}},
+			"timeout":    buildTimeout.String(),
+			"maxContext": buildMaxContext,
+		},
 	}
 	return yaml.Marshal(v)
 }

@@ -132,10 +132,13 @@ func setup() error {
 	if err := buildImages(); err != nil {
 		return err
 	}
+	if err := registryVolume(); err != nil {
+		return err
+	}
 	if err := install(); err != nil {
 		return err
 	}
-	return nil
+	return pushBaseImages()
 }
 
 // clusterUp uses the cluster that runs, or brings one up. A cluster that
@@ -184,6 +187,9 @@ func waitCluster(d time.Duration) error {
 }
 
 func teardown() {
+	for _, d := range exampleDirs {
+		_ = os.RemoveAll(d)
+	}
 	if os.Getenv("KEEP_CLUSTER") == "1" {
 		logf("KEEP_CLUSTER=1: leaving the release and the cluster up; KUBECONFIG=%s", kubeconfig)
 		return
@@ -231,11 +237,17 @@ func tail(s string, n int) string {
 // sh runs a command in dir and returns its combined output; a failure's
 // error carries the output's end.
 func sh(dir string, env []string, name string, args ...string) (string, error) {
+	return shIn(dir, env, "", name, args...)
+}
+
+// shIn is sh with stdin.
+func shIn(dir string, env []string, stdin, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -39,7 +39,7 @@ func TestClusterOwner(t *testing.T) {
 	m := &spec.Manifest{Name: "hello", Components: []spec.Component{{Name: "web", Image: "aim-test/server:1"}},
 		Visibility: spec.Private, Access: spec.Access{Emails: []string{"ada@example.com"}}}
 	spec1 := v1alpha1.FromManifest(m, nil)
-	if _, _, err := s.apply(ctx, "hello", "acme", spec1, v1alpha1.DeployNote{By: "ci"}); err != nil {
+	if _, _, err := s.apply(ctx, "hello", "acme", spec1, v1alpha1.DeployNote{By: "ci"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	get := func(name string) *v1alpha1.Solution {
@@ -58,7 +58,7 @@ func TestClusterOwner(t *testing.T) {
 	}
 	spec2 := spec1
 	spec2.Title = "Hello again"
-	if _, _, err := s.apply(ctx, "hello", "", spec2, v1alpha1.DeployNote{By: "ana"}); err != nil {
+	if _, _, err := s.apply(ctx, "hello", "", spec2, v1alpha1.DeployNote{By: "ana"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := get("hello").Spec.Owner; got != "acme" {
@@ -69,7 +69,7 @@ func TestClusterOwner(t *testing.T) {
 		t.Errorf("generation %d has the note %s", sol.Generation, sol.Annotations[v1alpha1.AnnotationDeploy])
 	}
 	// The same spec again changes nothing, the note included.
-	if _, _, err := s.apply(ctx, "hello", "", spec2, v1alpha1.DeployNote{By: "bob"}); err != nil {
+	if _, _, err := s.apply(ctx, "hello", "", spec2, v1alpha1.DeployNote{By: "bob"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if sol := get("hello"); sol.Generation != 2 || !strings.Contains(sol.Annotations[v1alpha1.AnnotationDeploy], `"ana"`) {
@@ -78,7 +78,7 @@ func TestClusterOwner(t *testing.T) {
 	spec3 := spec1
 	spec3.Title = "Taken over"
 	var oe *solution.OwnedError
-	if _, _, err := s.apply(ctx, "hello", "beta", spec3, v1alpha1.DeployNote{}); !errors.As(err, &oe) {
+	if _, _, err := s.apply(ctx, "hello", "beta", spec3, v1alpha1.DeployNote{}, nil); !errors.As(err, &oe) {
 		t.Fatalf("another provider's update: %v, want an OwnedError", err)
 	}
 	sol := get("hello")
@@ -99,10 +99,10 @@ func TestClusterOwner(t *testing.T) {
 	if in := s.info(get("older")); in.Owner != "acme" {
 		t.Errorf("the annotation's owner reads as %q", in.Owner)
 	}
-	if _, _, err := s.apply(ctx, "older", "beta", old.Spec, v1alpha1.DeployNote{}); !errors.As(err, &oe) {
+	if _, _, err := s.apply(ctx, "older", "beta", old.Spec, v1alpha1.DeployNote{}, nil); !errors.As(err, &oe) {
 		t.Errorf("another provider's update of an annotated Solution: %v, want an OwnedError", err)
 	}
-	if _, _, err := s.apply(ctx, "older", "acme", old.Spec, v1alpha1.DeployNote{}); err != nil {
+	if _, _, err := s.apply(ctx, "older", "acme", old.Spec, v1alpha1.DeployNote{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := get("older").Spec.Owner; got != "acme" {
@@ -139,7 +139,7 @@ func TestClusterSecrets(t *testing.T) {
 	}
 	want := v1alpha1.FromManifest(m, nil)
 	want.SecretVersions = versions
-	if _, _, err := s.apply(ctx, "chat", "acme", want, v1alpha1.DeployNote{By: "acme ci"}); err != nil {
+	if _, _, err := s.apply(ctx, "chat", "acme", want, v1alpha1.DeployNote{By: "acme ci"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	sec := &corev1.Secret{}
@@ -197,7 +197,7 @@ func TestClusterVolumes(t *testing.T) {
 		t.Fatalf("volumes: %+v, %v", vs, err)
 	}
 	m := &spec.Manifest{Name: "notes", Components: []spec.Component{{Name: "web", Image: "aim-test/server:1"}}}
-	if _, _, err := s.apply(ctx, "notes", "acme", v1alpha1.FromManifest(m, nil), v1alpha1.DeployNote{}); err != nil {
+	if _, _, err := s.apply(ctx, "notes", "acme", v1alpha1.FromManifest(m, nil), v1alpha1.DeployNote{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var ie *solution.InputError

@@ -56,6 +56,9 @@ type Config struct {
 	WakeTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Builds, when set, builds the components that name build: in the
+	// cluster; nil refuses them.
+	Builds *BuildConfig
 }
 
 // Solutions is the REST API's controller on Kubernetes: a deploy creates
@@ -68,6 +71,7 @@ type Solutions struct {
 	client client.Client
 	kc     kubernetes.Interface
 	log    *slog.Logger
+	builds *builds // nil: builds are refused
 }
 
 // New connects to the cluster; Run starts watching.
@@ -103,7 +107,11 @@ func New(rc *rest.Config, cfg Config) (*Solutions, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the client: %w", err)
 	}
-	return &Solutions{cfg: cfg, cache: c, client: cl, kc: kc, log: cfg.Logger}, nil
+	s := &Solutions{cfg: cfg, cache: c, client: cl, kc: kc, log: cfg.Logger}
+	if cfg.Builds != nil {
+		s.builds = newBuilds(*cfg.Builds, kc, cfg.Logger)
+	}
+	return s, nil
 }
 
 // Run watches the Solutions until ctx ends; synced is called once the
@@ -270,10 +278,10 @@ func stateOf(sol *v1alpha1.Solution) (solution.State, string) {
 }
 
 // Deploy creates or updates the solution's Solution and waits until the
-// operator reports it ready, reporting its pods' progress. Components must
-// name images the cluster's nodes have or can pull: a cluster has no
-// builder of aim's. A failed update puts the previous spec back, so the
-// previous version keeps serving.
+// operator reports it ready, reporting its pods' progress. Components
+// that build are built first by Jobs in the cluster (builds.go), when
+// builds are on. A failed build or update leaves the previous version
+// serving (a failed update puts the previous spec back).
 func (s *Solutions) Deploy(ctx context.Context, req solution.DeployRequest, progress solution.Progress) (*solution.Info, error) {
 	in, err := s.deploy(ctx, req, progress)
 	return in, refused("deploying solution "+req.Manifest.Name, err)
@@ -285,19 +293,21 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	}
 	m := req.Manifest
 	for _, c := range m.Components {
-		if c.Build != "" {
+		if c.Build != "" && s.builds == nil {
 			return nil, &solution.InputError{Msg: fmt.Sprintf(
-				"component %s builds from the directory %q, but on Kubernetes aim runs images the cluster's nodes can pull (or have imported); nothing in the cluster builds them. Build and push the image, then name it with image: in %s",
+				"component %s builds from the directory %q, but builds in the cluster are off in this installation (the chart's builds.enabled); build and push the image, then name it with image: in %s",
 				c.Name, c.Build, spec.FileName)}
 		}
 	}
-	want := v1alpha1.FromManifest(m, nil)
-	if _, err := v1alpha1.ToManifest(m.Name, want); err != nil {
+	if _, err := v1alpha1.ToManifest(m.Name, v1alpha1.FromManifest(m, placeholderImages(m))); err != nil {
 		return nil, &solution.InputError{Msg: err.Error()}
 	}
 	owner := req.Owner
-	if cur, err := s.fresh(ctx, m.Name); err == nil {
+	var built map[string]builtImage
+	cur, err := s.fresh(ctx, m.Name)
+	if err == nil {
 		owner = v1alpha1.OwnerOf(cur)
+		_ = json.Unmarshal([]byte(cur.Annotations[annotationBuilds]), &built)
 	}
 	if req.Owner != "" && owner != req.Owner {
 		// Another's first deploy claimed the name since this one was
@@ -305,6 +315,24 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 		// apply would refuse it.
 		return nil, &solution.OwnedError{Name: m.Name}
 	}
+	var images map[string]string
+	extra := map[string]string{}
+	if s.builds != nil {
+		imgs, record, err := s.builds.images(ctx, m, req.Contexts, built, progress)
+		var ie *solution.InputError
+		if err != nil && cur != nil && errors.As(err, &ie) {
+			return nil, &solution.InputError{Msg: ie.Msg + "\n(the previous version keeps serving)"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		images = imgs
+		if len(record) > 0 {
+			b, _ := json.Marshal(record) // plain fields always marshal
+			extra[annotationBuilds] = string(b)
+		}
+	}
+	want := v1alpha1.FromManifest(m, images)
 	versions, err := s.secretVersions(ctx, m, owner)
 	if err != nil {
 		return nil, err
@@ -314,7 +342,7 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 		return nil, err
 	}
 	note := v1alpha1.DeployNote{By: req.By, RollbackOf: req.RollbackOf}
-	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want, note)
+	prev, gen, err := s.apply(ctx, m.Name, req.Owner, want, note, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +354,7 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	if err := s.waitReady(ctx, m, gen, progress); err != nil {
 		s.markFailed(context.WithoutCancel(ctx), m.Name, gen, err.Error())
 		if prev != nil {
-			if _, _, rerr := s.apply(context.WithoutCancel(ctx), m.Name, req.Owner, *prev, v1alpha1.DeployNote{By: req.By}); rerr != nil {
+			if _, _, rerr := s.apply(context.WithoutCancel(ctx), m.Name, req.Owner, *prev, v1alpha1.DeployNote{By: req.By}, nil); rerr != nil {
 				return nil, fmt.Errorf("%w; putting the previous version back failed too: %v", err, rerr)
 			}
 			progress("", "put the previous version back; it keeps serving")
@@ -342,8 +370,9 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 // the previous spec (nil when created) and the generation to wait for. An
 // update keeps the Solution's owner, and is refused when owner is set and
 // is not it (see solution.DeployRequest.Owner). note goes with a spec
-// that changes, for the generation the operator records of it.
-func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1.SolutionSpec, note v1alpha1.DeployNote) (*v1alpha1.SolutionSpec, int64, error) {
+// that changes, for the generation the operator records of it; extra
+// annotations are set as they are.
+func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1.SolutionSpec, note v1alpha1.DeployNote, extra map[string]string) (*v1alpha1.SolutionSpec, int64, error) {
 	for attempt := 0; ; attempt++ {
 		cur := &v1alpha1.Solution{}
 		err := s.client.Get(ctx, s.key(name), cur)
@@ -355,6 +384,7 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 			sol.Spec.Owner = owner
 			note.Generation = 1
 			setNote(sol, note)
+			setAnnotations(sol, extra)
 			err = s.client.Create(ctx, sol, client.FieldOwner(kube.FieldManager))
 			if apierrors.IsAlreadyExists(err) && attempt < 3 {
 				continue
@@ -387,6 +417,7 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 			setNote(cur, note)
 		}
 		cur.Spec = want
+		setAnnotations(cur, extra)
 		err = s.client.Update(ctx, cur, client.FieldOwner(kube.FieldManager))
 		if apierrors.IsConflict(err) && attempt < 5 {
 			continue
@@ -396,6 +427,27 @@ func (s *Solutions) apply(ctx context.Context, name, owner string, want v1alpha1
 		}
 		return prev, cur.Generation, nil
 	}
+}
+
+func setAnnotations(sol *v1alpha1.Solution, extra map[string]string) {
+	for k, v := range extra {
+		if sol.Annotations == nil {
+			sol.Annotations = map[string]string{}
+		}
+		sol.Annotations[k] = v
+	}
+}
+
+// placeholderImages stand for the images builds will give, so that a
+// manifest is checked as a Solution before anything builds.
+func placeholderImages(m *spec.Manifest) map[string]string {
+	imgs := map[string]string{}
+	for _, c := range m.Components {
+		if c.Build != "" {
+			imgs[c.Name] = "registry.invalid/" + m.Name + "/" + c.Name + ":build"
+		}
+	}
+	return imgs
 }
 
 func setNote(sol *v1alpha1.Solution, note v1alpha1.DeployNote) {
