@@ -47,6 +47,17 @@ func HostOf(ref string) (string, error) {
 	return canonical(reference.Domain(named)), nil
 }
 
+// RepositoryOf returns the registry and the repository path ref names
+// (ghcr.io and acme/app for ghcr.io/acme/app:1), as HostOf decides the host.
+func RepositoryOf(ref string) (host, path string, err error) {
+	host, err = HostOf(ref)
+	if err != nil {
+		return "", "", err
+	}
+	named, _ := reference.ParseNormalizedNamed(ref) // HostOf parsed it
+	return host, reference.Path(named), nil
+}
+
 // ParseHost checks a registry host as someone types it for a login, and
 // returns it as HostOf names it: lower case, without a scheme or a path,
 // Docker Hub's aliases as docker.io.

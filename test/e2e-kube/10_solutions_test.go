@@ -116,7 +116,7 @@ func TestDeployPartComparer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range sol.Spec.Components {
-		if !strings.HasPrefix(c.Image, registryHost+"/part-comparer/"+c.Name+"@sha256:") {
+		if !strings.HasPrefix(c.Image, registryHost+"/aim/part-comparer/"+c.Name+"@sha256:") {
 			t.Errorf("component %s runs %s, not an image of the registry by digest", c.Name, c.Image)
 		}
 	}

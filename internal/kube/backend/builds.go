@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/aimhub/aim/internal/kube/kbuild"
+	"github.com/aimhub/aim/internal/registry"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 )
@@ -128,6 +129,32 @@ func (b *builds) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// foreign refuses an image: component that names another solution's
+// builds in the build registry (under aim/, where only builds push).
+// Every solution's pods carry the registry's pull Secret, so without this
+// one provider could run, by name, what another's build pushed. A
+// rollback names the solution's own builds, which pass; what an admin
+// pushed outside aim/ (shared base images) any solution may name.
+func (b *builds) foreign(m *spec.Manifest) error {
+	own := kbuild.RepositoryPath(m.Name, "")
+	for _, c := range m.Components {
+		if c.Image == "" {
+			continue
+		}
+		host, path, err := registry.RepositoryOf(c.Image)
+		if err != nil {
+			continue // the deploy reports a malformed reference where it pulls
+		}
+		if (host == strings.ToLower(b.cfg.PullHost) || host == strings.ToLower(b.cfg.Job.Registry)) &&
+			strings.HasPrefix(path, kbuild.RepositoryRoot) && !strings.HasPrefix(path, own) {
+			return &solution.InputError{Msg: fmt.Sprintf(
+				"component %s: image %s is in this installation's build registry, and another solution's build: a solution may name only its own builds there (%s/%s…)",
+				c.Name, c.Image, b.cfg.PullHost, own)}
+		}
+	}
+	return nil
+}
+
 // images builds each component of m that builds, unless its context is
 // the one last built (prev), and returns the images to run by component
 // and the record to keep for the next deploy.
@@ -168,7 +195,7 @@ func (b *builds) component(ctx context.Context, sol string, c spec.Component, r 
 	if err != nil {
 		return builtImage{}, err
 	}
-	img := b.cfg.PullHost + "/" + sol + "/" + c.Name + "@" + digest
+	img := b.cfg.PullHost + "/" + kbuild.RepositoryPath(sol, c.Name) + "@" + digest
 	took := time.Since(start).Round(100 * time.Millisecond)
 	b.log.Info("built in the cluster", "solution", sol, "component", c.Name, "image", img, "seconds", took.Seconds())
 	progress(c.Name, fmt.Sprintf("built %s in %s", img, took))

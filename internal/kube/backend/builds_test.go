@@ -90,3 +90,29 @@ func TestBuildID(t *testing.T) {
 		}
 	}
 }
+
+// TestForeign: a solution may name its own builds in the build registry
+// (a rollback does) and what an admin pushed outside aim/, never another
+// solution's builds, by whichever name the registry goes by.
+func TestForeign(t *testing.T) {
+	b := newBuilds(BuildConfig{PullHost: "192.0.2.2:30500", Job: kbuild.Options{Registry: "aim-registry.aim.svc:5000"}}, nil, slog.New(slog.DiscardHandler))
+	for _, tc := range []struct {
+		image   string
+		refused bool
+	}{
+		{"192.0.2.2:30500/aim/shop/web@sha256:" + strings.Repeat("a", 64), false},
+		{"192.0.2.2:30500/aim-e2e/testserver:1", false},
+		{"ghcr.io/aim/other/web:1", false},
+		{"python:3.12", false},
+		{"192.0.2.2:30500/aim/other/web@sha256:" + strings.Repeat("a", 64), true},
+		{"192.0.2.2:30500/aim/shopping/web:latest", true},
+		{"aim-registry.aim.svc:5000/aim/other/web:latest", true},
+		{"AIM-REGISTRY.aim.svc:5000/aim/other/web:latest", true},
+	} {
+		m := &spec.Manifest{Name: "shop", Components: []spec.Component{{Name: "web", Image: tc.image}}}
+		err := b.foreign(m)
+		if (err != nil) != tc.refused {
+			t.Errorf("%s: %v, want refused %v", tc.image, err, tc.refused)
+		}
+	}
+}

@@ -318,6 +318,9 @@ func (s *Solutions) deploy(ctx context.Context, req solution.DeployRequest, prog
 	var images map[string]string
 	extra := map[string]string{}
 	if s.builds != nil {
+		if err := s.builds.foreign(m); err != nil {
+			return nil, err
+		}
 		imgs, record, err := s.builds.images(ctx, m, req.Contexts, built, progress)
 		var ie *solution.InputError
 		if err != nil && cur != nil && errors.As(err, &ie) {

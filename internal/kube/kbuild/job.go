@@ -168,8 +168,20 @@ func (b Build) validate() error {
 // Repository is where the build pushes its image; the pod's termination
 // message carries the digest (buildctl's metadata file).
 func (o Options) Repository(b Build) string {
-	return o.Registry + "/" + b.Solution + "/" + b.Component
+	return o.Registry + "/" + RepositoryPath(b.Solution, b.Component)
 }
+
+// RepositoryPath is where in the registry a solution's component is
+// pushed: under aim/, three path components, so that no solution's name
+// can claim a Docker Hub name (namespace/name, or library/name) that
+// builds.mirrorDockerHub resolves in the same registry: a solution named
+// library must not replace the python every other build starts FROM.
+func RepositoryPath(solution, component string) string {
+	return RepositoryRoot + solution + "/" + component
+}
+
+// RepositoryRoot is the path under which builds push, and only they.
+const RepositoryRoot = "aim/"
 
 // CacheRef is the tag under Repository that holds the build cache.
 func (o Options) CacheRef(b Build) string {
