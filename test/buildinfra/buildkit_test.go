@@ -69,7 +69,7 @@ func TestBuildKitRootlessBuildsAndPushes(t *testing.T) {
 
 	config := t.TempDir()
 	r.login(t, config)
-	ref := r.hostAddr + "/" + b.Solution + "/api@" + digest
+	ref := r.hostAddr + "/" + kbuild.RepositoryPath(b.Solution, "api") + "@" + digest
 	run(t, "docker", "--config", config, "pull", ref)
 	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", ref).Run() })
 	id := run(t, "docker", "create", ref, "/none")
