@@ -71,7 +71,7 @@ func TestClusterRegistryLogins(t *testing.T) {
 		t.Errorf("the pull Secret's owner: %v", sec.Annotations)
 	}
 	// The API server takes the spec the backend wrote.
-	if _, _, err := s.apply(ctx, "shop", "acme", want, v1alpha1.DeployNote{}); err != nil {
+	if _, _, err := s.apply(ctx, "shop", "acme", want, v1alpha1.DeployNote{}, nil); err != nil {
 		t.Fatal(err)
 	}
 
