@@ -86,9 +86,7 @@ func newBuilds(cfg BuildConfig, kc kubernetes.Interface, log *slog.Logger) *buil
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
 	}
-	if cfg.Job.MaxContext == 0 {
-		cfg.Job.MaxContext = 100 << 20
-	}
+	cfg.Job = cfg.Job.WithDefaults()
 	return &builds{cfg: cfg, kc: kc, log: log, pending: map[string]*pendingContext{}}
 }
 
@@ -359,17 +357,10 @@ func (b *builds) follow(ctx context.Context, comp string, job *batchv1.Job, prog
 			}
 		}
 		if failedReason == "DeadlineExceeded" {
-			return fail(fmt.Sprintf("it took longer than its time limit of %s (the chart's builds.timeout)", b.timeout()))
+			return fail(fmt.Sprintf("it took longer than its time limit of %s (the chart's builds.timeout)", b.cfg.Job.Timeout))
 		}
 		return b.result(ctx, comp, sel, failedReason, tail, fail)
 	}
-}
-
-func (b *builds) timeout() time.Duration {
-	if b.cfg.Job.Timeout == 0 {
-		return 20 * time.Minute
-	}
-	return b.cfg.Job.Timeout
 }
 
 // result reads the ended build container's state: the digest from its
@@ -401,20 +392,13 @@ func (b *builds) result(ctx context.Context, comp, sel, jobReason string, tail *
 		}
 		return d, nil
 	case term.Reason == "OOMKilled" || strings.Contains(strings.Join(tail.get(), "\n"), "exit code: 137"):
-		return fail(fmt.Sprintf("it ran out of memory: over its limit of %s (the chart's builds.resources.limits.memory)", b.memory()))
+		return fail(fmt.Sprintf("it ran out of memory: over its limit of %s (the chart's builds.resources.limits.memory)", b.cfg.Job.Memory.String()))
 	default:
 		if len(tail.get()) == 0 && term.Message != "" {
 			tail.set(strings.Split(strings.TrimSpace(term.Message), "\n"))
 		}
 		return fail(fmt.Sprintf("the build exited with status %d; see the step that failed in its last lines", term.ExitCode))
 	}
-}
-
-func (b *builds) memory() string {
-	if b.cfg.Job.Memory.IsZero() {
-		return "4Gi"
-	}
-	return b.cfg.Job.Memory.String()
 }
 
 // initFailed says why fetching or unpacking the context failed, if it

@@ -108,7 +108,9 @@ const (
 	metadataFile = "/tmp/metadata.json"
 )
 
-func (o Options) withDefaults() Options {
+// WithDefaults is o with every zero limit at its default, as Job uses it:
+// callers that report a limit (a build over its memory, say) read it here.
+func (o Options) WithDefaults() Options {
 	if o.CPU.IsZero() {
 		o.CPU = resource.MustParse("2")
 	}
@@ -191,7 +193,7 @@ func (o Options) CacheRef(b Build) string {
 // Job renders the Job that builds b. It fails, saying which, on options or
 // a build that are incomplete or unsafe.
 func (o Options) Job(b Build) (*batchv1.Job, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
