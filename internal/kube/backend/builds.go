@@ -284,16 +284,11 @@ func (b *builds) deleteJob(name string) {
 	_ = b.kc.BatchV1().Jobs(b.cfg.Job.Namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
 }
 
-// buildFailed is a failed build: the reason, and the log's last lines.
-type buildFailed struct {
-	comp, reason string
-	lines        []string
-}
-
-func (e *buildFailed) Error() string {
-	msg := fmt.Sprintf("component %s: the build in the cluster failed: %s", e.comp, e.reason)
-	if len(e.lines) > 0 {
-		msg += "\nits last lines:\n  " + strings.Join(e.lines, "\n  ")
+// buildFailed says why a build failed, with its log's last lines.
+func buildFailed(comp, reason string, lines []string) string {
+	msg := fmt.Sprintf("component %s: the build in the cluster failed: %s", comp, reason)
+	if len(lines) > 0 {
+		msg += "\nits last lines:\n  " + strings.Join(lines, "\n  ")
 	}
 	return msg
 }
@@ -313,7 +308,7 @@ func (b *builds) follow(ctx context.Context, comp string, job *batchv1.Job, prog
 			case <-time.After(5 * time.Second):
 			}
 		}
-		return "", &solution.InputError{Msg: (&buildFailed{comp: comp, reason: reason, lines: tail.get()}).Error()}
+		return "", &solution.InputError{Msg: buildFailed(comp, reason, tail.get())}
 	}
 	for {
 		select {
