@@ -471,11 +471,42 @@ func createError(name string, err error) error {
 }
 
 // fatalWaiting are waiting reasons that do not pass by themselves.
-var fatalWaiting = []string{"ErrImageNeverPull", "InvalidImageName", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"}
+var fatalWaiting = []string{"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"}
+
+// pullWaiting are the reasons of a failed pull, which the kubelet tries
+// again (after 10 s, then 20 s, ...). A first failure may pass: a
+// registry that hiccups, or a kubelet whose cache of the pod's pull
+// Secrets has not synced yet and pulls without them (a 401 seen on a busy
+// node), so a pull fails the deploy only after pullGrace.
+var pullWaiting = []string{"ErrImagePull", "ImagePullBackOff"}
+
+// pullGrace is long enough for the kubelet's first retry, and short
+// against StartTimeout.
+const pullGrace = 30 * time.Second
+
+// pullFailures remembers since when each container has failed to pull.
+type pullFailures map[string]time.Time
+
+// failing says whether the pull of container c of pod p has failed for
+// pullGrace by now, and forgets containers that pull again.
+func (f pullFailures) failing(p *corev1.Pod, c string, reason string, now time.Time) bool {
+	k := string(p.UID) + "/" + c
+	if !slices.Contains(pullWaiting, reason) {
+		delete(f, k)
+		return false
+	}
+	since, ok := f[k]
+	if !ok {
+		f[k] = now
+		return false
+	}
+	return now.Sub(since) >= pullGrace
+}
 
 // waitReady waits until the operator reports generation gen of the
 // solution running. A pod that crashes, or whose image is missing, fails
-// it at once (as on Docker); otherwise it fails after StartTimeout.
+// it at once (as on Docker), one whose pull keeps failing after
+// pullGrace; otherwise it fails after StartTimeout.
 func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, progress solution.Progress) error {
 	name := m.Name
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
@@ -488,6 +519,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 		}
 	}
 	woke := false
+	pulls := pullFailures{}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -518,7 +550,7 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 		pods, err := s.kc.CoreV1().Pods(s.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelSolution + "=" + name})
 		if err == nil {
 			for _, c := range m.Components {
-				msg, fatal := componentProgress(pods.Items, c.Name)
+				msg, fatal := componentProgress(pods.Items, c.Name, pulls, time.Now())
 				say(c.Name, msg)
 				if fatal {
 					why := kube.Diagnose(context.WithoutCancel(ctx), s.kc, s.cfg.Namespace, name)
@@ -539,8 +571,9 @@ func (s *Solutions) waitReady(ctx context.Context, m *spec.Manifest, gen int64, 
 }
 
 // componentProgress sums up a component's pods, e.g. "1/2 ready; pod x:
-// ContainerCreating", and says whether one is failing for good.
-func componentProgress(pods []corev1.Pod, comp string) (string, bool) {
+// ContainerCreating", and says whether one is failing for good (pulls
+// remembers failed pulls across calls).
+func componentProgress(pods []corev1.Pod, comp string, pulls pullFailures, now time.Time) (string, bool) {
 	total, ready := 0, 0
 	var notes []string
 	fatal := false
@@ -557,7 +590,7 @@ func componentProgress(pods []corev1.Pod, comp string) (string, bool) {
 		for _, cs := range p.Status.ContainerStatuses {
 			if w := cs.State.Waiting; w != nil {
 				notes = append(notes, w.Reason)
-				fatal = fatal || slices.Contains(fatalWaiting, w.Reason)
+				fatal = fatal || slices.Contains(fatalWaiting, w.Reason) || pulls.failing(p, cs.Name, w.Reason, now)
 			} else if cs.State.Running != nil {
 				notes = append(notes, "started")
 			}

@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aimhub/aim/api/v1alpha1"
 	"github.com/aimhub/aim/internal/solution"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestRefused: the API server's 403 for aim's own service account becomes
@@ -60,5 +65,48 @@ func TestPullHint(t *testing.T) {
 	}
 	if got := pullHint("pod shop-web-1: ErrImagePull: manifest unknown", "r.example.com:5000/acme/web:1"); got != "" {
 		t.Errorf("a missing image got the hint %q", got)
+	}
+}
+
+// TestComponentProgressPullGrace: a failed pull fails the deploy only
+// once it has kept failing for pullGrace; one that passes in between
+// starts the count again, and a crash fails at once. Regression: CI's
+// first pull of a built image got a 401 (the kubelet had not read the
+// pod's pull Secret yet), and the deploy failed though the kubelet's
+// retry pulled it.
+func TestComponentProgressPullGrace(t *testing.T) {
+	pod := func(uid, reason string, restarts int32) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), Labels: map[string]string{v1alpha1.LabelComponent: "web"}}}
+		cs := corev1.ContainerStatus{Name: "web", RestartCount: restarts}
+		if reason != "" {
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason}
+		} else {
+			cs.State.Running = &corev1.ContainerStateRunning{}
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{cs}
+		return p
+	}
+	t0 := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at     time.Duration
+		pod    corev1.Pod
+		fatal  bool
+		reason string
+	}{
+		{0, pod("a", "ErrImagePull", 0), false, "a first failure may pass"},
+		{10 * time.Second, pod("a", "ImagePullBackOff", 0), false, "backing off, within the grace"},
+		{20 * time.Second, pod("a", "ContainerCreating", 0), false, "the retry pulled"},
+		{25 * time.Second, pod("a", "ErrImagePull", 0), false, "a new failure counts from now"},
+		{50 * time.Second, pod("a", "ImagePullBackOff", 0), false, "25 s is within the grace"},
+		{55 * time.Second, pod("a", "ErrImagePull", 0), true, "30 s of failing pulls"},
+		{0, pod("b", "ErrImageNeverPull", 0), true, "a missing image that is never pulled fails at once"},
+		{0, pod("c", "", 1), true, "a restart fails at once"},
+	}
+	pulls := pullFailures{}
+	for _, s := range steps {
+		_, fatal := componentProgress([]corev1.Pod{s.pod}, "web", pulls, t0.Add(s.at))
+		if fatal != s.fatal {
+			t.Errorf("at %s, pod %s %s: fatal %v, want %v (%s)", s.at, s.pod.UID, s.pod.Status.ContainerStatuses[0].State.Waiting, fatal, s.fatal, s.reason)
+		}
 	}
 }
