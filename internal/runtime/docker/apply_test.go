@@ -151,7 +151,8 @@ func TestWritableOwner(t *testing.T) {
 		{"USER nobody", "nobody", "uid=65534,gid=65534,mode=0755"},
 		{"USER 1000:1000", "1000:1000", "uid=1000,gid=1000,mode=0755"},
 		{"USER 1000", "1000", "uid=1000,gid=0,mode=0755"},
-		{"USER 1000:staff", "1000:staff", "uid=1000,gid=0,mode=0755"},
+		{"USER 1000:staff: a group the kernel cannot take", "1000:staff", "mode=1777"},
+		{"USER 65534", "65534", "uid=65534,gid=65534,mode=0755"},
 		{"USER app: a name the kernel cannot take", "app", "mode=1777"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

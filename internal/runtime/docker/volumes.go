@@ -159,7 +159,9 @@ func firstMounting(m *spec.Manifest, vol string) string {
 	return ""
 }
 
-// numericUser reads "uid" or "uid:gid"; ok is false for a user name.
+// numericUser reads "uid" or "uid:gid" (gid 0), the one parser of USER
+// in numbers; ok is false for a name, which only the engine resolves
+// exactly, from the image (knownUser spells the names aim may assume).
 func numericUser(u string) (uid, gid int, ok bool) {
 	us, gs, hasGroup := strings.Cut(u, ":")
 	uid, err := strconv.Atoi(us)

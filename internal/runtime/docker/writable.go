@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -17,14 +16,14 @@ import (
 // paths: size-limited (the pages count in the container's memory
 // cgroup, like /tmp's), and owned by the user the container runs as, so
 // that uid 65534 can write where the image's root-owned directory was.
-// A named USER other than root and nobody is not in the image's
-// configuration as a number, and the kernel takes only numbers: its
-// directories are world-writable with the sticky bit, as /tmp is (and
-// as Kubernetes makes an emptyDir).
+// A named USER (or group) other than root and nobody is not in the
+// image's configuration as a number, and the kernel takes only numbers:
+// its directories are world-writable with the sticky bit, as /tmp is
+// (and as Kubernetes makes an emptyDir).
 func writableTmpfs(ws []spec.Writable, user string) map[string]string {
 	owner := "mode=1777"
-	if uid, gid, ok := numericOwner(user); ok {
-		owner = "uid=" + uid + ",gid=" + gid + ",mode=0755"
+	if uid, gid, ok := numericUser(knownUser(user)); ok {
+		owner = fmt.Sprintf("uid=%d,gid=%d,mode=0755", uid, gid)
 	}
 	out := make(map[string]string, len(ws))
 	for _, w := range ws {
@@ -33,20 +32,17 @@ func writableTmpfs(ws []spec.Writable, user string) map[string]string {
 	return out
 }
 
-// numericOwner is the uid and gid of a container's user as the engine
-// reads USER: "" and root are 0, nobody is 65534 (Debian's and
-// Alpine's), a number stands for itself and a uid alone takes gid 0
-// unless it is 65534. ok is false for other names.
-func numericOwner(user string) (uid, gid string, ok bool) {
+// knownUser spells a container's USER as uid:gid where the engine's
+// reading of it is known without the image's /etc/passwd: "" and root
+// are 0, nobody is 65534 (Debian's and Alpine's), a uid alone takes gid 0
+// unless it is 65534. Other names stay, and numericUser refuses them.
+func knownUser(user string) string {
 	u, g, hasGroup := strings.Cut(user, ":")
 	switch u {
-	case "", "root", "0":
+	case "", "root":
 		u = "0"
 	case "nobody":
 		u = "65534"
-	}
-	if _, err := strconv.ParseUint(u, 10, 32); err != nil {
-		return "", "", false
 	}
 	switch {
 	case !hasGroup && u == "65534":
@@ -56,10 +52,7 @@ func numericOwner(user string) (uid, gid string, ok bool) {
 	case g == "nogroup" || g == "nobody":
 		g = "65534"
 	}
-	if _, err := strconv.ParseUint(g, 10, 32); err != nil {
-		return u, "0", true
-	}
-	return u, g, true
+	return u + ":" + g
 }
 
 // WritableDirs are /tmp and a component's writable paths: where what it
