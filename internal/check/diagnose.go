@@ -117,25 +117,59 @@ func CommandFailure(comp, cause string, command []string, pathEnv string) Result
 	return res
 }
 
-// StartsFix fits the starts rule's fix to what a process that exited said
-// (its output, or the lines ErrorLines picked).
-func StartsFix(output string, oomKilled bool) string {
+// A StartsCause is what the output of a process that exited says of why.
+type StartsCause int
+
+const (
+	CauseUnknown StartsCause = iota
+	CauseOOM
+	CauseHome     // wrote to /nonexistent, the home directory
+	CauseReadOnly // wrote outside /tmp
+	CauseTmpHidden
+	CausePermission
+)
+
+// StartsCauseOf reads the cause from what a process that exited said (its
+// output, or the lines ErrorLines picked).
+func StartsCauseOf(output string, oomKilled bool) StartsCause {
 	low := strings.ToLower(output)
 	switch {
 	case oomKilled:
-		return "it was killed for using more than its memory limit: " + ruleByID("memory-idle").Fix
+		return CauseOOM
 	case strings.Contains(output, "/nonexistent"):
 		// Before the read-only file system: the write it failed is the
 		// home directory, which only HOME moves.
-		return "it needs a writable home directory: set HOME in the component's env, e.g. HOME: /tmp (aim sets HOME=/tmp itself for uid 65534 unless the image or the env sets HOME)"
+		return CauseHome
 	case strings.Contains(low, "read-only file system"):
-		return "it wrote outside /tmp, which is read-only: " + ruleByID("read-only-fs").Fix
+		return CauseReadOnly
 	case strings.Contains(output, "/tmp/") && (strings.Contains(low, "no such file") || strings.Contains(low, "can't open file") || strings.Contains(low, "not found")):
-		return "it looks for a file under /tmp, which aim's empty tmpfs hides: " + ruleByID("image-tmp").Fix
+		return CauseTmpHidden
 	case strings.Contains(low, "permission denied"):
+		return CausePermission
+	}
+	return CauseUnknown
+}
+
+// Fix is the starts rule's fix for the cause.
+func (c StartsCause) Fix() string {
+	switch c {
+	case CauseOOM:
+		return "it was killed for using more than its memory limit: " + ruleByID("memory-idle").Fix
+	case CauseHome:
+		return "it needs a writable home directory: set HOME in the component's env, e.g. HOME: /tmp (aim sets HOME=/tmp itself for uid 65534 unless the image or the env sets HOME)"
+	case CauseReadOnly:
+		return "it wrote outside /tmp, which is read-only: " + ruleByID("read-only-fs").Fix
+	case CauseTmpHidden:
+		return "it looks for a file under /tmp, which aim's empty tmpfs hides: " + ruleByID("image-tmp").Fix
+	case CausePermission:
 		return "it runs as uid 65534 (aim's user for a root image): make what it reads readable by every user (chmod -R a+rX), write only under /tmp, or set runAsRoot: true"
 	}
 	return ruleByID("starts").Fix
+}
+
+// StartsFix fits the starts rule's fix to what a process that exited said.
+func StartsFix(output string, oomKilled bool) string {
+	return StartsCauseOf(output, oomKilled).Fix()
 }
 
 // ImageTmp judges image-tmp from the image's WORKDIR and the paths it has

@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -158,7 +157,7 @@ func Run(ctx context.Context, api API, eng Builder, o Options) (rep *check.Repor
 		r.set(r.writesLost())
 		// A process that stopped on the read-only filesystem gets the
 		// writable: line as its fix too.
-		if res, ok := r.results["starts"]; ok && res.Status == check.Fail && r.writableFix != "" && strings.Contains(res.Fix, "read-only") {
+		if res, ok := r.results["starts"]; ok && res.Status == check.Fail && r.writableFix != "" && r.exitCause == check.CauseReadOnly {
 			res.Fix = "it wrote outside /tmp, which is read-only: " + r.writableFix
 			r.set(res)
 		}
@@ -265,14 +264,16 @@ type compRun struct {
 	// writableFix is read-only-fs's fix when the twin wrote outside /tmp
 	// (the writable: line to add), for starts to point at.
 	writableFix string
-	started     time.Time
-	ip          string
-	pid         int
-	ready       bool
-	readyAfter  time.Duration
-	root        []byte // body of GET /
-	memUsage    int64
-	attempts    []netip.AddrPort // connection attempts beyond the network
+	// exitCause is what the process said when it exited, if it did.
+	exitCause  check.StartsCause
+	started    time.Time
+	ip         string
+	pid        int
+	ready      bool
+	readyAfter time.Duration
+	root       []byte // body of GET /
+	memUsage   int64
+	attempts   []netip.AddrPort // connection attempts beyond the network
 
 	// readyAt is when the component met its readiness rule, zero when
 	// waitReady could not tell (ProbeReadiness then probes it).

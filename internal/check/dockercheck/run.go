@@ -229,7 +229,8 @@ func (r *compRun) neverStarted() {
 func (r *compRun) exited(ctx context.Context, st *container.State, when string) check.Result {
 	out := r.logs(ctx, r.id)
 	res := check.NewResult("starts", r.comp.Name, check.Fail, r.exitEvidence(st, when, out))
-	res.Fix = check.StartsFix(strings.Join(check.ErrorLines(out, 4), "\n"), st.OOMKilled)
+	r.exitCause = check.StartsCauseOf(strings.Join(check.ErrorLines(out, 4), "\n"), st.OOMKilled)
+	res.Fix = r.exitCause.Fix()
 	return res
 }
 
