@@ -1,12 +1,14 @@
 package dockercheck
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"time"
@@ -122,6 +124,9 @@ func (s *session) createNetwork(ctx context.Context) error {
 // the run that finds what the component writes.
 func (s *session) containerSpec(m *spec.Manifest, comp spec.Component, image string, img docker.Image, def spec.Defaults, writable bool) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	cfg, host := docker.Confined(m.Name, comp, image, img, def)
+	// Empty directories at the volumes' paths: a check never sees, nor
+	// writes, a solution's data.
+	maps.Copy(host.Tmpfs, docker.ScratchTmpfs(comp, cmp.Or(cfg.User, img.User)))
 	cfg.Labels = s.labels()
 	cfg.Labels["dev.aim.component"] = comp.Name
 	host.NetworkMode = container.NetworkMode(s.net)

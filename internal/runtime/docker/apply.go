@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,7 +130,7 @@ const StopGrace = 10 * time.Second
 // A root image runs as uid 65534 unless the component says runAsRoot, and
 // with HOME=/tmp when nothing else sets HOME (defaultHome). Callers add
 // labels, the network and, for solutions, a restart policy and the
-// volumes.
+// volumes (a run that must not touch them, ScratchTmpfs instead).
 func Confined(solution string, comp spec.Component, image string, img Image, def spec.Defaults) (*container.Config, *container.HostConfig) {
 	res := comp.Resources.Or(def)
 	env := []string{
@@ -169,9 +168,6 @@ func Confined(solution string, comp spec.Component, image string, img Image, def
 			DeviceRequests: gpuRequests(comp.Resources.GPU),
 		},
 	}
-	// A run that is not the solution's (aim check) gets an empty tmpfs at
-	// each volume's path; createOptions mounts the volumes instead.
-	maps.Copy(host.Tmpfs, scratchTmpfs(comp, cmp.Or(user, img.User)))
 	return cfg, host
 }
 
@@ -192,9 +188,6 @@ func createOptions(s runtime.Spec, comp spec.Component, replica int, img Image, 
 	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
 	host.NetworkMode = container.NetworkMode(netName)
 	host.Mounts = volumeMounts(prefix, s.Manifest.Name, comp)
-	for _, v := range comp.Volumes {
-		delete(host.Tmpfs, v.Path)
-	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netName: {Aliases: []string{comp.Name}},
 	}}

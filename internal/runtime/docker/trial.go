@@ -47,7 +47,7 @@ func (d *Docker) Trial(ctx context.Context, s runtime.Spec, component string, an
 	cfg.Labels[LabelReplica] = "trial"
 	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	host.Mounts = nil
-	maps.Copy(host.Tmpfs, scratchTmpfs(comp, cmp.Or(cfg.User, img.User)))
+	maps.Copy(host.Tmpfs, ScratchTmpfs(comp, cmp.Or(cfg.User, img.User)))
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {}}}
 	name := fmt.Sprintf("%s-%s-%s-g%d-trial", d.prefix, s.Manifest.Name, comp.Name, s.Generation)
 	id, err := d.createNamed(ctx, s.Manifest.Name, comp.Name, name, cfg, host, netCfg)

@@ -55,13 +55,13 @@ func volumeMounts(prefix, sol string, comp spec.Component) []mount.Mount {
 	return out
 }
 
-// scratchTmpfs are comp's volumes as empty tmpfs directories, for a run
+// ScratchTmpfs are comp's volumes as empty tmpfs directories, for a run
 // that must not touch the data: `aim check`, and a deploy's trial replica,
 // which must not write what its siblings keep nor hold the lock a program
 // like Prometheus takes on it. The engine gives a tmpfs over a directory
 // of the image that directory's owner and mode, whatever mode= says, so a
 // numeric user is made its owner.
-func scratchTmpfs(comp spec.Component, user string) map[string]string {
+func ScratchTmpfs(comp spec.Component, user string) map[string]string {
 	out := map[string]string{}
 	for _, v := range comp.Volumes {
 		opts := "rw,nosuid,nodev,size=64m,mode=1777"
