@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
@@ -53,7 +52,7 @@ func (c *Controller) DeleteSecret(ctx context.Context, name, owner, key string) 
 		return errNoSecrets
 	}
 	if rec, err := c.store.Get(ctx, name); err == nil && rec.Owner == owner {
-		if users := usedBy(rec.Manifest, key); len(users) > 0 {
+		if users := rec.Manifest.SecretUsers(key); len(users) > 0 {
 			return &solution.InputError{Msg: fmt.Sprintf("secret %s is used by component %s of %s: deploy a manifest without `{secret: %s}` first, then remove it", key, users[0], name, key)}
 		}
 	}
@@ -82,7 +81,7 @@ func (c *Controller) ListSecrets(ctx context.Context, name, owner string) ([]sol
 	}
 	out := make([]solution.Secret, 0, len(secs))
 	for _, s := range secs {
-		out = append(out, solution.Secret{Name: s.Name, SetAt: s.SetAt, UsedBy: usedBy(m, s.Name)})
+		out = append(out, solution.Secret{Name: s.Name, SetAt: s.SetAt, UsedBy: m.SecretUsers(s.Name)})
 	}
 	return out, nil
 }
@@ -115,7 +114,7 @@ func (c *Controller) restartFor(ctx context.Context, name, owner, key, by string
 	if err != nil || rec.Owner != owner || rec.Generation == 0 {
 		return &solution.SecretChange{}, nil
 	}
-	users := usedBy(rec.Manifest, key)
+	users := rec.Manifest.SecretUsers(key)
 	if len(users) == 0 || rec.State == string(solution.Failed) {
 		return &solution.SecretChange{}, nil
 	}
@@ -131,18 +130,3 @@ func (c *Controller) restartFor(ctx context.Context, name, owner, key, by string
 	return &solution.SecretChange{Restarted: users}, nil
 }
 
-// usedBy names the components of m whose environment takes secret key.
-func usedBy(m *spec.Manifest, key string) []string {
-	if m == nil {
-		return nil
-	}
-	var out []string
-	for _, comp := range m.Components {
-		for _, v := range comp.Env {
-			if v.Secret == key && !slices.Contains(out, comp.Name) {
-				out = append(out, comp.Name)
-			}
-		}
-	}
-	return out
-}

@@ -121,7 +121,24 @@ func (m *Manifest) Secrets() []string {
 
 // UsesSecret reports whether a component of m takes its environment from
 // the secret name.
-func (m *Manifest) UsesSecret(name string) bool { return slices.Contains(m.Secrets(), name) }
+func (m *Manifest) UsesSecret(name string) bool { return len(m.SecretUsers(name)) > 0 }
+
+// SecretUsers names the components of m whose environment takes the
+// secret name, in the manifest's order; none for a nil m.
+func (m *Manifest) SecretUsers(name string) []string {
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range m.Components {
+		for _, v := range c.Env {
+			if v.Secret == name && !slices.Contains(out, c.Name) {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out
+}
 
 // CheckSecrets refuses a manifest that uses a secret have does not hold,
 // with an error located at each reference in data, the manifest file as

@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -45,6 +46,17 @@ func TestCheckSecrets(t *testing.T) {
 	}
 	if got := m.Secrets(); len(got) != 2 || got[0] != "OPENAI_API_KEY" || got[1] != "other.key-2" {
 		t.Errorf("Secrets() = %v", got)
+	}
+	two := &Manifest{Components: []Component{
+		{Name: "web", Env: map[string]EnvValue{"A": SecretRef("K"), "B": SecretRef("K")}},
+		{Name: "api", Env: map[string]EnvValue{"C": Plain("K")}},
+		{Name: "worker", Env: map[string]EnvValue{"D": SecretRef("K")}},
+	}}
+	if got := two.SecretUsers("K"); !slices.Equal(got, []string{"web", "worker"}) {
+		t.Errorf("SecretUsers(K) = %v, want [web worker]: each user once, a plain value is no use", got)
+	}
+	if got := (*Manifest)(nil).SecretUsers("K"); got != nil || two.UsesSecret("other") {
+		t.Errorf("a nil manifest's users %v; UsesSecret(other) %v", got, two.UsesSecret("other"))
 	}
 }
 
