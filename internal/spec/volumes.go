@@ -2,8 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"path"
-	"strings"
 )
 
 // Volume is a persistent directory of a component: on Docker a named
@@ -132,18 +130,11 @@ func (m *Manifest) validateVolumes(file string, idx *nodeIndex) []FieldError {
 
 // mountProblem says why p cannot be a volume's mount point, or "".
 func mountProblem(p string) string {
-	switch {
-	case p == "":
+	switch p {
+	case "":
 		return "is required: the absolute directory to mount the volume at, e.g. /data"
-	case !strings.HasPrefix(p, "/") || path.Clean(p) != p || strings.ContainsAny(p, ":,\n\t"):
-		return fmt.Sprintf("%q is not a clean absolute path like /data", p)
-	case p == "/":
+	case "/":
 		return `"/" would hide the whole image: mount the volume at a directory, e.g. /data`
 	}
-	for _, r := range reservedMounts {
-		if Within(p, r) {
-			return fmt.Sprintf("%q is under %s, which aim or the kernel mounts: choose another directory, e.g. /data", p, r)
-		}
-	}
-	return ""
+	return dirProblem(p, "/data")
 }

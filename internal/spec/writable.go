@@ -73,6 +73,35 @@ func (w *Writable) UnmarshalYAML(n *yaml.Node) error {
 // a tmpfs over them would hide or break them. /tmp is aim's own.
 var reservedMounts = []string{"/tmp", "/proc", "/sys", "/dev"}
 
+// dirProblem says why p, neither empty nor "/", cannot be a directory aim
+// mounts something at (a volume, a writable path's tmpfs), or "";
+// example is one that could be.
+func dirProblem(p, example string) string {
+	switch {
+	case strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return fmt.Sprintf("%q has a control character", p)
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("%q is not an absolute path: start it with /, e.g. %s", p, example)
+	case strings.Contains("/"+p+"/", "/../") || strings.Contains("/"+p+"/", "/./"):
+		return fmt.Sprintf("%q has . or .. in it: write the path it stands for, e.g. %s", p, path.Clean(p))
+	case path.Clean(p) != p:
+		return fmt.Sprintf("%q is not a clean path: write %s", p, path.Clean(p))
+	case strings.ContainsAny(p, ":,"):
+		// The engine's mount and tmpfs options are split on them.
+		return fmt.Sprintf("%q has a : or a , which the engine's mount options cannot hold", p)
+	}
+	for _, r := range reservedMounts {
+		if !Within(p, r) {
+			continue
+		}
+		if r == "/tmp" {
+			return fmt.Sprintf("%q is under /tmp, aim's own tmpfs (64Mi, writable already): choose another directory, e.g. %s", p, example)
+		}
+		return fmt.Sprintf("%q is under %s, which the engine and the kernel mount: choose another directory, e.g. %s", p, r, example)
+	}
+	return ""
+}
+
 // Within reports whether p is dir or below it.
 func Within(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
@@ -90,35 +119,12 @@ func validateWritable(c Component, f string, add func(field, format string, args
 		case p == "":
 			add(wf, "needs a path, e.g. /var/lib/nginx")
 			continue
-		case strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }):
-			add(wf, "%q has a control character", p)
-			continue
 		case p == "/":
 			add(wf, `"/" would make the whole root filesystem writable: name the directories the program writes, e.g. /var/lib/nginx`)
 			continue
-		case !strings.HasPrefix(p, "/"):
-			add(wf, "%q is not an absolute path: start it with /", p)
-			continue
-		case strings.Contains("/"+p+"/", "/../") || strings.Contains("/"+p+"/", "/./"):
-			add(wf, "%q has . or .. in it: write the path it stands for, e.g. %s", p, path.Clean(p))
-			continue
-		case path.Clean(p) != p:
-			add(wf, "%q is not a clean path: write %s", p, path.Clean(p))
-			continue
 		}
-		reserved := false
-		for _, r := range reservedMounts {
-			if Within(p, r) {
-				reserved = true
-				if r == "/tmp" {
-					add(wf, "%q is under /tmp, which is writable already (a tmpfs of 64Mi)", p)
-				} else {
-					add(wf, "%q is under %s, which the engine mounts itself", p, r)
-				}
-				break
-			}
-		}
-		if reserved {
+		if msg := dirProblem(p, "/var/lib/nginx"); msg != "" {
+			add(wf, "%s", msg)
 			continue
 		}
 		if k, ok := seen[p]; ok {
