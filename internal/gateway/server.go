@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +80,11 @@ func NewServer(h http.Handler, c ServerConfig) *Server {
 		MaxHeaderBytes:    cmp.Or(c.MaxHeaderBytes, 32<<10),
 		ErrorLog:          slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
 	}}
+	if err := configureHTTP2(s.HTTP); err != nil {
+		// It fails only on a TLSConfig's cipher suites, and there is no
+		// TLSConfig yet.
+		panic(err)
+	}
 	inner := h
 	var added http.Header
 	if w, ok := h.(tlsHeaders); ok {
@@ -157,16 +161,12 @@ func (s *Server) Serve(l net.Listener) error {
 // HTTP/1.1 as over plain TCP, and net/http gets HTTP/2 and whatever the
 // fast path hands off.
 func (s *Server) ServeTLS(l net.Listener, cfg *tls.Config) error {
-	s.HTTP.TLSConfig = cfg
+	// As http.Server.ServeTLS does: its own copy, offering HTTP/2 and
+	// HTTP/1.1 too.
+	c := withH2(cfg)
+	s.HTTP.TLSConfig = c
 	if s.gw == nil {
 		return s.HTTP.ServeTLS(l, "", "")
-	}
-	// As http.Server.ServeTLS does: its own copy, offering HTTP/1.1 too.
-	// net/http configures its HTTP/2 server when Serve starts, since the
-	// config names "h2".
-	c := cfg.Clone()
-	if !slices.Contains(c.NextProtos, "http/1.1") {
-		c.NextProtos = append(slices.Clone(c.NextProtos), "http/1.1")
 	}
 	s.mu.Lock()
 	s.tlsConf = c
