@@ -222,3 +222,21 @@ func TestBuildStepGetsNoRegistryCredential(t *testing.T) {
 		t.Logf("the step found its build's gate token (docs/security.md says so); it reads its own repository and nothing else")
 	}
 }
+
+// TestRegistryGateOnlyForBuilds: the API's registry gate answers the
+// builds' namespace only (the chart's NetworkPolicy; the build steps of
+// TestBuildStepGetsNoRegistryCredential reach it); a pod in the release's
+// namespace reaches the API's own port and not the gate's.
+func TestRegistryGateOnlyForBuilds(t *testing.T) {
+	pods, err := kc.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=api"})
+	if err != nil || len(pods.Items) == 0 || pods.Items[0].Status.PodIP == "" {
+		t.Fatalf("the API's pods: %v", err)
+	}
+	ip := pods.Items[0].Status.PodIP
+	if ok, out := runProbe(t, "gate-probe-api", nil, "http://"+ip+":8080/healthz"); !ok {
+		t.Fatalf("a pod in %s does not reach the API's own port (it must, for the refusal below to be the policy's): %s", ns, out)
+	}
+	if ok, out := runProbe(t, "gate-probe-gate", nil, "http://"+ip+":5001/v2/"); ok {
+		t.Errorf("a pod in %s reaches the registry gate: %s", ns, out)
+	}
+}
