@@ -17,7 +17,10 @@ import (
 
 type grants map[string]string
 
-func (g grants) Repository(tok string) (string, bool) { r, ok := g[tok]; return r, ok }
+func (g grants) Repository(tok string) (string, bool) {
+	r, ok := g[tok]
+	return r, ok
+}
 
 // The registry gate (internal/kube/buildgate) in front of the real
 // registry, with the engine as the client: a build's token pushes to its
