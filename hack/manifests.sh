@@ -73,6 +73,30 @@ registry.enabled=true,registry.service.type=NodePort,registry.service.nodePort=3
     echo "$out" | tail -5 >&2
     exit 1
   fi
+  # Builds push through the API's registry gate: no build-side copy of the
+  # registry's credential (no <release>-aim-push), the API holds it, and
+  # only the builds' namespace may reach the gate's port.
+  builds=$("$helm" template aim deploy/helm/aim --namespace aim-system --kube-version 1.32.0 \
+    --set registry.enabled=true,builds.enabled=true,builds.mirrorDockerHub=true)
+  external=$("$helm" template aim deploy/helm/aim --namespace aim-system --kube-version 1.32.0 \
+    --set registry.url=registry.example.com,registry.credentialsSecret=aim-registry-login,builds.enabled=true)
+  for want in 'name: aim-api-registry-gate' 'kubernetes.io/metadata.name: aim-system-builds' 'port: registry-gate' \
+    'containerPort: 5001' '--build-registry-gate=:5001' '--build-registry-gate-host=$(POD_IP):5001' \
+    '--build-registry-credentials=/etc/aim/registry/config.json' '--build-mirror-docker-hub' 'key: dockerconfigjson'; do
+    if ! grep -qF -- "$want" <<<"$builds"; then
+      echo "hack/manifests.sh: with builds.enabled the chart lacks: $want" >&2
+      exit 1
+    fi
+  done
+  if grep -qE 'aim-push|build-push-secret|aim-buildkitd' <<<"$builds$external"; then
+    echo "hack/manifests.sh: the chart still gives builds the registry's credential (aim-push) or names what the gate replaced:" >&2
+    grep -nE 'aim-push|build-push-secret|aim-buildkitd' <<<"$builds$external" >&2
+    exit 1
+  fi
+  if ! grep -qF 'secretName: aim-registry-login' <<<"$external" || grep -qF -- '--build-registry-http' <<<"$external"; then
+    echo "hack/manifests.sh: with registry.url the API does not mount registry.credentialsSecret for the gate, or reaches the registry over HTTP" >&2
+    exit 1
+  fi
   if ! diff -u deploy/manifests/aim.yaml <(render); then
     echo "hack/manifests.sh: deploy/manifests/aim.yaml is out of date; run hack/manifests.sh" >&2
     exit 1

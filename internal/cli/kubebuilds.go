@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/aimhub/aim/internal/kube/backend"
+	"github.com/aimhub/aim/internal/kube/buildgate"
 	"github.com/aimhub/aim/internal/server"
 	"github.com/aimhub/aim/internal/spec"
 )
@@ -18,6 +19,7 @@ type kubeBuilds struct {
 	cfg         backend.BuildConfig
 	cpu, memory string
 	maxContext  spec.ByteSize
+	credentials string
 }
 
 func (k *kubeBuilds) register(f *pflag.FlagSet) {
@@ -25,10 +27,12 @@ func (k *kubeBuilds) register(f *pflag.FlagSet) {
 	f.StringVar(&j.Namespace, "build-namespace", "", "with --runtime kubernetes: build components that name build: as Jobs in this namespace (default: builds are refused)")
 	f.StringVar(&j.Image, "build-image", "localhost/aim/buildkit:0.34.2", "BuildKit image of the build Jobs (images/build.sh buildkit)")
 	f.StringVar(&j.ServiceAccount, "build-service-account", "aim-build", "service account of the build Jobs (bound to no Role)")
-	f.StringVar(&j.PushSecret, "build-push-secret", "aim-push", "kubernetes.io/dockerconfigjson Secret in --build-namespace that builds push with")
-	f.StringVar(&j.BuildkitdConfig, "build-buildkitd-config", "", "ConfigMap in --build-namespace whose buildkitd.toml configures buildkitd")
-	f.StringVar(&j.Registry, "build-registry", "", "host[:port] builds push to, as pods reach it")
-	f.BoolVar(&j.InsecureRegistry, "build-registry-http", false, "builds push to --build-registry over plain HTTP (the chart's in-cluster registry)")
+	f.StringVar(&k.cfg.Registry, "build-registry", "", "host[:port] of the registry builds push to, as this API reaches it (through its registry gate)")
+	f.BoolVar(&k.cfg.RegistryHTTP, "build-registry-http", false, "reach --build-registry over plain HTTP (the chart's in-cluster registry)")
+	f.StringVar(&k.credentials, "build-registry-credentials", "", "Docker config file (config.json or a .dockerconfigjson) with this API's credentials for --build-registry; build pods never get them")
+	f.StringVar(&k.cfg.GateAddr, "build-registry-gate", "", "listen address of the registry gate build pods push through with a token of their own (e.g. :5001); not the API's listener")
+	f.StringVar(&j.Registry, "build-registry-gate-host", "", "host:port of the registry gate as build pods reach it (e.g. $(POD_IP):5001)")
+	f.BoolVar(&j.MirrorDockerHub, "build-mirror-docker-hub", false, "builds resolve Docker Hub names in FROM lines in --build-registry first, through the gate")
 	f.StringVar(&k.cfg.PullHost, "registry-host", "", "host[:port] of that registry as the nodes pull from it (default --build-registry)")
 	f.StringVar(&k.cfg.APIURL, "build-api-url", "", "this API's URL as build pods reach it, to fetch their context (e.g. http://aim-api.aim-system.svc)")
 	f.StringVar(&k.cpu, "build-cpu", "2", "CPU limit of a build")
@@ -42,8 +46,17 @@ func (k *kubeBuilds) apply(o *server.Options) error {
 	if k.cfg.Job.Namespace == "" {
 		return nil
 	}
-	if k.cfg.Job.Registry == "" || k.cfg.APIURL == "" {
-		return fmt.Errorf("--build-namespace needs --build-registry and --build-api-url")
+	if k.cfg.Registry == "" || k.cfg.APIURL == "" || k.cfg.GateAddr == "" || k.cfg.Job.Registry == "" {
+		return fmt.Errorf("--build-namespace needs --build-registry, --build-api-url, --build-registry-gate and --build-registry-gate-host")
+	}
+	// The gate is plain HTTP inside the cluster, as the context's fetch.
+	k.cfg.Job.InsecureRegistry = true
+	if k.credentials != "" {
+		auth, err := buildgate.DockerConfigAuth(k.credentials, k.cfg.Registry)
+		if err != nil {
+			return fmt.Errorf("--build-registry-credentials: %w", err)
+		}
+		k.cfg.RegistryAuth = auth
 	}
 	for _, q := range []struct {
 		flag, v string

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -87,6 +89,11 @@ func runKubernetes(ctx context.Context, o Options) error {
 		// Guarded by each build's one-time token, not by API tokens.
 		apex.Handle(backend.ContextPath, h)
 	}
+	gateErr, closeGate, err := serveBuildGate(o, sols)
+	if err != nil {
+		return err
+	}
+	defer closeGate()
 	srvErr, err := e.Serve(apex, nil)
 	if err != nil {
 		return err
@@ -103,8 +110,37 @@ func runKubernetes(ctx context.Context, o Options) error {
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving: %w", err)
 		}
+	case err := <-gateErr:
+		return fmt.Errorf("serving the build registry gate: %w", err)
 	}
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	return e.Shutdown(shutdown)
+}
+
+// serveBuildGate serves the registry gate builds push through on a
+// listener of its own (--build-registry-gate), never on the API's, which
+// the gateway serves on the apex: only build pods reach it (the chart's
+// NetworkPolicy), and a request without a running build's token gets 401.
+func serveBuildGate(o Options, sols *backend.Solutions) (<-chan error, func(), error) {
+	h, err := sols.BuildGate()
+	if err != nil || h == nil {
+		return nil, func() {}, err
+	}
+	ln, err := net.Listen("tcp", o.Kube.Builds.GateAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the build registry gate: %w", err)
+	}
+	// No write timeout: a layer's upload or download takes as long as it
+	// takes, within the build's own deadline.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	o.Logger.Info("aim is serving the build registry gate", "addr", ln.Addr().String(), "registry", o.Kube.Builds.Registry)
+	return errc, func() { _ = srv.Close() }, nil
 }

@@ -48,8 +48,8 @@ func TestBuildKitRootlessBuildsAndPushes(t *testing.T) {
 	os.WriteFile(filepath.Join(docker, "config.json"), []byte(`{"auths":{"`+pushHost+`":{"auth":"`+auth+`"}}}`), 0o644)
 
 	opts := kbuild.Options{
-		Namespace: "builds", Image: buildkitImage, ServiceAccount: "aim-build", PushSecret: "aim-push",
-		BuildkitdConfig: "aim-buildkitd", Registry: pushHost, InsecureRegistry: true,
+		Namespace: "builds", Image: buildkitImage, ServiceAccount: "aim-build",
+		Registry: pushHost, InsecureRegistry: true,
 	}
 	b := kbuild.Build{ID: "t-" + s, Solution: "buildinfra-" + s, Component: "api", Dir: "api",
 		ContextURL: "http://unused", TokenSecret: "unused"}

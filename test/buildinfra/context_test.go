@@ -64,7 +64,7 @@ func TestContextFetchAndUnpack(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			opts := kbuild.Options{Namespace: "builds", Image: buildkitImage, ServiceAccount: "aim-build",
-				PushSecret: "aim-push", Registry: "registry:5000", MaxContext: c.max}
+				Registry: "registry:5000", MaxContext: c.max}
 			job, err := opts.Job(kbuild.Build{ID: "c-" + s, Solution: "s", Component: "api", Dir: "api",
 				ContextURL: "http://" + ln.Addr().String() + "/ctx", TokenSecret: "t"})
 			if err != nil {

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/aimhub/aim/internal/kube/buildgate"
 	"github.com/aimhub/aim/internal/kube/kbuild"
 	"github.com/aimhub/aim/internal/registry"
 	"github.com/aimhub/aim/internal/solution"
@@ -34,11 +35,23 @@ import (
 // is built by a Job (internal/kube/kbuild) that pushes to the registry,
 // and served by digest.
 type BuildConfig struct {
-	// Job is what every build Job shares (namespace, image, registry to
-	// push to, limits).
+	// Job is what every build Job shares (namespace, image, limits); its
+	// Registry is the registry gate (GateAddr) as build pods reach it.
 	Job kbuild.Options
+	// Registry is the registry's host[:port] as this API reaches it: the
+	// gate forwards there, and builds' images are there.
+	Registry string
+	// RegistryHTTP reaches Registry over plain HTTP (the chart's
+	// in-cluster registry); otherwise HTTPS.
+	RegistryHTTP bool
+	// RegistryAuth is the Authorization header the gate sends Registry
+	// (buildgate.DockerConfigAuth); empty sends none.
+	RegistryAuth string
+	// GateAddr is where this API listens for the registry gate (e.g.
+	// :5001): never the API's own listener, which the gateway serves.
+	GateAddr string
 	// PullHost is the registry's host[:port] as the nodes pull from it
-	// (the chart's registry.host); empty means Job.Registry.
+	// (the chart's registry.host); empty means Registry.
 	PullHost string
 	// APIURL is this API as build pods reach it, e.g.
 	// http://aim-api.aim-system.svc; they fetch their context from
@@ -71,6 +84,12 @@ type builds struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingContext // by build ID
+	running map[string]grant           // by build ID, while it runs
+}
+
+// grant is what a running build's gate token may touch.
+type grant struct {
+	token, repository string
 }
 
 type pendingContext struct {
@@ -81,13 +100,47 @@ type pendingContext struct {
 
 func newBuilds(cfg BuildConfig, kc kubernetes.Interface, log *slog.Logger) *builds {
 	if cfg.PullHost == "" {
-		cfg.PullHost = cfg.Job.Registry
+		cfg.PullHost = cfg.Registry
 	}
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
 	}
 	cfg.Job = cfg.Job.WithDefaults()
-	return &builds{cfg: cfg, kc: kc, log: log, pending: map[string]*pendingContext{}}
+	return &builds{cfg: cfg, kc: kc, log: log, pending: map[string]*pendingContext{}, running: map[string]grant{}}
+}
+
+// BuildGate is the registry gate builds push through (buildgate): it
+// holds the registry's credential and lets each running build's token
+// push and pull only that build's repository. Nil when builds are off.
+func (s *Solutions) BuildGate() (http.Handler, error) {
+	if s.builds == nil {
+		return nil, nil
+	}
+	scheme := "https://"
+	if s.builds.cfg.RegistryHTTP {
+		scheme = "http://"
+	}
+	return buildgate.New(buildgate.Config{
+		Upstream:      scheme + s.builds.cfg.Registry,
+		Authorization: s.builds.cfg.RegistryAuth,
+		Root:          kbuild.RepositoryRoot,
+		Grants:        s.builds,
+		Logger:        s.builds.log,
+	})
+}
+
+// Repository is buildgate.Grants: the repository of the running build
+// whose gate token tok is. Every token is compared, in constant time.
+func (b *builds) Repository(tok string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	repo, found := "", false
+	for _, g := range b.running {
+		if subtle.ConstantTimeCompare([]byte(tok), []byte(g.token)) == 1 {
+			repo, found = g.repository, true
+		}
+	}
+	return repo, found
 }
 
 // BuildContexts serves build contexts to build pods (ContextPath): each
@@ -143,7 +196,7 @@ func (b *builds) foreign(m *spec.Manifest) error {
 		if err != nil {
 			continue // the deploy reports a malformed reference where it pulls
 		}
-		if (host == strings.ToLower(b.cfg.PullHost) || host == strings.ToLower(b.cfg.Job.Registry)) &&
+		if (host == strings.ToLower(b.cfg.PullHost) || host == strings.ToLower(b.cfg.Registry)) &&
 			strings.HasPrefix(path, kbuild.RepositoryRoot) && !strings.HasPrefix(path, own) {
 			return &solution.InputError{Msg: fmt.Sprintf(
 				"component %s: image %s is in this installation's build registry, and another solution's build: a solution may name only its own builds there (%s/%s…)",
@@ -231,12 +284,19 @@ func buildID(sol, comp string) string {
 	return cut(sol, 18) + "-" + cut(comp, 12) + "-" + hex.EncodeToString(r[:])
 }
 
-// run creates the build's Job and its token Secret, follows it to its end
-// and returns the pushed image's digest.
-func (b *builds) run(ctx context.Context, sol string, c spec.Component, id, path string, size int64, progress solution.Progress) (string, error) {
+// newToken is a random 256-bit token, in hex.
+func newToken() string {
 	var t [32]byte
 	_, _ = rand.Read(t[:])
-	token := hex.EncodeToString(t[:])
+	return hex.EncodeToString(t[:])
+}
+
+// run creates the build's Job and its token Secret, follows it to its end
+// and returns the pushed image's digest. The build holds two tokens, both
+// in that Secret and valid only while it runs: one for its context (spent
+// when fetched) and one for the registry gate, scoped to its repository.
+func (b *builds) run(ctx context.Context, sol string, c spec.Component, id, path string, size int64, progress solution.Progress) (string, error) {
+	token, gateToken := newToken(), newToken()
 	name := "aim-build-" + id
 	kb := kbuild.Build{
 		ID: id, Solution: sol, Component: c.Name, Dockerfile: c.Dockerfile,
@@ -249,10 +309,12 @@ func (b *builds) run(ctx context.Context, sol string, c spec.Component, id, path
 	}
 	b.mu.Lock()
 	b.pending[id] = &pendingContext{path: path, size: size, token: token}
+	b.running[id] = grant{token: gateToken, repository: kbuild.RepositoryPath(sol, c.Name)}
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
 		delete(b.pending, id)
+		delete(b.running, id)
 		b.mu.Unlock()
 	}()
 	ns := b.cfg.Job.Namespace
@@ -262,11 +324,8 @@ func (b *builds) run(ctx context.Context, sol string, c spec.Component, id, path
 	}
 	// The Secret comes after the Job, owned by it, so that it goes with
 	// the Job; the pod waits for it to mount.
-	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: job.Labels,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID}}},
-		StringData: map[string]string{"header": "Authorization: Bearer " + token},
-	}
+	sec := b.cfg.Job.Secret(kb, job.Labels, token, gateToken)
+	sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID}}
 	if _, err := b.kc.CoreV1().Secrets(ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 		b.deleteJob(job.Name)
 		return "", fmt.Errorf("creating the token Secret of the build of %s: %w", c.Name, err)

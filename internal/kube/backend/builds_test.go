@@ -95,7 +95,7 @@ func TestBuildID(t *testing.T) {
 // (a rollback does) and what an admin pushed outside aim/, never another
 // solution's builds, by whichever name the registry goes by.
 func TestForeign(t *testing.T) {
-	b := newBuilds(BuildConfig{PullHost: "192.0.2.2:30500", Job: kbuild.Options{Registry: "aim-registry.aim.svc:5000"}}, nil, slog.New(slog.DiscardHandler))
+	b := newBuilds(BuildConfig{PullHost: "192.0.2.2:30500", Registry: "aim-registry.aim.svc:5000"}, nil, slog.New(slog.DiscardHandler))
 	for _, tc := range []struct {
 		image   string
 		refused bool

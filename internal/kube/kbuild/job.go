@@ -12,6 +12,8 @@
 package kbuild
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/aimhub/aim/internal/kube/buildgate"
 )
 
 // Options are what every build of one installation shares: where builds
@@ -34,17 +38,16 @@ type Options struct {
 	// ServiceAccount the Jobs run as; the chart binds it to no Role, and
 	// its token is not mounted. Required.
 	ServiceAccount string
-	// PushSecret names the kubernetes.io/dockerconfigjson Secret in
-	// Namespace that builds push with. Required.
-	PushSecret string
-	// BuildkitdConfig names a ConfigMap in Namespace whose key
-	// buildkitd.toml configures buildkitd (an HTTP in-cluster registry is
-	// declared there). Empty means none.
-	BuildkitdConfig string
-	// Registry is the host[:port] builds push to. Required.
+	// Registry is the host[:port] builds push to and pull through: the
+	// API's registry gate (internal/kube/buildgate), which holds the
+	// registry's credential; a build holds only a token of its own for it
+	// (Secret). Required.
 	Registry string
-	// InsecureRegistry pushes over HTTP (the chart's in-cluster registry).
+	// InsecureRegistry pushes over HTTP (the gate inside the cluster).
 	InsecureRegistry bool
+	// MirrorDockerHub resolves Docker Hub names in FROM lines through
+	// Registry first (the chart's builds.mirrorDockerHub).
+	MirrorDockerHub bool
 
 	// CPU and Memory limit the build container; zero means 2 CPUs and
 	// 4Gi. A build over its memory limit is OOM-killed and fails.
@@ -76,9 +79,10 @@ type Build struct {
 	// ContextURL is where the Job fetches the context: an uncompressed tar
 	// the API serves once, to the holder of the token in TokenSecret.
 	ContextURL string
-	// TokenSecret names a Secret in Namespace whose key "header" is the
-	// HTTP header that authorises the fetch ("Authorization: Bearer …").
-	// The API makes it for this build only, owned by the Job.
+	// TokenSecret names the build's Secret in Namespace (Options.Secret):
+	// the header that authorises the fetch, and the Docker config and
+	// buildkitd.toml that give the push its gate token. The API makes it
+	// for this build only, owned by the Job.
 	TokenSecret string
 }
 
@@ -135,7 +139,7 @@ func (o Options) WithDefaults() Options {
 func (o Options) validate() error {
 	for _, f := range []struct{ name, value string }{
 		{"Namespace", o.Namespace}, {"Image", o.Image}, {"ServiceAccount", o.ServiceAccount},
-		{"PushSecret", o.PushSecret}, {"Registry", o.Registry},
+		{"Registry", o.Registry},
 	} {
 		if f.value == "" {
 			return fmt.Errorf("kbuild: Options.%s is required", f.name)
@@ -238,18 +242,21 @@ func (o Options) podSpec(b Build) corev1.PodSpec {
 		{Name: "buildkitd", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &o.Storage}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		// The same Secret, each container only its own keys: the fetch
+		// the context's header, the build its gate token and buildkitd's
+		// configuration.
 		{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: b.TokenSecret, DefaultMode: ptr(int32(0o440)),
+			Items: []corev1.KeyToPath{{Key: SecretKeyHeader, Path: SecretKeyHeader}},
 		}}},
 		{Name: "docker", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: o.PushSecret, DefaultMode: ptr(int32(0o440)),
-			Items: []corev1.KeyToPath{{Key: corev1.DockerConfigJsonKey, Path: "config.json"}},
+			SecretName: b.TokenSecret, DefaultMode: ptr(int32(0o440)),
+			Items: []corev1.KeyToPath{{Key: SecretKeyDockerConfig, Path: "config.json"}},
 		}}},
-	}
-	if o.BuildkitdConfig != "" {
-		vols = append(vols, corev1.Volume{Name: "buildkitd-config", VolumeSource: corev1.VolumeSource{
-			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: o.BuildkitdConfig}},
-		}})
+		{Name: "buildkitd-config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: b.TokenSecret, DefaultMode: ptr(int32(0o440)),
+			Items: []corev1.KeyToPath{{Key: SecretKeyBuildkitd, Path: "buildkitd.toml"}},
+		}}},
 	}
 	return corev1.PodSpec{
 		RestartPolicy:                corev1.RestartPolicyNever,
@@ -344,17 +351,14 @@ func (o Options) buildContainer(b Build) corev1.Container {
 	}
 	// --root: under rootlesskit buildkitd is uid 0 in its namespace and
 	// would take /var/lib/buildkit, on the read-only root.
-	flags := "--oci-worker-no-process-sandbox --root=" + stateDir
+	flags := "--oci-worker-no-process-sandbox --root=" + stateDir + " --config=" + buildkitDir + "/buildkitd.toml"
 	mounts := []corev1.VolumeMount{
 		{Name: "workspace", MountPath: workspace, ReadOnly: true},
 		{Name: "buildkitd", MountPath: stateDir},
 		{Name: "tmp", MountPath: "/tmp"},
 		{Name: "run", MountPath: runtimeDir},
 		{Name: "docker", MountPath: dockerDir, ReadOnly: true},
-	}
-	if o.BuildkitdConfig != "" {
-		flags += " --config=" + buildkitDir + "/buildkitd.toml"
-		mounts = append(mounts, corev1.VolumeMount{Name: "buildkitd-config", MountPath: buildkitDir, ReadOnly: true})
+		{Name: "buildkitd-config", MountPath: buildkitDir, ReadOnly: true},
 	}
 	return corev1.Container{
 		Name:  "build",
@@ -399,6 +403,46 @@ func rootless() *corev1.SecurityContext {
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined},
 		AppArmorProfile:          &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined},
 	}
+}
+
+// The keys of a build's Secret.
+const (
+	SecretKeyHeader       = "header"
+	SecretKeyDockerConfig = "config.json"
+	SecretKeyBuildkitd    = "buildkitd.toml"
+)
+
+// Secret renders b's Secret (TokenSecret): the header that fetches the
+// context with contextToken, and a Docker config that gives buildctl
+// only gateToken, as the gate's user "build", for Registry (the gate),
+// with buildkitd's configuration for it. The caller owns it by the Job.
+func (o Options) Secret(b Build, labels map[string]string, contextToken, gateToken string) *corev1.Secret {
+	auth := base64.StdEncoding.EncodeToString([]byte(buildgate.User + ":" + gateToken))
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{o.Registry: map[string]string{"auth": auth}}})
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: b.TokenSecret, Namespace: o.Namespace, Labels: labels},
+		StringData: map[string]string{
+			SecretKeyHeader:       "Authorization: Bearer " + contextToken,
+			SecretKeyDockerConfig: string(cfg),
+			SecretKeyBuildkitd:    o.BuildkitdConfig(),
+		},
+	}
+}
+
+// BuildkitdConfig is buildkitd.toml: the OCI worker, the gate over HTTP
+// when InsecureRegistry, and Docker Hub mirrored through it when
+// MirrorDockerHub.
+func (o Options) BuildkitdConfig() string {
+	var s strings.Builder
+	s.WriteString("[worker.oci]\n  enabled = true\n[worker.containerd]\n  enabled = false\n")
+	if o.InsecureRegistry {
+		fmt.Fprintf(&s, "[registry.%q]\n  http = true\n", o.Registry)
+	}
+	if o.MirrorDockerHub {
+		fmt.Fprintf(&s, "[registry.\"docker.io\"]\n  mirrors = [%q]\n", o.Registry)
+	}
+	return s.String()
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -19,10 +19,9 @@ func chartOptions() Options {
 		Namespace:        "aim-system-builds",
 		Image:            "localhost/aim/buildkit:0.34.2",
 		ServiceAccount:   "aim-build",
-		PushSecret:       "aim-push",
-		BuildkitdConfig:  "aim-buildkitd",
-		Registry:         "aim-registry.aim-system.svc:5000",
+		Registry:         "10.42.0.7:5001",
 		InsecureRegistry: true,
+		MirrorDockerHub:  true,
 	}
 }
 
@@ -41,7 +40,7 @@ func partComparerAPI() Build {
 // defaults, and an existing registry over HTTPS with limits of its own.
 func TestJobGolden(t *testing.T) {
 	external := chartOptions()
-	external.Registry, external.InsecureRegistry, external.BuildkitdConfig = "registry.example.com/aim", false, ""
+	external.Registry, external.MirrorDockerHub = "10.42.0.9:5001", false
 	external.CPU, external.Memory, external.Storage = resource.MustParse("1"), resource.MustParse("1Gi"), resource.MustParse("2Gi")
 	external.Timeout, external.MaxContext, external.TTL = 5*time.Minute, 10<<20, 10*time.Minute
 	root := partComparerAPI()
@@ -59,10 +58,17 @@ func TestJobGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The build's Secret too, with tokens that are not random.
+			sec := c.opts.Secret(c.build, job.Labels, "context-token", "gate-token")
 			got, err := yaml.Marshal(job)
 			if err != nil {
 				t.Fatal(err)
 			}
+			s, err := yaml.Marshal(sec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(append(got, "---\n"...), s...)
 			golden := filepath.Join("testdata", c.name+".yaml")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
@@ -104,6 +110,46 @@ func TestJobInvariants(t *testing.T) {
 	}
 	if *pod.SecurityContext.RunAsUser == 0 || !*pod.SecurityContext.RunAsNonRoot {
 		t.Error("the build pod may run as root")
+	}
+	// No Secret but the build's own: the registry's credential is the
+	// gate's, never a build pod's.
+	for _, v := range pod.Volumes {
+		if v.Secret != nil && v.Secret.SecretName != partComparerAPI().TokenSecret {
+			t.Errorf("volume %s mounts Secret %s, not the build's own", v.Name, v.Secret.SecretName)
+		}
+		if v.Projected != nil || v.ConfigMap != nil {
+			t.Errorf("volume %s projects a Secret or ConfigMap", v.Name)
+		}
+	}
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		if len(c.EnvFrom) > 0 {
+			t.Errorf("container %s takes its environment from a Secret or ConfigMap", c.Name)
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil {
+				t.Errorf("container %s: %s comes from elsewhere", c.Name, e.Name)
+			}
+		}
+	}
+	// The build container sees the gate token, not the context's header;
+	// the fetch the header only.
+	keys := map[string][]string{}
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			for _, it := range v.Secret.Items {
+				keys[v.Name] = append(keys[v.Name], it.Key)
+			}
+		}
+	}
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		var saw []string
+		for _, m := range c.VolumeMounts {
+			saw = append(saw, keys[m.Name]...)
+		}
+		want := map[string]string{"fetch": SecretKeyHeader, "unpack": "", "build": SecretKeyDockerConfig + " " + SecretKeyBuildkitd}[c.Name]
+		if got := strings.Join(saw, " "); got != want {
+			t.Errorf("container %s sees the build Secret's keys %q, want %q", c.Name, got, want)
+		}
 	}
 }
 

@@ -95,7 +95,7 @@ securityContext:
 {{ .Values.builds.namespace | default (printf "%s-builds" .Release.Namespace) }}
 {{- end -}}
 
-{{/* host[:port] of the registry builds push to and nodes pull from. */}}
+{{/* host[:port] of the registry nodes pull from (builds push through the API's gate). */}}
 {{- define "aim.registryHost" -}}
 {{- if .Values.registry.host -}}{{ .Values.registry.host }}
 {{- else if .Values.registry.url -}}{{ .Values.registry.url }}
