@@ -47,8 +47,9 @@ scaling: {min: 1, max: 1}
 
 // TestRegistryLogin (issue 17, acceptance 4, on Kubernetes): a solution
 // whose image is in a registry that wants a login fails to deploy,
-// naming the registry and `aim registry login`; after its provider's
-// login the kubelet pulls it through the solution's pull Secret and it
+// naming the registry and `aim registry login`; a login with a wrong
+// password is refused (the API tries it) and nothing is kept; after its
+// provider's login the kubelet pulls it through the solution's pull Secret and it
 // answers through the gateway. Another provider naming the same image is
 // refused, though the node has it cached: its pods carry no login and
 // pull the image afresh (pullAlways).
@@ -100,6 +101,13 @@ func TestRegistryLogin(t *testing.T) {
 	}
 	t.Logf("without a login:\n%s", tail(out, 6))
 
+	out, err = aimAs(acme, "wrong\n", "registry", "login", host, "--username", user, "--password-stdin")
+	if err == nil || !strings.Contains(out, "registry "+host+" refused the login") || !strings.Contains(out, "nothing was kept") {
+		t.Fatalf("a login with a wrong password: want it refused with nothing kept: %v\n%s", err, out)
+	}
+	if ls, err := aimAs(acme, "", "registry", "ls"); err != nil || strings.Contains(ls, host) {
+		t.Fatalf("the refused login was kept: %v\n%s", err, ls)
+	}
 	if out, err := aimAs(acme, password+"\n", "registry", "login", host, "--username", user, "--password-stdin"); err != nil {
 		t.Fatalf("aim registry login: %v\n%s", err, out)
 	}
@@ -301,5 +309,5 @@ func privateRegistry(t *testing.T, user, password string) string {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%s:%d", nodeIP(t), privateRegistryNodePort)
+	return privateRegistryHost
 }

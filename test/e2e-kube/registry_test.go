@@ -29,8 +29,10 @@ const (
 )
 
 // registryHost is <node address>:<registryNodePort>, the chart's
-// registry.host (set by registryVolume).
-var registryHost string
+// registry.host; privateRegistryHost is <node address>:
+// <privateRegistryNodePort>, TestRegistryLogin's registry (both set by
+// registryVolume).
+var registryHost, privateRegistryHost string
 
 // baseImages are pushed to the registry, where builds find them: the
 // chart's builds.mirrorDockerHub resolves FROM aim-base/go:1.26 there.
@@ -50,6 +52,7 @@ func registryVolume() error {
 		for _, a := range n.Status.Addresses {
 			if a.Type == corev1.NodeInternalIP && registryHost == "" {
 				registryHost = fmt.Sprintf("%s:%d", a.Address, registryNodePort)
+				privateRegistryHost = fmt.Sprintf("%s:%d", a.Address, privateRegistryNodePort)
 			}
 		}
 	}
