@@ -157,9 +157,19 @@ func TestRegistryLogin(t *testing.T) {
 	}
 	for _, p := range pods {
 		c := p.Spec.Containers[0]
-		if len(p.Spec.ImagePullSecrets) != 0 || c.ImagePullPolicy != corev1.PullAlways || p.Spec.NodeName != node || c.Image != ref {
-			t.Errorf("reg-copycat's pod %s on %s: image %s, pull Secrets %v, policy %s; want %s on %s (which has it) pulled Always with none",
-				p.Name, p.Spec.NodeName, c.Image, p.Spec.ImagePullSecrets, c.ImagePullPolicy, ref, node)
+		if c.ImagePullPolicy != corev1.PullAlways || p.Spec.NodeName != node || c.Image != ref {
+			t.Errorf("reg-copycat's pod %s on %s: image %s, policy %s; want %s on %s (which has it) pulled Always",
+				p.Name, p.Spec.NodeName, c.Image, c.ImagePullPolicy, ref, node)
+		}
+		// The chart's own pull Secret (its in-cluster registry's) is on
+		// every pod; none may hold a login to host.
+		for _, ps := range p.Spec.ImagePullSecrets {
+			sec, err := kc.CoreV1().Secrets(ns).Get(ctx, ps.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Errorf("reg-copycat's pull Secret %s: %v", ps.Name, err)
+			} else if strings.Contains(string(sec.Data[corev1.DockerConfigJsonKey]), `"`+host+`"`) {
+				t.Errorf("reg-copycat's pod %s pulls with Secret %s, which has a login to %s", p.Name, ps.Name, host)
+			}
 		}
 	}
 
