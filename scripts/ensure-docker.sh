@@ -16,7 +16,17 @@ fi
 if ! docker info >/dev/null 2>&1; then
   echo "==> starting dockerd"
   mkdir -p /var/log
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  # dockerd outlives this script: it must not inherit a descriptor above 2,
+  # such as a flock(1) lock of whoever ran this (test/cluster/build.sh's
+  # cache lock, a run holding /tmp/aim-cluster-use.lock), or it holds that
+  # lock for as long as it runs.
+  (
+    for fd in /proc/self/fd/*; do
+      n=${fd##*/}
+      [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-"
+    done
+    exec nohup dockerd >/var/log/dockerd.log 2>&1
+  ) 2>/dev/null &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1

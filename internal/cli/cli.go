@@ -26,6 +26,7 @@ import (
 	"github.com/aimhub/aim/internal/client"
 	"github.com/aimhub/aim/internal/clientconfig"
 	"github.com/aimhub/aim/internal/gateway"
+	"github.com/aimhub/aim/internal/registry"
 	"github.com/aimhub/aim/internal/server"
 	"github.com/aimhub/aim/internal/spec"
 )
@@ -138,6 +139,13 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 			if err := builds.apply(&o); err != nil {
 				return err
 			}
+			for i, h := range o.Kube.InsecureRegistries {
+				p, err := registry.ParseHost(h)
+				if err != nil {
+					return fmt.Errorf("--registry-insecure: %w", err)
+				}
+				o.Kube.InsecureRegistries[i] = p
+			}
 			if o.Runtime != "docker" && o.Runtime != "kubernetes" {
 				return fmt.Errorf("--runtime %q: use docker or kubernetes", o.Runtime)
 			}
@@ -186,6 +194,7 @@ it reads from $` + tsigSecretEnv + ` or --acme-dns-tsig-secret-file.`,
 	f.StringVar(&o.Runtime, "runtime", "docker", "where solutions run: docker (this host's engine) or kubernetes (Solutions in a cluster, served by aim's operator and gateway; serve is then the API and catalog only)")
 	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --runtime kubernetes: kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&o.Kube.Namespace, "namespace", "", "with --runtime kubernetes: namespace of the Solutions (default: the pod's own, or the kubeconfig context's)")
+	f.StringSliceVar(&o.Kube.InsecureRegistries, "registry-insecure", nil, "with --runtime kubernetes: registries (host[:port], comma-separated) that serve plain HTTP, where `aim registry login` is tried over HTTP; every other is tried over HTTPS only")
 	return cmd
 }
 

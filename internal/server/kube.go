@@ -13,6 +13,7 @@ import (
 	"github.com/aimhub/aim/internal/kube"
 	"github.com/aimhub/aim/internal/kube/backend"
 	"github.com/aimhub/aim/internal/metrics"
+	"github.com/aimhub/aim/internal/registry"
 )
 
 // KubeOptions find the cluster of `aim serve --runtime kubernetes`.
@@ -26,6 +27,10 @@ type KubeOptions struct {
 	// Builds, when set, builds components with build: in the cluster
 	// (backend.BuildConfig); nil refuses them.
 	Builds *backend.BuildConfig
+	// InsecureRegistries are the registries (host[:port]) that serve
+	// plain HTTP, where a provider's login is tried over HTTP; every
+	// other is tried over HTTPS only.
+	InsecureRegistries []string
 }
 
 // runKubernetes serves the API and the catalog for Solutions in a cluster.
@@ -53,6 +58,7 @@ func runKubernetes(ctx context.Context, o Options) error {
 		WakeTimeout:  o.WakeTimeout,
 		Logger:       log,
 		Builds:       o.Kube.Builds,
+		Logins:       &registry.Checker{Insecure: o.Kube.InsecureRegistries},
 	})
 	if err != nil {
 		return err

@@ -24,6 +24,9 @@ KUBECONFIG_ADMIN=$CLUSTER_DIR/kubeconfig
 # the node's containerd pulls <node address>:$REGISTRY_NODE_PORT/... over
 # plain HTTP (conf/certs.d).
 REGISTRY_NODE_PORT=${AIM_REGISTRY_NODE_PORT:-30500}
+# The NodePort of a second, private registry (one behind a login) that
+# test/e2e-kube runs for its registry-login test; also pulled over HTTP.
+PRIVATE_REGISTRY_NODE_PORT=${AIM_PRIVATE_REGISTRY_NODE_PORT:-30501}
 
 # The network of the cluster. 10.96.0.0/12 and 10.244.0.0/16 are the
 # kubeadm defaults; they do not overlap Docker's 172.17/16 or its user

@@ -261,14 +261,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 EOF
 # The chart's in-cluster registry (registry.enabled, a NodePort) serves plain
 # HTTP; the node pulls from it at its NodePort on the node's address (node
-# ports are on the primary address only, see kube-proxy below).
-mkdir -p "$CONF/certs.d/$HOST_IP:$REGISTRY_NODE_PORT"
-cat >"$CONF/certs.d/$HOST_IP:$REGISTRY_NODE_PORT/hosts.toml" <<EOF
-server = "http://$HOST_IP:$REGISTRY_NODE_PORT"
+# ports are on the primary address only, see kube-proxy below). So does the
+# private registry test/e2e-kube runs behind a login, at a NodePort of its own.
+for port in "$REGISTRY_NODE_PORT" "$PRIVATE_REGISTRY_NODE_PORT"; do
+  mkdir -p "$CONF/certs.d/$HOST_IP:$port"
+  cat >"$CONF/certs.d/$HOST_IP:$port/hosts.toml" <<EOF
+server = "http://$HOST_IP:$port"
 
-[host."http://$HOST_IP:$REGISTRY_NODE_PORT"]
+[host."http://$HOST_IP:$port"]
   capabilities = ["pull", "resolve"]
 EOF
+done
 # bridge + host-local + portmap + firewall. The firewall plugin adds the
 # ACCEPT rules pod traffic needs past Docker's FORWARD policy of DROP.
 cat >"$CLUSTER_DIR/cni/net.d/10-aim.conflist" <<EOF

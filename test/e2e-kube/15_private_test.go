@@ -199,27 +199,36 @@ var secretLine = regexp.MustCompile(`(?m)^(aim_\S+)$`)
 
 func makeTokens(t *testing.T) tokens {
 	t.Helper()
-	create := func(args ...string) string {
-		t.Helper()
-		out, err := aim(append([]string{"token", "create"}, args...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := secretLine.FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("aim token create %s printed no secret:\n%s", strings.Join(args, " "), out)
-		}
-		return m[1]
-	}
 	for _, p := range []string{"acme", "beta"} {
-		if out, err := aim("provider", "add", p); err != nil {
-			t.Fatalf("aim provider add %s: %v\n%s", p, err, out)
-		}
+		addProvider(t, p)
 	}
 	return tokens{
-		visitor: create("--role", "visitor", "--email", "visitor@example.com", "--name", "e2e-visitor"),
-		eve:     create("--role", "visitor", "--email", "eve@example.com", "--name", "e2e-eve"),
-		acme:    create("--provider", "acme", "--name", "e2e-acme"),
-		beta:    create("--provider", "beta", "--name", "e2e-beta"),
+		visitor: createToken(t, "--role", "visitor", "--email", "visitor@example.com", "--name", "e2e-visitor"),
+		eve:     createToken(t, "--role", "visitor", "--email", "eve@example.com", "--name", "e2e-eve"),
+		acme:    createToken(t, "--provider", "acme", "--name", "e2e-acme"),
+		beta:    createToken(t, "--provider", "beta", "--name", "e2e-beta"),
 	}
+}
+
+// addProvider adds provider p (or keeps it as it is) with the CLI.
+func addProvider(t *testing.T, p string) {
+	t.Helper()
+	if out, err := aim("provider", "add", p); err != nil {
+		t.Fatalf("aim provider add %s: %v\n%s", p, err, out)
+	}
+}
+
+// createToken makes a token with `aim token create args...` as the admin
+// and returns its secret.
+func createToken(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := aim(append([]string{"token", "create"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := secretLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("aim token create %s printed no secret:\n%s", strings.Join(args, " "), out)
+	}
+	return m[1]
 }

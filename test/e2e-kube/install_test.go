@@ -86,6 +86,9 @@ func chartValues() ([]byte, error) {
 			"host":    registryHost,
 			"storage": map[string]any{"size": "5Gi"},
 		},
+		// Both registries at NodePorts serve plain HTTP: logins to them
+		// are tried over HTTP.
+		"registries": map[string]any{"insecure": []string{registryHost, privateRegistryHost}},
 		"builds": map[string]any{
 			"enabled":         true,
 			"mirrorDockerHub": true,

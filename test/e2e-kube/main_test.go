@@ -261,9 +261,15 @@ func kubectl(args ...string) (string, error) {
 	return sh(repo, nil, kubectlPath, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 }
 
-// aim runs the aim CLI against the in-cluster API.
+// aim runs the aim CLI against the in-cluster API as the admin.
 func aim(args ...string) (string, error) {
-	return sh(repo, []string{"AIM_SERVER=" + apiURL, "AIM_TOKEN=" + token, "XDG_CONFIG_HOME=" + os.TempDir()}, aimBin, args...)
+	return aimAs(token, "", args...)
+}
+
+// aimAs runs the aim CLI against the in-cluster API with token tok and
+// stdin.
+func aimAs(tok, stdin string, args ...string) (string, error) {
+	return shIn(repo, []string{"AIM_SERVER=" + apiURL, "AIM_TOKEN=" + tok, "XDG_CONFIG_HOME=" + os.TempDir()}, stdin, aimBin, args...)
 }
 
 // waitFor calls f every interval until it says done or d passes; f's

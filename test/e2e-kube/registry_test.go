@@ -29,8 +29,10 @@ const (
 )
 
 // registryHost is <node address>:<registryNodePort>, the chart's
-// registry.host (set by registryVolume).
-var registryHost string
+// registry.host; privateRegistryHost is <node address>:
+// <privateRegistryNodePort>, TestRegistryLogin's registry (both set by
+// registryVolume).
+var registryHost, privateRegistryHost string
 
 // baseImages are pushed to the registry, where builds find them: the
 // chart's builds.mirrorDockerHub resolves FROM aim-base/go:1.26 there.
@@ -50,6 +52,7 @@ func registryVolume() error {
 		for _, a := range n.Status.Addresses {
 			if a.Type == corev1.NodeInternalIP && registryHost == "" {
 				registryHost = fmt.Sprintf("%s:%d", a.Address, registryNodePort)
+				privateRegistryHost = fmt.Sprintf("%s:%d", a.Address, privateRegistryNodePort)
 			}
 		}
 	}
@@ -116,8 +119,7 @@ func pushBaseImages() error {
 }
 
 // pushImages logs this host's Docker in to the registry (with the
-// chart's generated password, in a Docker configuration of the test's
-// own) through a port-forward and pushes local images, returning their
+// chart's generated password) and pushes local images, returning their
 // names as the node pulls them.
 func pushImages(imgs ...string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -126,21 +128,39 @@ func pushImages(imgs ...string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the registry's password: %w", err)
 	}
+	return pushTo(pushTarget{namespace: ns, service: release + "-registry", forwardPort: registryForwardPort,
+		user: "aim", password: string(sec.Data["password"]), nodeHost: registryHost}, imgs...)
+}
+
+// pushTarget is a registry in the cluster that this host's Docker
+// pushes to through a port-forward to its Service's port 5000.
+type pushTarget struct {
+	namespace, service string
+	forwardPort        int
+	user, password     string
+	// nodeHost is the registry as the node pulls from it.
+	nodeHost string
+}
+
+// pushTo logs this host's Docker in to the registry of to (in a Docker
+// configuration of the test's own) through a port-forward and pushes
+// local images, returning their names as the node pulls them.
+func pushTo(to pushTarget, imgs ...string) ([]string, error) {
 	cfg, err := os.MkdirTemp("", "aim-e2e-kube-docker-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(cfg)
-	fwd := exec.Command(kubectlPath, "--kubeconfig", kubeconfig, "-n", ns, "port-forward",
-		"svc/"+release+"-registry", fmt.Sprintf("%d:5000", registryForwardPort))
+	fwd := exec.Command(kubectlPath, "--kubeconfig", kubeconfig, "-n", to.namespace, "port-forward",
+		"svc/"+to.service, fmt.Sprintf("%d:5000", to.forwardPort))
 	if err := fwd.Start(); err != nil {
 		return nil, err
 	}
 	defer func() { _ = fwd.Process.Kill(); _ = fwd.Wait() }()
-	local := fmt.Sprintf("127.0.0.1:%d", registryForwardPort)
+	local := fmt.Sprintf("127.0.0.1:%d", to.forwardPort)
 	env := []string{"DOCKER_CONFIG=" + cfg}
-	if err := waitFor(30*time.Second, 500*time.Millisecond, "the port-forward to the registry", func() (bool, error) {
-		_, err := shIn(repo, env, string(sec.Data["password"]), "docker", "login", "-u", "aim", "--password-stdin", local)
+	if err := waitFor(30*time.Second, 500*time.Millisecond, "the port-forward to "+to.service, func() (bool, error) {
+		_, err := shIn(repo, env, to.password, "docker", "login", "-u", to.user, "--password-stdin", local)
 		return err == nil, err
 	}); err != nil {
 		return nil, err
@@ -157,8 +177,8 @@ func pushImages(imgs ...string) ([]string, error) {
 		}
 		// The tag only served the push.
 		_, _ = sh(repo, env, "docker", "rmi", ref)
-		logf("pushed %s in %s", img, time.Since(start).Round(100*time.Millisecond))
-		out = append(out, registryHost+"/"+img)
+		logf("pushed %s to %s in %s", img, to.service, time.Since(start).Round(100*time.Millisecond))
+		out = append(out, to.nodeHost+"/"+img)
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/aimhub/aim/internal/registry"
 )
 
 // registryImage is the CNCF Distribution registry images/build.sh builds.
@@ -186,4 +189,37 @@ func TestPrivateRegistry(t *testing.T) {
 	if code, _ := a.Get("shop", "/"); code != 200 {
 		t.Errorf("the refused redeploy stopped the serving shop: %d", code)
 	}
+}
+
+// TestRegistryChecker: the check `aim registry login` makes on
+// Kubernetes before it keeps a login (registry.Checker, from the API's
+// pod), against the real registry behind htpasswd: the right password
+// passes, a wrong one is a refusal, and plain HTTP is used only for a
+// host named insecure.
+func TestRegistryChecker(t *testing.T) {
+	const user, password = "acme-bot", "pw-check-31d0e5"
+	host := privateRegistry(t, user, password)
+	ctx := context.Background()
+	insecure := &registry.Checker{Insecure: []string{host}}
+	var err error
+	// The registry may not listen yet: a few tries, one a second.
+	for range 20 {
+		if err = insecure.Check(ctx, registry.Login{Host: host, Username: user, Password: password}); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatalf("the right login: %v", err)
+	}
+	err = insecure.Check(ctx, registry.Login{Host: host, Username: user, Password: "wrong"})
+	if !errors.Is(err, registry.ErrUnauthorized) {
+		t.Errorf("a wrong password: %v, want a refusal", err)
+	}
+	t.Logf("a wrong password: %v", err)
+	err = (&registry.Checker{}).Check(ctx, registry.Login{Host: host, Username: user, Password: password})
+	if err == nil || errors.Is(err, registry.ErrUnauthorized) || !strings.Contains(err.Error(), "not sending a login in plain HTTP") {
+		t.Errorf("a host not named insecure: %v, want plain HTTP refused", err)
+	}
+	t.Logf("not named insecure: %v", err)
 }

@@ -41,6 +41,11 @@ const (
 	hostsKey          = "hosts.json"
 )
 
+// LoginChecker tries a registry login; *registry.Checker is one.
+type LoginChecker interface {
+	Check(ctx context.Context, l registry.Login) error
+}
+
 // keptLogin is one login in an owner's Secret.
 type keptLogin struct {
 	Username string    `json:"username"`
@@ -173,6 +178,13 @@ func (s *Solutions) LoginRegistry(ctx context.Context, owner, host, username str
 	h, err := registry.ParseHost(host)
 	if err != nil {
 		return nil, &solution.InputError{Msg: err.Error()}
+	}
+	if s.cfg.Logins != nil {
+		// From this pod, as `docker login` does from the engine on one
+		// host: a mistyped password is told now, not at a deploy.
+		if err := s.cfg.Logins.Check(ctx, registry.Login{Host: h, Username: username, Password: string(password)}); err != nil {
+			return nil, &solution.InputError{Msg: fmt.Sprintf("%v\nfix: check the user and the password (or token) for %s; nothing was kept", err, h)}
+		}
 	}
 	// The host is private before the login exists: never a moment when
 	// a pod pulls its images from a node's cache.

@@ -5,12 +5,14 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/aimhub/aim/api/v1alpha1"
+	"github.com/aimhub/aim/internal/registry"
 	"github.com/aimhub/aim/internal/solution"
 	"github.com/aimhub/aim/internal/spec"
 	"github.com/aimhub/aim/test/apiserver"
@@ -24,11 +26,22 @@ import (
 // pod too, so that no node cache gives it acme's image; after acme's
 // logout the host stays private.
 func TestClusterRegistryLogins(t *testing.T) {
-	s, err := New(apiserver.Start(t, "../../../deploy/helm/aim/crds"), Config{Namespace: "default"})
+	s, err := New(apiserver.Start(t, "../../../deploy/helm/aim/crds"), Config{Namespace: "default", Logins: refuseWrong{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	_, err = s.LoginRegistry(ctx, "acme", "registry.example.com:5000", "acme-bot", []byte("wrong"), "acme ci")
+	var ie *solution.InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "nothing was kept") {
+		t.Fatalf("a login the registry refuses: %v", err)
+	}
+	if l, err := s.RegistryLogins(ctx, "acme"); err != nil || len(l) != 0 {
+		t.Fatalf("the refused login was kept: %+v %v", l, err)
+	}
+	if hosts, _, err := s.privateHosts(ctx); err != nil || len(hosts) != 0 {
+		t.Fatalf("the refused login marked a host private: %v %v", hosts, err)
+	}
 	if _, err := s.LoginRegistry(ctx, "acme", "registry.example.com:5000", "acme-bot", []byte("s3cret"), "acme ci"); err != nil {
 		t.Fatal(err)
 	}
@@ -103,4 +116,14 @@ func TestClusterRegistryLogins(t *testing.T) {
 	if err := s.client.Get(ctx, s.key(v1alpha1.PullSecretName("shop")), &corev1.Secret{}); err == nil {
 		t.Error("after the logout the pull Secret is still there")
 	}
+}
+
+// refuseWrong is a registry that refuses the password "wrong" only.
+type refuseWrong struct{}
+
+func (refuseWrong) Check(_ context.Context, l registry.Login) error {
+	if l.Password == "wrong" {
+		return fmt.Errorf("registry %s refused the login: %w", l.Host, registry.ErrUnauthorized)
+	}
+	return nil
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// Builds, when set, builds the components that name build: in the
 	// cluster; nil refuses them.
 	Builds *BuildConfig
+	// Logins, when set, tries a registry login before it is kept; nil
+	// keeps logins untried.
+	Logins LoginChecker
 }
 
 // Solutions is the REST API's controller on Kubernetes: a deploy creates
