@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aimhub/aim/internal/registry/logincheck"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"github.com/aimhub/aim/internal/kube"
 	"github.com/aimhub/aim/internal/kube/backend"
 	"github.com/aimhub/aim/internal/metrics"
-	"github.com/aimhub/aim/internal/registry"
 )
 
 // KubeOptions find the cluster of `aim serve --runtime kubernetes`.
@@ -58,7 +58,7 @@ func runKubernetes(ctx context.Context, o Options) error {
 		WakeTimeout:  o.WakeTimeout,
 		Logger:       log,
 		Builds:       o.Kube.Builds,
-		Logins:       &registry.Checker{Insecure: o.Kube.InsecureRegistries},
+		Logins:       &logincheck.Checker{Insecure: o.Kube.InsecureRegistries},
 	})
 	if err != nil {
 		return err

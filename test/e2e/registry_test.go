@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/aimhub/aim/internal/registry/logincheck"
 	"net"
 	"os"
 	"os/exec"
@@ -192,7 +193,7 @@ func TestPrivateRegistry(t *testing.T) {
 }
 
 // TestRegistryChecker: the check `aim registry login` makes on
-// Kubernetes before it keeps a login (registry.Checker, from the API's
+// Kubernetes before it keeps a login (logincheck.Checker, from the API's
 // pod), against the real registry behind htpasswd: the right password
 // passes, a wrong one is a refusal, and plain HTTP is used only for a
 // host named insecure.
@@ -200,7 +201,7 @@ func TestRegistryChecker(t *testing.T) {
 	const user, password = "acme-bot", "pw-check-31d0e5"
 	host := privateRegistry(t, user, password)
 	ctx := context.Background()
-	insecure := &registry.Checker{Insecure: []string{host}}
+	insecure := &logincheck.Checker{Insecure: []string{host}}
 	var err error
 	// The registry may not listen yet: a few tries, one a second.
 	for range 20 {
@@ -217,7 +218,7 @@ func TestRegistryChecker(t *testing.T) {
 		t.Errorf("a wrong password: %v, want a refusal", err)
 	}
 	t.Logf("a wrong password: %v", err)
-	err = (&registry.Checker{}).Check(ctx, registry.Login{Host: host, Username: user, Password: password})
+	err = (&logincheck.Checker{}).Check(ctx, registry.Login{Host: host, Username: user, Password: password})
 	if err == nil || errors.Is(err, registry.ErrUnauthorized) || !strings.Contains(err.Error(), "not sending a login in plain HTTP") {
 		t.Errorf("a host not named insecure: %v, want plain HTTP refused", err)
 	}

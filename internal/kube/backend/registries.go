@@ -41,7 +41,7 @@ const (
 	hostsKey          = "hosts.json"
 )
 
-// LoginChecker tries a registry login; *registry.Checker is one.
+// LoginChecker tries a registry login; *logincheck.Checker is one.
 type LoginChecker interface {
 	Check(ctx context.Context, l registry.Login) error
 }

@@ -1,8 +1,9 @@
-package registry
+package logincheck
 
 import (
 	"context"
 	"errors"
+	"github.com/aimhub/aim/internal/registry"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -97,7 +98,7 @@ func TestCheckerLogins(t *testing.T) {
 			if tc.insecure {
 				c.Insecure = []string{host}
 			}
-			err := c.Check(context.Background(), Login{Host: host, Username: "user", Password: tc.password})
+			err := c.Check(context.Background(), registry.Login{Host: host, Username: "user", Password: tc.password})
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("a good login refused: %v", err)
@@ -107,7 +108,7 @@ func TestCheckerLogins(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), "secret detail") {
 				t.Errorf("the error carries the registry's body: %v", err)
 			}
-			if got := errors.Is(err, ErrUnauthorized); got != tc.refusal {
+			if got := errors.Is(err, registry.ErrUnauthorized); got != tc.refusal {
 				t.Errorf("errors.Is(ErrUnauthorized) = %v, want %v: %v", got, tc.refusal, err)
 			}
 			if n := tc.reg.authSeen.Load() + plainToken.authSeen.Load(); tc.noAuth && n != 0 {

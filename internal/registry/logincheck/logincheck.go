@@ -1,4 +1,8 @@
-package registry
+// Package logincheck tries a registry login before aim keeps it. It is
+// apart from package registry, which the API and the CLI import, because
+// go-containerregistry's authn links Docker's CLI configuration, which
+// only the runtimes may (test/repo's TestNoDockerAboveTheRuntimes).
+package logincheck
 
 import (
 	"context"
@@ -9,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aimhub/aim/internal/registry"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -23,7 +28,7 @@ import (
 // token realm or a redirect to http://) is refused before it is sent, so
 // a password never goes out in clear unless the operator said so.
 type Checker struct {
-	// Insecure are the hosts (as ParseHost gives them) whose registries
+	// Insecure are the hosts (as registry.ParseHost gives them) whose registries
 	// serve plain HTTP.
 	Insecure []string
 	// Transport; nil means a clone of http.DefaultTransport.
@@ -37,7 +42,7 @@ type Checker struct {
 // Neither carries what the registry answered beyond its status and
 // error codes: the host is the caller's to name, and what answers there
 // is not theirs to read.
-func (c *Checker) Check(ctx context.Context, l Login) error {
+func (c *Checker) Check(ctx context.Context, l registry.Login) error {
 	insecure := slices.Contains(c.Insecure, l.Host)
 	var opts []name.Option
 	if insecure {
@@ -96,7 +101,7 @@ func answered(host string, err error) error {
 		what += " (" + strings.Join(codes, ", ") + ")"
 	}
 	if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
-		return fmt.Errorf("registry %s refused the login: %s: %w", host, what, ErrUnauthorized)
+		return fmt.Errorf("registry %s refused the login: %s: %w", host, what, registry.ErrUnauthorized)
 	}
 	return fmt.Errorf("registry %s answered %s", host, what)
 }
