@@ -218,20 +218,25 @@ func main() {
 }
 `
 
+// probeVariant is part-comparer with a last build stage that runs the Go
+// program src (in directory name of the engine's context) as a RUN step.
+func probeVariant(t *testing.T, name, src string) string {
+	return variant(t, func(engine string) {
+		if err := os.MkdirAll(filepath.Join(engine, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(engine, name, "main.go"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		appendFile(t, filepath.Join(engine, "Dockerfile"), "\nFROM build AS "+name+"\nRUN cd "+name+" && go run main.go\n")
+	})
+}
+
 // TestBuildStepGetsNoAPIRights: a build step that calls the API server,
 // with and without any token it can find, gets 401 or 403.
 func TestBuildStepGetsNoAPIRights(t *testing.T) {
 	needPartComparer(t)
-	dir := variant(t, func(engine string) {
-		if err := os.MkdirAll(filepath.Join(engine, "probe"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(engine, "probe", "main.go"), []byte(apiProbe), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		appendFile(t, filepath.Join(engine, "Dockerfile"), "\nFROM build AS probe\nRUN cd probe && go run main.go\n")
-	})
-	out, err := aim("deploy", dir)
+	out, err := aim("deploy", probeVariant(t, "probe", apiProbe))
 	if err == nil {
 		t.Fatal("the probe's build succeeded")
 	}

@@ -4,8 +4,6 @@ package e2ekube
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -171,16 +169,7 @@ func TestBuildStepGetsNoRegistryCredential(t *testing.T) {
 		}
 	}
 	src := strings.Replace(credProbe, "GATES", strings.Join(gates, ", "), 1)
-	dir := variant(t, func(engine string) {
-		if err := os.MkdirAll(filepath.Join(engine, "credprobe"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(engine, "credprobe", "main.go"), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		appendFile(t, filepath.Join(engine, "Dockerfile"), "\nFROM build AS credprobe\nRUN cd credprobe && go run main.go\n")
-	})
-	out, err := aim("deploy", dir)
+	out, err := aim("deploy", probeVariant(t, "credprobe", src))
 	if err == nil {
 		t.Fatal("the probe's build succeeded")
 	}
