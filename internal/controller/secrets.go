@@ -129,4 +129,3 @@ func (c *Controller) restartFor(ctx context.Context, name, owner, key, by string
 	}
 	return &solution.SecretChange{Restarted: users}, nil
 }
-
